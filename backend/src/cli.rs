@@ -1,0 +1,212 @@
+//! The command line: `configure` mirrors `tpaexec configure` through the shared parser, and
+//! `check` reads a config.yml back. Both print every diagnostic and create nothing on error.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use m1studio_shared::cmdline::{self, Invocation};
+use m1studio_shared::{Diagnostic, Severity, config, configure, has_errors, link};
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Where the designer runs, for share links, unless `M1STUDIO_URL` says otherwise.
+const DEFAULT_DESIGNER_URL: &str = "http://127.0.0.1:8080/";
+
+#[derive(Parser)]
+#[command(
+    name = "m1studio",
+    version,
+    about = "Design, configure and run M1 PostgreSQL clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write DIR/config.yml for an M1 cluster (see `configure --architecture M1 --help`)
+    #[command(disable_help_flag = true)]
+    Configure {
+        /// The cluster directory and the options, as `tpaexec configure` takes them
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "DIR OPTIONS"
+        )]
+        args: Vec<String>,
+    },
+    /// Read DIR/config.yml (or a config file) and report every problem in it
+    Check {
+        /// The cluster directory, or the config.yml itself
+        path: PathBuf,
+    },
+}
+
+/// Runs the command line `args` (without the program name) and returns the exit code.
+pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(std::iter::once(OsString::from("m1studio")).chain(args)) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let outcome = match cli.command {
+        Command::Configure { args } => configure_command(&args),
+        Command::Check { path } => check_command(&path),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    let mut stderr = std::io::stderr().lock();
+    for d in diagnostics {
+        let _ = writeln!(stderr, "{d}");
+    }
+}
+
+fn summary(diagnostics: &[Diagnostic]) -> String {
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(count(Severity::Error), "error"),
+        plural(count(Severity::Warning), "warning")
+    )
+}
+
+fn configure_command(args: &[String]) -> Result<ExitCode> {
+    let mut read_file = |path: &str| std::fs::read_to_string(path).map_err(|e| e.to_string());
+    let (invocation, mut diagnostics) = cmdline::parse_args(args, &mut read_file);
+    if invocation.help {
+        print!("{}", cmdline::configure_help());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (configured, validation) = configure(&invocation.draft);
+    let dir_missing = invocation.dir.is_none();
+    diagnostics.extend(
+        validation
+            .into_iter()
+            .filter(|d| !(dir_missing && d.path == "cluster_name")),
+    );
+    let dir_problem = invocation
+        .dir
+        .as_deref()
+        .and_then(|dir| dir_problem(Path::new(dir), invocation.force));
+    let Some(configured) =
+        configured.filter(|_| !has_errors(&diagnostics) && dir_problem.is_none())
+    else {
+        print_diagnostics(&diagnostics);
+        if let Some(problem) = dir_problem {
+            eprintln!("error[cluster-dir] cluster_dir: {problem}");
+        }
+        eprintln!("nothing was written ({})", summary(&diagnostics));
+        return Ok(ExitCode::FAILURE);
+    };
+    print_diagnostics(&diagnostics);
+    let Invocation { dir, draft, .. } = invocation;
+    let dir = PathBuf::from(dir.unwrap_or_default());
+    write_config(&dir, &configured.config_yml)?;
+    let base = std::env::var("M1STUDIO_URL").unwrap_or_else(|_| DEFAULT_DESIGNER_URL.to_string());
+    println!(
+        "wrote {} ({} instances)",
+        dir.join("config.yml").display(),
+        configured.topology.instances.len()
+    );
+    for instance in &configured.topology.instances {
+        let roles: Vec<&str> = instance.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "  {:>2}  {:<12} {:<8} {}",
+            instance.node,
+            instance.name,
+            instance.location,
+            roles.join(", ")
+        );
+    }
+    println!("share: {}", link::url(&base, &draft));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why configure may not write into `dir`, if it may not.
+fn dir_problem(dir: &Path, force: bool) -> Option<String> {
+    if dir.exists() && !dir.is_dir() {
+        return Some(format!(
+            "{} exists and is not a directory: choose another path",
+            dir.display()
+        ));
+    }
+    let not_empty = std::fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    (not_empty && !force).then(|| {
+        format!(
+            "{} exists and is not empty: choose a new directory, or add --force to overwrite its config.yml",
+            dir.display()
+        )
+    })
+}
+
+/// Writes config.yml whole or not at all: into a temporary file beside it, then renamed.
+fn write_config(dir: &Path, text: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    let target = dir.join("config.yml");
+    let partial = dir.join(".config.yml.partial");
+    std::fs::write(&partial, text)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &target)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    Ok(())
+}
+
+fn check_command(path: &Path) -> Result<ExitCode> {
+    let file = if path.is_dir() {
+        path.join("config.yml")
+    } else {
+        path.to_path_buf()
+    };
+    if !file.exists() {
+        bail!(
+            "{} does not exist: give a cluster directory that holds a config.yml",
+            file.display()
+        );
+    }
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let (draft, diagnostics) = config::read(&text);
+    print_diagnostics(&diagnostics);
+    match draft {
+        Some(draft) if !has_errors(&diagnostics) => {
+            println!(
+                "{} is a valid M1 configuration ({})",
+                file.display(),
+                summary(&diagnostics)
+            );
+            println!(
+                "same as: {}",
+                cmdline::command_line(cmdline::Program::M1studio, &draft.cluster_name, &draft)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprintln!(
+                "{} has problems ({})",
+                file.display(),
+                summary(&diagnostics)
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Host names: the default names given to nodes in order, the DNS-label rule, and the
+//! `--hostnames-from` file format (one name a line, optionally followed by an address; `#` starts a comment).
+
+/// The default host names, given to nodes 1, 2, 3 … in order. Never reorder or edit this list:
+/// links and configurations made earlier depend on it.
+pub const DEFAULT_HOSTNAMES: &[&str] = &[
+    "kestrel", "quartz", "uplift", "karma", "quarry", "unison", "kingdom", "quiver", "upland",
+    "kindle", "quill", "umber", "kelvin", "quest", "uproar", "keystone", "quorum", "utopia",
+    "kernel", "quasar", "unity", "kettle", "quaver", "upbeat", "kiosk", "quince", "urchin", "kiwi",
+    "quokka", "usher", "knack", "quota", "utmost", "koala", "quirk", "uranium", "kudos", "quench",
+    "unicorn", "kayak", "quail", "upstart", "kimono", "queen", "ursa", "kinship", "quiet",
+    "uptown",
+];
+
+/// The host name of node `node` (numbered from 1) when no names were given.
+pub fn default_hostname(node: u32) -> String {
+    let index = (node as usize).saturating_sub(1);
+    match DEFAULT_HOSTNAMES.get(index) {
+        Some(name) => (*name).to_string(),
+        None => format!("node{node}"),
+    }
+}
+
+/// Why `name` is not a valid DNS label, if it isn't.
+pub fn dns_label_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.len() > 63 {
+        return Some("is longer than 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Some("may only contain lowercase letters, digits and '-'");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Some("may not start or end with '-'");
+    }
+    None
+}
+
+/// The host names listed in the text of a `--hostnames-from` file.
+pub fn parse_hostnames_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or_default().trim())
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_hostnames_are_unique_valid_labels() {
+        let mut seen = std::collections::BTreeSet::new();
+        for name in DEFAULT_HOSTNAMES {
+            assert_eq!(dns_label_problem(name), None, "{name}");
+            assert!(seen.insert(*name), "{name} twice");
+        }
+        let most = crate::spec::MAX_CASCADED_REPLICAS as usize + 8;
+        assert!(DEFAULT_HOSTNAMES.len() >= most);
+    }
+
+    #[test]
+    fn hostnames_file_skips_comments_blanks_and_addresses() {
+        let text = "# hosts\nalpha 10.0.0.1\n\n  beta  # second\ngamma\n";
+        assert_eq!(parse_hostnames_file(text), ["alpha", "beta", "gamma"]);
+    }
+
+    #[test]
+    fn dns_label_problems_are_named() {
+        let check = |name: &str, expected: Option<&str>| {
+            assert_eq!(dns_label_problem(name), expected, "{name:?}");
+        };
+        check("m1", None);
+        check("", Some("is empty"));
+        check(
+            "M1",
+            Some("may only contain lowercase letters, digits and '-'"),
+        );
+        check(
+            "a_b",
+            Some("may only contain lowercase letters, digits and '-'"),
+        );
+        check("-a", Some("may not start or end with '-'"));
+        check(&"a".repeat(64), Some("is longer than 63 characters"));
+    }
+}

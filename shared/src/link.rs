@@ -1,0 +1,234 @@
+//! Share links: a draft encoded as a short, readable, versioned query (`v=1&pg=15&fm=repmgr&n=3`),
+//! with defaults left out and never a secret. Decoding never panics: whatever cannot be used is
+//! ignored and named in a diagnostic, so a tampered link still opens.
+
+use crate::diag::{Code, Diagnostic};
+use crate::spec::{Draft, Flavour};
+
+/// The version this build writes. Every earlier version must keep decoding.
+pub const LINK_VERSION: u32 = 1;
+/// The longest link text decoded.
+pub const MAX_LINK_LEN: usize = 8192;
+/// The longest value of one parameter.
+const MAX_VALUE_LEN: usize = 256;
+
+/// Encodes `draft` as link text, without a leading `?` or `#`.
+pub fn encode(draft: &Draft) -> String {
+    let draft = draft.normalized();
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    out.append_pair("v", &LINK_VERSION.to_string());
+    if !draft.cluster_name.is_empty() {
+        out.append_pair("name", &draft.cluster_name);
+    }
+    if draft.architecture.as_deref() != Some(crate::spec::ARCHITECTURE) {
+        out.append_pair("arch", draft.architecture.as_deref().unwrap_or(""));
+    }
+    let short = match draft.postgres_flavour.as_deref().and_then(Flavour::parse) {
+        Some(Flavour::Postgresql) => Some("pg"),
+        Some(Flavour::Epas) => Some("epas"),
+        Some(Flavour::Pgextended) => Some("pge"),
+        None => None,
+    };
+    match (short, &draft.postgres_version) {
+        (Some(key), Some(version)) => {
+            out.append_pair(key, version);
+        }
+        (_, version) => {
+            if let Some(flavour) = &draft.postgres_flavour {
+                out.append_pair("flavour", flavour);
+            }
+            if let Some(version) = version {
+                out.append_pair("version", version);
+            }
+        }
+    }
+    let pairs = [
+        ("fm", &draft.failover_manager),
+        ("platform", &draft.platform),
+        ("region", &draft.region),
+        ("type", &draft.instance_type),
+        ("os", &draft.distribution),
+        ("osv", &draft.os_version),
+        ("n", &draft.num_cascaded_replicas),
+    ];
+    for (key, value) in pairs {
+        if let Some(value) = value {
+            out.append_pair(key, value);
+        }
+    }
+    if draft.enable_haproxy {
+        out.append_pair("haproxy", "1");
+    }
+    if let Some(dcs) = &draft.patroni_dcs {
+        out.append_pair("dcs", dcs);
+    }
+    if let Some(redwood) = draft.redwood {
+        out.append_pair("redwood", if redwood { "1" } else { "0" });
+    }
+    for name in draft.location_names.iter().flatten() {
+        out.append_pair("loc", name);
+    }
+    if draft.location_names.as_ref().is_some_and(Vec::is_empty) {
+        out.append_pair("loc", "");
+    }
+    if let Some(owner) = &draft.owner {
+        out.append_pair("owner", owner);
+    }
+    if let Some(network) = &draft.network {
+        out.append_pair("net", network);
+    }
+    for host in draft.hostnames.iter().flatten() {
+        out.append_pair("host", host);
+    }
+    out.finish()
+}
+
+/// The full share URL for `draft` under `base` (the designer's address). The design goes in the
+/// fragment, so it never reaches a server's logs.
+pub fn url(base: &str, draft: &Draft) -> String {
+    format!("{}#{}", base.trim_end_matches('#'), encode(draft))
+}
+
+/// Decodes link text (with or without a leading `?` or `#`, or a whole URL) into a draft. Every
+/// parameter that cannot be used is named in a warning; a link of an unknown version is an error.
+pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
+    let mut out = Vec::new();
+    let mut draft = Draft {
+        architecture: Some(crate::spec::ARCHITECTURE.to_string()),
+        ..Draft::default()
+    };
+    if text.len() > MAX_LINK_LEN {
+        out.push(Diagnostic::error(
+            "link",
+            Code::LinkTooLong,
+            format!("the link is {} characters long, more than the {MAX_LINK_LEN} a design needs: it was ignored; ask for a new link", text.len()),
+        ));
+        return (draft, out);
+    }
+    let query = match text.find('#').or_else(|| text.find('?')) {
+        Some(at) => &text[at + 1..],
+        None => text,
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut locations: Vec<String> = Vec::new();
+    let mut hosts: Vec<String> = Vec::new();
+    let mut version_seen = false;
+    let ignored = |out: &mut Vec<Diagnostic>, key: &str, why: String| {
+        out.push(Diagnostic::warning(
+            format!("link.{key}"),
+            Code::LinkParameterIgnored,
+            format!("the link's {key} was ignored: {why}"),
+        ));
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let (key, value) = (key.into_owned(), value.into_owned());
+        if key.is_empty() && value.is_empty() {
+            continue;
+        }
+        if value.chars().count() > MAX_VALUE_LEN {
+            ignored(
+                &mut out,
+                &key,
+                format!("its value is longer than {MAX_VALUE_LEN} characters"),
+            );
+            continue;
+        }
+        if !matches!(key.as_str(), "loc" | "host") {
+            if seen.contains(&key) {
+                ignored(
+                    &mut out,
+                    &key,
+                    "it appears more than once; the first one was kept".into(),
+                );
+                continue;
+            }
+            seen.push(key.clone());
+        }
+        let flag = |value: &str| match value {
+            "1" | "true" | "on" => Some(true),
+            "0" | "false" | "off" => Some(false),
+            _ => None,
+        };
+        match key.as_str() {
+            "v" => {
+                version_seen = true;
+                if value.parse::<u32>().ok() != Some(LINK_VERSION) {
+                    out.push(Diagnostic::error(
+                        "link.v",
+                        Code::LinkVersionUnsupported,
+                        format!("this link has version '{value}', which this m1studio cannot read (it reads version {LINK_VERSION}): open it with the m1studio that made it, or ask for a new link"),
+                    ));
+                    return (draft, out);
+                }
+            }
+            "name" => draft.cluster_name = value,
+            "arch" => draft.architecture = Some(value),
+            "pg" | "epas" | "pge" => {
+                if draft.postgres_flavour.is_some() {
+                    ignored(
+                        &mut out,
+                        &key,
+                        "the link names more than one Postgres flavour; the first one was kept"
+                            .into(),
+                    );
+                    continue;
+                }
+                let flavour = match key.as_str() {
+                    "pg" => Flavour::Postgresql,
+                    "epas" => Flavour::Epas,
+                    _ => Flavour::Pgextended,
+                };
+                draft.postgres_flavour = Some(flavour.as_str().into());
+                draft.postgres_version = Some(value);
+            }
+            "flavour" if draft.postgres_flavour.is_none() => draft.postgres_flavour = Some(value),
+            "version" if draft.postgres_version.is_none() => draft.postgres_version = Some(value),
+            "flavour" | "version" => {
+                ignored(
+                    &mut out,
+                    &key,
+                    "the link names more than one Postgres flavour; the first one was kept".into(),
+                );
+            }
+            "fm" => draft.failover_manager = Some(value),
+            "platform" => draft.platform = Some(value),
+            "region" => draft.region = Some(value),
+            "type" => draft.instance_type = Some(value),
+            "os" => draft.distribution = Some(value),
+            "osv" => draft.os_version = Some(value),
+            "n" => draft.num_cascaded_replicas = Some(value),
+            "dcs" => draft.patroni_dcs = Some(value),
+            "owner" => draft.owner = Some(value),
+            "net" => draft.network = Some(value),
+            "haproxy" | "redwood" => match flag(&value) {
+                Some(on) if key == "haproxy" => draft.enable_haproxy = on,
+                Some(on) => draft.redwood = Some(on),
+                None => ignored(&mut out, &key, format!("'{value}' is not 1 or 0")),
+            },
+            "loc" => locations.push(value),
+            "host" => hosts.push(value),
+            _ => out.push(Diagnostic::warning(
+                format!("link.{key}"),
+                Code::LinkParameterUnknown,
+                format!(
+                    "the link's parameter '{key}' is not one this m1studio knows, and was ignored"
+                ),
+            )),
+        }
+    }
+    if !version_seen && !query.trim().is_empty() {
+        out.push(Diagnostic::warning(
+            "link.v",
+            Code::LinkVersionMissing,
+            format!("the link has no version (v=…); it was read as version {LINK_VERSION}"),
+        ));
+    }
+    if !locations.is_empty() {
+        let locations: Vec<String> = locations.into_iter().filter(|l| !l.is_empty()).collect();
+        draft.location_names = Some(locations);
+    }
+    if !hosts.is_empty() {
+        draft.hostnames = Some(hosts);
+    }
+    (draft, out)
+}

@@ -1,0 +1,485 @@
+//! The spec: a [`Draft`] holds what the user typed, unchecked; a [`Design`] is a draft that
+//! passed validation, with every default filled in. Only designs reach the topology and the renderers.
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// The only architecture this model implements.
+pub const ARCHITECTURE: &str = "M1";
+/// The highest number of cascaded replicas a design may have.
+pub const MAX_CASCADED_REPLICAS: u32 = 32;
+/// The default number of cascaded replicas (TPA's).
+pub const DEFAULT_CASCADED_REPLICAS: u32 = 1;
+/// The default AWS region (TPA's).
+pub const DEFAULT_REGION: &str = "eu-west-1";
+/// The default AWS instance type (TPA's).
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
+/// The default address range of the cluster's network (TPA's).
+pub const DEFAULT_NETWORK: &str = "10.33.0.0/16";
+/// The default names of the two locations.
+pub const DEFAULT_LOCATIONS: [&str; 2] = ["main", "dr"];
+/// The lowest and highest Postgres major versions accepted.
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 11..=18;
+/// Major versions past their community end of life, with the month it ended.
+pub const END_OF_LIFE: &[(u32, &str)] = &[
+    (11, "November 2023"),
+    (12, "November 2024"),
+    (13, "November 2025"),
+    (14, "November 2026"),
+];
+
+/// What the user asked for, exactly as given. Every field may be missing or wrong;
+/// [`crate::validate`] says what is wrong with it. `None` means "the default".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Draft {
+    /// The cluster's name: the last path component of the cluster directory.
+    pub cluster_name: String,
+    /// `--architecture`; must be M1.
+    pub architecture: Option<String>,
+    /// `--postgres-flavour` (set by `--postgresql`, `--edb-postgres-advanced` …).
+    pub postgres_flavour: Option<String>,
+    /// `--postgres-version`.
+    pub postgres_version: Option<String>,
+    /// `--failover-manager` (set by `--enable-*` too).
+    pub failover_manager: Option<String>,
+    /// `--platform`; aws when missing.
+    pub platform: Option<String>,
+    /// `--region`; aws only.
+    pub region: Option<String>,
+    /// `--instance-type`; aws only.
+    pub instance_type: Option<String>,
+    /// `--distribution` (alias `--os`).
+    pub distribution: Option<String>,
+    /// `--os-version`.
+    pub os_version: Option<String>,
+    /// `--num-cascaded-replicas`, as typed.
+    pub num_cascaded_replicas: Option<String>,
+    /// `--enable-haproxy`.
+    pub enable_haproxy: bool,
+    /// `--patroni-dcs`.
+    pub patroni_dcs: Option<String>,
+    /// `--redwood` (true) or `--no-redwood` (false).
+    pub redwood: Option<bool>,
+    /// `--location-names A B`.
+    pub location_names: Option<Vec<String>>,
+    /// `--owner`.
+    pub owner: Option<String>,
+    /// `--network CIDR`.
+    pub network: Option<String>,
+    /// Host names, in node order, from `--hostnames-from FILE`.
+    pub hostnames: Option<Vec<String>>,
+}
+
+impl Draft {
+    /// The design a new user starts from in the designer: PostgreSQL 15 with repmgr on Docker,
+    /// with every other option at TPA's default.
+    pub fn starter() -> Draft {
+        Draft {
+            cluster_name: "m1".into(),
+            architecture: Some(ARCHITECTURE.into()),
+            postgres_flavour: Some(Flavour::Postgresql.as_str().into()),
+            postgres_version: Some("15".into()),
+            failover_manager: Some(FailoverManager::Repmgr.as_str().into()),
+            platform: Some(Platform::Docker.as_str().into()),
+            ..Draft::default()
+        }
+    }
+
+    /// The same draft with every value that equals its default removed, so that two drafts that
+    /// mean the same design compare equal.
+    pub fn normalized(&self) -> Draft {
+        fn drop_if(value: &Option<String>, default: &str) -> Option<String> {
+            value.clone().filter(|v| v != default)
+        }
+        Draft {
+            cluster_name: self.cluster_name.clone(),
+            architecture: self.architecture.clone(),
+            postgres_flavour: self.postgres_flavour.clone(),
+            postgres_version: self.postgres_version.clone(),
+            failover_manager: self.failover_manager.clone(),
+            platform: drop_if(&self.platform, Platform::Aws.as_str()),
+            region: drop_if(&self.region, DEFAULT_REGION),
+            instance_type: drop_if(&self.instance_type, DEFAULT_INSTANCE_TYPE),
+            distribution: self.distribution.clone(),
+            os_version: self.os_version.clone(),
+            num_cascaded_replicas: drop_if(
+                &self.num_cascaded_replicas,
+                &DEFAULT_CASCADED_REPLICAS.to_string(),
+            ),
+            enable_haproxy: self.enable_haproxy,
+            patroni_dcs: self.patroni_dcs.clone(),
+            redwood: self.redwood,
+            location_names: self
+                .location_names
+                .clone()
+                .filter(|names| names.iter().map(String::as_str).ne(DEFAULT_LOCATIONS)),
+            owner: self.owner.clone(),
+            network: drop_if(&self.network, DEFAULT_NETWORK),
+            hostnames: self.hostnames.clone(),
+        }
+    }
+}
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($(#[$vmeta])* $variant,)* }
+
+        impl $name {
+            /// Every value, in the order the UI lists them.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The value as TPA writes it.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+
+            /// The value TPA writes as `text`.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)* _ => None }
+            }
+
+            /// The accepted values, for messages: `a, b or c`.
+            pub fn choices() -> String {
+                crate::spec::or_list(&[$($text,)*])
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// The Postgres flavour.
+    Flavour {
+        /// PostgreSQL, the community server.
+        Postgresql => "postgresql",
+        /// EDB Postgres Advanced Server.
+        Epas => "epas",
+        /// EDB Postgres Extended.
+        Pgextended => "pgextended",
+    }
+);
+
+impl Flavour {
+    /// The flavour named by `--postgres-flavour`, accepting TPA's aliases.
+    pub fn parse_alias(text: &str) -> Option<Flavour> {
+        match text.to_ascii_lowercase().as_str() {
+            "postgresql" | "postgres" => Some(Flavour::Postgresql),
+            "epas" | "edb-postgres-advanced" => Some(Flavour::Epas),
+            "pgextended" | "edbpge" | "edb-postgres-extended" => Some(Flavour::Pgextended),
+            _ => None,
+        }
+    }
+
+    /// The product's full name.
+    pub fn title(self) -> &'static str {
+        match self {
+            Flavour::Postgresql => "PostgreSQL",
+            Flavour::Epas => "EDB Postgres Advanced Server",
+            Flavour::Pgextended => "EDB Postgres Extended",
+        }
+    }
+
+    /// Whether the flavour needs an EDB subscription.
+    pub fn is_edb(self) -> bool {
+        self != Flavour::Postgresql
+    }
+}
+
+named_enum!(
+    /// The failover manager.
+    FailoverManager {
+        /// EDB Failover Manager.
+        Efm => "efm",
+        /// repmgr.
+        Repmgr => "repmgr",
+        /// Patroni, with etcd as its DCS.
+        Patroni => "patroni",
+    }
+);
+
+impl FailoverManager {
+    /// Whether a witness on the Barman node may be needed (Patroni's quorum is etcd's).
+    pub fn uses_witness(self) -> bool {
+        self != FailoverManager::Patroni
+    }
+
+    /// The product's name.
+    pub fn title(self) -> &'static str {
+        match self {
+            FailoverManager::Efm => "EFM",
+            FailoverManager::Repmgr => "repmgr",
+            FailoverManager::Patroni => "Patroni",
+        }
+    }
+}
+
+named_enum!(
+    /// Where the cluster's instances run.
+    Platform {
+        /// Amazon EC2 instances.
+        Aws => "aws",
+        /// Containers on a Docker engine.
+        Docker => "docker",
+        /// Existing hosts reached over SSH.
+        Bare => "bare",
+    }
+);
+
+named_enum!(
+    /// The distributed configuration store for Patroni.
+    Dcs {
+        /// etcd, the only choice.
+        Etcd => "etcd",
+    }
+);
+
+/// An operating system, with the versions each platform can provide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distribution {
+    /// The name as `--distribution` takes it.
+    pub name: &'static str,
+    /// The versions on aws and bare hosts.
+    pub versions: &'static [&'static str],
+    /// The versions the docker platform builds images of (none: not on docker).
+    pub docker_versions: &'static [&'static str],
+    /// The AMI owner on aws.
+    pub ami_owner: &'static str,
+}
+
+/// The default distribution and version on every platform.
+pub const DEFAULT_DISTRIBUTION: (&str, &str) = ("Debian", "12");
+
+/// The distributions the model knows.
+pub const DISTRIBUTIONS: &[Distribution] = &[
+    Distribution {
+        name: "Debian",
+        versions: &["11", "12", "13"],
+        docker_versions: &["11", "12", "13"],
+        ami_owner: "136693071363",
+    },
+    Distribution {
+        name: "Ubuntu",
+        versions: &["20.04", "22.04", "24.04"],
+        docker_versions: &[],
+        ami_owner: "099720109477",
+    },
+    Distribution {
+        name: "RedHat",
+        versions: &["8", "9"],
+        docker_versions: &[],
+        ami_owner: "309956199498",
+    },
+    Distribution {
+        name: "Rocky",
+        versions: &["8", "9"],
+        docker_versions: &[],
+        ami_owner: "792107900819",
+    },
+    Distribution {
+        name: "AlmaLinux",
+        versions: &["8", "9"],
+        docker_versions: &[],
+        ami_owner: "764336703387",
+    },
+    Distribution {
+        name: "SLES",
+        versions: &["15"],
+        docker_versions: &[],
+        ami_owner: "013907871322",
+    },
+];
+
+impl Distribution {
+    /// The distribution named `name`, ignoring case.
+    pub fn find(name: &str) -> Option<&'static Distribution> {
+        DISTRIBUTIONS
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The versions `platform` can provide.
+    pub fn versions_on(&self, platform: Platform) -> &'static [&'static str] {
+        match platform {
+            Platform::Docker => self.docker_versions,
+            Platform::Aws | Platform::Bare => self.versions,
+        }
+    }
+}
+
+/// The AWS regions `--region` accepts.
+pub const AWS_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Where the instances run, with the options that only apply there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformSpec {
+    /// Amazon EC2.
+    Aws {
+        /// The region.
+        region: String,
+        /// The instance type.
+        instance_type: String,
+    },
+    /// A Docker engine.
+    Docker,
+    /// Existing hosts.
+    Bare,
+}
+
+impl PlatformSpec {
+    /// The platform without its options.
+    pub fn platform(&self) -> Platform {
+        match self {
+            PlatformSpec::Aws { .. } => Platform::Aws,
+            PlatformSpec::Docker => Platform::Docker,
+            PlatformSpec::Bare => Platform::Bare,
+        }
+    }
+}
+
+/// A checked design: every value valid, every default filled in.
+/// Only [`crate::validate`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Design {
+    pub(crate) cluster_name: String,
+    pub(crate) flavour: Flavour,
+    pub(crate) version: u32,
+    pub(crate) failover: FailoverManager,
+    pub(crate) platform: PlatformSpec,
+    pub(crate) distribution: &'static Distribution,
+    pub(crate) os_version: String,
+    pub(crate) cascaded_replicas: u32,
+    pub(crate) haproxy: bool,
+    pub(crate) redwood: Option<bool>,
+    pub(crate) locations: [String; 2],
+    pub(crate) owner: Option<String>,
+    pub(crate) network: Option<Ipv4Net>,
+    pub(crate) hostnames: Option<Vec<String>>,
+}
+
+impl Design {
+    /// The cluster's name.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
+    }
+    /// The Postgres flavour.
+    pub fn flavour(&self) -> Flavour {
+        self.flavour
+    }
+    /// The Postgres major version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// The failover manager.
+    pub fn failover(&self) -> FailoverManager {
+        self.failover
+    }
+    /// The platform and its options.
+    pub fn platform(&self) -> &PlatformSpec {
+        &self.platform
+    }
+    /// The operating system.
+    pub fn distribution(&self) -> &'static Distribution {
+        self.distribution
+    }
+    /// The operating system's version.
+    pub fn os_version(&self) -> &str {
+        &self.os_version
+    }
+    /// How many replicas cascade from the first replica.
+    pub fn cascaded_replicas(&self) -> u32 {
+        self.cascaded_replicas
+    }
+    /// Whether two HAProxy nodes are added.
+    pub fn haproxy(&self) -> bool {
+        self.haproxy
+    }
+    /// EPAS's Redwood compatibility mode (EPAS only).
+    pub fn redwood(&self) -> Option<bool> {
+        self.redwood
+    }
+    /// The two locations: the primary's, then the disaster-recovery one.
+    pub fn locations(&self) -> &[String; 2] {
+        &self.locations
+    }
+    /// The owner tag.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+    /// The cluster's address range (none on bare hosts).
+    pub fn network(&self) -> Option<Ipv4Net> {
+        self.network
+    }
+    /// Explicit host names, if given.
+    pub fn hostnames(&self) -> Option<&[String]> {
+        self.hostnames.as_deref()
+    }
+    /// How many Postgres nodes (primary, replica, cascaded replicas) the design has.
+    pub fn postgres_nodes(&self) -> u32 {
+        2 + self.cascaded_replicas
+    }
+    /// Whether the Barman node is also a witness: an even number of Postgres nodes
+    /// with a failover manager that votes through its nodes.
+    pub fn witness(&self) -> bool {
+        self.failover.uses_witness() && self.postgres_nodes().is_multiple_of(2)
+    }
+    /// Whether the design uses EDB subscription software.
+    pub fn needs_edb_subscription(&self) -> bool {
+        self.flavour.is_edb() || self.failover == FailoverManager::Efm
+    }
+    /// How many instances the design has.
+    pub fn instance_count(&self) -> u32 {
+        let etcd = if self.failover == FailoverManager::Patroni {
+            3
+        } else {
+            0
+        };
+        let haproxy = if self.haproxy { 2 } else { 0 };
+        self.postgres_nodes() + 1 + etcd + haproxy
+    }
+}
+
+/// `a, b or c`, for messages.
+pub(crate) fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
