@@ -600,6 +600,11 @@ pub fn parse_args<S: AsRef<str>>(
                 Code::OptionUnknown,
                 format!("unknown option {name}: {hint}see m1studio configure --architecture M1 --help for every option"),
             ));
+            // Its value, if it has one, is not a second cluster directory.
+            if inline.is_none() && parser.inv.dir.is_some() && i < args.len() && !is_option(args[i])
+            {
+                i += 1;
+            }
             continue;
         };
         let by = option.names[0];
@@ -616,7 +621,7 @@ pub fn parse_args<S: AsRef<str>>(
             (None, None) => {}
             (Some(_), Some(value)) => values.push(value),
             (Some(_), None) if option.opt == Opt::LocationNames => {
-                while i < args.len() && !is_option(args[i]) && values.len() < 2 {
+                while i < args.len() && !is_option(args[i]) {
                     values.push(args[i].to_string());
                     i += 1;
                 }

@@ -87,11 +87,22 @@ impl Draft {
     }
 
     /// The same draft with every value that equals its default removed, so that two drafts that
-    /// mean the same design compare equal.
+    /// mean the same design compare equal. A default is only removed where its option applies,
+    /// so that normalizing never turns an invalid draft into a valid one.
     pub fn normalized(&self) -> Draft {
-        fn drop_if(value: &Option<String>, default: &str) -> Option<String> {
+        let aws = matches!(self.platform.as_deref(), None | Some("aws"));
+        let bare = self.platform.as_deref() == Some("bare");
+        let patroni = self.failover_manager.as_deref() == Some("patroni");
+        let drop_if = |value: &Option<String>, default: &str| -> Option<String> {
             value.clone().filter(|v| v != default)
-        }
+        };
+        let drop_where = |applies: bool, value: &Option<String>, default: &str| {
+            if applies {
+                drop_if(value, default)
+            } else {
+                value.clone()
+            }
+        };
         Draft {
             cluster_name: self.cluster_name.clone(),
             architecture: self.architecture.clone(),
@@ -99,23 +110,30 @@ impl Draft {
             postgres_version: self.postgres_version.clone(),
             failover_manager: self.failover_manager.clone(),
             platform: drop_if(&self.platform, Platform::Aws.as_str()),
-            region: drop_if(&self.region, DEFAULT_REGION),
-            instance_type: drop_if(&self.instance_type, DEFAULT_INSTANCE_TYPE),
-            distribution: self.distribution.clone(),
-            os_version: self.os_version.clone(),
+            region: drop_where(aws, &self.region, DEFAULT_REGION),
+            instance_type: drop_where(aws, &self.instance_type, DEFAULT_INSTANCE_TYPE),
+            distribution: drop_if(&self.distribution, DEFAULT_DISTRIBUTION.0),
+            os_version: drop_if(
+                &self.os_version,
+                default_os_version(
+                    self.distribution
+                        .as_deref()
+                        .unwrap_or(DEFAULT_DISTRIBUTION.0),
+                ),
+            ),
             num_cascaded_replicas: drop_if(
                 &self.num_cascaded_replicas,
                 &DEFAULT_CASCADED_REPLICAS.to_string(),
             ),
             enable_haproxy: self.enable_haproxy,
-            patroni_dcs: self.patroni_dcs.clone(),
+            patroni_dcs: drop_where(patroni, &self.patroni_dcs, "etcd"),
             redwood: self.redwood,
             location_names: self
                 .location_names
                 .clone()
                 .filter(|names| names.iter().map(String::as_str).ne(DEFAULT_LOCATIONS)),
             owner: self.owner.clone(),
-            network: drop_if(&self.network, DEFAULT_NETWORK),
+            network: drop_where(!bare, &self.network, DEFAULT_NETWORK),
             hostnames: self.hostnames.clone(),
         }
     }
@@ -306,6 +324,16 @@ impl Distribution {
             Platform::Docker => self.docker_versions,
             Platform::Aws | Platform::Bare => self.versions,
         }
+    }
+}
+
+/// The version of `distribution` used when `--os-version` is left out: Debian 12, or the newest
+/// version of any other distribution.
+pub fn default_os_version(distribution: &str) -> &'static str {
+    match Distribution::find(distribution) {
+        Some(d) if d.name == DEFAULT_DISTRIBUTION.0 => DEFAULT_DISTRIBUTION.1,
+        Some(d) => d.versions.last().copied().unwrap_or_default(),
+        None => "",
     }
 }
 

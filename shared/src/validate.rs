@@ -8,7 +8,7 @@ use crate::spec::{
     AWS_REGIONS, DEFAULT_CASCADED_REPLICAS, DEFAULT_DISTRIBUTION, DEFAULT_INSTANCE_TYPE,
     DEFAULT_LOCATIONS, DEFAULT_NETWORK, DEFAULT_REGION, DISTRIBUTIONS, Dcs, Design, Distribution,
     Draft, END_OF_LIFE, FailoverManager, Flavour, MAX_CASCADED_REPLICAS, Platform, PlatformSpec,
-    VERSIONS, or_list,
+    VERSIONS, default_os_version, or_list,
 };
 use ipnet::Ipv4Net;
 
@@ -420,12 +420,10 @@ impl Checker<'_> {
             );
             return (None, None);
         }
-        let default_version = if distribution.name == DEFAULT_DISTRIBUTION.0 {
-            DEFAULT_DISTRIBUTION.1
-        } else {
-            versions.last().copied().unwrap_or_default()
-        };
-        let version = draft.os_version.as_deref().unwrap_or(default_version);
+        let version = draft
+            .os_version
+            .as_deref()
+            .unwrap_or(default_os_version(distribution.name));
         if !versions.contains(&version) {
             self.error(
                 "os_version",

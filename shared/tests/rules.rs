@@ -1,0 +1,566 @@
+//! Every rule of the M1 architecture, one row each: a command line, and exactly the errors and
+//! warnings (or explanations) it must produce.
+
+mod common;
+
+use common::{diagnostics, summary};
+use m1studio_shared::{Code, Severity};
+
+const BASE: &str = "m1 -a M1 --postgresql 15 --failover-manager repmgr --platform docker";
+
+/// Checks that `line` gives exactly the `expected` errors and warnings (`severity code path`).
+fn check(line: &str, expected: &[&str]) {
+    let found = summary(&diagnostics(line), &[Severity::Error, Severity::Warning]);
+    let mut expected: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected, "for: configure {line}");
+}
+
+/// Checks that `line` gives exactly the `expected` explanations (`info code path`).
+fn check_notes(line: &str, expected: &[&str]) {
+    let found = summary(&diagnostics(line), &[Severity::Info]);
+    let mut expected: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected, "for: configure {line}");
+}
+
+fn message(line: &str, code: Code) -> String {
+    diagnostics(line)
+        .into_iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("no {code} for {line}"))
+        .message
+}
+
+#[test]
+fn the_starter_design_is_clean() {
+    check(BASE, &[]);
+}
+
+#[test]
+fn architecture_is_required_and_must_be_m1() {
+    check(
+        "m1 --postgresql 15 --enable-repmgr --platform docker",
+        &["error architecture-missing architecture"],
+    );
+    check(
+        "m1 -a M2 --postgresql 15 --enable-repmgr --platform docker",
+        &["error architecture-unsupported architecture"],
+    );
+    assert!(
+        message(
+            "m1 -a BDR --postgresql 15 --enable-repmgr",
+            Code::ArchitectureUnsupported
+        )
+        .contains("M1 is the only supported architecture")
+    );
+}
+
+#[test]
+fn cluster_name_is_a_dns_label() {
+    check(
+        "clusters/My_Cluster -a M1 --postgresql 15 --enable-repmgr --platform docker",
+        &["error cluster-name-invalid cluster_name"],
+    );
+    check(
+        "~/clusters/m1-prod/ -a M1 --postgresql 15 --enable-repmgr --platform docker",
+        &[],
+    );
+    assert!(message("My_Cluster -a M1", Code::ClusterNameInvalid).contains("'my-cluster'"));
+}
+
+#[test]
+fn flavour_is_required_once_and_known() {
+    check(
+        "m1 -a M1 --enable-repmgr --platform docker",
+        &[
+            "error flavour-missing postgres_flavour",
+            "error version-missing postgres_version",
+        ],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --edb-postgres-extended 15 --enable-repmgr --platform docker",
+        &["error flavour-conflict postgres_flavour"],
+    );
+    check(
+        "m1 -a M1 --postgres-flavour mysql --postgres-version 15 --enable-repmgr --platform docker",
+        &["error flavour-unknown postgres_flavour"],
+    );
+    check(
+        "m1 -a M1 --postgres-flavour postgresql --postgres-version 15 --enable-repmgr --platform docker",
+        &[],
+    );
+    check(
+        "m1 -a M1 --pgextended 15 --enable-repmgr --platform docker",
+        &[],
+    );
+    check(
+        "m1 -a M1 --edbpge 16 --enable-repmgr --platform docker",
+        &[],
+    );
+}
+
+#[test]
+fn version_is_required_and_in_range() {
+    check(
+        "m1 -a M1 --postgres-flavour postgresql --enable-repmgr --platform docker",
+        &["error version-missing postgres_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql fifteen --enable-repmgr --platform docker",
+        &["error version-invalid postgres_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql 10 --enable-repmgr --platform docker",
+        &["error version-out-of-range postgres_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql 19 --enable-repmgr --platform docker",
+        &["error version-out-of-range postgres_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql 18 --enable-repmgr --platform docker",
+        &[],
+    );
+    check(
+        "m1 -a M1 --postgresql 11 --enable-repmgr --platform docker",
+        &["warning version-end-of-life postgres_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql 14 --enable-repmgr --platform docker",
+        &["warning version-end-of-life postgres_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --postgres-version 16 --enable-repmgr --platform docker",
+        &["error option-repeated postgres_version"],
+    );
+}
+
+#[test]
+fn failover_manager_is_required_once_and_known() {
+    check(
+        "m1 -a M1 --postgresql 15 --platform docker",
+        &["error failover-manager-missing failover_manager"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-efm --enable-repmgr --platform docker",
+        &["error failover-manager-conflict failover_manager"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --failover-manager patroni --enable-repmgr --platform docker",
+        &["error failover-manager-conflict failover_manager"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --failover-manager pacemaker --platform docker",
+        &["error failover-manager-unknown failover_manager"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker",
+        &[],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-efm --platform docker",
+        &[],
+    );
+    assert!(
+        message(
+            "m1 -a M1 --postgresql 15 --enable-efm --enable-repmgr",
+            Code::FailoverManagerConflict
+        )
+        .contains("--enable-repmgr conflicts with --enable-efm")
+    );
+}
+
+#[test]
+fn haproxy_needs_patroni() {
+    check(
+        &format!("{BASE} --enable-haproxy"),
+        &["error haproxy-needs-patroni enable_haproxy"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-patroni --enable-haproxy --platform docker",
+        &[],
+    );
+    assert_eq!(
+        message(
+            &format!("{BASE} --enable-haproxy"),
+            Code::HaproxyNeedsPatroni
+        ),
+        "HAProxy can only be enabled together with Patroni (--failover-manager patroni)"
+    );
+}
+
+#[test]
+fn dcs_needs_patroni_and_is_etcd() {
+    check(
+        &format!("{BASE} --patroni-dcs etcd"),
+        &["error dcs-needs-patroni patroni_dcs"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-patroni --patroni-dcs consul --platform docker",
+        &["error dcs-unsupported patroni_dcs"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-patroni --patroni-dcs etcd --platform docker",
+        &[],
+    );
+}
+
+#[test]
+fn redwood_is_for_epas_and_required_there() {
+    check(
+        "m1 -a M1 --epas 16 --enable-efm --platform docker",
+        &["error redwood-missing redwood"],
+    );
+    check(
+        "m1 -a M1 --epas 16 --enable-efm --redwood --platform docker",
+        &[],
+    );
+    check(
+        "m1 -a M1 --edb-postgres-advanced 16 --enable-efm --no-redwood --platform docker",
+        &[],
+    );
+    check(
+        &format!("{BASE} --redwood"),
+        &["error redwood-needs-epas redwood"],
+    );
+    check(
+        &format!("{BASE} --no-redwood"),
+        &["error redwood-needs-epas redwood"],
+    );
+    check(
+        "m1 -a M1 --epas 16 --enable-efm --redwood --no-redwood --platform docker",
+        &["error redwood-conflict redwood"],
+    );
+}
+
+#[test]
+fn repmgr_refuses_old_epas() {
+    check(
+        "m1 -a M1 --epas 13 --enable-repmgr --redwood --platform docker",
+        &[
+            "error repmgr-epas-too-old failover_manager",
+            "warning version-end-of-life postgres_version",
+        ],
+    );
+    check(
+        "m1 -a M1 --epas 14 --enable-repmgr --redwood --platform docker",
+        &["warning version-end-of-life postgres_version"],
+    );
+    check(
+        "m1 -a M1 --epas 13 --enable-efm --redwood --platform docker",
+        &["warning version-end-of-life postgres_version"],
+    );
+}
+
+#[test]
+fn platform_options_apply_where_they_belong() {
+    check("m1 -a M1 --postgresql 15 --enable-repmgr", &[]);
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform vmware",
+        &["error platform-unknown platform"],
+    );
+    check(
+        &format!("{BASE} --region eu-west-2"),
+        &["error aws-only-option region"],
+    );
+    check(
+        &format!("{BASE} --instance-type t3.large"),
+        &["error aws-only-option instance_type"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform bare --region us-east-1",
+        &["error aws-only-option region"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --region eu-westt-1",
+        &["error region-unknown region"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --region us-east-2 --instance-type m6i.large",
+        &[],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --instance-type large",
+        &["error instance-type-invalid instance_type"],
+    );
+    assert!(
+        message(
+            "m1 -a M1 --postgresql 15 --enable-repmgr --region eu-wset-1",
+            Code::RegionUnknown
+        )
+        .contains("did you mean eu-west-1?")
+    );
+}
+
+#[test]
+fn distribution_must_be_one_the_platform_provides() {
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --distribution Rocky --os-version 9",
+        &[],
+    );
+    check("m1 -a M1 --postgresql 15 --enable-repmgr --os Ubuntu", &[]);
+    check(
+        &format!("{BASE} --distribution Rocky"),
+        &["error distribution-unsupported distribution"],
+    );
+    check(
+        &format!("{BASE} --distribution Gentoo"),
+        &["error distribution-unsupported distribution"],
+    );
+    check(
+        &format!("{BASE} --os-version 10"),
+        &["error os-version-unsupported os_version"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform bare --distribution RedHat --os-version 7",
+        &["error os-version-unsupported os_version"],
+    );
+}
+
+#[test]
+fn cascaded_replicas_are_a_bounded_count() {
+    check(&format!("{BASE} --num-cascaded-replicas 0"), &[]);
+    check(&format!("{BASE} --num-cascaded-replicas 32"), &[]);
+    check(
+        &format!("{BASE} --num-cascaded-replicas 33"),
+        &["error cascaded-replicas-out-of-range num_cascaded_replicas"],
+    );
+    check(
+        &format!("{BASE} --num-cascaded-replicas -1"),
+        &["error cascaded-replicas-invalid num_cascaded_replicas"],
+    );
+    check(
+        &format!("{BASE} --num-cascaded-replicas two"),
+        &["error cascaded-replicas-invalid num_cascaded_replicas"],
+    );
+    assert!(
+        message(
+            &format!("{BASE} --num-cascaded-replicas 40"),
+            Code::CascadedReplicasOutOfRange
+        )
+        .contains("limit of 32")
+    );
+}
+
+#[test]
+fn location_names_are_two_valid_distinct_names() {
+    check(&format!("{BASE} --location-names london paris"), &[]);
+    check(
+        &format!("{BASE} --location-names london"),
+        &["error location-names-count location_names"],
+    );
+    check(
+        &format!("{BASE} --location-names a b c"),
+        &["error location-names-count location_names"],
+    );
+    check(
+        &format!("{BASE} --location-names main Main"),
+        &["error location-name-duplicate location_names[1]"],
+    );
+    check(
+        &format!("{BASE} --location-names main 'd r'"),
+        &["error location-name-invalid location_names[1]"],
+    );
+    check(
+        &format!("{BASE} --location-names 1st dr"),
+        &["error location-name-invalid location_names[0]"],
+    );
+}
+
+#[test]
+fn owner_and_network_are_checked() {
+    check(&format!("{BASE} --owner 'Jane Doe'"), &[]);
+    check(
+        &format!("{BASE} --owner ''"),
+        &["error owner-invalid owner"],
+    );
+    check(&format!("{BASE} --network 192.168.10.0/24"), &[]);
+    check(
+        &format!("{BASE} --network 10.33.0.0/33"),
+        &["error network-invalid network"],
+    );
+    check(
+        &format!("{BASE} --network 10.33.1.5/16"),
+        &["error network-invalid network"],
+    );
+    check(
+        &format!("{BASE} --network 8.8.8.0/24"),
+        &["warning network-not-private network"],
+    );
+    check(&format!("{BASE} --network 10.0.0.0/29"), &[]);
+    check(
+        &format!("{BASE} --network 10.0.0.0/29 --num-cascaded-replicas 3"),
+        &["error network-too-small network"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --network 10.0.0.0/27 --num-cascaded-replicas 12",
+        &["error network-too-small network"],
+    );
+    check(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform bare --network 10.0.0.0/24",
+        &["error network-not-on-bare network"],
+    );
+}
+
+#[test]
+fn hostnames_cover_every_instance_once() {
+    check(&format!("{BASE} --hostnames-from four.txt"), &[]);
+    check(
+        &format!("{BASE} --hostnames-from four.txt --num-cascaded-replicas 2"),
+        &["error hostnames-too-few hostnames"],
+    );
+    check(
+        &format!("{BASE} --hostnames-from bad.txt"),
+        &[
+            "error hostname-invalid hostnames[1]",
+            "error hostname-duplicate hostnames[2]",
+        ],
+    );
+    check(
+        &format!("{BASE} --hostnames-from missing.txt"),
+        &["error hostnames-file-unreadable hostnames"],
+    );
+    check_notes(
+        &format!("{BASE} --hostnames-from eight.txt"),
+        &[
+            "info async-data-loss failover_manager",
+            "info hostnames-extra hostnames",
+        ],
+    );
+}
+
+#[test]
+fn unknown_and_incomplete_options_are_named() {
+    check(
+        &format!("{BASE} --num-cascade-replicas 2"),
+        &["error option-unknown options"],
+    );
+    check(
+        &format!("{BASE} --platform"),
+        &["error option-value-missing options"],
+    );
+    check(
+        &format!("{BASE} --enable-haproxy=yes"),
+        &["error option-unknown options"],
+    );
+    check(
+        &format!("{BASE} --platform aws"),
+        &["error option-repeated platform"],
+    );
+    check(
+        &format!("{BASE} extra"),
+        &["error argument-unexpected cluster_dir"],
+    );
+    check(
+        "-a M1 --postgresql 15 --enable-repmgr --platform docker",
+        &[
+            "error cluster-dir-missing cluster_dir",
+            "error cluster-name-invalid cluster_name",
+        ],
+    );
+    assert!(
+        message(
+            &format!("{BASE} --num-cascade-replicas 2"),
+            Code::OptionUnknown
+        )
+        .contains("did you mean --num-cascaded-replicas?")
+    );
+    assert!(
+        message(&format!("{BASE} --platform"), Code::OptionValueMissing)
+            .contains("--platform needs a value (PLATFORM)")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let found = diagnostics(
+        "My_Cluster -a M2 --postgresql 99 --enable-haproxy --platform docker --region x --num-cascaded-replicas 99 --network nope",
+    );
+    let errors: Vec<Code> = found
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect();
+    for code in [
+        Code::ArchitectureUnsupported,
+        Code::ClusterNameInvalid,
+        Code::VersionOutOfRange,
+        Code::FailoverManagerMissing,
+        Code::HaproxyNeedsPatroni,
+        Code::AwsOnlyOption,
+        Code::CascadedReplicasOutOfRange,
+        Code::NetworkInvalid,
+    ] {
+        assert!(errors.contains(&code), "{code} missing from {errors:?}");
+    }
+}
+
+#[test]
+fn witness_rule_is_explained_when_it_applies() {
+    let async_note = "info async-data-loss failover_manager";
+    let witness = "info witness-on-barman num_cascaded_replicas";
+    check_notes(BASE, &[async_note]);
+    check_notes(
+        &format!("{BASE} --num-cascaded-replicas 0"),
+        &[async_note, witness],
+    );
+    check_notes(
+        &format!("{BASE} --num-cascaded-replicas 2"),
+        &[async_note, witness],
+    );
+    check_notes(
+        "m1 -a M1 --postgresql 15 --enable-efm --platform docker --num-cascaded-replicas 0",
+        &[
+            async_note,
+            witness,
+            "info edb-token-needed failover_manager",
+        ],
+    );
+}
+
+#[test]
+fn patroni_explains_the_etcd_quorum_instead_of_a_witness() {
+    let line = "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --num-cascaded-replicas 0 --location-names east west";
+    check_notes(
+        line,
+        &[
+            "info async-data-loss failover_manager",
+            "info etcd-quorum failover_manager",
+        ],
+    );
+    assert!(
+        message(line, Code::EtcdQuorum).contains("losing location 'east' stops automatic failover")
+    );
+}
+
+#[test]
+fn edb_software_says_it_needs_a_token() {
+    let line = "m1 -a M1 --epas 16 --redwood --enable-efm --platform docker";
+    check_notes(
+        line,
+        &[
+            "info async-data-loss failover_manager",
+            "info edb-token-needed postgres_flavour",
+        ],
+    );
+    assert!(message(line, Code::EdbTokenNeeded).contains("EDB_SUBSCRIPTION_TOKEN"));
+}
+
+#[test]
+fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
+    // A new code without a rule test shows up here first.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules.rs"))
+        .unwrap()
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/link.rs")).unwrap()
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/config_read.rs"))
+            .unwrap()
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cmdline.rs"))
+            .unwrap();
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !text.contains(&format!(" {c} ")) && !text.contains(&format!("\"{c}\"")))
+        .collect();
+    assert!(missing.is_empty(), "codes without a test: {missing:?}");
+}
