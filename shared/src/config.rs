@@ -476,7 +476,7 @@ impl Reader {
         let (design, diagnostics) = validate(&draft);
         self.out
             .extend(diagnostics.into_iter().map(|d| remap(d, &draft)));
-        if let (Some(design), Some(instances)) = (design, instances) {
+        if let (Some(design), Some(instances), false) = (design, instances, has_errors(&self.out)) {
             self.compare_layout(&topology(&design), &instances);
         }
         Some(draft)
@@ -788,24 +788,12 @@ impl Reader {
 
     /// Sets the draft's counts and names from the instances.
     fn derive_layout(&self, instances: &[ReadInstance], draft: &mut Draft) {
-        let primary = instances
-            .iter()
-            .find(|i| i.roles.contains(&Role::Primary))
-            .map(|i| i.name.as_str());
+        // M1 has exactly one replica of the primary; every other replica is a cascaded one.
         let replicas = instances
             .iter()
             .filter(|i| i.roles.contains(&Role::Replica))
             .count();
-        let cascaded = instances
-            .iter()
-            .filter(|i| i.roles.contains(&Role::Replica) && i.upstream.as_deref() != primary)
-            .count();
-        let cascaded = if replicas > 0 && cascaded == replicas {
-            replicas - 1
-        } else {
-            cascaded
-        };
-        draft.num_cascaded_replicas = Some(cascaded.to_string());
+        draft.num_cascaded_replicas = Some(replicas.saturating_sub(1).to_string());
         draft.enable_haproxy = instances.iter().any(|i| i.roles.contains(&Role::Haproxy));
         let names: Vec<String> = instances.iter().map(|i| i.name.clone()).collect();
         let defaults = (1..=names.len() as u32).map(default_hostname);

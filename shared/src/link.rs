@@ -65,22 +65,34 @@ pub fn encode(draft: &Draft) -> String {
     if let Some(redwood) = draft.redwood {
         out.append_pair("redwood", if redwood { "1" } else { "0" });
     }
-    for name in draft.location_names.iter().flatten() {
-        out.append_pair("loc", name);
-    }
-    if draft.location_names.as_ref().is_some_and(Vec::is_empty) {
-        out.append_pair("loc", "");
-    }
+    append_list(&mut out, "loc", draft.location_names.as_deref());
     if let Some(owner) = &draft.owner {
         out.append_pair("owner", owner);
     }
     if let Some(network) = &draft.network {
         out.append_pair("net", network);
     }
-    for host in draft.hostnames.iter().flatten() {
-        out.append_pair("host", host);
-    }
+    append_list(&mut out, "host", draft.hostnames.as_deref());
     out.finish()
+}
+
+/// A list as one parameter a value; an empty list as one empty value.
+fn append_list(
+    out: &mut form_urlencoded::Serializer<'_, String>,
+    key: &str,
+    list: Option<&[String]>,
+) {
+    match list {
+        Some([]) => {
+            out.append_pair(key, "");
+        }
+        Some(values) => {
+            for value in values {
+                out.append_pair(key, value);
+            }
+        }
+        None => {}
+    }
 }
 
 /// The full share URL for `draft` under `base` (the designer's address). The design goes in the
@@ -162,7 +174,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
                 }
             }
             "name" => draft.cluster_name = value,
-            "arch" => draft.architecture = Some(value),
+            "arch" => draft.architecture = Some(value).filter(|v| !v.is_empty()),
             "pg" | "epas" | "pge" => {
                 if draft.postgres_flavour.is_some() {
                     ignored(
@@ -228,7 +240,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
         draft.location_names = Some(locations);
     }
     if !hosts.is_empty() {
-        draft.hostnames = Some(hosts);
+        draft.hostnames = Some(hosts.into_iter().filter(|h| !h.is_empty()).collect());
     }
     (draft, out)
 }

@@ -1,0 +1,218 @@
+//! Reading a config.yml back: TPA's topology checks, type and syntax errors with their place in
+//! the file, and warnings where a hand-edited file leaves the M1 layout.
+
+mod common;
+
+use m1studio_shared::{Severity, config, configure};
+
+/// The config.yml of the default docker design with three cascaded replicas.
+fn base() -> String {
+    let (invocation, _) = common::parse(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas 3",
+    );
+    configure(&invocation.draft).0.unwrap().config_yml
+}
+
+/// Reads `text` and checks exactly the errors and warnings (`severity code path`) it gives.
+fn check(text: &str, expected: &[&str]) {
+    let (draft, diagnostics) = config::read(text);
+    let found = common::summary(&diagnostics, &[Severity::Error, Severity::Warning]);
+    let mut expected: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected, "for:\n{text}");
+    let has_errors = expected.iter().any(|e| e.starts_with("error"));
+    assert_eq!(
+        draft.is_none(),
+        has_errors,
+        "a draft comes back exactly when there is no error"
+    );
+}
+
+/// `base()` with one edit.
+fn edited(from: &str, to: &str) -> String {
+    let text = base();
+    assert!(text.contains(from), "{from:?} not in the base config");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn our_own_output_reads_back_clean() {
+    check(&base(), &[]);
+}
+
+#[test]
+fn exactly_one_primary() {
+    check(
+        &edited("  - replica\n  upstream: kestrel", "  - primary"),
+        &["error config-primary-count instances"],
+    );
+    check(
+        &edited("  - primary\n", "  - replica\n"),
+        &["error config-primary-count instances"],
+    );
+}
+
+#[test]
+fn upstreams_name_existing_postgres_instances() {
+    check(
+        &edited("upstream: kestrel", "upstream: nowhere"),
+        &["error config-upstream-unknown instances[1].upstream"],
+    );
+    check(
+        &edited("upstream: kestrel", "upstream: unison"),
+        &["error config-upstream-unknown instances[1].upstream"],
+    );
+}
+
+#[test]
+fn upstreams_form_no_cycle() {
+    let text = edited(
+        "  - primary\n  backup: unison",
+        "  - primary\n  upstream: quartz\n  backup: unison",
+    );
+    let (_, diagnostics) = config::read(&text);
+    assert!(
+        diagnostics.iter().any(
+            |d| d.code.as_str() == "config-upstream-cycle" && d.path == "instances[0].upstream"
+        ),
+        "{diagnostics:?}"
+    );
+}
+
+#[test]
+fn backups_name_a_barman_instance() {
+    check(
+        &edited("backup: unison", "backup: quartz"),
+        &["error config-backup-not-barman instances[0].backup"],
+    );
+}
+
+#[test]
+fn witnesses_have_an_upstream() {
+    let text = edited("  - barman\n", "  - barman\n  - witness\n");
+    check(
+        &text,
+        &["error config-witness-no-upstream instances[5].upstream"],
+    );
+}
+
+#[test]
+fn names_and_node_numbers_are_unique() {
+    let (_, diagnostics) = config::read(&edited("Name: quartz", "Name: kestrel"));
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.code.as_str() == "config-duplicate-name" && d.path == "instances[1].Name"),
+        "{diagnostics:?}"
+    );
+    check(
+        &edited("node: 2", "node: 1"),
+        &["error config-duplicate-node instances[1].node"],
+    );
+}
+
+#[test]
+fn roles_and_locations_are_known() {
+    check(
+        &edited("  - barman\n", "  - backup-server\n"),
+        &[
+            "error config-role-unknown instances[5].role[0]",
+            "error config-backup-not-barman instances[0].backup",
+        ],
+    );
+    check(
+        &edited("location: dr", "location: moon"),
+        &["error config-location-unknown instances[2].location"],
+    );
+}
+
+#[test]
+fn syntax_types_and_missing_keys_are_reported_with_their_place() {
+    let (_, diagnostics) = config::read("architecture: M1\ninstances: [\n");
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].code.as_str(), "config-syntax");
+    assert!(
+        diagnostics[0].message.contains("line"),
+        "{}",
+        diagnostics[0].message
+    );
+    check(
+        "- just\n- a list\n",
+        &["error config-wrong-type config.yml"],
+    );
+    check(
+        &edited("cluster_tags: {}", "cluster_tags: [a]"),
+        &["error config-wrong-type cluster_tags"],
+    );
+    check(
+        &edited("node: 3", "node: three"),
+        &["error config-wrong-type instances[2].node"],
+    );
+    check(
+        &base().replace("architecture: M1\n", ""),
+        &[
+            "error config-missing-key architecture",
+            "error architecture-missing architecture",
+        ],
+    );
+    check(
+        &edited("ip_address: 10.33.0.2", "ip_address: 10.33.0.999"),
+        &["error config-wrong-type instances[0].ip_address"],
+    );
+}
+
+#[test]
+fn design_rules_apply_with_paths_in_the_file() {
+    check(
+        &edited("failover_manager: repmgr", "failover_manager: pacemaker"),
+        &["error failover-manager-unknown cluster_vars.failover_manager"],
+    );
+    check(
+        &edited("postgres_version: '15'", "postgres_version: 10"),
+        &["error version-out-of-range cluster_vars.postgres_version"],
+    );
+    check(
+        &edited("subnet: 10.33.0.0/16", "subnet: 10.33.0.0/30"),
+        &["error network-too-small docker_networks[0].ipam_config[0].subnet"],
+    );
+    check(
+        &edited("Name: quartz", "Name: Quartz_2").replace("upstream: quartz", "upstream: Quartz_2"),
+        &["error hostname-invalid instances[1].Name"],
+    );
+}
+
+#[test]
+fn leaving_the_m1_layout_is_a_warning() {
+    check(
+        &edited("location: dr", "location: main"),
+        &["warning config-layout-differs instances[2]"],
+    );
+    check(
+        &edited("upstream: quartz", "upstream: kestrel"),
+        &["warning config-layout-differs instances[2]"],
+    );
+    let text = edited(
+        "  - barman\n",
+        "  - barman\n  - witness\n  upstream: kestrel\n",
+    );
+    check(
+        &text,
+        &[
+            "warning config-layout-differs instances[5]",
+            "warning config-layout-differs instances[5]",
+        ],
+    );
+    check(
+        &edited("  image: tpa/debian:12", "  image: tpa/fedora:40"),
+        &["warning distribution-unsupported instance_defaults.image"],
+    );
+}
+
+#[test]
+fn hand_written_tpa_config_with_extra_keys_reads() {
+    let text = "---\narchitecture: M1\ncluster_name: lab\ncluster_vars:\n  postgres_flavour: postgresql\n  postgres_version: 17\n  failover_manager: patroni\n  preferred_python_version: python3\nlocations:\n- Name: main\n- Name: dr\ninstance_defaults:\n  platform: bare\ninstances:\n- {node: 1, Name: one, location: main, role: primary, backup: three}\n- {node: 2, Name: two, location: main, role: [replica], upstream: one}\n- {node: 3, Name: three, location: dr, role: [barman]}\n- {node: 4, Name: four, location: main, role: [etcd]}\n- {node: 5, Name: five, location: main, role: [etcd]}\n- {node: 6, Name: six, location: main, role: [etcd]}\n";
+    check(text, &[]);
+    let draft = config::read(text).0.unwrap();
+    assert_eq!(draft.num_cascaded_replicas.as_deref(), Some("0"));
+    assert_eq!(draft.hostnames.as_ref().unwrap()[0], "one");
+}
