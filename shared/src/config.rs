@@ -7,7 +7,7 @@ use crate::spec::{
     DISTRIBUTIONS, Design, Distribution, Draft, FailoverManager, Platform, PlatformSpec,
 };
 use crate::topology::{Role, Topology, topology};
-use crate::validate::{instance_counts, validate};
+use crate::validate::validate;
 use serde::Serialize;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -234,11 +234,7 @@ pub fn render(design: &Design, topology: &Topology) -> String {
                         to_port: 65535,
                     },
                 ];
-                let counts = instance_counts(
-                    design.failover(),
-                    design.cascaded_replicas(),
-                    design.haproxy(),
-                );
+                let counts = design.instances_per_location();
                 let subnets = crate::net::aws_subnets(network, counts);
                 for (i, location) in config.locations.iter_mut().enumerate() {
                     location.az = Some(format!("{region}{}", ['a', 'b'][i]));

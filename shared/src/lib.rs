@@ -7,6 +7,9 @@
 //! This crate does no IO, reads no clock and knows no runtime: it builds for
 //! `wasm32-unknown-unknown` and runs the same in the browser, the server and the CLI.
 
+// User input never panics the model.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod cmdline;
 pub mod config;
 pub mod diag;

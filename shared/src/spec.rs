@@ -224,6 +224,12 @@ impl FailoverManager {
         self != FailoverManager::Patroni
     }
 
+    /// Whether, with `postgres_nodes` Postgres nodes, the Barman node is also a witness: an
+    /// even number of voters needs one more, except with Patroni, whose quorum is etcd's.
+    pub fn witness_for(self, postgres_nodes: u32) -> bool {
+        self.uses_witness() && postgres_nodes.is_multiple_of(2)
+    }
+
     /// The product's name.
     pub fn title(self) -> &'static str {
         match self {
@@ -485,7 +491,7 @@ impl Design {
     /// Whether the Barman node is also a witness: an even number of Postgres nodes
     /// with a failover manager that votes through its nodes.
     pub fn witness(&self) -> bool {
-        self.failover.uses_witness() && self.postgres_nodes().is_multiple_of(2)
+        self.failover.witness_for(self.postgres_nodes())
     }
     /// Whether the design uses EDB subscription software.
     pub fn needs_edb_subscription(&self) -> bool {
@@ -493,14 +499,24 @@ impl Design {
     }
     /// How many instances the design has.
     pub fn instance_count(&self) -> u32 {
-        let etcd = if self.failover == FailoverManager::Patroni {
-            3
-        } else {
-            0
-        };
-        let haproxy = if self.haproxy { 2 } else { 0 };
-        self.postgres_nodes() + 1 + etcd + haproxy
+        self.instances_per_location().iter().sum()
     }
+    /// How many instances each location holds.
+    pub fn instances_per_location(&self) -> [u32; 2] {
+        instances_per_location(self.failover, self.cascaded_replicas, self.haproxy)
+    }
+}
+
+/// The instances in each location: the first holds the primary, the replica, etcd (with Patroni)
+/// and HAProxy; the second the cascaded replicas and Barman.
+pub fn instances_per_location(failover: FailoverManager, cascaded: u32, haproxy: bool) -> [u32; 2] {
+    let etcd = if failover == FailoverManager::Patroni {
+        3
+    } else {
+        0
+    };
+    let proxies = if haproxy { 2 } else { 0 };
+    [2 + etcd + proxies, cascaded + 1]
 }
 
 /// `a, b or c`, for messages.

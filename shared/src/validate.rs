@@ -8,7 +8,7 @@ use crate::spec::{
     AWS_REGIONS, DEFAULT_CASCADED_REPLICAS, DEFAULT_DISTRIBUTION, DEFAULT_INSTANCE_TYPE,
     DEFAULT_LOCATIONS, DEFAULT_NETWORK, DEFAULT_REGION, DISTRIBUTIONS, Dcs, Design, Distribution,
     Draft, END_OF_LIFE, FailoverManager, Flavour, MAX_CASCADED_REPLICAS, Platform, PlatformSpec,
-    VERSIONS, default_os_version, or_list,
+    VERSIONS, default_os_version, instances_per_location, or_list,
 };
 use ipnet::Ipv4Net;
 
@@ -66,9 +66,11 @@ impl Checker<'_> {
         let network = self.network(draft, platform.as_ref());
 
         let counts = match (failover, cascaded) {
-            (Some(failover), Some(cascaded)) => {
-                Some(instance_counts(failover, cascaded, draft.enable_haproxy))
-            }
+            (Some(failover), Some(cascaded)) => Some(instances_per_location(
+                failover,
+                cascaded,
+                draft.enable_haproxy,
+            )),
             _ => None,
         };
         if let (Some(counts), Ok(Some(network)), Some(platform)) =
@@ -663,7 +665,7 @@ impl Checker<'_> {
     ) {
         let postgres = 2 + cascaded;
         let main = locations.map_or(DEFAULT_LOCATIONS[0], |l| l[0].as_str());
-        if failover.uses_witness() && postgres.is_multiple_of(2) {
+        if failover.witness_for(postgres) {
             self.info(
                 "num_cascaded_replicas",
                 Code::WitnessOnBarman,
@@ -688,18 +690,6 @@ impl Checker<'_> {
             "replication is asynchronous: on failover the new primary can miss the last transactions the old primary acknowledged",
         );
     }
-}
-
-/// The instances in each location: location A holds the primary, the replica, etcd and HAProxy;
-/// location B the cascaded replicas and Barman.
-pub(crate) fn instance_counts(failover: FailoverManager, cascaded: u32, haproxy: bool) -> [u32; 2] {
-    let etcd = if failover == FailoverManager::Patroni {
-        3
-    } else {
-        0
-    };
-    let proxies = if haproxy { 2 } else { 0 };
-    [2 + etcd + proxies, cascaded + 1]
 }
 
 fn location_problem(name: &str) -> Option<&'static str> {

@@ -1,0 +1,274 @@
+//! The real `m1studio` binary: configure writes config.yml or nothing, check reads it back.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn m1studio(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_m1studio"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("M1STUDIO_URL")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn configure_writes_config_yml_and_prints_the_share_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = m1studio(
+        &[
+            "configure",
+            "clusters/m1",
+            "--architecture",
+            "M1",
+            "--postgresql",
+            "15",
+            "--failover-manager",
+            "repmgr",
+            "--platform",
+            "docker",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("wrote clusters/m1/config.yml (4 instances)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("share: http://127.0.0.1:8080/#v=1&name=m1&pg=15&fm=repmgr&platform=docker"),
+        "{stdout}"
+    );
+    let config = std::fs::read_to_string(tmp.path().join("clusters/m1/config.yml")).unwrap();
+    assert!(
+        config.starts_with("---\narchitecture: M1\ncluster_name: m1\n"),
+        "{config}"
+    );
+    let entries: Vec<_> = std::fs::read_dir(tmp.path().join("clusters/m1"))
+        .unwrap()
+        .collect();
+    assert_eq!(entries.len(), 1, "only config.yml is left behind");
+}
+
+#[test]
+fn configure_reports_every_problem_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = m1studio(
+        &[
+            "configure",
+            "m1",
+            "-a",
+            "M1",
+            "--postgresql",
+            "99",
+            "--enable-haproxy",
+            "--platform",
+            "docker",
+            "--region",
+            "eu-west-1",
+        ],
+        tmp.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for expected in [
+        "error[version-out-of-range] postgres_version: Postgres version 99 is not supported",
+        "error[failover-manager-missing] failover_manager:",
+        "error[haproxy-needs-patroni] enable_haproxy: HAProxy can only be enabled together with Patroni (--failover-manager patroni)",
+        "error[aws-only-option] region: --region applies only to --platform aws",
+        "nothing was written (4 errors, 0 warnings)",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        !tmp.path().join("m1").exists(),
+        "nothing is created on error"
+    );
+}
+
+#[test]
+fn configure_refuses_a_non_empty_directory_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("m1")).unwrap();
+    std::fs::write(tmp.path().join("m1/notes.txt"), "mine").unwrap();
+    let args = [
+        "configure",
+        "m1",
+        "-a",
+        "M1",
+        "--postgresql",
+        "15",
+        "--enable-patroni",
+        "--enable-haproxy",
+    ];
+    let out = m1studio(&args, tmp.path());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("m1 exists and is not empty: choose a new directory, or add --force"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!tmp.path().join("m1/config.yml").exists());
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let out = m1studio(&forced, tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(tmp.path().join("m1/config.yml").exists());
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("m1/notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn configure_help_lists_the_options_grouped_with_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = m1studio(&["configure", "--architecture", "M1", "--help"], tmp.path());
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("Mandatory options"), "{help}");
+    assert!(help.contains("Additional options"));
+    assert!(help.contains("--num-cascaded-replicas N"));
+    assert!(help.contains("[default: eu-west-1]"));
+    assert!(help.contains("--edb-postgres-extended, --pgextended, --edbpge VERSION"));
+}
+
+#[test]
+fn configure_reads_hostnames_from_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("names"), "one\ntwo\nthree\nfour\n").unwrap();
+    let out = m1studio(
+        &[
+            "configure",
+            "m1",
+            "-a",
+            "M1",
+            "--postgresql",
+            "15",
+            "--enable-repmgr",
+            "--hostnames-from",
+            "names",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = std::fs::read_to_string(tmp.path().join("m1/config.yml")).unwrap();
+    assert!(config.contains("Name: four\n"), "{config}");
+    let out = m1studio(
+        &[
+            "configure",
+            "m2",
+            "-a",
+            "M1",
+            "--postgresql",
+            "15",
+            "--enable-repmgr",
+            "--hostnames-from",
+            "nope",
+        ],
+        tmp.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot read the --hostnames-from file 'nope'"));
+}
+
+#[test]
+fn check_reads_back_what_configure_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = m1studio(
+        &[
+            "configure",
+            "lab",
+            "-a",
+            "M1",
+            "--postgresql",
+            "17",
+            "--enable-patroni",
+            "--enable-haproxy",
+            "--platform",
+            "docker",
+            "--num-cascaded-replicas",
+            "2",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success());
+    let out = m1studio(&["check", "lab"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("lab/config.yml is a valid M1 configuration (0 errors, 0 warnings)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("same as: m1studio configure lab --architecture M1 --postgresql 17 --failover-manager patroni --platform docker --num-cascaded-replicas 2 --enable-haproxy"), "{stdout}");
+}
+
+#[test]
+fn check_reports_a_broken_topology_with_places_in_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(
+        m1studio(
+            &[
+                "configure",
+                "m1",
+                "-a",
+                "M1",
+                "--postgresql",
+                "15",
+                "--enable-repmgr",
+                "--platform",
+                "docker"
+            ],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    let path = tmp.path().join("m1/config.yml");
+    let config = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("backup: karma", "backup: quartz")
+        .replace("upstream: kestrel", "upstream: ghost");
+    std::fs::write(&path, config).unwrap();
+    let out = m1studio(&["check", "m1/config.yml"], tmp.path());
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error[config-backup-not-barman] instances[0].backup"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error[config-upstream-unknown] instances[1].upstream: instance 'quartz' has upstream 'ghost', but no instance has that Name"), "{stderr}");
+    assert!(
+        stderr.contains("has problems (2 errors, 0 warnings)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_of_a_missing_file_says_what_to_give() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = m1studio(&["check", "nowhere"], tmp.path());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("nowhere does not exist: give a cluster directory that holds a config.yml")
+    );
+}
+
+#[test]
+fn unknown_commands_fail_with_usage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = m1studio(&["conjure"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unrecognized subcommand 'conjure'"));
+}
