@@ -42,10 +42,19 @@ enum Command {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
     },
+    /// Serve the designer in the browser, with its API
+    Serve {
+        /// Where to listen; anything but loopback needs a token
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The token clients must send to /api (Authorization: Bearer TOKEN)
+        #[arg(long, env = "M1STUDIO_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 /// Runs the command line `args` (without the program name) and returns the exit code.
-pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
+pub fn run(args: Vec<OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(std::iter::once(OsString::from("m1studio")).chain(args)) {
         Ok(cli) => cli,
         Err(err) => {
@@ -60,6 +69,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     let outcome = match cli.command {
         Command::Configure { args } => configure_command(&args),
         Command::Check { path } => check_command(&path),
+        Command::Serve { listen, token } => serve_command(listen, token),
     };
     match outcome {
         Ok(code) => code,
@@ -68,6 +78,24 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve_command(listen: std::net::SocketAddr, token: Option<String>) -> Result<ExitCode> {
+    if let Some(problem) = crate::server::listen_problem(listen, token.as_deref()) {
+        bail!("{problem}");
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let state = crate::server::AppState {
+        token: token.map(Into::into),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(crate::server::serve(listen, state))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {

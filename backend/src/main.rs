@@ -1,9 +1,7 @@
-//! `m1studio`: configure and check M1 clusters from the command line.
-
-mod cli;
+//! The `m1studio` binary.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::run(std::env::args_os().skip(1).collect())
+    m1studio::cli::run(std::env::args_os().skip(1).collect())
 }

@@ -10,10 +10,12 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  run [ARGS…]        build and run m1studio (default: configure an example cluster into target/example)
-  test               every check and test: formatting, clippy, unit, snapshot, property and CLI tests,
-                     the shared crate on wasm32, and a short fuzzing run
-  bench              the criterion benchmarks of the model
+  run [ARGS…]        build the designer and m1studio (release), then run `m1studio serve`
+                     (or `m1studio ARGS…`); installs Trunk, wasm-bindgen and wasm-opt when missing
+  dist               build the designer into dist/ only
+  test               every check and test: formatting, clippy, unit, snapshot, property, CLI and
+                     browser tests, the shared crate on wasm32, and a short fuzzing run
+  bench              the model's criterion benchmarks, the designer's bundle size, load and render times
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";
@@ -24,8 +26,9 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root).context("cannot enter the workspace")?;
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("dist") => build_designer(),
         Some("test") => test(),
-        Some("bench") => cargo(&["bench", "-p", "m1studio-shared", "--bench", "model"]),
+        Some("bench") => bench(),
         Some("fuzz") => {
             let seconds = args
                 .get(1)
@@ -130,26 +133,12 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 fn run(args: &[String]) -> Result<()> {
-    step("building m1studio");
+    build_designer()?;
+    step("building m1studio (release, with the designer inside)");
     cargo(&["build", "--release", "-p", "m1studio"])?;
     let binary = root().join("target/release/m1studio");
-    let example: Vec<String> = [
-        "configure",
-        "target/example/m1",
-        "--architecture",
-        "M1",
-        "--postgresql",
-        "15",
-        "--failover-manager",
-        "repmgr",
-        "--platform",
-        "docker",
-        "--force",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let args = if args.is_empty() { &example[..] } else { args };
+    let serve = ["serve".to_string()];
+    let args = if args.is_empty() { &serve[..] } else { args };
     step(&format!("m1studio {}", args.join(" ")));
     let status = Command::new(binary)
         .args(args)
@@ -159,6 +148,132 @@ fn run(args: &[String]) -> Result<()> {
         bail!("m1studio exited with {status}");
     }
     Ok(())
+}
+
+/// The tool versions Trunk must find, read from Trunk.toml (the one place they are written).
+fn tool_version(key: &str) -> Result<String> {
+    let text =
+        std::fs::read_to_string(root().join("Trunk.toml")).context("cannot read Trunk.toml")?;
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .with_context(|| format!("Trunk.toml has no {key}"))
+}
+
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Where this project keeps tools installed from npm.
+fn tools_bin() -> PathBuf {
+    root().join("target/tools/node_modules/.bin")
+}
+
+/// Installs the exact Trunk, wasm-bindgen and wasm-opt this build needs, when they are missing,
+/// and returns a PATH that finds them first.
+fn ensure_web_tools() -> Result<std::ffi::OsString> {
+    ensure_wasm_target()?;
+    const TRUNK: &str = "0.21.14";
+    if !output_of("trunk", &["--version"]).is_some_and(|v| v.contains(TRUNK)) {
+        step(&format!("installing Trunk {TRUNK} (once; several minutes)"));
+        cargo(&["install", "--locked", "trunk", "--version", TRUNK])?;
+    }
+    let bindgen = tool_version("wasm_bindgen")?;
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap_or_default();
+    if !lock.contains(&format!("name = \"wasm-bindgen\"\nversion = \"{bindgen}\"")) {
+        bail!(
+            "Cargo.lock's wasm-bindgen differs from Trunk.toml's wasm_bindgen = \"{bindgen}\": make them equal (and the pin in frontend/Cargo.toml)"
+        );
+    }
+    if !output_of("wasm-bindgen", &["--version"]).is_some_and(|v| v.contains(&bindgen)) {
+        step(&format!("installing wasm-bindgen-cli {bindgen} (once)"));
+        cargo(&["install", "wasm-bindgen-cli", "--version", &bindgen])?;
+    }
+    let opt = tool_version("wasm_opt")?;
+    let opt_number = opt.trim_start_matches("version_");
+    let wasm_opt = tools_bin().join("wasm-opt");
+    let have = output_of(&wasm_opt.display().to_string(), &["--version"]);
+    if !have.is_some_and(|v| v.contains(&format!("version {opt_number}"))) {
+        step(&format!(
+            "installing wasm-opt (binaryen {opt_number}) from npm into target/tools"
+        ));
+        let prefix = root().join("target/tools");
+        std::fs::create_dir_all(&prefix)?;
+        exec(
+            "npm",
+            &[
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                &prefix.display().to_string(),
+                &format!("binaryen@{opt_number}.0.0"),
+            ],
+        )?;
+    }
+    let mut paths = vec![tools_bin()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    Ok(std::env::join_paths(paths)?)
+}
+
+/// Builds the designer into dist/ with Trunk, using only the tools installed here.
+fn build_designer() -> Result<()> {
+    let path = ensure_web_tools()?;
+    step("building the designer (trunk build --release)");
+    let started = Instant::now();
+    let status = Command::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .env("PATH", path)
+        .status()
+        .context("cannot start trunk")?;
+    if !status.success() {
+        bail!("trunk build failed ({status})");
+    }
+    eprintln!("    ({} s)", started.elapsed().as_secs());
+    Ok(())
+}
+
+/// The sizes of the designer's WebAssembly, raw and gzipped.
+fn bundle_size() -> Result<(u64, u64)> {
+    let wasm = std::fs::read_dir(root().join("dist"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .context("dist/ has no .wasm: build the designer first")?;
+    let raw = std::fs::metadata(&wasm)?.len();
+    let gz = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(&wasm)
+        .output()
+        .context("cannot run gzip")?;
+    Ok((raw, gz.stdout.len() as u64))
+}
+
+fn bench() -> Result<()> {
+    step("model benchmarks (criterion)");
+    cargo(&["bench", "-p", "m1studio-shared", "--bench", "model"])?;
+    build_designer()?;
+    let (raw, gz) = bundle_size()?;
+    step("designer bundle");
+    println!(
+        "designer wasm: {} KB raw, {} KB gzipped",
+        raw / 1024,
+        gz / 1024
+    );
+    step("designer load and render times (headless Chromium)");
+    cargo(&[
+        "run",
+        "--release",
+        "-p",
+        "m1studio-e2e",
+        "--bin",
+        "ui-bench",
+    ])
 }
 
 fn test() -> Result<()> {
@@ -183,6 +298,7 @@ fn test() -> Result<()> {
         "--target",
         "wasm32-unknown-unknown",
     ])?;
+    build_designer()?;
     step("tests (cargo test --workspace)");
     let (passed, failed) = cargo_test(&["test", "--workspace"])?;
     step("fuzzing smoke run (20 s a target)");

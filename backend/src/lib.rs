@@ -1,0 +1,7 @@
+//! `m1studio`: the command line and the server of the M1 designer.
+//!
+//! Every rule comes from `m1studio-shared`; this crate is where IO happens: files, sockets and,
+//! later, the executors that deploy clusters.
+
+pub mod cli;
+pub mod server;

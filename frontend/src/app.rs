@@ -1,0 +1,98 @@
+//! The designer: the form on the left; problems, diagram, outputs and deploy on the right.
+//! The address bar always holds the current design.
+
+use crate::browser;
+use crate::components::form::DesignForm;
+use crate::components::panels::{Deploy, Diagram, LinkNotice, Outputs, Share, Summary};
+use crate::state::{Action, DesignState};
+use crate::view::View;
+use std::rc::Rc;
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen::closure::Closure;
+use yew::prelude::*;
+
+/// The whole app.
+#[component]
+pub fn App() -> Html {
+    let state = use_reducer(|| DesignState::from_link(&browser::fragment()));
+    let view: Rc<View> = use_memo(state.draft.clone(), View::of);
+    // When an edit was dispatched, to time how long the page takes to show it.
+    let edited_at = use_mut_ref(|| None::<f64>);
+    let dispatch = {
+        let state = state.clone();
+        let edited_at = edited_at.clone();
+        Callback::from(move |action: Action| {
+            *edited_at.borrow_mut() = Some(browser::now());
+            state.dispatch(action);
+        })
+    };
+    use_effect_with(view.link.clone(), move |link| {
+        browser::replace_fragment(link);
+        if let Some(started) = edited_at.borrow_mut().take() {
+            set_root_attribute("data-render-ms", browser::now() - started);
+        }
+    });
+    {
+        // A link pasted into the address bar of an open page opens its design.
+        let state = state.clone();
+        use_effect_with((), move |_| {
+            let listener = Closure::<dyn Fn()>::new(move || {
+                state.dispatch(Action::OpenLink(browser::fragment()))
+            });
+            let window = web_sys::window();
+            if let Some(window) = &window {
+                let _ = window.add_event_listener_with_callback(
+                    "hashchange",
+                    listener.as_ref().unchecked_ref(),
+                );
+            }
+            move || {
+                if let Some(window) = window {
+                    let _ = window.remove_event_listener_with_callback(
+                        "hashchange",
+                        listener.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+        });
+    }
+    // When the page first became usable, for the load-time benchmark.
+    use_effect_with((), |_| set_root_attribute("data-ready-ms", browser::now()));
+    let reset = dispatch.reform(|_| Action::Reset);
+    html! {
+        <div class="app" data-ready="true">
+            <header class="top">
+                <div class="brand">
+                    <h1>{ "m1studio" }</h1>
+                    <p>{ "Design an M1 PostgreSQL cluster: primary, replica, cascaded replicas, Barman and a failover manager." }</p>
+                </div>
+                <div class="top-actions">
+                    <Share view={view.clone()}/>
+                    <button type="button" class="secondary" onclick={reset}>{ "Start over" }</button>
+                </div>
+            </header>
+            <main class="columns">
+                <section class="left" aria-label="Design">
+                    <DesignForm draft={state.draft.clone()} view={view.clone()} dispatch={dispatch.clone()}/>
+                </section>
+                <section class="right" aria-label="Results">
+                    <LinkNotice notices={state.notices.clone()} dispatch={dispatch.clone()}/>
+                    <Summary view={view.clone()}/>
+                    <Diagram view={view.clone()}/>
+                    <Outputs view={view.clone()}/>
+                    <Deploy/>
+                </section>
+            </main>
+        </div>
+    }
+}
+
+/// Records a timing on the page's root element, where benchmarks read it.
+fn set_root_attribute(name: &str, milliseconds: f64) {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute(name, &format!("{milliseconds:.2}"));
+    }
+}

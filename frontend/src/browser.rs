@@ -1,0 +1,84 @@
+//! The few browser facilities the designer uses: the address bar, the clipboard, downloads,
+//! a clock for render timings, and the one request it makes (is the server there?).
+
+use wasm_bindgen::{JsCast as _, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+fn window() -> Option<web_sys::Window> {
+    web_sys::window()
+}
+
+/// The text after `#` in the address bar.
+pub fn fragment() -> String {
+    window()
+        .and_then(|w| w.location().hash().ok())
+        .map(|h| h.trim_start_matches('#').to_string())
+        .unwrap_or_default()
+}
+
+/// The page's address without its fragment.
+pub fn base_url() -> String {
+    window()
+        .and_then(|w| w.location().href().ok())
+        .map(|href| href.split('#').next().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+/// Replaces the current history entry's fragment, so the address bar always holds the design
+/// without adding an entry a keystroke.
+pub fn replace_fragment(link: &str) {
+    if let Some(history) = window().and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("#{link}")));
+    }
+}
+
+/// Copies `text` to the clipboard; `Err` with a reason when the browser refuses.
+pub async fn copy(text: &str) -> Result<(), String> {
+    let clipboard = window().ok_or("no window")?.navigator().clipboard();
+    JsFuture::from(clipboard.write_text(text))
+        .await
+        .map(|_| ())
+        .map_err(|_| "the browser refused the clipboard".to_string())
+}
+
+/// Offers `text` as a file called `name`.
+pub fn download(name: &str, mime: &str, text: &str) -> Result<(), JsValue> {
+    let document = window().and_then(|w| w.document()).ok_or("no document")?;
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)?;
+    let anchor: web_sys::HtmlAnchorElement = document.create_element("a")?.dyn_into()?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    web_sys::Url::revoke_object_url(&url)?;
+    Ok(())
+}
+
+/// Milliseconds since the page started.
+pub fn now() -> f64 {
+    window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+/// Whether the m1studio server that may have served this page answers its health check,
+/// with its version when it does.
+pub async fn server_version() -> Option<String> {
+    let window = window()?;
+    let response = JsFuture::from(window.fetch_with_str("/healthz"))
+        .await
+        .ok()?;
+    let response: web_sys::Response = response.dyn_into().ok()?;
+    if !response.ok() {
+        return None;
+    }
+    let text = JsFuture::from(response.text().ok()?)
+        .await
+        .ok()?
+        .as_string()?;
+    text.strip_prefix("ok m1studio ")
+        .map(|v| v.trim().to_string())
+}

@@ -1,0 +1,263 @@
+//! The right-hand column: the link notice, the summary of problems, the diagram, the outputs,
+//! the share bar and the deploy area.
+
+use crate::browser;
+use crate::components::field::diagnostic_items;
+use crate::state::Action;
+use crate::view::View;
+use m1studio_shared::{Diagnostic, Severity};
+use std::rc::Rc;
+use yew::prelude::*;
+
+/// Props of a panel that only reads the view.
+#[derive(Properties, PartialEq)]
+pub struct ViewProps {
+    /// What the design derives to.
+    pub view: Rc<View>,
+}
+
+/// Props of the notice about a link.
+#[derive(Properties, PartialEq)]
+pub struct NoticeProps {
+    /// What the link had that could not be used.
+    pub notices: Vec<Diagnostic>,
+    /// Where "dismiss" goes.
+    pub dispatch: Callback<Action>,
+}
+
+/// Says what an opened link had that was ignored, so a broken link never opens silently.
+#[component]
+pub fn LinkNotice(props: &NoticeProps) -> Html {
+    if props.notices.is_empty() {
+        return html! {};
+    }
+    let dismiss = props.dispatch.reform(|_| Action::DismissNotices);
+    html! {
+        <section class="notice" role="alert" id="link-notice">
+            <h2>{ "This link was opened with changes" }</h2>
+            <ul>{ diagnostic_items(&props.notices) }</ul>
+            <button type="button" class="secondary" onclick={dismiss}>{ "Dismiss" }</button>
+        </section>
+    }
+}
+
+/// Every problem and explanation at once, errors first.
+#[component]
+pub fn Summary(props: &ViewProps) -> Html {
+    let view = &props.view;
+    let (errors, warnings) = (view.count(Severity::Error), view.count(Severity::Warning));
+    let headline = match (errors, warnings) {
+        (0, 0) => "The design is valid".to_string(),
+        (0, w) => format!(
+            "The design is valid, with {w} warning{}",
+            if w == 1 { "" } else { "s" }
+        ),
+        (e, _) => format!("{e} problem{} to fix", if e == 1 { "" } else { "s" }),
+    };
+    html! {
+        <section class={classes!("summary", if errors > 0 { "invalid" } else { "valid" })} aria-labelledby="summary-title">
+            <h2 id="summary-title">{ headline }</h2>
+            <ul id="diagnostics">{ diagnostic_items(&view.diagnostics) }</ul>
+        </section>
+    }
+}
+
+/// The topology diagram, redrawn on every change, with a download.
+#[component]
+pub fn Diagram(props: &ViewProps) -> Html {
+    let view = &props.view;
+    let Some(svg) = view.svg.clone() else {
+        return html! {
+            <section class="diagram empty" aria-labelledby="diagram-heading">
+                <h2 id="diagram-heading">{ "Topology" }</h2>
+                <p>{ "Fix the errors above to see the topology." }</p>
+            </section>
+        };
+    };
+    let name = view
+        .configured
+        .as_ref()
+        .map(|c| c.design.cluster_name().to_string())
+        .unwrap_or_default();
+    let download = {
+        let svg = svg.clone();
+        Callback::from(move |_| {
+            let _ = browser::download(&format!("{name}-topology.svg"), "image/svg+xml", &svg);
+        })
+    };
+    html! {
+        <section class="diagram" aria-labelledby="diagram-heading">
+            <div class="panel-head">
+                <h2 id="diagram-heading">{ "Topology" }</h2>
+                <button type="button" class="secondary" onclick={download}>{ "Download SVG" }</button>
+            </div>
+            <div id="diagram" class="diagram-canvas">{ Html::from_html_unchecked(AttrValue::from(svg)) }</div>
+        </section>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tab {
+    Config,
+    M1studio,
+    Tpaexec,
+}
+
+/// The generated outputs, each with a copy and a download button.
+#[component]
+pub fn Outputs(props: &ViewProps) -> Html {
+    let view = &props.view;
+    let tab = use_state(|| Tab::Config);
+    let copied = use_state(|| None::<String>);
+    let (text, file, mime) = match *tab {
+        Tab::Config => (
+            view.configured.as_ref().map(|c| c.config_yml.clone()),
+            "config.yml",
+            "application/yaml",
+        ),
+        Tab::M1studio => (
+            Some(format!("{}\n", view.m1studio_line)),
+            "configure-m1studio.sh",
+            "text/x-shellscript",
+        ),
+        Tab::Tpaexec => (
+            Some(format!("{}\n", view.tpaexec_line)),
+            "configure-tpaexec.sh",
+            "text/x-shellscript",
+        ),
+    };
+    let tab_button = |which: Tab, id: &'static str, label: &'static str| {
+        let set = {
+            let tab = tab.clone();
+            let copied = copied.clone();
+            Callback::from(move |_| {
+                tab.set(which);
+                copied.set(None);
+            })
+        };
+        html! {
+            <button type="button" role="tab" id={id} aria-selected={(*tab == which).to_string()} aria-controls="output-panel" onclick={set}>{ label }</button>
+        }
+    };
+    let copy = {
+        let text = text.clone().unwrap_or_default();
+        let copied = copied.clone();
+        Callback::from(move |_| {
+            let text = text.clone();
+            let copied = copied.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                copied.set(Some(match browser::copy(&text).await {
+                    Ok(()) => "Copied".to_string(),
+                    Err(why) => format!("Not copied: {why}; select the text and copy it"),
+                }));
+            });
+        })
+    };
+    let download = {
+        let text = text.clone().unwrap_or_default();
+        Callback::from(move |_| {
+            let _ = browser::download(file, mime, &text);
+        })
+    };
+    let hostnames = view.hostnames_file.clone().filter(|_| *tab != Tab::Config).map(|names| {
+        let on = Callback::from(move |_| {
+            let _ = browser::download(m1studio_shared::cmdline::HOSTNAMES_FILE, "text/plain", &names);
+        });
+        html! { <button type="button" class="secondary" onclick={on}>{ "Download hostnames.txt" }</button> }
+    });
+    html! {
+        <section class="outputs" aria-labelledby="outputs-heading">
+            <div class="panel-head">
+                <h2 id="outputs-heading">{ "Output" }</h2>
+                <div class="actions">
+                    <button type="button" class="secondary" onclick={copy} disabled={text.is_none()} id="copy-output">{ "Copy" }</button>
+                    <button type="button" class="secondary" onclick={download} disabled={text.is_none()}>{ format!("Download {file}") }</button>
+                    { hostnames }
+                </div>
+            </div>
+            <div role="tablist" aria-label="Outputs" class="tabs">
+                { tab_button(Tab::Config, "tab-config", "config.yml") }
+                { tab_button(Tab::M1studio, "tab-m1studio", "m1studio configure") }
+                { tab_button(Tab::Tpaexec, "tab-tpaexec", "tpaexec configure") }
+            </div>
+            <p class="status" aria-live="polite">{ (*copied).clone().unwrap_or_default() }</p>
+            <div id="output-panel" role="tabpanel">
+                if let Some(text) = text {
+                    <pre tabindex="0"><code id="output-text">{ text }</code></pre>
+                } else {
+                    <p>{ "Fix the errors above to generate config.yml." }</p>
+                }
+            </div>
+        </section>
+    }
+}
+
+/// The share bar: the link to this design, and a button that copies it.
+#[component]
+pub fn Share(props: &ViewProps) -> Html {
+    let url = format!("{}#{}", browser::base_url(), props.view.link);
+    let status = use_state(String::new);
+    let copy = {
+        let url = url.clone();
+        let status = status.clone();
+        Callback::from(move |_| {
+            let url = url.clone();
+            let status = status.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                status.set(match browser::copy(&url).await {
+                    Ok(()) => "Link copied".to_string(),
+                    Err(why) => format!("Not copied: {why}; select the link and copy it"),
+                });
+            });
+        })
+    };
+    html! {
+        <div class="share">
+            <label for="share-link">{ "Link to this design" }</label>
+            <input id="share-link" type="text" readonly=true value={url}/>
+            <button type="button" id="copy-link" onclick={copy}>{ "Copy link" }</button>
+            <span class="status" aria-live="polite">{ (*status).clone() }</span>
+        </div>
+    }
+}
+
+#[derive(Clone, PartialEq)]
+enum Server {
+    Checking,
+    Reachable(String),
+    Unreachable,
+}
+
+/// The deploy area: whether an m1studio server is there to deploy to.
+#[component]
+pub fn Deploy() -> Html {
+    let server = use_state(|| Server::Checking);
+    {
+        let server = server.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                server.set(match browser::server_version().await {
+                    Some(version) => Server::Reachable(version),
+                    None => Server::Unreachable,
+                });
+            });
+        });
+    }
+    let (class, text) = match &*server {
+        Server::Checking => ("checking", "Looking for the m1studio server…".to_string()),
+        Server::Reachable(version) => (
+            "reachable",
+            format!("Connected to the m1studio server {version}. Deploying from the browser needs the runner, which this server does not have yet."),
+        ),
+        Server::Unreachable => (
+            "unreachable",
+            "The m1studio server isn't reachable, so this design cannot be deployed from here. Start it with `m1studio serve` and open the designer from it.".to_string(),
+        ),
+    };
+    html! {
+        <section class="deploy" aria-labelledby="deploy-heading">
+            <h2 id="deploy-heading">{ "Deploy" }</h2>
+            <p id="deploy-status" class={classes!("server", class)}>{ text }</p>
+        </section>
+    }
+}

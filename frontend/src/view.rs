@@ -1,0 +1,110 @@
+//! What the page shows for a draft, derived in one place: diagnostics, the configured design,
+//! the diagram, the link and the command lines. Pure, and tested natively.
+
+use crate::diagram;
+use m1studio_shared::cmdline::{Program, command_line, hostnames_file};
+use m1studio_shared::{Configured, Diagnostic, Draft, Severity, configure, link};
+
+/// Everything the page derives from a draft.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// Every diagnostic, errors first.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The design, its topology and config.yml, when there is no error.
+    pub configured: Option<Configured>,
+    /// The link text (without `#`).
+    pub link: String,
+    /// The equivalent `m1studio configure` line.
+    pub m1studio_line: String,
+    /// The equivalent `tpaexec configure` line.
+    pub tpaexec_line: String,
+    /// The `--hostnames-from` file the lines refer to, if any.
+    pub hostnames_file: Option<String>,
+    /// The topology diagram, when there is no error.
+    pub svg: Option<String>,
+}
+
+impl View {
+    /// Derives the view of `draft`.
+    pub fn of(draft: &Draft) -> View {
+        let (configured, mut diagnostics) = configure(draft);
+        diagnostics.sort_by_key(|d| d.severity);
+        let dir = if draft.cluster_name.is_empty() {
+            "m1"
+        } else {
+            draft.cluster_name.as_str()
+        };
+        let svg = configured
+            .as_ref()
+            .map(|c| diagram::svg(&c.design, &c.topology));
+        View {
+            diagnostics,
+            link: link::encode(draft),
+            m1studio_line: command_line(Program::M1studio, dir, draft),
+            tpaexec_line: command_line(Program::Tpaexec, dir, draft),
+            hostnames_file: hostnames_file(draft),
+            svg,
+            configured,
+        }
+    }
+
+    /// The diagnostics about one field (its path, or an element of it).
+    pub fn about<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Diagnostic> + 'a {
+        self.diagnostics.iter().filter(move |d| {
+            d.path == path
+                || d.path
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('['))
+        })
+    }
+
+    /// How many diagnostics have `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_starter_design_is_configured_with_a_diagram() {
+        let view = View::of(&Draft::starter());
+        assert_eq!(view.count(Severity::Error), 0);
+        assert!(view.configured.is_some());
+        assert!(view.svg.as_deref().is_some_and(|s| s.starts_with("<svg")));
+        assert_eq!(view.link, "v=1&name=m1&pg=15&fm=repmgr&platform=docker");
+        assert!(
+            view.m1studio_line
+                .starts_with("m1studio configure m1 --architecture M1")
+        );
+        assert!(
+            view.tpaexec_line
+                .starts_with("tpaexec configure m1 --architecture M1")
+        );
+    }
+
+    #[test]
+    fn errors_come_first_and_are_found_by_field() {
+        let draft = Draft {
+            enable_haproxy: true,
+            location_names: Some(vec!["main".into(), "Main".into()]),
+            ..Draft::starter()
+        };
+        let view = View::of(&draft);
+        assert!(view.configured.is_none());
+        assert!(view.svg.is_none());
+        assert_eq!(view.diagnostics[0].severity, Severity::Error);
+        assert_eq!(view.about("enable_haproxy").count(), 1);
+        assert_eq!(
+            view.about("location_names").count(),
+            1,
+            "location_names[1] belongs to location_names"
+        );
+        assert_eq!(view.about("location").count(), 0);
+    }
+}

@@ -1,0 +1,310 @@
+//! Fixtures for end-to-end tests: the real `m1studio serve`, a plain static file server, and a
+//! headless Chromium driven through chromedriver. Each cleans up after itself when dropped.
+
+use anyhow::{Context as _, Result, bail};
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Whether this run is CI's, where a missing browser is a failure rather than a skip.
+pub fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A free port on loopback.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The `m1studio` binary: `M1STUDIO_BIN`, or a debug build made once for this test process.
+pub fn binary() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Ok(path) = std::env::var("M1STUDIO_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "m1studio"])
+                .current_dir(root())
+                .status()
+                .map_err(|e| format!("cannot run cargo build: {e}"))?;
+            if !status.success() {
+                return Err(format!("cargo build -p m1studio failed: {status}"));
+            }
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map_or_else(|_| root().join("target"), PathBuf::from);
+            Ok(target.join("debug").join("m1studio"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// One plain HTTP GET on loopback: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} was not ready after {} s", timeout.as_secs())
+}
+
+/// A running `m1studio serve` on a free loopback port.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the real binary and waits for its health check; checks that it serves the designer.
+    pub fn start() -> Result<Server> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let child = Command::new(binary()?)
+            .args(["serve", "--listen", &addr.to_string()])
+            .env_remove("M1STUDIO_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start m1studio serve")?;
+        let server = Server { child, addr };
+        wait_until("m1studio serve", Duration::from_secs(20), || {
+            http_get(addr, "/healthz").is_ok_and(|(status, _)| status == 200)
+        })?;
+        let (status, body) = http_get(addr, "/")?;
+        if status != 200 || !body.contains("m1studio") {
+            bail!(
+                "m1studio serve does not serve the designer ({status}): build it first with `cargo xtask test` or `trunk build --release`\n{body}"
+            );
+        }
+        Ok(server)
+    }
+
+    /// The designer's address.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain static file server for dist/, with no health check and no API: any static host.
+pub struct StaticHost {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StaticHost {
+    /// Serves `dir` on a free loopback port, from a thread of its own.
+    pub fn start(dir: PathBuf) -> Result<StaticHost> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = serve_file(stream, &dir);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Ok(StaticHost { addr, stop })
+    }
+
+    /// The site's address.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for StaticHost {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn serve_file(mut stream: TcpStream, dir: &Path) -> Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = [0u8; 4096];
+    let n = stream.read(&mut request)?;
+    let request = String::from_utf8_lossy(&request[..n]);
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("/");
+    let relative = path.trim_start_matches('/');
+    let relative = if relative.is_empty() || relative.contains("..") {
+        "index.html"
+    } else {
+        relative
+    };
+    let (status, body) = match std::fs::read(dir.join(relative)) {
+        Ok(body) => ("200 OK", body),
+        Err(_) => ("404 Not Found", b"not found".to_vec()),
+    };
+    let mime = match relative.rsplit('.').next() {
+        Some("html") => "text/html",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)?;
+    Ok(())
+}
+
+/// A headless Chromium under chromedriver.
+pub struct Browser {
+    driver: Child,
+    profile: PathBuf,
+    /// The WebDriver session.
+    pub client: fantoccini::Client,
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium. Without them this is `Ok(None)` and says so
+    /// loudly, except on CI, where it is an error.
+    pub async fn start() -> Result<Option<Browser>> {
+        let chromium = std::env::var_os("CHROME")
+            .map(PathBuf::from)
+            .or_else(|| find_program(&["chromium", "chromium-browser", "google-chrome"]));
+        let driver = find_program(&["chromedriver"]);
+        let (Some(chromium), Some(driver)) = (chromium, driver) else {
+            let message = "Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)";
+            if on_ci() {
+                bail!("{message}: browser tests cannot be skipped on CI");
+            }
+            eprintln!("\n!!! SKIPPED: {message}; this browser test did not run !!!\n");
+            return Ok(None);
+        };
+        let port = free_port()?;
+        let driver = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver")?;
+        let profile =
+            std::env::temp_dir().join(format!("m1studio-chromium-{}-{port}", std::process::id()));
+        let mut browser_guard = DriverGuard(Some(driver));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        wait_until("chromedriver", Duration::from_secs(20), || {
+            TcpStream::connect(addr).is_ok()
+        })?;
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let client = fantoccini::ClientBuilder::native()
+            .capabilities(capabilities)
+            .connect(&format!("http://{addr}"))
+            .await
+            .context("cannot start a Chromium session")?;
+        let driver = browser_guard.0.take().context("chromedriver is gone")?;
+        Ok(Some(Browser {
+            driver,
+            profile,
+            client,
+        }))
+    }
+
+    /// Ends the session and the driver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Kills chromedriver if the session never started.
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
