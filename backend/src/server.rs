@@ -2,7 +2,7 @@
 //! check, and a JSON API under `/api`. It listens on loopback unless told otherwise, and then
 //! only with a token.
 
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -92,7 +92,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn api_not_found(uri: Uri) -> ApiError {
+async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!("no API at {}: see /api/designs/check", uri.path()),

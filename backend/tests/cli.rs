@@ -272,3 +272,20 @@ fn unknown_commands_fail_with_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unrecognized subcommand 'conjure'"));
 }
+
+#[test]
+fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_m1studio"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("M1STUDIO_TOKEN")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("needs a token"),
+        "{}",
+        text(&out.stderr)
+    );
+}

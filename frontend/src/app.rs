@@ -11,6 +11,9 @@ use wasm_bindgen::JsCast as _;
 use wasm_bindgen::closure::Closure;
 use yew::prelude::*;
 
+/// How long the address bar may lag behind the design, in milliseconds.
+const URL_DELAY_MS: i32 = 120;
+
 /// The whole app.
 #[component]
 pub fn App() -> Html {
@@ -26,10 +29,20 @@ pub fn App() -> Html {
             state.dispatch(action);
         })
     };
+    // The address bar follows the design. Browsers make history.replaceState slow when called
+    // a keystroke at a time, so the latest link is written at most every URL_DELAY_MS.
+    let pending_link = use_mut_ref(|| None::<String>);
     use_effect_with(view.link.clone(), move |link| {
-        browser::replace_fragment(link);
         if let Some(started) = edited_at.borrow_mut().take() {
             set_root_attribute("data-render-ms", browser::now() - started);
+        }
+        let first = pending_link.borrow_mut().replace(link.clone()).is_none();
+        if first {
+            browser::after(URL_DELAY_MS, move || {
+                if let Some(link) = pending_link.borrow_mut().take() {
+                    browser::replace_fragment(&link);
+                }
+            });
         }
     });
     {

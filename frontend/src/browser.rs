@@ -32,6 +32,17 @@ pub fn replace_fragment(link: &str) {
     }
 }
 
+/// Runs `task` once, `milliseconds` from now.
+pub fn after(milliseconds: i32, task: impl FnOnce() + 'static) {
+    let task = wasm_bindgen::closure::Closure::once_into_js(task);
+    if let Some(window) = window() {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            task.unchecked_ref(),
+            milliseconds,
+        );
+    }
+}
+
 /// Copies `text` to the clipboard; `Err` with a reason when the browser refuses.
 pub async fn copy(text: &str) -> Result<(), String> {
     let clipboard = window().ok_or("no window")?.navigator().clipboard();

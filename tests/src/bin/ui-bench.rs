@@ -28,10 +28,12 @@ async fn number(client: &Client, expression: &str) -> Result<f64> {
 
 fn report(what: &str, mut samples: Vec<f64>) {
     samples.sort_by(f64::total_cmp);
-    let median = samples[samples.len() / 2];
-    let max = samples[samples.len() - 1];
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{what}: median {median:.1} ms, max {max:.1} ms over {} runs",
+        "{what}: median {:.1} ms, p90 {:.1} ms, max {:.1} ms over {} runs",
+        at(0.5),
+        at(0.9),
+        at(1.0),
         samples.len()
     );
 }
@@ -60,7 +62,7 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut renders = Vec::new();
-    for i in 0..30 {
+    for i in 0..40 {
         c.execute(
             "document.documentElement.removeAttribute('data-render-ms')",
             vec![],

@@ -1,0 +1,197 @@
+//! The server's router through `oneshot`, and the rule that only loopback goes without a token.
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use m1studio::server::{AppState, app, listen_problem};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+async fn call(state: AppState, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app(state).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+fn check(body: &str) -> Request<Body> {
+    Request::post("/api/designs/check")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn healthz_names_the_version() {
+    let (status, body) = call(
+        AppState::default(),
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        Value::String(format!("ok m1studio {}\n", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[tokio::test]
+async fn a_valid_link_is_configured() {
+    let (status, body) = call(
+        AppState::default(),
+        check(r#"{"link": "v=1&name=lab&pg=17&fm=patroni&platform=docker&haproxy=1"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["valid"], json!(true));
+    assert_eq!(body["instances"].as_array().unwrap().len(), 9);
+    assert!(
+        body["config_yml"]
+            .as_str()
+            .unwrap()
+            .contains("cluster_name: lab\n")
+    );
+    assert_eq!(
+        body["link"],
+        json!("v=1&name=lab&pg=17&fm=patroni&platform=docker&haproxy=1")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_draft_gets_every_diagnostic_and_no_config() {
+    let (status, body) = call(AppState::default(), check(r#"{"draft": {"cluster_name": "m1", "architecture": "M1", "postgres_version": "99", "enable_haproxy": true}}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["valid"], json!(false));
+    assert_eq!(body["config_yml"], Value::Null);
+    let codes: Vec<&str> = body["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    for code in [
+        "flavour-missing",
+        "version-out-of-range",
+        "failover-manager-missing",
+        "haproxy-needs-patroni",
+    ] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+    let first = &body["diagnostics"][0];
+    assert!(
+        first["path"].is_string() && first["severity"].is_string() && first["message"].is_string()
+    );
+}
+
+#[tokio::test]
+async fn a_config_yml_is_read_with_paths_in_the_file() {
+    let config = m1studio_shared::configure(&m1studio_shared::Draft::starter())
+        .0
+        .unwrap()
+        .config_yml
+        .replace("failover_manager: repmgr", "failover_manager: heartbeat");
+    let (_, body) = call(
+        AppState::default(),
+        check(&json!({ "config_yml": config }).to_string()),
+    )
+    .await;
+    assert_eq!(body["valid"], json!(false));
+    assert_eq!(
+        body["diagnostics"][0]["path"],
+        json!("cluster_vars.failover_manager")
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_that_say_what_to_send() {
+    let (status, body) = call(AppState::default(), check("{not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send JSON with one of draft, link or config_yml"),
+        "{body}"
+    );
+    let (status, body) = call(
+        AppState::default(),
+        check(r#"{"link": "v=1", "config_yml": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["message"],
+        json!("give exactly one of draft, link or config_yml")
+    );
+    let (status, body) = call(
+        AppState::default(),
+        Request::get("/api/nothing").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no API at /api/nothing")
+    );
+}
+
+#[tokio::test]
+async fn a_token_guards_the_api_but_not_the_health_check() {
+    let state = AppState {
+        token: Some("0123456789abcdef-secret".into()),
+    };
+    let (status, body) = call(state.clone(), check(r#"{"link": "v=1"}"#)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer TOKEN")
+    );
+    let mut request = check(r#"{"link": "v=1"}"#);
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Bearer wrong-token-of-some-length".parse().unwrap(),
+    );
+    assert_eq!(
+        call(state.clone(), request).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut request = check(r#"{"link": "v=1"}"#);
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Bearer 0123456789abcdef-secret".parse().unwrap(),
+    );
+    assert_eq!(call(state.clone(), request).await.0, StatusCode::OK);
+    let (status, _) = call(state, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn only_loopback_listens_without_a_token() {
+    assert_eq!(
+        listen_problem("127.0.0.1:8080".parse().unwrap(), None),
+        None
+    );
+    assert_eq!(listen_problem("[::1]:8080".parse().unwrap(), None), None);
+    let problem = listen_problem("0.0.0.0:8080".parse().unwrap(), None).unwrap();
+    assert!(
+        problem.contains("needs a token: set --token or M1STUDIO_TOKEN"),
+        "{problem}"
+    );
+    assert_eq!(
+        listen_problem(
+            "0.0.0.0:8080".parse().unwrap(),
+            Some("a-long-enough-random-token")
+        ),
+        None
+    );
+    assert!(
+        listen_problem("0.0.0.0:8080".parse().unwrap(), Some("short"))
+            .unwrap()
+            .contains("shorter than 16")
+    );
+}
