@@ -86,7 +86,7 @@ pub fn App() -> Html {
             </header>
             <main class="columns">
                 <section class="left" aria-label="Design">
-                    <DesignForm draft={state.draft.clone()} view={view.clone()} dispatch={dispatch.clone()}/>
+                    <DesignForm draft={state.draft.clone()} hostnames_text={AttrValue::from(state.hostnames_text.clone())} view={view.clone()} dispatch={dispatch.clone()}/>
                 </section>
                 <section class="right" aria-label="Results">
                     <LinkNotice notices={state.notices.clone()} dispatch={dispatch.clone()}/>

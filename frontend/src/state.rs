@@ -47,8 +47,8 @@ pub enum Action {
     Haproxy(bool),
     /// Choose EDB Postgres Advanced Server's mode (`None`: not chosen yet).
     Redwood(Option<bool>),
-    /// Go back to the host names the designer gives.
-    ClearHostnames,
+    /// Set the host names, as typed: one a line (empty: the designer's names).
+    Hostnames(String),
     /// Open the design a link describes.
     OpenLink(String),
     /// Start again from the starter design.
@@ -64,6 +64,8 @@ pub struct DesignState {
     pub draft: Draft,
     /// What the link the design came from had that could not be used.
     pub notices: Vec<Diagnostic>,
+    /// The host names as typed, one a line (the draft holds them parsed).
+    pub hostnames_text: String,
 }
 
 impl DesignState {
@@ -73,10 +75,20 @@ impl DesignState {
             return DesignState {
                 draft: Draft::starter(),
                 notices: Vec::new(),
+                hostnames_text: String::new(),
             };
         }
         let (draft, notices) = link::decode(fragment);
-        DesignState { draft, notices }
+        let hostnames_text = draft
+            .hostnames
+            .as_ref()
+            .map(|names| names.join("\n"))
+            .unwrap_or_default();
+        DesignState {
+            draft,
+            notices,
+            hostnames_text,
+        }
     }
 }
 
@@ -158,7 +170,11 @@ impl Reducible for DesignState {
             Action::Set(field, value) => apply(&mut next.draft, field, value),
             Action::Haproxy(on) => next.draft.enable_haproxy = on,
             Action::Redwood(mode) => next.draft.redwood = mode,
-            Action::ClearHostnames => next.draft.hostnames = None,
+            Action::Hostnames(text) => {
+                let names = m1studio_shared::hostnames::parse_hostnames_file(&text);
+                next.draft.hostnames = (!names.is_empty()).then_some(names);
+                next.hostnames_text = text;
+            }
             Action::OpenLink(text) => next = DesignState::from_link(&text),
             Action::Reset => next = DesignState::from_link(""),
             Action::DismissNotices => next.notices.clear(),
@@ -275,6 +291,23 @@ mod tests {
             Some(""),
             "an emptied count is shown as an error, not defaulted"
         );
+    }
+
+    #[test]
+    fn host_names_are_typed_one_a_line_and_emptied_back_to_the_defaults() {
+        let state = reduce(starter(), vec![Action::Hostnames("alpha\nbravo\n".into())]);
+        assert_eq!(
+            state.draft.hostnames,
+            Some(vec!["alpha".to_string(), "bravo".to_string()])
+        );
+        assert_eq!(
+            state.hostnames_text, "alpha\nbravo\n",
+            "the text keeps what was typed"
+        );
+        let state = reduce(state, vec![Action::Hostnames(" \n".into())]);
+        assert_eq!(state.draft.hostnames, None);
+        let opened = DesignState::from_link("v=1&name=m1&host=a&host=b");
+        assert_eq!(opened.hostnames_text, "a\nb");
     }
 
     #[test]

@@ -309,6 +309,14 @@ async fn every_control_has_a_label_and_the_outputs_switch_tabs() -> Result<()> {
     .await?;
     let unlabelled = eval(c, "[...document.querySelectorAll('input, select')].filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.id)").await?;
     assert_eq!(unlabelled, Value::Array(vec![]), "controls without a label");
+    type_into(c, "hostnames", "alpha\nbravo").await?;
+    wait_for(c, "document.querySelector('#hostnames-diag .diag.error[data-code=hostnames-too-few]') !== null").await?;
+    type_into(c, "hostnames", " ").await?;
+    wait_for(
+        c,
+        "document.querySelector('#hostnames-diag .diag') === null",
+    )
+    .await?;
     c.find(Locator::Id("tab-tpaexec")).await?.click().await?;
     wait_for(c, "document.getElementById('output-text').innerText.startsWith('tpaexec configure m1 --architecture M1 --edb-postgres-advanced 15')").await?;
     c.find(Locator::Id("tab-m1studio")).await?.click().await?;

@@ -10,7 +10,7 @@ use m1studio_shared::spec::{
 };
 use m1studio_shared::{Diagnostic, Draft, FailoverManager, Flavour, Platform};
 use std::rc::Rc;
-use web_sys::{HtmlInputElement, HtmlSelectElement};
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 /// What the form needs.
@@ -18,6 +18,8 @@ use yew::prelude::*;
 pub struct FormProps {
     /// The design being edited.
     pub draft: Draft,
+    /// The host names as typed.
+    pub hostnames_text: AttrValue,
     /// What it derives to.
     pub view: Rc<View>,
     /// Where edits go.
@@ -56,6 +58,7 @@ fn options(items: &[(String, String)], current: &str) -> Html {
 pub fn DesignForm(props: &FormProps) -> Html {
     let FormProps {
         draft,
+        hostnames_text,
         view,
         dispatch,
     } = props;
@@ -155,7 +158,10 @@ pub fn DesignForm(props: &FormProps) -> Html {
         .num_cascaded_replicas
         .clone()
         .unwrap_or_else(|| "1".into());
-    let clear_hosts = dispatch.reform(|_| Action::ClearHostnames);
+    let on_hosts = dispatch.reform(|e: InputEvent| {
+        Action::Hostnames(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+    });
+    let instances = view.configured.as_ref().map(|c| c.topology.instances.len());
 
     html! {
         <form class="design-form" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())} aria-label="Cluster design">
@@ -226,14 +232,9 @@ pub fn DesignForm(props: &FormProps) -> Html {
                 <ul class="field-diagnostics" aria-live="polite">
                     { crate::components::field::diagnostic_items(&view.diagnostics.iter().filter(|d| d.path == "location_names").cloned().collect::<Vec<_>>()) }
                 </ul>
-                if let Some(hosts) = &draft.hostnames {
-                    <div class="field">
-                        <p class="label">{ "Host names" }</p>
-                        <p class="hint">{ format!("From the design's host name list: {}.", hosts.join(", ")) }</p>
-                        <ul class="field-diagnostics" aria-live="polite">{ crate::components::field::diagnostic_items(&diags(view, "hostnames")) }</ul>
-                        <button type="button" class="secondary" onclick={clear_hosts}>{ "Use the default names" }</button>
-                    </div>
-                }
+                <Field id="hostnames" label="Host names (optional)" hint={AttrValue::from(match instances { Some(n) => format!("One a line, in node order; this design has {n} instances. Leave empty for the designer's names."), None => "One a line, in node order. Leave empty for the designer's names.".to_string() })} diagnostics={diags(view, "hostnames")}>
+                    <textarea id="hostnames" rows="3" value={hostnames_text.clone()} oninput={on_hosts} aria-describedby={described_by("hostnames")} spellcheck="false"/>
+                </Field>
             </fieldset>
 
             <fieldset>
