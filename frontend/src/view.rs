@@ -3,6 +3,7 @@
 
 use crate::diagram;
 use m1studio_shared::cmdline::{Program, command_line, hostnames_file};
+use m1studio_shared::plan::{Plan, PlanOptions, plan};
 use m1studio_shared::{Configured, Diagnostic, Draft, Severity, configure, link};
 
 /// Everything the page derives from a draft.
@@ -22,7 +23,16 @@ pub struct View {
     pub hostnames_file: Option<String>,
     /// The topology diagram, when there is no error.
     pub svg: Option<String>,
+    /// The deployment plan (each node's files and the steps), or why there is none yet.
+    pub plan: Option<Result<Plan, Vec<Diagnostic>>>,
 }
+
+/// How the designer previews a deployment: repmgr's defaults, and EDB software shown as if the
+/// subscription token were set (the browser cannot know; the runner checks).
+const PREVIEW: PlanOptions = PlanOptions {
+    profile: m1studio_shared::plan::Profile::Production,
+    edb_token: true,
+};
 
 impl View {
     /// Derives the view of `draft`.
@@ -37,6 +47,9 @@ impl View {
         let svg = configured
             .as_ref()
             .map(|c| diagram::svg(&c.design, &c.topology));
+        let plan = configured
+            .as_ref()
+            .map(|c| plan(&c.design, &c.topology, PREVIEW));
         View {
             diagnostics,
             link: link::encode(draft),
@@ -44,6 +57,7 @@ impl View {
             tpaexec_line: command_line(Program::Tpaexec, dir, draft),
             hostnames_file: hostnames_file(draft),
             svg,
+            plan,
             configured,
         }
     }

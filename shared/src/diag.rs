@@ -120,6 +120,7 @@ codes! {
     ConfigDuplicateNode => "config-duplicate-node",
     ConfigLocationUnknown => "config-location-unknown",
     ConfigLayoutDiffers => "config-layout-differs",
+    DeployUnsupported => "deploy-unsupported",
 }
 
 impl fmt::Display for Code {

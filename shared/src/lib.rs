@@ -16,6 +16,7 @@ pub mod diag;
 pub mod hostnames;
 pub mod link;
 pub mod net;
+pub mod plan;
 pub mod spec;
 pub mod topology;
 pub mod validate;

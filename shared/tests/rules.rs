@@ -556,7 +556,8 @@ fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/config_read.rs"))
             .unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cmdline.rs"))
-            .unwrap();
+            .unwrap()
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/plan.rs")).unwrap();
     let missing: Vec<&str> = Code::ALL
         .iter()
         .map(|c| c.as_str())

@@ -363,3 +363,38 @@ async fn the_deploy_area_knows_whether_the_server_is_there() -> Result<()> {
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn each_nodes_files_and_the_plan_are_shown_without_secrets() -> Result<()> {
+    let Some((server, browser)) = start().await? else {
+        return Ok(());
+    };
+    let c = &browser.client;
+    open(c, &server.url()).await?;
+    c.find(Locator::Id("tab-nodes")).await?.click().await?;
+    select(c, "node-select", "quartz").await?;
+    wait_for(
+        c,
+        "document.getElementById('output-text').innerText.includes(\"node_name='quartz'\")",
+    )
+    .await?;
+    let files = c.find(Locator::Id("output-text")).await?.text().await?;
+    assert!(
+        files.contains("# ==> /etc/repmgr.conf (postgres, 644)"),
+        "{files}"
+    );
+    assert!(
+        files.contains("${secret:repmgr}"),
+        "passwords are placeholders: {files}"
+    );
+    c.find(Locator::Id("tab-plan")).await?.click().await?;
+    wait_for(
+        c,
+        "document.getElementById('output-text').innerText.startsWith('1. Write every node')",
+    )
+    .await?;
+    select(c, "failover", "patroni").await?;
+    wait_for(c, "document.getElementById('output-text').innerText.includes('deploying Patroni clusters is not available yet')").await?;
+    browser.close().await;
+    Ok(())
+}

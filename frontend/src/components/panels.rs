@@ -101,6 +101,21 @@ enum Tab {
     Config,
     M1studio,
     Tpaexec,
+    Nodes,
+    Plan,
+}
+
+/// A node's files as one text, each under a header naming its path, owner and mode.
+fn node_files_text(plan: &m1studio_shared::plan::Plan, node: &str) -> String {
+    plan.files_of(node)
+        .iter()
+        .map(|f| {
+            format!(
+                "# ==> {} ({}, {:o})\n{}\n",
+                f.path, f.owner, f.mode, f.content
+            )
+        })
+        .collect()
 }
 
 /// The generated outputs, each with a copy and a download button.
@@ -109,22 +124,64 @@ pub fn Outputs(props: &ViewProps) -> Html {
     let view = &props.view;
     let tab = use_state(|| Tab::Config);
     let copied = use_state(|| None::<String>);
-    let (text, file, mime) = match *tab {
+    let node = use_state(|| 0usize);
+    let plan = view.plan.clone();
+    let plan_ok = plan.as_ref().and_then(|p| p.as_ref().ok());
+    let node_names: Vec<String> = plan_ok
+        .map(|p| p.nodes.iter().map(|n| n.node.clone()).collect())
+        .unwrap_or_default();
+    let node_name = node_names
+        .get(*node)
+        .or(node_names.first())
+        .cloned()
+        .unwrap_or_default();
+    let not_deployable = plan
+        .as_ref()
+        .and_then(|p| p.as_ref().err())
+        .map(|problems| {
+            problems
+                .iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    let (text, file, mime): (Option<String>, String, &str) = match *tab {
         Tab::Config => (
             view.configured.as_ref().map(|c| c.config_yml.clone()),
-            "config.yml",
+            "config.yml".into(),
             "application/yaml",
         ),
         Tab::M1studio => (
             Some(format!("{}\n", view.m1studio_line)),
-            "configure-m1studio.sh",
+            "configure-m1studio.sh".into(),
             "text/x-shellscript",
         ),
         Tab::Tpaexec => (
             Some(format!("{}\n", view.tpaexec_line)),
-            "configure-tpaexec.sh",
+            "configure-tpaexec.sh".into(),
             "text/x-shellscript",
         ),
+        Tab::Nodes => (
+            plan_ok
+                .map(|p| node_files_text(p, &node_name))
+                .or(not_deployable.clone()),
+            format!("{node_name}-files.txt"),
+            "text/plain",
+        ),
+        Tab::Plan => (
+            plan_ok.map(|p| p.describe()).or(not_deployable.clone()),
+            "deployment-plan.txt".into(),
+            "text/plain",
+        ),
+    };
+    let on_node = {
+        let node = node.clone();
+        Callback::from(move |e: Event| {
+            let index = e
+                .target_unchecked_into::<web_sys::HtmlSelectElement>()
+                .selected_index();
+            node.set(usize::try_from(index).unwrap_or_default());
+        })
     };
     let tab_button = |which: Tab, id: &'static str, label: &'static str| {
         let set = {
@@ -155,8 +212,9 @@ pub fn Outputs(props: &ViewProps) -> Html {
     };
     let download = {
         let text = text.clone().unwrap_or_default();
+        let file = file.clone();
         Callback::from(move |_| {
-            let _ = browser::download(file, mime, &text);
+            let _ = browser::download(&file, mime, &text);
         })
     };
     let hostnames = view.hostnames_file.clone().filter(|_| *tab != Tab::Config).map(|names| {
@@ -179,13 +237,23 @@ pub fn Outputs(props: &ViewProps) -> Html {
                 { tab_button(Tab::Config, "tab-config", "config.yml") }
                 { tab_button(Tab::M1studio, "tab-m1studio", "m1studio configure") }
                 { tab_button(Tab::Tpaexec, "tab-tpaexec", "tpaexec configure") }
+                { tab_button(Tab::Nodes, "tab-nodes", "Node files") }
+                { tab_button(Tab::Plan, "tab-plan", "Deployment plan") }
             </div>
+            if *tab == Tab::Nodes && !node_names.is_empty() {
+                <div class="field node-select">
+                    <label for="node-select">{ "Node" }</label>
+                    <select id="node-select" onchange={on_node}>
+                        { for node_names.iter().map(|name| html! { <option value={name.clone()} selected={*name == node_name}>{ name.clone() }</option> }) }
+                    </select>
+                </div>
+            }
             <p class="status" aria-live="polite">{ (*copied).clone().unwrap_or_default() }</p>
             <div id="output-panel" role="tabpanel">
                 if let Some(text) = text {
                     <pre tabindex="0"><code id="output-text">{ text }</code></pre>
                 } else {
-                    <p>{ "Fix the errors above to generate config.yml." }</p>
+                    <p>{ "Fix the errors above to generate the output." }</p>
                 }
             </div>
         </section>

@@ -1,0 +1,869 @@
+//! The deployment plan: from a design, what each node needs (its files) and what to do, in
+//! order (phases whose steps may run in parallel): commands as argument vectors, services to
+//! start, and readiness as data. Pure: executors carry it out.
+//!
+//! Passwords never appear in a plan. Files and commands refer to them as `${secret:NAME}`,
+//! which only an executor replaces, with values it keeps to itself.
+
+use crate::diag::{Code, Diagnostic};
+use crate::spec::{Design, FailoverManager, PlatformSpec};
+use crate::topology::{Instance, Kind, Role, Topology};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Where Postgres keeps its data on every node.
+pub const PGDATA: &str = "/var/lib/postgresql/data";
+/// The directory of the files the plan writes for Postgres.
+pub const CONFIG_DIR: &str = "/etc/m1studio";
+/// The secrets a plan refers to.
+pub const SECRETS: &[&str] = &["repmgr", "barman", "streaming_barman", "postgres"];
+
+/// How quickly the failover manager reacts, and so how long a failover takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// For demonstrations and workshops: a failed primary is replaced in seconds.
+    Demo,
+    /// repmgr's own defaults: 6 attempts 10 s apart, about a minute before promotion.
+    #[default]
+    Production,
+}
+
+impl Profile {
+    /// repmgr's `(reconnect_attempts, reconnect_interval, monitor_interval_secs)`.
+    pub fn repmgr_timing(self) -> (u32, u32, u32) {
+        match self {
+            Profile::Demo => (2, 1, 1),
+            Profile::Production => (6, 10, 2),
+        }
+    }
+
+    /// The longest time from a primary's failure to a promotion, in seconds.
+    pub fn worst_case_failover_secs(self) -> u32 {
+        let (attempts, interval, monitor) = self.repmgr_timing();
+        attempts * interval + monitor + 2
+    }
+}
+
+/// What a deployment is asked for besides the design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PlanOptions {
+    /// The failover timing.
+    pub profile: Profile,
+    /// Whether `EDB_SUBSCRIPTION_TOKEN` is set where the deployment runs.
+    pub edb_token: bool,
+}
+
+/// A file to write on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    /// Its absolute path.
+    pub path: String,
+    /// Its owner (user and group of the same name).
+    pub owner: String,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its text, with `${secret:NAME}` where a password goes.
+    pub content: String,
+}
+
+/// What the plan waits for before going on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Readiness {
+    /// Postgres accepts connections on the node.
+    PostgresReady,
+    /// A query, run on the node as postgres, returns `expect` (as text).
+    Query {
+        /// The SQL.
+        sql: String,
+        /// The expected single value.
+        expect: String,
+    },
+    /// A command exits 0.
+    CommandSucceeds {
+        /// The command.
+        argv: Vec<String>,
+        /// The user it runs as.
+        user: String,
+    },
+}
+
+/// One thing to do on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Write the node's files.
+    WriteFiles,
+    /// Run a command, as an argument vector; never through a shell.
+    Run {
+        /// The program and its arguments.
+        argv: Vec<String>,
+        /// The user it runs as.
+        user: String,
+        /// What to write to its standard input (where secrets go, never into `argv`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdin: Option<String>,
+    },
+    /// Start a supervised service.
+    Start {
+        /// The service's name.
+        service: String,
+    },
+    /// Wait until something holds, up to `timeout_secs`.
+    Wait {
+        /// What must hold.
+        until: Readiness,
+        /// How long to wait at most.
+        timeout_secs: u32,
+    },
+}
+
+/// A step: an action on a node, with a title people understand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// The node's name.
+    pub node: String,
+    /// What the step does.
+    pub title: String,
+    /// How.
+    pub action: Action,
+}
+
+/// A phase: steps that may run at the same time. Phases run one after the other; within a
+/// phase, the steps of one node run in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    /// What the phase achieves.
+    pub title: String,
+    /// Its steps.
+    pub steps: Vec<Step>,
+}
+
+/// The files of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFiles {
+    /// The node's name.
+    pub node: String,
+    /// Its files.
+    pub files: Vec<File>,
+}
+
+/// Everything a deployment does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The files of each node, node 1 first.
+    pub nodes: Vec<NodeFiles>,
+    /// What to do, in order.
+    pub phases: Vec<Phase>,
+}
+
+impl Plan {
+    /// The files of node `name`.
+    pub fn files_of(&self, name: &str) -> &[File] {
+        self.nodes
+            .iter()
+            .find(|n| n.node == name)
+            .map_or(&[], |n| n.files.as_slice())
+    }
+
+    /// The plan as text, for people: phases, steps and commands, without any secret.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, phase) in self.phases.iter().enumerate() {
+            let _ = writeln!(out, "{}. {}", i + 1, phase.title);
+            for step in &phase.steps {
+                let how = match &step.action {
+                    Action::WriteFiles => format!("{} files", self.files_of(&step.node).len()),
+                    Action::Run {
+                        argv,
+                        user,
+                        stdin: None,
+                    } => format!("as {user}: {}", argv.join(" ")),
+                    Action::Run {
+                        argv,
+                        user,
+                        stdin: Some(input),
+                    } => {
+                        format!("as {user}: {} <<< {input}", argv.join(" "))
+                    }
+                    Action::Start { service } => format!("start {service}"),
+                    Action::Wait {
+                        until,
+                        timeout_secs,
+                    } => format!("wait up to {timeout_secs} s for {until:?}"),
+                };
+                let _ = writeln!(out, "   [{}] {}: {how}", step.node, step.title);
+            }
+        }
+        out
+    }
+}
+
+fn secret(name: &str) -> String {
+    format!("${{secret:{name}}}")
+}
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| p.to_string()).collect()
+}
+
+fn step(node: &str, title: &str, action: Action) -> Step {
+    Step {
+        node: node.to_string(),
+        title: title.to_string(),
+        action,
+    }
+}
+
+fn run(node: &str, title: &str, user: &str, parts: &[&str]) -> Step {
+    step(
+        node,
+        title,
+        Action::Run {
+            argv: argv(parts),
+            user: user.to_string(),
+            stdin: None,
+        },
+    )
+}
+
+fn wait(node: &str, title: &str, until: Readiness, timeout_secs: u32) -> Step {
+    step(
+        node,
+        title,
+        Action::Wait {
+            until,
+            timeout_secs,
+        },
+    )
+}
+
+fn file(path: &str, owner: &str, mode: u32, content: String) -> File {
+    File {
+        path: path.to_string(),
+        owner: owner.to_string(),
+        mode,
+        content,
+    }
+}
+
+struct Context<'a> {
+    design: &'a Design,
+    topology: &'a Topology,
+    options: PlanOptions,
+    bindir: String,
+    network: String,
+}
+
+impl Context<'_> {
+    fn primary(&self) -> &Instance {
+        &self.topology.instances[0]
+    }
+
+    fn replica(&self) -> &Instance {
+        &self.topology.instances[1]
+    }
+
+    fn runs_postgres(&self, instance: &Instance) -> bool {
+        instance.roles.iter().any(|r| r.is_postgres()) || instance.has(Role::Witness)
+    }
+
+    fn postgresql_conf(&self, instance: &Instance) -> String {
+        format!(
+            "# Written by m1studio for {name} (node {node}) of cluster {cluster}.\n\
+             listen_addresses = '*'\n\
+             port = 5432\n\
+             hba_file = '{CONFIG_DIR}/pg_hba.conf'\n\
+             unix_socket_directories = '/var/run/postgresql'\n\
+             password_encryption = 'scram-sha-256'\n\
+             max_connections = 100\n\
+             shared_buffers = '128MB'\n\
+             wal_level = 'replica'\n\
+             wal_log_hints = on\n\
+             max_wal_senders = 16\n\
+             max_replication_slots = 16\n\
+             wal_keep_size = '256MB'\n\
+             hot_standby = on\n\
+             full_page_writes = on\n\
+             shared_preload_libraries = 'repmgr'\n\
+             cluster_name = '{cluster}-{name}'\n\
+             log_line_prefix = '%m [%p] %q%u@%d '\n",
+            name = instance.name,
+            node = instance.node,
+            cluster = self.design.cluster_name(),
+        )
+    }
+
+    fn pg_hba(&self) -> String {
+        let net = &self.network;
+        format!(
+            "# Written by m1studio: local peers, and scram-sha-256 from the cluster's network only.\n\
+             local   all          postgres                     peer\n\
+             local   all          all                          peer\n\
+             host    repmgr       repmgr            {net}  scram-sha-256\n\
+             host    replication  repmgr            {net}  scram-sha-256\n\
+             host    postgres     barman            {net}  scram-sha-256\n\
+             host    replication  streaming_barman  {net}  scram-sha-256\n\
+             host    all          all               {net}  scram-sha-256\n"
+        )
+    }
+
+    fn repmgr_conf(&self, instance: &Instance) -> String {
+        let (attempts, interval, monitor) = self.options.profile.repmgr_timing();
+        let priority = match instance.kind {
+            Kind::Replica | Kind::Primary => 100,
+            _ => 0,
+        };
+        format!(
+            "# Written by m1studio for {name} (node {node}).\n\
+             node_id={node}\n\
+             node_name='{name}'\n\
+             conninfo='host={name} user=repmgr dbname=repmgr connect_timeout=2'\n\
+             data_directory='{PGDATA}'\n\
+             pg_bindir='{bindir}'\n\
+             config_directory='{CONFIG_DIR}'\n\
+             location='{location}'\n\
+             priority={priority}\n\
+             use_replication_slots=yes\n\
+             failover=automatic\n\
+             promote_command='/usr/bin/repmgr standby promote -f /etc/repmgr.conf --log-to-file'\n\
+             follow_command='/usr/bin/repmgr standby follow -f /etc/repmgr.conf --log-to-file --upstream-node-id=%n'\n\
+             reconnect_attempts={attempts}\n\
+             reconnect_interval={interval}\n\
+             monitor_interval_secs={monitor}\n\
+             connection_check_type='ping'\n\
+             service_start_command='/usr/bin/supervisorctl start postgres'\n\
+             service_stop_command='/usr/bin/supervisorctl stop postgres'\n\
+             service_restart_command='/usr/bin/supervisorctl restart postgres'\n\
+             service_reload_command='/usr/bin/supervisorctl signal HUP postgres'\n\
+             log_file='/var/log/postgresql/repmgr.log'\n",
+            name = instance.name,
+            node = instance.node,
+            bindir = self.bindir,
+            location = instance.location,
+        )
+    }
+
+    fn postgres_service(&self) -> String {
+        format!(
+            "[program:postgres]\n\
+             command={bindir}/postgres -D {PGDATA} -c config_file={CONFIG_DIR}/postgresql.conf\n\
+             user=postgres\n\
+             autostart=false\n\
+             autorestart=false\n\
+             stopsignal=INT\n\
+             stopwaitsecs=30\n\
+             redirect_stderr=true\n\
+             stdout_logfile=/var/log/postgresql/postgres.log\n",
+            bindir = self.bindir
+        )
+    }
+
+    fn repmgrd_service(&self) -> String {
+        "[program:repmgrd]\n\
+         command=/usr/bin/repmgrd -f /etc/repmgr.conf --daemonize=false\n\
+         user=postgres\n\
+         autostart=false\n\
+         autorestart=true\n\
+         redirect_stderr=true\n\
+         stdout_logfile=/var/log/postgresql/repmgrd.log\n"
+            .to_string()
+    }
+
+    fn barman_conf(&self) -> String {
+        let primary = &self.primary().name;
+        format!(
+            "; Written by m1studio: Barman backs up {primary}, the primary of cluster {cluster}.\n\
+             [{primary}]\n\
+             description = \"{primary}, primary of {cluster}\"\n\
+             conninfo = host={primary} user=barman dbname=postgres connect_timeout=5\n\
+             streaming_conninfo = host={primary} user=streaming_barman dbname=postgres connect_timeout=5\n\
+             backup_method = postgres\n\
+             streaming_archiver = on\n\
+             slot_name = barman\n\
+             create_slot = auto\n\
+             path_prefix = {bindir}\n\
+             minimum_redundancy = 1\n\
+             retention_policy = REDUNDANCY 3\n",
+            cluster = self.design.cluster_name(),
+            bindir = self.bindir,
+        )
+    }
+
+    fn barman_cron_service(&self) -> String {
+        "[program:barman-cron]\n\
+         command=/usr/local/bin/m1studio-barman-cron\n\
+         user=barman\n\
+         autostart=false\n\
+         autorestart=true\n\
+         redirect_stderr=true\n\
+         stdout_logfile=/var/log/barman/cron.log\n"
+            .to_string()
+    }
+
+    fn files(&self, instance: &Instance) -> Vec<File> {
+        let mut files = Vec::new();
+        let pgpass = |user: &str| {
+            format!(
+                "# host:port:database:user:password\n*:*:*:{user}:{}\n*:*:replication:{user}:{}\n",
+                secret(user),
+                secret(user)
+            )
+        };
+        if self.runs_postgres(instance) {
+            files.push(file(
+                &format!("{CONFIG_DIR}/postgresql.conf"),
+                "postgres",
+                0o644,
+                self.postgresql_conf(instance),
+            ));
+            files.push(file(
+                &format!("{CONFIG_DIR}/pg_hba.conf"),
+                "postgres",
+                0o640,
+                self.pg_hba(),
+            ));
+            files.push(file(
+                "/etc/repmgr.conf",
+                "postgres",
+                0o644,
+                self.repmgr_conf(instance),
+            ));
+            files.push(file(
+                "/var/lib/postgresql/.pgpass",
+                "postgres",
+                0o600,
+                pgpass("repmgr"),
+            ));
+            files.push(file(
+                "/etc/supervisor/conf.d/postgres.conf",
+                "root",
+                0o644,
+                self.postgres_service(),
+            ));
+            files.push(file(
+                "/etc/supervisor/conf.d/repmgrd.conf",
+                "root",
+                0o644,
+                self.repmgrd_service(),
+            ));
+        }
+        if instance.kind == Kind::Barman {
+            files.push(file(
+                &format!("/etc/barman.d/{}.conf", self.primary().name),
+                "barman",
+                0o644,
+                self.barman_conf(),
+            ));
+            let pass = format!(
+                "# host:port:database:user:password\n*:*:*:barman:{}\n*:*:*:streaming_barman:{}\n",
+                secret("barman"),
+                secret("streaming_barman")
+            );
+            files.push(file("/var/lib/barman/.pgpass", "barman", 0o600, pass));
+            files.push(file(
+                "/usr/local/bin/m1studio-barman-cron",
+                "root",
+                0o755,
+                "#!/bin/sh\n# Runs barman cron every 15 seconds (Barman's maintenance and WAL streaming).\nwhile true; do /usr/bin/barman -q cron; sleep 15; done\n".to_string(),
+            ));
+            files.push(file(
+                "/etc/supervisor/conf.d/barman-cron.conf",
+                "root",
+                0o644,
+                self.barman_cron_service(),
+            ));
+        }
+        files
+    }
+
+    /// SQL run by psql as postgres, given on standard input so that passwords stay out of argv.
+    fn sql(&self, node: &str, title: &str, sql: &str) -> Step {
+        step(
+            node,
+            title,
+            Action::Run {
+                argv: argv(&[
+                    "psql",
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    "postgres",
+                ]),
+                user: "postgres".into(),
+                stdin: Some(format!("{sql};\n")),
+            },
+        )
+    }
+
+    /// The directories Postgres needs, which a container has no init system to make.
+    fn directories(&self, node: &str) -> Step {
+        run(
+            node,
+            "create Postgres's directories",
+            "root",
+            &[
+                "install",
+                "-d",
+                "-o",
+                "postgres",
+                "-g",
+                "postgres",
+                "-m",
+                "0700",
+                PGDATA,
+                "-m",
+                "2775",
+                "/var/run/postgresql",
+                "/var/log/postgresql",
+            ],
+        )
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        let primary = self.primary().name.clone();
+        let replica = self.replica().name.clone();
+        let postgres_ready = |node: &str| {
+            wait(
+                node,
+                "Postgres accepts connections",
+                Readiness::PostgresReady,
+                60,
+            )
+        };
+        let mut phases = vec![Phase {
+            title: "Write every node's files".into(),
+            steps: self
+                .topology
+                .instances
+                .iter()
+                .filter(|i| !self.files(i).is_empty())
+                .map(|i| step(&i.name, "write configuration files", Action::WriteFiles))
+                .collect(),
+        }];
+
+        let mut init = vec![
+            self.directories(&primary),
+            run(
+                &primary,
+                "initialise the primary",
+                "postgres",
+                &[
+                    &format!("{}/initdb", self.bindir),
+                    "-D",
+                    PGDATA,
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    "--data-checksums",
+                ],
+            ),
+            step(
+                &primary,
+                "start Postgres",
+                Action::Start {
+                    service: "postgres".into(),
+                },
+            ),
+            postgres_ready(&primary),
+        ];
+        for (user, attributes) in [
+            ("repmgr", "SUPERUSER REPLICATION"),
+            ("barman", "SUPERUSER"),
+            ("streaming_barman", "REPLICATION"),
+        ] {
+            init.push(self.sql(
+                &primary,
+                &format!("create the {user} role"),
+                &format!(
+                    "CREATE ROLE {user} LOGIN {attributes} PASSWORD '{}'",
+                    secret(user)
+                ),
+            ));
+        }
+        init.push(self.sql(
+            &primary,
+            "create the repmgr database",
+            "CREATE DATABASE repmgr OWNER repmgr",
+        ));
+        init.push(run(
+            &primary,
+            "register the primary with repmgr",
+            "postgres",
+            &["repmgr", "-f", "/etc/repmgr.conf", "primary", "register"],
+        ));
+        phases.push(Phase {
+            title: format!("Initialise the primary, {primary}"),
+            steps: init,
+        });
+
+        let clone = |node: &str, upstream: &str, upstream_id: u32| -> Vec<Step> {
+            let id = upstream_id.to_string();
+            vec![
+                self.directories(node),
+                run(
+                    node,
+                    &format!("clone from {upstream}"),
+                    "postgres",
+                    &[
+                        "repmgr",
+                        "-f",
+                        "/etc/repmgr.conf",
+                        "-h",
+                        upstream,
+                        "-U",
+                        "repmgr",
+                        "-d",
+                        "repmgr",
+                        "standby",
+                        "clone",
+                        "--fast-checkpoint",
+                        "--upstream-node-id",
+                        &id,
+                    ],
+                ),
+                step(
+                    node,
+                    "start Postgres",
+                    Action::Start {
+                        service: "postgres".into(),
+                    },
+                ),
+                postgres_ready(node),
+                run(
+                    node,
+                    "register the standby with repmgr",
+                    "postgres",
+                    &[
+                        "repmgr",
+                        "-f",
+                        "/etc/repmgr.conf",
+                        "standby",
+                        "register",
+                        "--upstream-node-id",
+                        &id,
+                        "--wait-sync=60",
+                    ],
+                ),
+                wait(
+                    node,
+                    &format!("streaming from {upstream}"),
+                    Readiness::Query {
+                        sql: "SELECT status FROM pg_stat_wal_receiver".into(),
+                        expect: "streaming".into(),
+                    },
+                    60,
+                ),
+            ]
+        };
+        phases.push(Phase {
+            title: format!("Clone the replica, {replica}, from the primary"),
+            steps: clone(&replica, &primary, 1),
+        });
+        let cascaded: Vec<Step> = self
+            .topology
+            .of_kind(Kind::CascadedReplica)
+            .flat_map(|i| clone(&i.name, &replica, 2))
+            .collect();
+        if !cascaded.is_empty() {
+            phases.push(Phase {
+                title: format!("Clone the cascaded replicas from {replica}, all at once"),
+                steps: cascaded,
+            });
+        }
+
+        let barman = self.topology.of_kind(Kind::Barman).next().cloned();
+        if let Some(witness) = barman.as_ref().filter(|b| b.has(Role::Witness)) {
+            phases.push(Phase {
+                title: format!("Make {} a repmgr witness", witness.name),
+                steps: vec![
+                    self.directories(&witness.name),
+                    run(
+                        &witness.name,
+                        "initialise the witness",
+                        "postgres",
+                        &[
+                            &format!("{}/initdb", self.bindir),
+                            "-D",
+                            PGDATA,
+                            "--auth-local=peer",
+                            "--auth-host=scram-sha-256",
+                        ],
+                    ),
+                    step(
+                        &witness.name,
+                        "start Postgres",
+                        Action::Start {
+                            service: "postgres".into(),
+                        },
+                    ),
+                    postgres_ready(&witness.name),
+                    self.sql(
+                        &witness.name,
+                        "create the repmgr role",
+                        &format!(
+                            "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}'",
+                            secret("repmgr")
+                        ),
+                    ),
+                    self.sql(
+                        &witness.name,
+                        "create the repmgr database",
+                        "CREATE DATABASE repmgr OWNER repmgr",
+                    ),
+                    run(
+                        &witness.name,
+                        "register the witness",
+                        "postgres",
+                        &[
+                            "repmgr",
+                            "-f",
+                            "/etc/repmgr.conf",
+                            "-h",
+                            &primary,
+                            "-U",
+                            "repmgr",
+                            "-d",
+                            "repmgr",
+                            "witness",
+                            "register",
+                        ],
+                    ),
+                ],
+            });
+        }
+
+        phases.push(Phase {
+            title: "Start repmgrd on every Postgres node and the witness".into(),
+            steps: self
+                .topology
+                .instances
+                .iter()
+                .filter(|i| self.runs_postgres(i))
+                .map(|i| {
+                    step(
+                        &i.name,
+                        "start repmgrd",
+                        Action::Start {
+                            service: "repmgrd".into(),
+                        },
+                    )
+                })
+                .collect(),
+        });
+
+        if let Some(barman) = barman {
+            let b = barman.name.as_str();
+            phases.push(Phase {
+                title: format!("Back up {primary} with Barman on {b}"),
+                steps: vec![
+                    run(
+                        b,
+                        "create the replication slot",
+                        "barman",
+                        &["barman", "receive-wal", "--create-slot", &primary],
+                    ),
+                    step(
+                        b,
+                        "start barman cron",
+                        Action::Start {
+                            service: "barman-cron".into(),
+                        },
+                    ),
+                    run(
+                        b,
+                        "switch to a new WAL file",
+                        "barman",
+                        &[
+                            "barman",
+                            "switch-wal",
+                            "--force",
+                            "--archive",
+                            "--archive-timeout",
+                            "60",
+                            &primary,
+                        ],
+                    ),
+                    wait(
+                        b,
+                        "barman check is green",
+                        Readiness::CommandSucceeds {
+                            argv: argv(&["barman", "check", &primary]),
+                            user: "barman".into(),
+                        },
+                        120,
+                    ),
+                    run(
+                        b,
+                        "take the first backup",
+                        "barman",
+                        &["barman", "backup", "--wait", &primary],
+                    ),
+                ],
+            });
+        }
+        phases
+    }
+}
+
+/// The plan that deploys `design`, or the reasons it cannot be deployed yet, before anything is created.
+pub fn plan(
+    design: &Design,
+    topology: &Topology,
+    options: PlanOptions,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    if design.needs_edb_subscription() && !options.edb_token {
+        problems.push(Diagnostic::error(
+            "deploy",
+            Code::EdbTokenNeeded,
+            "this design uses EDB software from EDB Repos 2.0: set EDB_SUBSCRIPTION_TOKEN to your EDB subscription token and deploy again",
+        ));
+    }
+    if design.failover() == FailoverManager::Patroni {
+        problems.push(Diagnostic::error(
+            "failover_manager",
+            Code::DeployUnsupported,
+            "deploying Patroni clusters is not available yet: deploy with --failover-manager repmgr, or use config.yml with TPA",
+        ));
+    }
+    if design.failover() == FailoverManager::Efm && options.edb_token {
+        problems.push(Diagnostic::error(
+            "failover_manager",
+            Code::DeployUnsupported,
+            "deploying EFM clusters is not available yet: deploy with --failover-manager repmgr, or use config.yml with TPA",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let network = match design.platform() {
+        PlatformSpec::Docker | PlatformSpec::Aws { .. } => {
+            design.network().map(|n| n.to_string()).unwrap_or_default()
+        }
+        PlatformSpec::Bare => "samenet".to_string(),
+    };
+    let context = Context {
+        design,
+        topology,
+        options,
+        bindir: format!("/usr/lib/postgresql/{}/bin", design.version()),
+        network,
+    };
+    Ok(Plan {
+        cluster: design.cluster_name().to_string(),
+        nodes: topology
+            .instances
+            .iter()
+            .map(|i| NodeFiles {
+                node: i.name.clone(),
+                files: context.files(i),
+            })
+            .collect(),
+        phases: context.phases(),
+    })
+}

@@ -1,0 +1,216 @@
+//! The deployment plan: reviewed snapshots for the repmgr matrix, and the properties every plan
+//! keeps (no secret in it, no shell, cascaded replicas cloned together, the witness when the rule says so).
+
+mod common;
+
+use m1studio_shared::plan::{Action, Plan, PlanOptions, Profile, SECRETS, plan};
+use m1studio_shared::{Code, configure};
+
+fn plan_for(line: &str, options: PlanOptions) -> Result<Plan, Vec<m1studio_shared::Diagnostic>> {
+    let (invocation, problems) = common::parse(line);
+    assert!(problems.is_empty(), "{problems:?}");
+    let configured = configure(&invocation.draft).0.expect("a valid design");
+    plan(&configured.design, &configured.topology, options)
+}
+
+fn repmgr(n: u32) -> Plan {
+    plan_for(
+        &format!("m1 -a M1 --postgresql 15 --failover-manager repmgr --platform docker --num-cascaded-replicas {n}"),
+        PlanOptions::default(),
+    )
+    .expect("repmgr designs deploy")
+}
+
+fn full_text(plan: &Plan) -> String {
+    let mut text = plan.describe();
+    for node in &plan.nodes {
+        for file in &node.files {
+            text += &format!(
+                "\n=== {}:{} ({}, {:o})\n{}",
+                node.node, file.path, file.owner, file.mode, file.content
+            );
+        }
+    }
+    text
+}
+
+#[test]
+fn repmgr_plans_match_the_snapshots() {
+    for n in [0, 1, 2, 5] {
+        insta::assert_snapshot!(format!("repmgr-docker-n{n}"), full_text(&repmgr(n)));
+    }
+}
+
+#[test]
+fn plans_hold_no_secret_only_placeholders_of_known_secrets() {
+    for n in [0, 1, 5] {
+        let text = full_text(&repmgr(n));
+        let mut rest = text.as_str();
+        let mut found = 0;
+        while let Some(at) = rest.find("${secret:") {
+            let tail = &rest[at + 9..];
+            let name = &tail[..tail.find('}').expect("closed placeholder")];
+            assert!(SECRETS.contains(&name), "unknown secret {name}");
+            found += 1;
+            rest = tail;
+        }
+        assert!(found >= 5, "the passwords are placeholders ({found})");
+        assert!(
+            !text.to_lowercase().contains("password '") || text.contains("PASSWORD '${secret:")
+        );
+    }
+}
+
+#[test]
+fn commands_are_argument_vectors_never_a_shell() {
+    for step in repmgr(2).phases.iter().flat_map(|p| &p.steps) {
+        if let Action::Run { argv, .. } = &step.action {
+            assert!(
+                !["sh", "bash", "/bin/sh"].contains(&argv[0].as_str()),
+                "{argv:?}"
+            );
+            assert!(
+                !argv.iter().any(|a| a == "-c" && argv[0].ends_with("sh")),
+                "{argv:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cascaded_replicas_are_cloned_from_node_two_in_one_phase() {
+    let plan = repmgr(5);
+    let phase = plan
+        .phases
+        .iter()
+        .find(|p| p.title.starts_with("Clone the cascaded replicas"))
+        .expect("a cascade phase");
+    let clones: Vec<&str> = phase
+        .steps
+        .iter()
+        .filter(|s| s.title == "clone from quartz")
+        .map(|s| s.node.as_str())
+        .collect();
+    assert_eq!(clones, ["uplift", "karma", "quarry", "unison", "kingdom"]);
+    assert!(
+        repmgr(0)
+            .phases
+            .iter()
+            .all(|p| !p.title.starts_with("Clone the cascaded"))
+    );
+}
+
+#[test]
+fn the_witness_is_set_up_exactly_when_the_rule_says() {
+    for (n, witness) in [(0, true), (1, false), (2, true), (5, false)] {
+        let plan = repmgr(n);
+        assert_eq!(
+            plan.phases
+                .iter()
+                .any(|p| p.title.ends_with("a repmgr witness")),
+            witness,
+            "n={n}"
+        );
+    }
+}
+
+#[test]
+fn only_the_first_replica_may_be_promoted() {
+    let plan = repmgr(2);
+    let priority = |node: &str| {
+        plan.files_of(node)
+            .iter()
+            .find(|f| f.path == "/etc/repmgr.conf")
+            .map(|f| {
+                f.content
+                    .lines()
+                    .find(|l| l.starts_with("priority="))
+                    .unwrap_or_default()
+                    .to_string()
+            })
+    };
+    assert_eq!(priority("quartz").as_deref(), Some("priority=100"));
+    assert_eq!(priority("uplift").as_deref(), Some("priority=0"));
+    assert_eq!(priority("kestrel").as_deref(), Some("priority=100"));
+}
+
+#[test]
+fn the_demo_profile_fails_over_within_ten_seconds() {
+    assert!(Profile::Demo.worst_case_failover_secs() <= 10);
+    assert!(Profile::Production.worst_case_failover_secs() >= 60);
+    let demo = plan_for(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker",
+        PlanOptions {
+            profile: Profile::Demo,
+            edb_token: false,
+        },
+    )
+    .unwrap();
+    let conf = &demo
+        .files_of("quartz")
+        .iter()
+        .find(|f| f.path == "/etc/repmgr.conf")
+        .unwrap()
+        .content;
+    assert!(
+        conf.contains("reconnect_attempts=2\nreconnect_interval=1\n"),
+        "{conf}"
+    );
+}
+
+#[test]
+fn pg_hba_allows_only_the_cluster_network_with_scram() {
+    let plan = plan_for(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --network 192.168.40.0/24",
+        PlanOptions::default(),
+    )
+    .unwrap();
+    let hba = &plan
+        .files_of("kestrel")
+        .iter()
+        .find(|f| f.path.ends_with("pg_hba.conf"))
+        .unwrap()
+        .content;
+    for line in hba.lines().filter(|l| l.starts_with("host")) {
+        assert!(
+            line.contains("192.168.40.0/24") && line.ends_with("scram-sha-256"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn edb_software_without_a_token_stops_before_anything_is_created() {
+    for line in [
+        "m1 -a M1 --epas 16 --redwood --enable-repmgr --platform docker",
+        "m1 -a M1 --postgresql 15 --enable-efm --platform docker",
+    ] {
+        let problems = plan_for(line, PlanOptions::default()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|d| d.code == Code::EdbTokenNeeded
+                    && d.message.contains("EDB_SUBSCRIPTION_TOKEN")),
+            "{problems:?}"
+        );
+    }
+    let with_token = plan_for(
+        "m1 -a M1 --epas 16 --redwood --enable-repmgr --platform docker",
+        PlanOptions {
+            edb_token: true,
+            ..PlanOptions::default()
+        },
+    );
+    assert!(with_token.is_ok());
+}
+
+#[test]
+fn patroni_is_refused_until_its_runner_exists() {
+    let problems = plan_for(
+        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker",
+        PlanOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].code.as_str(), "deploy-unsupported");
+}
