@@ -42,6 +42,17 @@ enum Command {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
     },
+    /// Show what deploying DIR/config.yml would do: each node's files and every step
+    Plan {
+        /// The cluster directory, or the config.yml itself
+        path: PathBuf,
+        /// How quickly failover reacts: demo (seconds) or production (repmgr's defaults)
+        #[arg(long, value_enum, default_value = "production")]
+        profile: ProfileArg,
+        /// Print the plan as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the designer in the browser, with its API
     Serve {
         /// Where to listen; anything but loopback needs a token
@@ -51,6 +62,24 @@ enum Command {
         #[arg(long, env = "M1STUDIO_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+}
+
+/// How quickly failover reacts.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    /// Seconds: for demonstrations and workshops
+    Demo,
+    /// repmgr's defaults: about a minute
+    Production,
+}
+
+impl From<ProfileArg> for m1studio_shared::plan::Profile {
+    fn from(profile: ProfileArg) -> Self {
+        match profile {
+            ProfileArg::Demo => m1studio_shared::plan::Profile::Demo,
+            ProfileArg::Production => m1studio_shared::plan::Profile::Production,
+        }
+    }
 }
 
 /// Runs the command line `args` (without the program name) and returns the exit code.
@@ -70,6 +99,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Configure { args } => configure_command(&args),
         Command::Check { path } => check_command(&path),
         Command::Serve { listen, token } => serve_command(listen, token),
+        Command::Plan {
+            path,
+            profile,
+            json,
+        } => plan_command(&path, profile.into(), json),
     };
     match outcome {
         Ok(code) => code,
@@ -199,7 +233,8 @@ fn write_config(dir: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_command(path: &Path) -> Result<ExitCode> {
+/// Reads the config.yml of a cluster directory (or the file itself).
+fn read_config(path: &Path) -> Result<(PathBuf, Option<m1studio_shared::Draft>, Vec<Diagnostic>)> {
     let file = if path.is_dir() {
         path.join("config.yml")
     } else {
@@ -214,6 +249,54 @@ fn check_command(path: &Path) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
     let (draft, diagnostics) = config::read(&text);
+    Ok((file, draft, diagnostics))
+}
+
+fn plan_command(
+    path: &Path,
+    profile: m1studio_shared::plan::Profile,
+    json: bool,
+) -> Result<ExitCode> {
+    let (file, draft, diagnostics) = read_config(path)?;
+    let configured = draft
+        .filter(|_| !has_errors(&diagnostics))
+        .and_then(|d| configure(&d).0);
+    let Some(configured) = configured else {
+        print_diagnostics(&diagnostics);
+        eprintln!(
+            "{} has problems ({}): run m1studio check for details",
+            file.display(),
+            summary(&diagnostics)
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    let options = m1studio_shared::plan::PlanOptions {
+        profile,
+        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
+    };
+    match m1studio_shared::plan::plan(&configured.design, &configured.topology, options) {
+        Ok(plan) if json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Ok(plan) => {
+            for node in &plan.nodes {
+                for f in &node.files {
+                    println!(
+                        "# ==> {}:{} ({}, {:o})\n{}",
+                        node.node, f.path, f.owner, f.mode, f.content
+                    );
+                }
+            }
+            print!("{}", plan.describe());
+        }
+        Err(problems) => {
+            print_diagnostics(&problems);
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_command(path: &Path) -> Result<ExitCode> {
+    let (file, draft, diagnostics) = read_config(path)?;
     print_diagnostics(&diagnostics);
     match draft {
         Some(draft) if !has_errors(&diagnostics) => {

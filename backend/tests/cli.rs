@@ -289,3 +289,106 @@ fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(
+        m1studio(
+            &[
+                "configure",
+                "m1",
+                "-a",
+                "M1",
+                "--postgresql",
+                "15",
+                "--enable-repmgr",
+                "--platform",
+                "docker"
+            ],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    let out = m1studio(&["plan", "m1", "--profile", "demo"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("# ==> kestrel:/etc/repmgr.conf (postgres, 644)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("reconnect_attempts=1\n"),
+        "the demo profile"
+    );
+    assert!(
+        stdout.contains("6. Back up kestrel with Barman on karma"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("${secret:repmgr}"));
+    let out = m1studio(&["plan", "m1", "--json"], tmp.path());
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(plan["nodes"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn plan_refuses_what_cannot_be_deployed_yet() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(
+        m1studio(
+            &[
+                "configure",
+                "p",
+                "-a",
+                "M1",
+                "--postgresql",
+                "15",
+                "--enable-patroni",
+                "--platform",
+                "docker"
+            ],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    let out = m1studio(&["plan", "p"], tmp.path());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("error[deploy-unsupported]"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        m1studio(
+            &[
+                "configure",
+                "e",
+                "-a",
+                "M1",
+                "--epas",
+                "16",
+                "--redwood",
+                "--enable-repmgr",
+                "--platform",
+                "docker"
+            ],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_m1studio"))
+        .args(["plan", "e"])
+        .current_dir(tmp.path())
+        .env_remove("EDB_SUBSCRIPTION_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("set EDB_SUBSCRIPTION_TOKEN"),
+        "{}",
+        text(&out.stderr)
+    );
+}

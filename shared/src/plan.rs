@@ -33,15 +33,22 @@ impl Profile {
     /// repmgr's `(reconnect_attempts, reconnect_interval, monitor_interval_secs)`.
     pub fn repmgr_timing(self) -> (u32, u32, u32) {
         match self {
-            Profile::Demo => (2, 1, 1),
+            Profile::Demo => (1, 1, 1),
             Profile::Production => (6, 10, 2),
         }
+    }
+
+    /// libpq's `connect_timeout` in repmgr's conninfo, in seconds: how long one check of a dead
+    /// node takes. libpq treats anything under 2 as 2.
+    pub fn connect_timeout(self) -> u32 {
+        2
     }
 
     /// The longest time from a primary's failure to a promotion, in seconds.
     pub fn worst_case_failover_secs(self) -> u32 {
         let (attempts, interval, monitor) = self.repmgr_timing();
-        attempts * interval + monitor + 2
+        let timeout = self.connect_timeout();
+        monitor + timeout + attempts * (interval + timeout) + 2 * timeout
     }
 }
 
@@ -321,7 +328,7 @@ impl Context<'_> {
             "# Written by m1studio for {name} (node {node}).\n\
              node_id={node}\n\
              node_name='{name}'\n\
-             conninfo='host={name} user=repmgr dbname=repmgr connect_timeout=2'\n\
+             conninfo='host={name} user=repmgr dbname=repmgr connect_timeout={timeout}'\n\
              data_directory='{PGDATA}'\n\
              pg_bindir='{bindir}'\n\
              config_directory='{CONFIG_DIR}'\n\
@@ -344,6 +351,7 @@ impl Context<'_> {
             node = instance.node,
             bindir = self.bindir,
             location = instance.location,
+            timeout = self.options.profile.connect_timeout(),
         )
     }
 
@@ -352,6 +360,7 @@ impl Context<'_> {
             "[program:postgres]\n\
              command={bindir}/postgres -D {PGDATA} -c config_file={CONFIG_DIR}/postgresql.conf\n\
              user=postgres\n\
+             environment=HOME=\"/var/lib/postgresql\",PGPASSFILE=\"/var/lib/postgresql/.pgpass\"\n\
              autostart=false\n\
              autorestart=false\n\
              stopsignal=INT\n\
@@ -366,6 +375,7 @@ impl Context<'_> {
         "[program:repmgrd]\n\
          command=/usr/bin/repmgrd -f /etc/repmgr.conf --daemonize=false\n\
          user=postgres\n\
+         environment=HOME=\"/var/lib/postgresql\",PGPASSFILE=\"/var/lib/postgresql/.pgpass\"\n\
          autostart=false\n\
          autorestart=true\n\
          redirect_stderr=true\n\
@@ -386,7 +396,6 @@ impl Context<'_> {
              slot_name = barman\n\
              create_slot = auto\n\
              path_prefix = {bindir}\n\
-             minimum_redundancy = 1\n\
              retention_policy = REDUNDANCY 3\n",
             cluster = self.design.cluster_name(),
             bindir = self.bindir,
@@ -397,6 +406,7 @@ impl Context<'_> {
         "[program:barman-cron]\n\
          command=/usr/local/bin/m1studio-barman-cron\n\
          user=barman\n\
+         environment=HOME=\"/var/lib/barman\"\n\
          autostart=false\n\
          autorestart=true\n\
          redirect_stderr=true\n\
@@ -634,6 +644,15 @@ impl Context<'_> {
                     },
                 ),
                 postgres_ready(node),
+                wait(
+                    node,
+                    &format!("streaming from {upstream}"),
+                    Readiness::Query {
+                        sql: "SELECT status FROM pg_stat_wal_receiver".into(),
+                        expect: "streaming".into(),
+                    },
+                    60,
+                ),
                 run(
                     node,
                     "register the standby with repmgr",
@@ -648,15 +667,6 @@ impl Context<'_> {
                         &id,
                         "--wait-sync=60",
                     ],
-                ),
-                wait(
-                    node,
-                    &format!("streaming from {upstream}"),
-                    Readiness::Query {
-                        sql: "SELECT status FROM pg_stat_wal_receiver".into(),
-                        expect: "streaming".into(),
-                    },
-                    60,
                 ),
             ]
         };

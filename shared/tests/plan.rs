@@ -153,7 +153,7 @@ fn the_demo_profile_fails_over_within_ten_seconds() {
         .unwrap()
         .content;
     assert!(
-        conf.contains("reconnect_attempts=2\nreconnect_interval=1\n"),
+        conf.contains("reconnect_attempts=1\nreconnect_interval=1\n"),
         "{conf}"
     );
 }
