@@ -53,6 +53,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deploy DIR/config.yml as containers on the local Docker engine (docker designs, repmgr)
+    Deploy {
+        /// The cluster directory, or the config.yml itself
+        path: PathBuf,
+        /// How quickly failover reacts: demo (seconds) or production (repmgr's defaults)
+        #[arg(long, value_enum, default_value = "demo")]
+        profile: ProfileArg,
+    },
+    /// Show the live state of a deployed cluster: each node's role, timeline and lag, and Barman
+    Status {
+        /// The cluster directory, or the config.yml itself
+        path: PathBuf,
+    },
+    /// Remove every container, volume and network of a deployed cluster (harmless to repeat)
+    Destroy {
+        /// The cluster directory, or the config.yml itself
+        path: PathBuf,
+    },
     /// Serve the designer in the browser, with its API
     Serve {
         /// Where to listen; anything but loopback needs a token
@@ -66,7 +84,7 @@ enum Command {
 
 /// How quickly failover reacts.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum ProfileArg {
+pub(crate) enum ProfileArg {
     /// Seconds: for demonstrations and workshops
     Demo,
     /// repmgr's defaults: about a minute
@@ -99,6 +117,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Configure { args } => configure_command(&args),
         Command::Check { path } => check_command(&path),
         Command::Serve { listen, token } => serve_command(listen, token),
+        Command::Deploy { path, profile } => crate::deploy::deploy_command(&path, profile.into()),
+        Command::Status { path } => crate::deploy::status_command(&path),
+        Command::Destroy { path } => crate::deploy::destroy_command(&path),
         Command::Plan {
             path,
             profile,
@@ -132,14 +153,14 @@ fn serve_command(listen: std::net::SocketAddr, token: Option<String>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_diagnostics(diagnostics: &[Diagnostic]) {
+pub(crate) fn print_diagnostics(diagnostics: &[Diagnostic]) {
     let mut stderr = std::io::stderr().lock();
     for d in diagnostics {
         let _ = writeln!(stderr, "{d}");
     }
 }
 
-fn summary(diagnostics: &[Diagnostic]) -> String {
+pub(crate) fn summary(diagnostics: &[Diagnostic]) -> String {
     let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
@@ -234,7 +255,9 @@ fn write_config(dir: &Path, text: &str) -> Result<()> {
 }
 
 /// Reads the config.yml of a cluster directory (or the file itself).
-fn read_config(path: &Path) -> Result<(PathBuf, Option<m1studio_shared::Draft>, Vec<Diagnostic>)> {
+pub(crate) fn read_config(
+    path: &Path,
+) -> Result<(PathBuf, Option<m1studio_shared::Draft>, Vec<Diagnostic>)> {
     let file = if path.is_dir() {
         path.join("config.yml")
     } else {

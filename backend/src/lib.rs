@@ -4,4 +4,7 @@
 //! later, the executors that deploy clusters.
 
 pub mod cli;
+mod deploy;
+pub mod docker;
+pub mod engine;
 pub mod server;

@@ -9,6 +9,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::spec::{Design, FailoverManager, PlatformSpec};
 use crate::topology::{Instance, Kind, Role, Topology};
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use std::fmt::Write as _;
 
 /// Where Postgres keeps its data on every node.
@@ -363,6 +364,7 @@ impl Context<'_> {
              environment=HOME=\"/var/lib/postgresql\",PGPASSFILE=\"/var/lib/postgresql/.pgpass\"\n\
              autostart=false\n\
              autorestart=false\n\
+             startsecs=0\n\
              stopsignal=INT\n\
              stopwaitsecs=30\n\
              redirect_stderr=true\n\
@@ -378,6 +380,7 @@ impl Context<'_> {
          environment=HOME=\"/var/lib/postgresql\",PGPASSFILE=\"/var/lib/postgresql/.pgpass\"\n\
          autostart=false\n\
          autorestart=true\n\
+         startsecs=0\n\
          redirect_stderr=true\n\
          stdout_logfile=/var/log/postgresql/repmgrd.log\n"
             .to_string()
@@ -409,6 +412,7 @@ impl Context<'_> {
          environment=HOME=\"/var/lib/barman\"\n\
          autostart=false\n\
          autorestart=true\n\
+         startsecs=0\n\
          redirect_stderr=true\n\
          stdout_logfile=/var/log/barman/cron.log\n"
             .to_string()
@@ -478,7 +482,7 @@ impl Context<'_> {
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
-                "#!/bin/sh\n# Runs barman cron every 15 seconds (Barman's maintenance and WAL streaming).\nwhile true; do /usr/bin/barman -q cron; sleep 15; done\n".to_string(),
+                "#!/bin/sh\n# Runs barman cron every 5 seconds (Barman's maintenance and WAL streaming).\nwhile true; do /usr/bin/barman -q cron; sleep 5; done\n".to_string(),
             ));
             files.push(file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
@@ -769,7 +773,7 @@ impl Context<'_> {
         if let Some(barman) = barman {
             let b = barman.name.as_str();
             phases.push(Phase {
-                title: format!("Back up {primary} with Barman on {b}"),
+                title: format!("Start Barman on {b}, streaming WAL from {primary}"),
                 steps: vec![
                     run(
                         b,
@@ -784,6 +788,25 @@ impl Context<'_> {
                             service: "barman-cron".into(),
                         },
                     ),
+                ],
+            });
+            phases.push(Phase {
+                title: format!("Wait for Barman to stream WAL from {primary}"),
+                steps: vec![
+                    wait(
+                        &primary,
+                        "Barman streams WAL from the primary",
+                        Readiness::Query {
+                            sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
+                            expect: "1".into(),
+                        },
+                        60,
+                    ),
+                ],
+            });
+            phases.push(Phase {
+                title: format!("Back up {primary} with Barman on {b}"),
+                steps: vec![
                     run(
                         b,
                         "switch to a new WAL file",
@@ -875,5 +898,71 @@ pub fn plan(
             })
             .collect(),
         phases: context.phases(),
+    })
+}
+
+/// The container image every node of a docker deployment runs: Debian with the packages of
+/// every role, built from Debian's archive without a registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeImage {
+    /// The Debian suite.
+    pub suite: String,
+    /// The packages installed into it.
+    pub packages: Vec<String>,
+    /// The tag, made from the recipe's content: the same recipe always has the same tag.
+    pub tag: String,
+}
+
+/// Where each Postgres major version comes from in Debian's own archive.
+pub const DEBIAN_SUITES: &[(u32, &str)] = &[
+    (13, "bullseye"),
+    (15, "bookworm"),
+    (17, "trixie"),
+    (18, "sid"),
+];
+
+/// The node image for `design`, or why Debian's archive cannot provide it.
+pub fn node_image(design: &Design) -> Result<NodeImage, Diagnostic> {
+    let version = design.version();
+    let Some((_, suite)) = DEBIAN_SUITES.iter().find(|(v, _)| *v == version) else {
+        let known: Vec<String> = DEBIAN_SUITES
+            .iter()
+            .map(|(v, s)| format!("{v} ({s})"))
+            .collect();
+        return Err(Diagnostic::error(
+            "postgres_version",
+            Code::DeployUnsupported,
+            format!(
+                "PostgreSQL {version} is not in Debian's archive, and containers are built from it: use {} for a docker deployment (other versions need the PostgreSQL project's apt repository)",
+                known.join(", ")
+            ),
+        ));
+    };
+    let mut packages: Vec<String> = [
+        format!("postgresql-{version}"),
+        format!("postgresql-{version}-repmgr"),
+        "barman".into(),
+        "barman-cli".into(),
+        "patroni".into(),
+        "etcd-server".into(),
+        "haproxy".into(),
+        "openssh-server".into(),
+        "iproute2".into(),
+        "procps".into(),
+        "supervisor".into(),
+    ]
+    .into();
+    packages.sort();
+    // The recipe's version: raise it whenever the way the image is built changes.
+    let recipe = format!(
+        "m1studio-node recipe 1\nsuite={suite}\npackages={}\n",
+        packages.join(",")
+    );
+    let digest = sha2::Sha256::digest(recipe.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Ok(NodeImage {
+        suite: suite.to_string(),
+        packages,
+        tag: format!("m1studio-node:{suite}-pg{version}-{hex}"),
     })
 }

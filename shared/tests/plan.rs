@@ -214,3 +214,53 @@ fn patroni_is_refused_until_its_runner_exists() {
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].code.as_str(), "deploy-unsupported");
 }
+
+#[test]
+fn node_images_come_from_debian_suites_with_tags_made_from_the_recipe() {
+    let design = |version: u32| {
+        let (invocation, _) = common::parse(&format!(
+            "m1 -a M1 --postgresql {version} --enable-repmgr --platform docker"
+        ));
+        configure(&invocation.draft).0.unwrap().design
+    };
+    let image = m1studio_shared::plan::node_image(&design(15)).unwrap();
+    assert_eq!(image.suite, "bookworm");
+    assert!(image.packages.contains(&"postgresql-15-repmgr".to_string()));
+    assert!(
+        image.tag.starts_with("m1studio-node:bookworm-pg15-"),
+        "{}",
+        image.tag
+    );
+    assert_eq!(
+        m1studio_shared::plan::node_image(&design(15)).unwrap().tag,
+        image.tag,
+        "stable"
+    );
+    assert_eq!(
+        m1studio_shared::plan::node_image(&design(17))
+            .unwrap()
+            .suite,
+        "trixie"
+    );
+    assert_eq!(
+        m1studio_shared::plan::node_image(&design(13))
+            .unwrap()
+            .suite,
+        "bullseye"
+    );
+    assert_eq!(
+        m1studio_shared::plan::node_image(&design(18))
+            .unwrap()
+            .suite,
+        "sid"
+    );
+    let refused = m1studio_shared::plan::node_image(&design(16)).unwrap_err();
+    assert!(
+        refused
+            .message
+            .contains("PostgreSQL 16 is not in Debian's archive")
+            && refused.message.contains("apt repository"),
+        "{}",
+        refused.message
+    );
+}

@@ -1,0 +1,605 @@
+//! The Docker executor: one network and one container per instance (labelled with the cluster,
+//! node and role, with volumes for Postgres's and Barman's data), commands through exec, files
+//! through archive uploads, services through supervisord. Also builds the node image from
+//! Debian's archive, with no registry. The only module that talks to Docker.
+
+use crate::engine::{Executor, Output};
+use anyhow::{Context as _, Result, bail};
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use m1studio_shared::plan::{File, NodeImage, PGDATA};
+use m1studio_shared::{Kind, Topology};
+use std::collections::HashMap;
+use tokio::io::AsyncWriteExt as _;
+
+/// The label every object of a cluster carries, with the cluster's name.
+pub const CLUSTER_LABEL: &str = "m1studio.cluster";
+const NODE_LABEL: &str = "m1studio.node";
+const ROLE_LABEL: &str = "m1studio.role";
+
+/// Names of a cluster's Docker objects.
+fn container_name(cluster: &str, node: &str) -> String {
+    format!("m1studio-{cluster}-{node}")
+}
+
+fn network_name(cluster: &str) -> String {
+    format!("m1studio-{cluster}")
+}
+
+/// Connects to the local Docker engine (`DOCKER_HOST`, or the standard socket), or says what to start.
+pub async fn connect() -> Result<Docker> {
+    let docker = Docker::connect_with_local_defaults().context("cannot set up a Docker client")?;
+    docker.ping().await.map_err(|e| {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        anyhow::anyhow!("cannot reach the Docker engine at {host} ({e}): start Docker (for example `sudo systemctl start docker`), or point DOCKER_HOST at a running engine")
+    })?;
+    Ok(docker)
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Primary => "primary",
+        Kind::Replica => "replica",
+        Kind::CascadedReplica => "cascaded-replica",
+        Kind::Barman => "barman",
+        Kind::Etcd => "etcd",
+        Kind::Haproxy => "haproxy",
+    }
+}
+
+/// Runs plans in the containers of one cluster.
+#[derive(Clone)]
+pub struct DockerExecutor {
+    docker: Docker,
+    cluster: String,
+}
+
+impl DockerExecutor {
+    /// The executor for cluster `cluster`.
+    pub fn new(docker: Docker, cluster: &str) -> DockerExecutor {
+        DockerExecutor {
+            docker,
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// The containers of the cluster (running or not), as (node, role, state).
+    pub async fn containers(&self) -> Result<Vec<(String, String, String)>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{CLUSTER_LABEL}={}", self.cluster)],
+        )]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .context("listing the cluster's containers")?;
+        let mut out: Vec<(String, String, String)> = list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                (
+                    labels.get(NODE_LABEL).cloned().unwrap_or_default(),
+                    labels.get(ROLE_LABEL).cloned().unwrap_or_default(),
+                    c.state.map(|s| s.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Creates the network and one started container per instance. Nothing is created when the
+    /// cluster already has containers.
+    pub async fn create(&self, topology: &Topology, network: &str, image: &str) -> Result<()> {
+        if !self.containers().await?.is_empty() {
+            bail!(
+                "a cluster named {} already runs on this Docker engine: destroy it first (m1studio destroy), or name the new one differently",
+                self.cluster
+            );
+        }
+        let labels = |extra: &[(&str, &str)]| -> HashMap<String, String> {
+            let mut labels = HashMap::from([(CLUSTER_LABEL.to_string(), self.cluster.clone())]);
+            labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            labels
+        };
+        let net = network_name(&self.cluster);
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: net.clone(),
+                driver: Some("bridge".into()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(network.to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                labels: Some(labels(&[])),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the network {net} ({network}) failed: {e}; if another Docker network uses that range, give the design another --network"))?;
+        let hosts: Vec<String> = topology
+            .instances
+            .iter()
+            .filter_map(|i| i.ip_address.map(|ip| format!("{}:{ip}", i.name)))
+            .collect();
+        for instance in &topology.instances {
+            let name = container_name(&self.cluster, &instance.name);
+            let mut mounts = vec![Mount {
+                target: Some(PGDATA.into()),
+                source: Some(format!("{name}-pgdata")),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            }];
+            if instance.kind == Kind::Barman {
+                mounts.push(Mount {
+                    target: Some("/var/lib/barman".into()),
+                    source: Some(format!("{name}-barman")),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                });
+            }
+            let endpoint = EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: instance.ip_address.map(|ip| ip.to_string()),
+                    ..Default::default()
+                }),
+                aliases: Some(vec![instance.name.clone()]),
+                ..Default::default()
+            };
+            let body = ContainerCreateBody {
+                hostname: Some(instance.name.clone()),
+                image: Some(image.to_string()),
+                labels: Some(labels(&[
+                    (NODE_LABEL, &instance.name),
+                    (ROLE_LABEL, kind_label(instance.kind)),
+                ])),
+                host_config: Some(HostConfig {
+                    mounts: Some(mounts),
+                    extra_hosts: Some(hosts.clone()),
+                    network_mode: Some(net.clone()),
+                    ..Default::default()
+                }),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(net.clone(), endpoint)])),
+                }),
+                stop_timeout: Some(20),
+                ..Default::default()
+            };
+            self.docker
+                .create_container(
+                    Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                    body,
+                )
+                .await
+                .with_context(|| format!("creating the container {name}"))?;
+            self.docker
+                .start_container(&name, None)
+                .await
+                .with_context(|| format!("starting the container {name}"))?;
+        }
+        // supervisord answers once it runs.
+        for instance in &topology.instances {
+            let mut ready = false;
+            for _ in 0..100 {
+                let output = self
+                    .run(
+                        &instance.name,
+                        &["supervisorctl".into(), "status".into()],
+                        "root",
+                        None,
+                    )
+                    .await?;
+                // supervisorctl status exits 3 when programs are stopped, 4 when it cannot connect.
+                if output.code != 4 && !output.stdout.contains("no such file") {
+                    ready = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if !ready {
+                bail!("supervisord did not start in {}", instance.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills node `node`'s container (as a power failure would).
+    pub async fn kill(&self, node: &str) -> Result<()> {
+        let name = container_name(&self.cluster, node);
+        self.docker
+            .kill_container(
+                &name,
+                Some(
+                    KillContainerOptionsBuilder::default()
+                        .signal("SIGKILL")
+                        .build(),
+                ),
+            )
+            .await
+            .with_context(|| format!("killing {name}"))
+    }
+
+    /// Removes every container, volume and network of the cluster, and nothing else. Doing it
+    /// twice is harmless.
+    pub async fn destroy(&self) -> Result<usize> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{CLUSTER_LABEL}={}", self.cluster)],
+        )]);
+        let mut removed = 0;
+        let containers = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .context("listing the cluster's containers")?;
+        for c in containers {
+            if let Some(id) = c.id {
+                self.docker
+                    .remove_container(
+                        &id,
+                        Some(
+                            RemoveContainerOptionsBuilder::default()
+                                .force(true)
+                                .v(true)
+                                .build(),
+                        ),
+                    )
+                    .await
+                    .with_context(|| format!("removing container {id}"))?;
+                removed += 1;
+            }
+        }
+        let prefix = format!("m1studio-{}-", self.cluster);
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
+            .await
+            .context("listing volumes")?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            if volume.name.starts_with(&prefix)
+                && (volume.name.ends_with("-pgdata") || volume.name.ends_with("-barman"))
+            {
+                self.docker
+                    .remove_volume(
+                        &volume.name,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await
+                    .with_context(|| format!("removing volume {}", volume.name))?;
+                removed += 1;
+            }
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .context("listing networks")?;
+        for network in networks {
+            if let Some(name) = network.name {
+                self.docker
+                    .remove_network(&name)
+                    .await
+                    .with_context(|| format!("removing network {name}"))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A tar archive of `files`, with their owners' numeric ids looked up in the container.
+fn archive(files: &[File], ids: &HashMap<String, (u64, u64)>) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for file in files {
+        let (uid, gid) = ids.get(&file.owner).copied().unwrap_or((0, 0));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.content.len() as u64);
+        header.set_mode(file.mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                file.path.trim_start_matches('/'),
+                file.content.as_bytes(),
+            )
+            .with_context(|| format!("packing {}", file.path))?;
+    }
+    builder.into_inner().context("finishing the archive")
+}
+
+impl Executor for DockerExecutor {
+    async fn write_files(&self, node: &str, files: &[File]) -> Result<()> {
+        let mut ids = HashMap::new();
+        for owner in files
+            .iter()
+            .map(|f| f.owner.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let uid = self
+                .run(
+                    node,
+                    &["id".into(), "-u".into(), owner.clone()],
+                    "root",
+                    None,
+                )
+                .await?;
+            let gid = self
+                .run(
+                    node,
+                    &["id".into(), "-g".into(), owner.clone()],
+                    "root",
+                    None,
+                )
+                .await?;
+            if uid.code != 0 || gid.code != 0 {
+                bail!("{node} has no user {owner}: the node image is not the one this plan needs");
+            }
+            ids.insert(
+                owner,
+                (
+                    uid.stdout.trim().parse().unwrap_or(0),
+                    gid.stdout.trim().parse().unwrap_or(0),
+                ),
+            );
+        }
+        let tar = archive(files, &ids)?;
+        let name = container_name(&self.cluster, node);
+        self.docker
+            .upload_to_container(
+                &name,
+                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                bollard::body_full(tar.into()),
+            )
+            .await
+            .with_context(|| format!("writing files into {name}"))
+    }
+
+    async fn run(
+        &self,
+        node: &str,
+        argv: &[String],
+        user: &str,
+        stdin: Option<&str>,
+    ) -> Result<Output> {
+        let name = container_name(&self.cluster, node);
+        let exec = self
+            .docker
+            .create_exec(
+                &name,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    user: Some(user.to_string()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(stdin.is_some()),
+                    working_dir: Some("/".to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "running {} in {name}",
+                    argv.first().map(String::as_str).unwrap_or_default()
+                )
+            })?;
+        let mut result = Output::default();
+        if let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await?
+        {
+            if let Some(text) = stdin {
+                input
+                    .write_all(text.as_bytes())
+                    .await
+                    .context("writing to the command's input")?;
+                input
+                    .shutdown()
+                    .await
+                    .context("closing the command's input")?;
+            }
+            drop(input);
+            while let Some(chunk) = output.next().await {
+                match chunk? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        result.stdout.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    bollard::container::LogOutput::StdErr { message } => {
+                        result.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let inspect = self.docker.inspect_exec(&exec.id).await?;
+        result.code = inspect.exit_code.unwrap_or(-1);
+        Ok(result)
+    }
+
+    async fn start(&self, node: &str, service: &str) -> Result<()> {
+        for argv in [
+            vec!["supervisorctl", "reread"],
+            vec!["supervisorctl", "update"],
+            vec!["supervisorctl", "start", service],
+        ] {
+            let argv: Vec<String> = argv.into_iter().map(String::from).collect();
+            let output = self.run(node, &argv, "root", None).await?;
+            if output.code != 0 {
+                bail!(
+                    "`{}` on {node} exited with {}: {}{}",
+                    argv.join(" "),
+                    output.code,
+                    output.stdout.trim(),
+                    output.stderr.trim()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `tag` is already built.
+pub async fn image_exists(docker: &Docker, tag: &str) -> bool {
+    docker.inspect_image(tag).await.is_ok()
+}
+
+/// Builds `image` from Debian's archive with debootstrap and imports it, reporting progress
+/// through `progress`. Needs root and debootstrap; reaches only Debian's mirror.
+pub async fn build_image(
+    docker: &Docker,
+    image: &NodeImage,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    if !std::path::Path::new("/usr/sbin/debootstrap").exists() {
+        bail!(
+            "building the node image needs debootstrap: install it (apt-get install debootstrap) and run again as root"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("m1studio-image-{}", std::process::id()));
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&dir).context("creating a folder for the image")?;
+    let cleanup = scopeguard(dir.clone());
+    progress(&format!(
+        "building {} from Debian {} (a few minutes, once)",
+        image.tag, image.suite
+    ));
+    let mirror = std::env::var("M1STUDIO_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let include = format!("--include={}", image.packages.join(","));
+    let mut child = tokio::process::Command::new("/usr/sbin/debootstrap")
+        .args(["--variant=minbase", &include, &image.suite])
+        .arg(&rootfs)
+        .arg(&mirror)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting debootstrap")?;
+    let stdout = child.stdout.take().context("debootstrap's output")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut last = String::new();
+    let mut count = 0u32;
+    while let Some(line) = lines.next_line().await? {
+        count += 1;
+        if line.starts_with("I: Retrieving")
+            || line.starts_with("I: Unpacking")
+            || line.starts_with("I: Configuring")
+            || line.starts_with("I: Installing")
+        {
+            let stage = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            if stage != last || count.is_multiple_of(40) {
+                progress(&format!("debootstrap: {}", line.trim_start_matches("I: ")));
+                last = stage;
+            }
+        }
+    }
+    let status = child.wait().await?;
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut err).await;
+        }
+        bail!(
+            "debootstrap failed ({status}): {}",
+            err.lines().rev().take(5).collect::<Vec<_>>().join("; ")
+        );
+    }
+    for junk in [
+        "var/cache/apt/archives",
+        "usr/share/doc",
+        "usr/share/man",
+        "var/lib/apt/lists",
+    ] {
+        let path = rootfs.join(junk);
+        if path.exists() {
+            for entry in std::fs::read_dir(&path)?.flatten() {
+                let p = entry.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+    }
+    progress("importing the image into Docker");
+    let mut tar = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting tar")?;
+    let stdout = tar.stdout.take().context("tar's output")?;
+    let stream = tokio_util::io::ReaderStream::new(stdout);
+    let (repo, tag) = image.tag.split_once(':').unwrap_or((&image.tag, "latest"));
+    let mut options = CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(repo)
+        .tag(tag)
+        .build();
+    options.changes = vec![
+        r#"CMD ["/usr/bin/supervisord","-n","-c","/etc/supervisor/supervisord.conf"]"#.to_string(),
+    ];
+    let mut import =
+        docker.create_image(Some(options), Some(bollard::body_try_stream(stream)), None);
+    while let Some(info) = import.try_next().await.context("importing the image")? {
+        if let Some(error) = info.error_detail.and_then(|e| e.message) {
+            bail!("importing the image failed: {error}");
+        }
+    }
+    tar.wait().await?;
+    drop(cleanup);
+    progress(&format!("built {}", image.tag));
+    Ok(())
+}
+
+/// Removes a folder when dropped.
+struct Cleanup(std::path::PathBuf);
+
+fn scopeguard(path: std::path::PathBuf) -> Cleanup {
+    Cleanup(path)
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,444 @@
+//! Carries out a deployment plan through an [`Executor`]: phases one after the other, the nodes
+//! of a phase at the same time, each node's steps in order. Secrets are put into files, commands
+//! and standard input here and nowhere else; events report every step as it starts and ends.
+
+use anyhow::{Context as _, Result, bail};
+use m1studio_shared::plan::{Action, File, Plan, Readiness, SECRETS};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What a command printed, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code.
+    pub code: i64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Where a plan runs: containers, hosts over SSH, or a recording for tests.
+pub trait Executor: Sync {
+    /// Writes `files` on `node`, whole, with their owners and modes.
+    fn write_files(&self, node: &str, files: &[File]) -> impl Future<Output = Result<()>> + Send;
+    /// Runs `argv` on `node` as `user`, feeding it `stdin`.
+    fn run(
+        &self,
+        node: &str,
+        argv: &[String],
+        user: &str,
+        stdin: Option<&str>,
+    ) -> impl Future<Output = Result<Output>> + Send;
+    /// Starts the supervised service `service` on `node`.
+    fn start(&self, node: &str, service: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Something that happened while a plan ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A phase began.
+    Phase {
+        /// Its number, from 1.
+        number: usize,
+        /// Of how many.
+        of: usize,
+        /// What it does.
+        title: String,
+    },
+    /// A step began.
+    Started {
+        /// Where.
+        node: String,
+        /// What.
+        title: String,
+    },
+    /// A step ended well.
+    Finished {
+        /// Where.
+        node: String,
+        /// What.
+        title: String,
+        /// How long it took.
+        millis: u128,
+    },
+    /// A step failed; the deployment stops.
+    Failed {
+        /// Where.
+        node: String,
+        /// What.
+        title: String,
+        /// Why, with the command's output.
+        reason: String,
+    },
+}
+
+/// The passwords of one cluster: random, made once per deployment, never shown.
+#[derive(Clone)]
+pub struct Secrets(BTreeMap<&'static str, String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} hidden)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// New random passwords for every secret a plan refers to.
+    pub fn generate() -> Result<Secrets> {
+        let mut map = BTreeMap::new();
+        for name in SECRETS {
+            let mut bytes = [0u8; 18];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("cannot make a random password: {e}"))?;
+            map.insert(*name, bytes.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        Ok(Secrets(map))
+    }
+
+    /// `text` with every `${secret:NAME}` replaced.
+    pub fn fill(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (name, value) in &self.0 {
+            out = out.replace(&format!("${{secret:{name}}}"), value);
+        }
+        out
+    }
+
+    /// `text` with every password replaced by `***`, for logs and error messages.
+    pub fn hide(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for value in self.0.values() {
+            out = out.replace(value.as_str(), "***");
+        }
+        out
+    }
+}
+
+fn failure(secrets: &Secrets, what: &str, output: &Output) -> anyhow::Error {
+    let tail = |text: &str| {
+        text.lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    anyhow::anyhow!(
+        "{what} exited with {}\n{}",
+        output.code,
+        secrets
+            .hide(&format!(
+                "{}\n{}",
+                tail(&output.stdout),
+                tail(&output.stderr)
+            ))
+            .trim()
+    )
+}
+
+async fn check<E: Executor>(executor: &E, node: &str, until: &Readiness) -> Result<bool> {
+    let output = match until {
+        Readiness::PostgresReady => {
+            executor
+                .run(
+                    node,
+                    &[
+                        "pg_isready".into(),
+                        "-q".into(),
+                        "-h".into(),
+                        "/var/run/postgresql".into(),
+                    ],
+                    "postgres",
+                    None,
+                )
+                .await?
+        }
+        Readiness::Query { sql, expect } => {
+            let output = executor
+                .run(
+                    node,
+                    &[
+                        "psql".into(),
+                        "-XAt".into(),
+                        "-d".into(),
+                        "postgres".into(),
+                        "-c".into(),
+                        sql.clone(),
+                    ],
+                    "postgres",
+                    None,
+                )
+                .await?;
+            return Ok(output.code == 0 && output.stdout.trim() == expect);
+        }
+        Readiness::CommandSucceeds { argv, user } => executor.run(node, argv, user, None).await?,
+    };
+    Ok(output.code == 0)
+}
+
+async fn run_step<E: Executor>(
+    executor: &E,
+    plan: &Plan,
+    secrets: &Secrets,
+    node: &str,
+    action: &Action,
+) -> Result<()> {
+    match action {
+        Action::WriteFiles => {
+            let files: Vec<File> = plan
+                .files_of(node)
+                .iter()
+                .map(|f| File {
+                    content: secrets.fill(&f.content),
+                    ..f.clone()
+                })
+                .collect();
+            executor.write_files(node, &files).await
+        }
+        Action::Run { argv, user, stdin } => {
+            let argv: Vec<String> = argv.iter().map(|a| secrets.fill(a)).collect();
+            let stdin = stdin.as_deref().map(|s| secrets.fill(s));
+            let output = executor.run(node, &argv, user, stdin.as_deref()).await?;
+            if output.code != 0 {
+                return Err(failure(secrets, &argv.join(" "), &output));
+            }
+            Ok(())
+        }
+        Action::Start { service } => executor.start(node, service).await,
+        Action::Wait {
+            until,
+            timeout_secs,
+        } => {
+            let deadline = Instant::now() + Duration::from_secs(u64::from(*timeout_secs));
+            loop {
+                if check(executor, node, until).await? {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    bail!("still not ready after {timeout_secs} s");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Runs `plan`, reporting through `events`. Stops at the first failed step.
+pub async fn run_plan<E: Executor>(
+    executor: &E,
+    plan: &Plan,
+    secrets: &Secrets,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<()> {
+    let phases = plan.phases.len();
+    for (number, phase) in plan.phases.iter().enumerate() {
+        events(Event::Phase {
+            number: number + 1,
+            of: phases,
+            title: phase.title.clone(),
+        });
+        let mut nodes: Vec<&str> = Vec::new();
+        for step in &phase.steps {
+            if !nodes.contains(&step.node.as_str()) {
+                nodes.push(&step.node);
+            }
+        }
+        let lanes = nodes.iter().map(|node| async move {
+            for step in phase.steps.iter().filter(|s| s.node == *node) {
+                events(Event::Started {
+                    node: step.node.clone(),
+                    title: step.title.clone(),
+                });
+                let started = Instant::now();
+                match run_step(executor, plan, secrets, node, &step.action).await {
+                    Ok(()) => events(Event::Finished {
+                        node: step.node.clone(),
+                        title: step.title.clone(),
+                        millis: started.elapsed().as_millis(),
+                    }),
+                    Err(err) => {
+                        let reason = secrets.hide(&format!("{err:#}"));
+                        events(Event::Failed {
+                            node: step.node.clone(),
+                            title: step.title.clone(),
+                            reason: reason.clone(),
+                        });
+                        return Err(anyhow::anyhow!("{node}: {}: {reason}", step.title));
+                    }
+                }
+            }
+            Ok(())
+        });
+        let results = futures_util::future::join_all(lanes).await;
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(err).context(format!("phase {} ({}) failed", number + 1, phase.title));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use m1studio_shared::plan::{PlanOptions, plan};
+    use m1studio_shared::{Draft, configure};
+    use std::sync::Mutex;
+
+    /// Records what it is asked to do, and answers every check as ready.
+    #[derive(Default)]
+    struct Recording {
+        log: Mutex<Vec<String>>,
+        fail_on: Option<&'static str>,
+    }
+
+    impl Executor for Recording {
+        async fn write_files(&self, node: &str, files: &[File]) -> Result<()> {
+            for f in files {
+                self.log.lock().unwrap().push(format!(
+                    "{node} write {} {}",
+                    f.path,
+                    f.content.len()
+                ));
+                assert!(
+                    !f.content.contains("${secret:"),
+                    "secrets are filled in before writing"
+                );
+            }
+            Ok(())
+        }
+
+        async fn run(
+            &self,
+            node: &str,
+            argv: &[String],
+            user: &str,
+            stdin: Option<&str>,
+        ) -> Result<Output> {
+            let line = format!(
+                "{node} {user}: {}{}",
+                argv.join(" "),
+                stdin.map(|s| format!(" <<< {s}")).unwrap_or_default()
+            );
+            self.log.lock().unwrap().push(line.clone());
+            let code = i64::from(self.fail_on.is_some_and(|f| line.contains(f)));
+            let stdout = if argv.iter().any(|a| a.contains("pg_stat_wal_receiver")) {
+                "streaming"
+            } else if argv.iter().any(|a| a.contains("barman_receive_wal")) {
+                "1"
+            } else {
+                ""
+            };
+            Ok(Output {
+                code,
+                stdout: stdout.into(),
+                stderr: if code == 0 {
+                    String::new()
+                } else {
+                    "boom".into()
+                },
+            })
+        }
+
+        async fn start(&self, node: &str, service: &str) -> Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{node} start {service}"));
+            Ok(())
+        }
+    }
+
+    fn starter_plan() -> Plan {
+        let configured = configure(&Draft::starter()).0.unwrap();
+        plan(
+            &configured.design,
+            &configured.topology,
+            PlanOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_plan_runs_in_order_with_secrets_filled_in_and_hidden_from_events() {
+        let executor = Recording::default();
+        let secrets = Secrets::generate().unwrap();
+        let events = Mutex::new(Vec::new());
+        run_plan(&executor, &starter_plan(), &secrets, &|e| {
+            events.lock().unwrap().push(e)
+        })
+        .await
+        .unwrap();
+        let log = executor.log.lock().unwrap().join("\n");
+        let repmgr = secrets.fill("${secret:repmgr}");
+        assert_eq!(repmgr.len(), 36);
+        assert!(
+            log.contains(&format!("PASSWORD '{repmgr}'")),
+            "the executor gets the real password"
+        );
+        let init = log
+            .find("kestrel postgres: /usr/lib/postgresql/15/bin/initdb")
+            .unwrap();
+        let clone = log
+            .find("quartz postgres: repmgr -f /etc/repmgr.conf -h kestrel")
+            .unwrap();
+        let cascade = log
+            .find("uplift postgres: repmgr -f /etc/repmgr.conf -h quartz")
+            .unwrap();
+        let backup = log
+            .find("karma barman: barman backup --wait kestrel")
+            .unwrap();
+        assert!(init < clone && clone < cascade && cascade < backup, "{log}");
+        let events = events.lock().unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Phase { .. }))
+                .count(),
+            8
+        );
+        assert!(
+            format!("{events:?}").find(&repmgr).is_none(),
+            "events never carry a password"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_stops_the_plan_and_hides_passwords_in_the_reason() {
+        let executor = Recording {
+            fail_on: Some("CREATE ROLE barman"),
+            ..Recording::default()
+        };
+        let secrets = Secrets::generate().unwrap();
+        let events = Mutex::new(Vec::new());
+        let err = run_plan(&executor, &starter_plan(), &secrets, &|e| {
+            events.lock().unwrap().push(e)
+        })
+        .await
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("phase 2"), "{message}");
+        assert!(
+            !message.contains(&secrets.fill("${secret:barman}")),
+            "{message}"
+        );
+        assert!(
+            executor
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|l| !l.contains("standby clone")),
+            "nothing after the failure"
+        );
+        assert!(
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, Event::Failed { node, .. } if node == "kestrel"))
+        );
+    }
+}
