@@ -1,0 +1,193 @@
+//! The real runner on a real Docker engine: deploy the default design with the real binary,
+//! check replication, the cascade and Barman, kill the primary, watch the failover, destroy.
+
+use anyhow::{Context as _, Result, bail};
+use m1studio::docker::{DockerExecutor, connect};
+use m1studio::engine::Executor as _;
+use m1studio_e2e::{binary, on_ci};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A query's answer on `node`, as postgres.
+async fn sql(executor: &DockerExecutor, node: &str, query: &str) -> Result<String> {
+    let argv: Vec<String> = ["psql", "-XAt", "-d", "postgres", "-c", query]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let output = executor.run(node, &argv, "postgres", None).await?;
+    if output.code != 0 {
+        bail!("{query} on {node}: {}", output.stderr);
+    }
+    Ok(output.stdout.trim().to_string())
+}
+
+async fn eventually(
+    executor: &DockerExecutor,
+    node: &str,
+    query: &str,
+    expect: &str,
+    within: Duration,
+) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        if sql(executor, node, query)
+            .await
+            .is_ok_and(|answer| answer == expect)
+        {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > within {
+            bail!(
+                "{query} on {node} never gave {expect:?} within {} s",
+                within.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn m1studio(args: &[&str], dir: &std::path::Path) -> Result<std::process::Output> {
+    Ok(Command::new(binary()?)
+        .args(args)
+        .current_dir(dir)
+        .output()?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed() -> Result<()> {
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(err) if !on_ci() => {
+            eprintln!(
+                "\n!!! SKIPPED: no Docker engine ({err:#}); the deployment test did not run !!!\n"
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cluster = format!("e2e{}", std::process::id() % 100000);
+    let configure = m1studio(
+        &[
+            "configure",
+            &cluster,
+            "-a",
+            "M1",
+            "--postgresql",
+            "15",
+            "--enable-repmgr",
+            "--platform",
+            "docker",
+            "--network",
+            "10.212.0.0/24",
+        ],
+        &dir,
+    )?;
+    assert!(
+        configure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configure.stderr)
+    );
+    let executor = DockerExecutor::new(docker, &cluster);
+    let result = async {
+        let deploy = m1studio(&["deploy", &cluster, "--profile", "demo"], &dir)?;
+        let stderr = String::from_utf8_lossy(&deploy.stderr).into_owned();
+        assert!(deploy.status.success(), "deploy failed:\n{stderr}");
+        assert!(stderr.contains("[8/8] Back up kestrel with Barman on karma"), "{stderr}");
+        let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
+        assert!(stdout.contains("postgresql://kestrel,quartz/postgres?target_session_attrs=read-write"), "{stdout}");
+
+        // The replica streams from the primary, and the cascaded replica from the replica.
+        assert_eq!(sql(&executor, "kestrel", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "barman_receive_wal:streaming,quartz:streaming");
+        assert_eq!(sql(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication").await?, "uplift:streaming");
+        sql(&executor, "kestrel", "CREATE TABLE drill (id int); INSERT INTO drill VALUES (1)").await?;
+        eventually(&executor, "uplift", "SELECT count(*) FROM drill", "1", Duration::from_secs(10)).await?;
+
+        // Barman: check green, one backup.
+        let argv = |words: &[&str]| words.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let check = executor.run("karma", &argv(&["barman", "check", "kestrel"]), "barman", None).await?;
+        assert_eq!(check.code, 0, "{}", check.stdout);
+        let backups = executor.run("karma", &argv(&["barman", "list-backups", "--minimal", "kestrel"]), "barman", None).await?;
+        assert_eq!(backups.stdout.lines().count(), 1, "{}", backups.stdout);
+
+        // No password in what the deployment printed.
+        assert!(!stderr.contains("PASSWORD '") || stderr.contains("${secret:"), "{stderr}");
+
+        // Kill the primary: the replica is promoted and the cascaded replica keeps streaming from it.
+        executor.kill("kestrel").await?;
+        let took = eventually(&executor, "quartz", "SELECT pg_is_in_recovery()", "f", Duration::from_secs(40)).await?;
+        eprintln!("failover: the replica was promoted {:.1} s after the primary was killed", took.as_secs_f64());
+        sql(&executor, "quartz", "INSERT INTO drill VALUES (2)").await?;
+        eventually(&executor, "uplift", "SELECT count(*) FROM drill", "2", Duration::from_secs(20)).await?;
+        assert_eq!(sql(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "uplift:streaming");
+        let status = m1studio(&["status", &cluster], &dir)?;
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(status.lines().any(|l| l.starts_with("quartz") && l.contains(" primary ")), "{status}");
+        anyhow::Ok(())
+    }
+    .await;
+
+    // Destroy removes everything of the cluster, and doing it again is harmless.
+    let destroy = m1studio(&["destroy", &cluster], &dir)?;
+    assert!(
+        destroy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroy.stderr)
+    );
+    assert!(executor.containers().await?.is_empty());
+    let again = m1studio(&["destroy", &cluster], &dir)?;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("removed 0"));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn designs_that_cannot_deploy_stop_before_anything_is_created() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-refuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for (name, args) in [
+        (
+            "edb",
+            vec![
+                "--epas",
+                "16",
+                "--redwood",
+                "--enable-repmgr",
+                "--platform",
+                "docker",
+            ],
+        ),
+        (
+            "pg16",
+            vec![
+                "--postgresql",
+                "16",
+                "--enable-repmgr",
+                "--platform",
+                "docker",
+            ],
+        ),
+        ("onaws", vec!["--postgresql", "15", "--enable-repmgr"]),
+    ] {
+        let mut configure = vec!["configure", name, "-a", "M1"];
+        configure.extend(args);
+        assert!(m1studio(&configure, &dir)?.status.success());
+        let out = Command::new(binary()?)
+            .args(["deploy", name])
+            .current_dir(&dir)
+            .env_remove("EDB_SUBSCRIPTION_TOKEN")
+            .output()?;
+        assert!(!out.status.success(), "{name} must not deploy");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = match name {
+            "edb" => "EDB_SUBSCRIPTION_TOKEN",
+            "pg16" => "PostgreSQL 16 is not in Debian's archive",
+            _ => "m1studio deploy runs docker designs",
+        };
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert!(!stderr.contains("creating"), "nothing is created: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
