@@ -864,6 +864,16 @@ pub fn plan(
             "deploying Patroni clusters is not available yet: deploy with --failover-manager repmgr, or use config.yml with TPA",
         ));
     }
+    if design.flavour().is_edb() && options.edb_token {
+        problems.push(Diagnostic::error(
+            "postgres_flavour",
+            Code::DeployUnsupported,
+            format!(
+                "deploying {} is not available yet (it needs EDB Repos 2.0 in the node image): deploy with --postgresql, or use config.yml with TPA",
+                design.flavour().title()
+            ),
+        ));
+    }
     if design.failover() == FailoverManager::Efm && options.edb_token {
         problems.push(Diagnostic::error(
             "failover_manager",

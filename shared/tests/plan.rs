@@ -200,8 +200,14 @@ fn edb_software_without_a_token_stops_before_anything_is_created() {
             edb_token: true,
             ..PlanOptions::default()
         },
+    )
+    .unwrap_err();
+    assert_eq!(
+        with_token.len(),
+        1,
+        "with a token, only the missing EDB repository is left"
     );
-    assert!(with_token.is_ok());
+    assert_eq!(with_token[0].code, Code::DeployUnsupported);
 }
 
 #[test]

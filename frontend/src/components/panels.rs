@@ -315,7 +315,7 @@ pub fn Deploy() -> Html {
         Server::Checking => ("checking", "Looking for the m1studio server…".to_string()),
         Server::Reachable(version) => (
             "reachable",
-            format!("Connected to the m1studio server {version}. Deploying from the browser needs the runner, which this server does not have yet."),
+            format!("Connected to the m1studio server {version}. Deploy this design with `m1studio deploy` (save config.yml into a cluster directory first); deploying from the browser comes next."),
         ),
         Server::Unreachable => (
             "unreachable",
