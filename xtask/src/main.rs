@@ -310,10 +310,37 @@ fn test() -> Result<()> {
     build_designer()?;
     step("tests (cargo test --workspace)");
     let (passed, failed) = cargo_test(&["test", "--workspace"])?;
+    step("the release binary carries the designer");
+    cargo(&["build", "--release", "-p", "m1studio"])?;
+    release_embeds_designer()?;
     step("fuzzing smoke run (20 s a target)");
     fuzz(20)?;
     eprintln!("\nall checks passed in {} s", started.elapsed().as_secs());
     println!("tests: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// Checks that every file of dist/ is inside the release binary, byte for byte, so that the
+/// binary alone serves the designer.
+fn release_embeds_designer() -> Result<()> {
+    let binary = std::fs::read(root().join("target/release/m1studio"))
+        .context("reading the release binary")?;
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("dist"))?.flatten() {
+        let content = std::fs::read(entry.path())?;
+        let probe = &content[..content.len().min(4096)];
+        if !binary.windows(probe.len()).any(|w| w == probe) {
+            bail!(
+                "the release binary does not contain {}: rebuild it after building the designer",
+                entry.path().display()
+            );
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        bail!("dist/ is empty: build the designer first");
+    }
+    eprintln!("    all {checked} files of dist/ are inside target/release/m1studio");
     Ok(())
 }
 
