@@ -46,17 +46,6 @@ pub async fn connect() -> Result<Docker> {
     Ok(docker)
 }
 
-fn kind_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Primary => "primary",
-        Kind::Replica => "replica",
-        Kind::CascadedReplica => "cascaded-replica",
-        Kind::Barman => "barman",
-        Kind::Etcd => "etcd",
-        Kind::Haproxy => "haproxy",
-    }
-}
-
 /// Runs plans in the containers of one cluster.
 #[derive(Clone)]
 pub struct DockerExecutor {
@@ -73,22 +62,29 @@ impl DockerExecutor {
         }
     }
 
-    /// The containers of the cluster (running or not), as (node, role, state).
-    pub async fn containers(&self) -> Result<Vec<(String, String, String)>> {
-        let filters = HashMap::from([(
+    /// The label filter that selects this cluster's objects.
+    fn filters(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
             "label".to_string(),
             vec![format!("{CLUSTER_LABEL}={}", self.cluster)],
-        )]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
+        )])
+    }
+
+    /// The cluster's containers, running or not.
+    async fn list(&self) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&self.filters())
+            .build();
+        self.docker
+            .list_containers(Some(options))
             .await
-            .context("listing the cluster's containers")?;
+            .context("listing the cluster's containers")
+    }
+
+    /// The containers of the cluster (running or not), as (node, role, state).
+    pub async fn containers(&self) -> Result<Vec<(String, String, String)>> {
+        let list = self.list().await?;
         let mut out: Vec<(String, String, String)> = list
             .into_iter()
             .map(|c| {
@@ -169,7 +165,7 @@ impl DockerExecutor {
                 image: Some(image.to_string()),
                 labels: Some(labels(&[
                     (NODE_LABEL, &instance.name),
-                    (ROLE_LABEL, kind_label(instance.kind)),
+                    (ROLE_LABEL, instance.kind.as_str()),
                 ])),
                 host_config: Some(HostConfig {
                     mounts: Some(mounts),
@@ -240,21 +236,9 @@ impl DockerExecutor {
     /// Removes every container, volume and network of the cluster, and nothing else. Doing it
     /// twice is harmless.
     pub async fn destroy(&self) -> Result<usize> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{CLUSTER_LABEL}={}", self.cluster)],
-        )]);
+        let filters = self.filters();
         let mut removed = 0;
-        let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .context("listing the cluster's containers")?;
+        let containers = self.list().await?;
         for c in containers {
             if let Some(id) = c.id {
                 self.docker

@@ -79,22 +79,11 @@ fn role_text(instance: &Instance) -> &'static str {
     }
 }
 
-fn kind_class(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Primary => "primary",
-        Kind::Replica => "replica",
-        Kind::CascadedReplica => "cascaded-replica",
-        Kind::Barman => "barman",
-        Kind::Etcd => "etcd",
-        Kind::Haproxy => "haproxy",
-    }
-}
-
 fn node(out: &mut String, instance: &Instance, at: Box2) {
     let _ = write!(
         out,
         r#"<g class="node {}" data-name="{}" data-node="{}"><rect x="{}" y="{}" width="{W}" height="{H}"/><text class="name" x="{}" y="{}">{}</text><text x="{}" y="{}">{}</text>"#,
-        kind_class(instance.kind),
+        instance.kind.as_str(),
         esc(&instance.name),
         instance.node,
         at.x,

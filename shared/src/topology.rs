@@ -77,6 +77,20 @@ pub enum Kind {
     Haproxy,
 }
 
+impl Kind {
+    /// The kind's kebab-case name, as labels, CSS classes and JSON write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Primary => "primary",
+            Kind::Replica => "replica",
+            Kind::CascadedReplica => "cascaded-replica",
+            Kind::Barman => "barman",
+            Kind::Etcd => "etcd",
+            Kind::Haproxy => "haproxy",
+        }
+    }
+}
+
 /// One instance of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
