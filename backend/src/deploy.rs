@@ -3,7 +3,7 @@
 
 use crate::cli::{print_diagnostics, read_config, summary};
 use crate::docker::{self, DockerExecutor};
-use crate::engine::{Event, Executor as _, Secrets, run_plan};
+use crate::engine::{Event, Executor as _, Secrets, argv, query, run_plan};
 use anyhow::{Context as _, Result, bail};
 use m1studio_shared::plan::{PlanOptions, Profile, node_image, plan};
 use m1studio_shared::spec::PlatformSpec;
@@ -96,16 +96,6 @@ pub(crate) fn deploy_command(path: &Path, profile: Profile) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// A query's single value on `node`, or `None` when Postgres does not answer there.
-async fn query(executor: &DockerExecutor, node: &str, sql: &str) -> Option<String> {
-    let argv: Vec<String> = ["psql", "-XAt", "-d", "postgres", "-c", sql]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let output = executor.run(node, &argv, "postgres", None).await.ok()?;
-    (output.code == 0).then(|| output.stdout.trim().to_string())
-}
-
 /// Prints each node's container state, Postgres role, timeline and replay lag, and Barman's state.
 pub(crate) fn status_command(path: &Path) -> Result<ExitCode> {
     let Some(configured) = load(path)? else {
@@ -124,13 +114,13 @@ pub(crate) fn status_command(path: &Path) -> Result<ExitCode> {
             let mut postgres = "-".to_string();
             let (mut timeline, mut lag) = ("-".to_string(), "-".to_string());
             if state == "running" && role != "barman" || configured.topology.get(node).is_some_and(|i| i.has(m1studio_shared::Role::Witness)) {
-                match query(&executor, node, "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())").await {
+                match query(&executor, node, "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())").await.ok() {
                     Some(answer) => {
                         let mut parts = answer.split_whitespace();
                         postgres = parts.next().unwrap_or("-").to_string();
                         timeline = parts.next().unwrap_or("-").to_string();
                         if postgres == "standby" {
-                            lag = query(&executor, node, "SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)").await.unwrap_or_else(|| "-".into());
+                            lag = query(&executor, node, "SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)").await.unwrap_or_else(|_| "-".into());
                         }
                     }
                     None if state == "running" => postgres = "down".into(),
@@ -141,10 +131,8 @@ pub(crate) fn status_command(path: &Path) -> Result<ExitCode> {
         }
         if let Some(barman) = configured.topology.of_kind(Kind::Barman).next() {
             let primary = &configured.topology.instances[0].name;
-            let argv: Vec<String> = ["barman", "-q", "check", primary.as_str()].iter().map(|s| s.to_string()).collect();
-            let check = executor.run(&barman.name, &argv, "barman", None).await.map(|o| o.code == 0).unwrap_or(false);
-            let argv: Vec<String> = ["barman", "list-backups", "--minimal", primary.as_str()].iter().map(|s| s.to_string()).collect();
-            let backups = executor.run(&barman.name, &argv, "barman", None).await.map(|o| o.stdout.lines().count()).unwrap_or(0);
+            let check = executor.run(&barman.name, &argv(&["barman", "-q", "check", primary]), "barman", None).await.map(|o| o.code == 0).unwrap_or(false);
+            let backups = executor.run(&barman.name, &argv(&["barman", "list-backups", "--minimal", primary]), "barman", None).await.map(|o| o.stdout.lines().count()).unwrap_or(0);
             println!("barman on {} backs up {primary}: check {}, {backups} backup(s)", barman.name, if check { "OK" } else { "FAILED" });
         }
         Ok::<_, anyhow::Error>(())

@@ -3,7 +3,7 @@
 //! through archive uploads, services through supervisord. Also builds the node image from
 //! Debian's archive, with no registry. The only module that talks to Docker.
 
-use crate::engine::{Executor, Output};
+use crate::engine::{Executor, Output, argv};
 use anyhow::{Context as _, Result, bail};
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -198,7 +198,7 @@ impl DockerExecutor {
                 let output = self
                     .run(
                         &instance.name,
-                        &["supervisorctl".into(), "status".into()],
+                        &argv(&["supervisorctl", "status"]),
                         "root",
                         None,
                     )
@@ -330,20 +330,10 @@ impl Executor for DockerExecutor {
             .collect::<std::collections::BTreeSet<_>>()
         {
             let uid = self
-                .run(
-                    node,
-                    &["id".into(), "-u".into(), owner.clone()],
-                    "root",
-                    None,
-                )
+                .run(node, &argv(&["id", "-u", &owner]), "root", None)
                 .await?;
             let gid = self
-                .run(
-                    node,
-                    &["id".into(), "-g".into(), owner.clone()],
-                    "root",
-                    None,
-                )
+                .run(node, &argv(&["id", "-g", &owner]), "root", None)
                 .await?;
             if uid.code != 0 || gid.code != 0 {
                 bail!("{node} has no user {owner}: the node image is not the one this plan needs");
@@ -435,17 +425,16 @@ impl Executor for DockerExecutor {
     }
 
     async fn start(&self, node: &str, service: &str) -> Result<()> {
-        for argv in [
+        for words in [
             vec!["supervisorctl", "reread"],
             vec!["supervisorctl", "update"],
             vec!["supervisorctl", "start", service],
         ] {
-            let argv: Vec<String> = argv.into_iter().map(String::from).collect();
-            let output = self.run(node, &argv, "root", None).await?;
+            let output = self.run(node, &argv(&words), "root", None).await?;
             if output.code != 0 {
                 bail!(
                     "`{}` on {node} exited with {}: {}{}",
-                    argv.join(" "),
+                    words.join(" "),
                     output.code,
                     output.stdout.trim(),
                     output.stderr.trim()

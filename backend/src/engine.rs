@@ -115,6 +115,25 @@ impl Secrets {
     }
 }
 
+/// An argument vector from words.
+pub fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// The command that runs one SQL statement with psql, unaligned and without headers.
+pub fn psql(sql: &str) -> Vec<String> {
+    argv(&["psql", "-XAt", "-d", "postgres", "-c", sql])
+}
+
+/// Runs `sql` on `node` as postgres and returns its answer, trimmed; an error names the statement.
+pub async fn query<E: Executor>(executor: &E, node: &str, sql: &str) -> Result<String> {
+    let output = executor.run(node, &psql(sql), "postgres", None).await?;
+    if output.code != 0 {
+        bail!("{sql} on {node}: {}", output.stderr.trim());
+    }
+    Ok(output.stdout.trim().to_string())
+}
+
 fn failure(secrets: &Secrets, what: &str, output: &Output) -> anyhow::Error {
     let tail = |text: &str| {
         text.lines()
@@ -142,36 +161,11 @@ fn failure(secrets: &Secrets, what: &str, output: &Output) -> anyhow::Error {
 async fn check<E: Executor>(executor: &E, node: &str, until: &Readiness) -> Result<bool> {
     let output = match until {
         Readiness::PostgresReady => {
-            executor
-                .run(
-                    node,
-                    &[
-                        "pg_isready".into(),
-                        "-q".into(),
-                        "-h".into(),
-                        "/var/run/postgresql".into(),
-                    ],
-                    "postgres",
-                    None,
-                )
-                .await?
+            let ready = argv(&["pg_isready", "-q", "-h", "/var/run/postgresql"]);
+            executor.run(node, &ready, "postgres", None).await?
         }
         Readiness::Query { sql, expect } => {
-            let output = executor
-                .run(
-                    node,
-                    &[
-                        "psql".into(),
-                        "-XAt".into(),
-                        "-d".into(),
-                        "postgres".into(),
-                        "-c".into(),
-                        sql.clone(),
-                    ],
-                    "postgres",
-                    None,
-                )
-                .await?;
+            let output = executor.run(node, &psql(sql), "postgres", None).await?;
             return Ok(output.code == 0 && output.stdout.trim() == expect);
         }
         Readiness::CommandSucceeds { argv, user } => executor.run(node, argv, user, None).await?,

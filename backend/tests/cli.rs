@@ -12,6 +12,23 @@ fn m1studio(args: &[&str], cwd: &Path) -> Output {
         .expect("the binary runs")
 }
 
+/// Configures the starter design (PostgreSQL 15, repmgr, docker) as cluster m1 in `dir`.
+fn configure_starter(dir: &Path) {
+    let args = [
+        "configure",
+        "m1",
+        "-a",
+        "M1",
+        "--postgresql",
+        "15",
+        "--enable-repmgr",
+        "--platform",
+        "docker",
+    ];
+    let out = m1studio(&args, dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -216,24 +233,7 @@ fn check_reads_back_what_configure_wrote() {
 #[test]
 fn check_reports_a_broken_topology_with_places_in_the_file() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(
-        m1studio(
-            &[
-                "configure",
-                "m1",
-                "-a",
-                "M1",
-                "--postgresql",
-                "15",
-                "--enable-repmgr",
-                "--platform",
-                "docker"
-            ],
-            tmp.path()
-        )
-        .status
-        .success()
-    );
+    configure_starter(tmp.path());
     let path = tmp.path().join("m1/config.yml");
     let config = std::fs::read_to_string(&path)
         .unwrap()
@@ -293,24 +293,7 @@ fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
 #[test]
 fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(
-        m1studio(
-            &[
-                "configure",
-                "m1",
-                "-a",
-                "M1",
-                "--postgresql",
-                "15",
-                "--enable-repmgr",
-                "--platform",
-                "docker"
-            ],
-            tmp.path()
-        )
-        .status
-        .success()
-    );
+    configure_starter(tmp.path());
     let out = m1studio(&["plan", "m1", "--profile", "demo"], tmp.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);

@@ -515,6 +515,44 @@ impl Context<'_> {
         )
     }
 
+    /// A new, empty Postgres on `node`, started and accepting connections.
+    fn new_postgres(&self, node: &str, title: &str, initdb_options: &[&str]) -> Vec<Step> {
+        let initdb = format!("{}/initdb", self.bindir);
+        let mut initdb_argv = vec![
+            initdb.as_str(),
+            "-D",
+            PGDATA,
+            "--auth-local=peer",
+            "--auth-host=scram-sha-256",
+        ];
+        initdb_argv.extend_from_slice(initdb_options);
+        vec![
+            self.directories(node),
+            run(node, title, "postgres", &initdb_argv),
+            self.start_postgres(node),
+            self.postgres_ready(node),
+        ]
+    }
+
+    fn start_postgres(&self, node: &str) -> Step {
+        step(
+            node,
+            "start Postgres",
+            Action::Start {
+                service: "postgres".into(),
+            },
+        )
+    }
+
+    fn postgres_ready(&self, node: &str) -> Step {
+        wait(
+            node,
+            "Postgres accepts connections",
+            Readiness::PostgresReady,
+            60,
+        )
+    }
+
     /// The directories Postgres needs, which a container has no init system to make.
     fn directories(&self, node: &str) -> Step {
         run(
@@ -542,14 +580,6 @@ impl Context<'_> {
     fn phases(&self) -> Vec<Phase> {
         let primary = self.primary().name.clone();
         let replica = self.replica().name.clone();
-        let postgres_ready = |node: &str| {
-            wait(
-                node,
-                "Postgres accepts connections",
-                Readiness::PostgresReady,
-                60,
-            )
-        };
         let mut phases = vec![Phase {
             title: "Write every node's files".into(),
             steps: self
@@ -561,30 +591,7 @@ impl Context<'_> {
                 .collect(),
         }];
 
-        let mut init = vec![
-            self.directories(&primary),
-            run(
-                &primary,
-                "initialise the primary",
-                "postgres",
-                &[
-                    &format!("{}/initdb", self.bindir),
-                    "-D",
-                    PGDATA,
-                    "--auth-local=peer",
-                    "--auth-host=scram-sha-256",
-                    "--data-checksums",
-                ],
-            ),
-            step(
-                &primary,
-                "start Postgres",
-                Action::Start {
-                    service: "postgres".into(),
-                },
-            ),
-            postgres_ready(&primary),
-        ];
+        let mut init = self.new_postgres(&primary, "initialise the primary", &["--data-checksums"]);
         for (user, attributes) in [
             ("repmgr", "SUPERUSER REPLICATION"),
             ("barman", "SUPERUSER"),
@@ -640,14 +647,8 @@ impl Context<'_> {
                         &id,
                     ],
                 ),
-                step(
-                    node,
-                    "start Postgres",
-                    Action::Start {
-                        service: "postgres".into(),
-                    },
-                ),
-                postgres_ready(node),
+                self.start_postgres(node),
+                self.postgres_ready(node),
                 wait(
                     node,
                     &format!("streaming from {upstream}"),
@@ -694,60 +695,43 @@ impl Context<'_> {
         if let Some(witness) = barman.as_ref().filter(|b| b.has(Role::Witness)) {
             phases.push(Phase {
                 title: format!("Make {} a repmgr witness", witness.name),
-                steps: vec![
-                    self.directories(&witness.name),
-                    run(
-                        &witness.name,
-                        "initialise the witness",
-                        "postgres",
-                        &[
-                            &format!("{}/initdb", self.bindir),
-                            "-D",
-                            PGDATA,
-                            "--auth-local=peer",
-                            "--auth-host=scram-sha-256",
-                        ],
-                    ),
-                    step(
-                        &witness.name,
-                        "start Postgres",
-                        Action::Start {
-                            service: "postgres".into(),
-                        },
-                    ),
-                    postgres_ready(&witness.name),
-                    self.sql(
-                        &witness.name,
-                        "create the repmgr role",
-                        &format!(
-                            "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}'",
-                            secret("repmgr")
+                steps: [
+                    self.new_postgres(&witness.name, "initialise the witness", &[]),
+                    vec![
+                        self.sql(
+                            &witness.name,
+                            "create the repmgr role",
+                            &format!(
+                                "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}'",
+                                secret("repmgr")
+                            ),
                         ),
-                    ),
-                    self.sql(
-                        &witness.name,
-                        "create the repmgr database",
-                        "CREATE DATABASE repmgr OWNER repmgr",
-                    ),
-                    run(
-                        &witness.name,
-                        "register the witness",
-                        "postgres",
-                        &[
-                            "repmgr",
-                            "-f",
-                            "/etc/repmgr.conf",
-                            "-h",
-                            &primary,
-                            "-U",
-                            "repmgr",
-                            "-d",
-                            "repmgr",
-                            "witness",
-                            "register",
-                        ],
-                    ),
-                ],
+                        self.sql(
+                            &witness.name,
+                            "create the repmgr database",
+                            "CREATE DATABASE repmgr OWNER repmgr",
+                        ),
+                        run(
+                            &witness.name,
+                            "register the witness",
+                            "postgres",
+                            &[
+                                "repmgr",
+                                "-f",
+                                "/etc/repmgr.conf",
+                                "-h",
+                                &primary,
+                                "-U",
+                                "repmgr",
+                                "-d",
+                                "repmgr",
+                                "witness",
+                                "register",
+                            ],
+                        ),
+                    ],
+                ]
+                .concat(),
             });
         }
 

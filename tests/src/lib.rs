@@ -51,6 +51,14 @@ pub fn binary() -> Result<PathBuf> {
         .map_err(anyhow::Error::msg)
 }
 
+/// Runs the real binary with `args` in `dir`.
+pub fn m1studio(args: &[&str], dir: &Path) -> Result<std::process::Output> {
+    Ok(Command::new(binary()?)
+        .args(args)
+        .current_dir(dir)
+        .output()?)
+}
+
 /// One plain HTTP GET on loopback: the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;

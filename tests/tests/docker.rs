@@ -3,34 +3,21 @@
 
 use anyhow::{Context as _, Result, bail};
 use m1studio::docker::{DockerExecutor, connect};
-use m1studio::engine::Executor as _;
-use m1studio_e2e::{binary, on_ci};
+use m1studio::engine::{Executor as _, argv, query};
+use m1studio_e2e::{binary, m1studio, on_ci};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A query's answer on `node`, as postgres.
-async fn sql(executor: &DockerExecutor, node: &str, query: &str) -> Result<String> {
-    let argv: Vec<String> = ["psql", "-XAt", "-d", "postgres", "-c", query]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let output = executor.run(node, &argv, "postgres", None).await?;
-    if output.code != 0 {
-        bail!("{query} on {node}: {}", output.stderr);
-    }
-    Ok(output.stdout.trim().to_string())
-}
 
 async fn eventually(
     executor: &DockerExecutor,
     node: &str,
-    query: &str,
+    sql: &str,
     expect: &str,
     within: Duration,
 ) -> Result<Duration> {
     let started = Instant::now();
     loop {
-        if sql(executor, node, query)
+        if query(executor, node, sql)
             .await
             .is_ok_and(|answer| answer == expect)
         {
@@ -38,19 +25,12 @@ async fn eventually(
         }
         if started.elapsed() > within {
             bail!(
-                "{query} on {node} never gave {expect:?} within {} s",
+                "{sql} on {node} never gave {expect:?} within {} s",
                 within.as_secs()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn m1studio(args: &[&str], dir: &std::path::Path) -> Result<std::process::Output> {
-    Ok(Command::new(binary()?)
-        .args(args)
-        .current_dir(dir)
-        .output()?)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,13 +79,12 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         assert!(stdout.contains("postgresql://kestrel,quartz/postgres?target_session_attrs=read-write"), "{stdout}");
 
         // The replica streams from the primary, and the cascaded replica from the replica.
-        assert_eq!(sql(&executor, "kestrel", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "barman_receive_wal:streaming,quartz:streaming");
-        assert_eq!(sql(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication").await?, "uplift:streaming");
-        sql(&executor, "kestrel", "CREATE TABLE drill (id int); INSERT INTO drill VALUES (1)").await?;
+        assert_eq!(query(&executor, "kestrel", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "barman_receive_wal:streaming,quartz:streaming");
+        assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication").await?, "uplift:streaming");
+        query(&executor, "kestrel", "CREATE TABLE drill (id int); INSERT INTO drill VALUES (1)").await?;
         eventually(&executor, "uplift", "SELECT count(*) FROM drill", "1", Duration::from_secs(10)).await?;
 
         // Barman: check green, one backup.
-        let argv = |words: &[&str]| words.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let check = executor.run("karma", &argv(&["barman", "check", "kestrel"]), "barman", None).await?;
         assert_eq!(check.code, 0, "{}", check.stdout);
         let backups = executor.run("karma", &argv(&["barman", "list-backups", "--minimal", "kestrel"]), "barman", None).await?;
@@ -118,9 +97,9 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         executor.kill("kestrel").await?;
         let took = eventually(&executor, "quartz", "SELECT pg_is_in_recovery()", "f", Duration::from_secs(40)).await?;
         eprintln!("failover: the replica was promoted {:.1} s after the primary was killed", took.as_secs_f64());
-        sql(&executor, "quartz", "INSERT INTO drill VALUES (2)").await?;
+        query(&executor, "quartz", "INSERT INTO drill VALUES (2)").await?;
         eventually(&executor, "uplift", "SELECT count(*) FROM drill", "2", Duration::from_secs(20)).await?;
-        assert_eq!(sql(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "uplift:streaming");
+        assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "uplift:streaming");
         let status = m1studio(&["status", &cluster], &dir)?;
         let status = String::from_utf8_lossy(&status.stdout).into_owned();
         assert!(status.lines().any(|l| l.starts_with("quartz") && l.contains(" primary ")), "{status}");

@@ -4,16 +4,12 @@
 
 use anyhow::{Context as _, Result, bail};
 use m1studio::docker::{DockerExecutor, connect};
-use m1studio::engine::Executor as _;
-use m1studio_e2e::binary;
-use std::process::Command;
+use m1studio::engine::query;
 use std::time::{Duration, Instant};
 
+/// Runs the real binary, failing with its output when it fails.
 fn m1studio(args: &[&str], dir: &std::path::Path) -> Result<()> {
-    let out = Command::new(binary()?)
-        .args(args)
-        .current_dir(dir)
-        .output()?;
+    let out = m1studio_e2e::m1studio(args, dir)?;
     if !out.status.success() {
         bail!(
             "m1studio {} failed:\n{}",
@@ -22,24 +18,6 @@ fn m1studio(args: &[&str], dir: &std::path::Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-async fn writable(executor: &DockerExecutor, node: &str) -> bool {
-    let argv: Vec<String> = [
-        "psql",
-        "-XAt",
-        "-d",
-        "postgres",
-        "-c",
-        "INSERT INTO bench VALUES (1)",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    executor
-        .run(node, &argv, "postgres", None)
-        .await
-        .is_ok_and(|o| o.code == 0)
 }
 
 #[tokio::main]
@@ -83,22 +61,14 @@ async fn main() -> Result<()> {
         }
         if name == "bench1" {
             let executor = DockerExecutor::new(docker.clone(), name);
-            let argv: Vec<String> = [
-                "psql",
-                "-XAt",
-                "-d",
-                "postgres",
-                "-c",
-                "CREATE TABLE bench (i int)",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            executor.run("kestrel", &argv, "postgres", None).await?;
+            query(&executor, "kestrel", "CREATE TABLE bench (i int)").await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
             executor.kill("kestrel").await?;
             let killed = Instant::now();
-            while !writable(&executor, "quartz").await {
+            while query(&executor, "quartz", "INSERT INTO bench VALUES (1)")
+                .await
+                .is_err()
+            {
                 if killed.elapsed() > Duration::from_secs(60) {
                     bail!("no failover within 60 s");
                 }
