@@ -22,6 +22,9 @@ const DEFAULT_DESIGNER_URL: &str = "http://127.0.0.1:8080/";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The store of deployments (SQLite); by default m1studio/m1studio.db in the user's data directory
+    #[arg(long, global = true, env = "M1STUDIO_DB", value_name = "FILE")]
+    db: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +82,9 @@ enum Command {
         /// The token clients must send to /api (Authorization: Bearer TOKEN)
         #[arg(long, env = "M1STUDIO_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// How many deployments run at once; the others wait in a queue
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallel: u16,
     },
 }
 
@@ -113,13 +119,20 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             };
         }
     };
+    let db = cli.db;
     let outcome = match cli.command {
         Command::Configure { args } => configure_command(&args),
         Command::Check { path } => check_command(&path),
-        Command::Serve { listen, token } => serve_command(listen, token),
-        Command::Deploy { path, profile } => crate::deploy::deploy_command(&path, profile.into()),
-        Command::Status { path } => crate::deploy::status_command(&path),
-        Command::Destroy { path } => crate::deploy::destroy_command(&path),
+        Command::Serve {
+            listen,
+            token,
+            parallel,
+        } => serve_command(listen, token, db.as_deref(), parallel.into()),
+        Command::Deploy { path, profile } => {
+            crate::deploy::deploy_command(&path, profile.into(), db.as_deref())
+        }
+        Command::Status { path } => crate::deploy::status_command(&path, db.as_deref()),
+        Command::Destroy { path } => crate::deploy::destroy_command(&path, db.as_deref()),
         Command::Plan {
             path,
             profile,
@@ -135,21 +148,43 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-fn serve_command(listen: std::net::SocketAddr, token: Option<String>) -> Result<ExitCode> {
+/// Opens the store at `db`, or at the default place.
+pub(crate) fn open_store(db: Option<&Path>) -> Result<crate::store::Store> {
+    let path = match db {
+        Some(path) => path.to_path_buf(),
+        None => crate::store::default_path()?,
+    };
+    crate::store::Store::open(&path)
+}
+
+fn serve_command(
+    listen: std::net::SocketAddr,
+    token: Option<String>,
+    db: Option<&Path>,
+    parallel: usize,
+) -> Result<ExitCode> {
     if let Some(problem) = crate::server::listen_problem(listen, token.as_deref()) {
         bail!("{problem}");
     }
+    let store = open_store(db)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    let runner = crate::runner::Runner::new(store, parallel);
     let state = crate::server::AppState {
         token: token.map(Into::into),
+        runner: Some(runner.clone()),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(crate::server::serve(listen, state))?;
+    runtime.block_on(async {
+        for change in runner.reconcile().await? {
+            tracing::info!("after the restart: {change}");
+        }
+        crate::server::serve(listen, state).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,23 +1,23 @@
-//! `m1studio deploy`, `status` and `destroy`: the Docker runner from the command line, with a
-//! progress display. Everything is checked before anything is created.
+//! `m1studio deploy`, `status` and `destroy`: the runner from the command line, with a progress
+//! display. They use the same store as the server, so a cluster deployed here shows there.
 
-use crate::cli::{print_diagnostics, read_config, summary};
+use crate::cli::{open_store, print_diagnostics, read_config, summary};
 use crate::docker::{self, DockerExecutor};
-use crate::engine::{Event, Executor as _, Secrets, argv, query, run_plan};
-use anyhow::{Context as _, Result, bail};
-use m1studio_shared::plan::{PlanOptions, Profile, node_image, plan};
-use m1studio_shared::spec::PlatformSpec;
-use m1studio_shared::{Configured, Kind, configure, has_errors};
+use crate::runner::{Problem, Runner, cluster_status};
+use anyhow::{Context as _, Result};
+use futures_util::StreamExt as _;
+use m1studio_shared::api::{DeployRequest, DeploymentState, EventKind, PostgresRole};
+use m1studio_shared::plan::Profile;
+use m1studio_shared::{Configured, configure, has_errors};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// The configured design of a cluster directory, or `None` after printing why not.
-fn load(path: &Path) -> Result<Option<Configured>> {
+fn load(path: &Path) -> Result<Option<(m1studio_shared::Draft, Configured)>> {
     let (file, draft, diagnostics) = read_config(path)?;
     let configured = draft
         .filter(|_| !has_errors(&diagnostics))
-        .and_then(|d| configure(&d).0);
+        .and_then(|d| configure(&d).0.map(|c| (d, c)));
     if configured.is_none() {
         print_diagnostics(&diagnostics);
         eprintln!(
@@ -33,125 +33,160 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
-/// Deploys a docker design, showing each phase and step as it runs.
-pub(crate) fn deploy_command(path: &Path, profile: Profile) -> Result<ExitCode> {
-    let Some(configured) = load(path)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let design = &configured.design;
-    if !matches!(design.platform(), PlatformSpec::Docker) {
-        bail!(
-            "m1studio deploy runs docker designs (--platform docker); this one is for {}: use config.yml with TPA",
-            design.platform().platform().as_str()
-        );
+/// Prints a refused request; diagnostics one per line.
+fn report(problem: Problem) -> ExitCode {
+    match problem {
+        Problem::Invalid(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            eprintln!("nothing was created");
+        }
+        other => eprintln!("error: {other}"),
     }
-    let options = PlanOptions {
-        profile,
-        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
-    };
-    let mut problems = Vec::new();
-    let plan = plan(design, &configured.topology, options)
-        .map_err(|p| problems.extend(p))
-        .ok();
-    let image = node_image(design).map_err(|p| problems.push(p)).ok();
-    let (Some(plan), Some(image), true) = (plan, image, problems.is_empty()) else {
-        print_diagnostics(&problems);
-        eprintln!("nothing was created");
+    ExitCode::FAILURE
+}
+
+/// Deploys a docker design, showing each phase and step as it runs.
+pub(crate) fn deploy_command(path: &Path, profile: Profile, db: Option<&Path>) -> Result<ExitCode> {
+    let Some((draft, _)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let network = design.network().map(|n| n.to_string()).unwrap_or_default();
-    let cluster = design.cluster_name().to_string();
+    let runner = Runner::new(open_store(db)?, 1);
     runtime()?.block_on(async {
-        let started = Instant::now();
-        let docker = docker::connect().await?;
-        if !docker::image_exists(&docker, &image.tag).await {
-            docker::build_image(&docker, &image, &|line| eprintln!("  image: {line}")).await?;
-        }
-        let executor = DockerExecutor::new(docker, &cluster);
-        eprintln!("creating {} containers for cluster {cluster}", configured.topology.instances.len());
-        executor.create(&configured.topology, &network, &image.tag).await?;
-        let secrets = Secrets::generate()?;
-        let show = |event: Event| match event {
-            Event::Phase { number, of, title } => eprintln!("[{number}/{of}] {title}"),
-            Event::Started { .. } => {}
-            Event::Finished { node, title, millis } => eprintln!("      {node}: {title} ({:.1} s)", millis as f64 / 1000.0),
-            Event::Failed { node, title, reason } => eprintln!("  FAILED {node}: {title}\n{reason}"),
+        let request = DeployRequest {
+            draft: Some(draft),
+            profile: Some(profile),
+            ..DeployRequest::default()
         };
-        if let Err(err) = run_plan(&executor, &plan, &secrets, &show).await {
-            eprintln!("the deployment failed; its containers are kept for inspection, and `m1studio destroy {}` removes them", path.display());
-            return Err(err);
+        let deployment = match runner.submit(request).await {
+            Ok(deployment) => deployment,
+            Err(problem) => return Ok(report(problem)),
+        };
+        eprintln!("deployment {} of cluster {}", deployment.id, deployment.cluster);
+        let mut events = Box::pin(runner.follow(&deployment.id, 0));
+        while let Some(event) = events.next().await {
+            let node = event.node.as_deref().unwrap_or_default();
+            let detail = event.detail.as_deref().unwrap_or_default();
+            match event.kind {
+                EventKind::Phase => eprintln!("[{detail}] {}", event.title),
+                EventKind::Finished => eprintln!("      {node}: {} ({detail})", event.title),
+                EventKind::Failed => eprintln!("  FAILED {node}: {}\n{detail}", event.title),
+                EventKind::Progress => eprintln!("  {}{}", event.title, if detail.is_empty() { String::new() } else { format!(": {detail}") }),
+                EventKind::State => match DeploymentState::parse(&event.title) {
+                    Some(DeploymentState::Running) => {
+                        println!("cluster {} is running", deployment.cluster);
+                        println!("  writes go to: {} (inside the cluster's network)", deployment.connections.read_write);
+                        println!("  status: m1studio status {}    remove: m1studio destroy {}", path.display(), path.display());
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Some(DeploymentState::Failed) => {
+                        eprintln!("the deployment failed: {detail}");
+                        eprintln!("its containers are kept for inspection, and `m1studio destroy {}` removes them", path.display());
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    _ => {}
+                },
+                EventKind::Started | EventKind::Drill | EventKind::Observed => {}
+            }
         }
-        let postgres: Vec<&str> = configured
-            .topology
-            .instances
-            .iter()
-            .filter(|i| matches!(i.kind, Kind::Primary | Kind::Replica))
-            .map(|i| i.name.as_str())
-            .collect();
-        println!("cluster {cluster} is running ({:.1} s)", started.elapsed().as_secs_f64());
-        println!("  writes go to: postgresql://{}/postgres?target_session_attrs=read-write (inside the cluster's network)", postgres.join(","));
-        println!("  status: m1studio status {}    remove: m1studio destroy {}", path.display(), path.display());
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        Ok::<_, anyhow::Error>(ExitCode::FAILURE)
+    })
 }
 
 /// Prints each node's container state, Postgres role, timeline and replay lag, and Barman's state.
-pub(crate) fn status_command(path: &Path) -> Result<ExitCode> {
-    let Some(configured) = load(path)? else {
+pub(crate) fn status_command(path: &Path, db: Option<&Path>) -> Result<ExitCode> {
+    let Some((_, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
     let cluster = configured.design.cluster_name().to_string();
+    let store = open_store(db)?;
+    if let Some(record) = store.live_by_cluster(&cluster)? {
+        println!(
+            "deployment {}: {}{}",
+            record.id,
+            record.state.as_str(),
+            record.error.map(|e| format!(" ({e})")).unwrap_or_default()
+        );
+    }
     runtime()?.block_on(async {
         let executor = DockerExecutor::new(docker::connect().await?, &cluster);
-        let containers = executor.containers().await?;
-        if containers.is_empty() {
+        if executor.containers().await?.is_empty() {
             println!("cluster {cluster} is not deployed on this Docker engine");
             return Ok(());
         }
-        println!("{:<12} {:<17} {:<9} {:<8} {:>8} {:>12}", "NODE", "DESIGNED AS", "CONTAINER", "POSTGRES", "TIMELINE", "LAG (BYTES)");
-        for (node, role, state) in &containers {
-            let mut postgres = "-".to_string();
-            let (mut timeline, mut lag) = ("-".to_string(), "-".to_string());
-            if state == "running" && role != "barman" || configured.topology.get(node).is_some_and(|i| i.has(m1studio_shared::Role::Witness)) {
-                match query(&executor, node, "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())").await.ok() {
-                    Some(answer) => {
-                        let mut parts = answer.split_whitespace();
-                        postgres = parts.next().unwrap_or("-").to_string();
-                        timeline = parts.next().unwrap_or("-").to_string();
-                        if postgres == "standby" {
-                            lag = query(&executor, node, "SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)").await.unwrap_or_else(|_| "-".into());
-                        }
-                    }
-                    None if state == "running" => postgres = "down".into(),
-                    None => {}
-                }
-            }
-            println!("{node:<12} {role:<17} {state:<9} {postgres:<8} {timeline:>8} {lag:>12}");
+        let status = cluster_status(&executor, &configured, true).await?;
+        println!(
+            "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
+            "NODE", "DESIGNED AS", "CONTAINER", "POSTGRES", "TIMELINE", "LAG (BYTES)", "UPSTREAM"
+        );
+        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        for node in &status.nodes {
+            let postgres = node.postgres.map(|p| match p {
+                PostgresRole::Primary => "primary",
+                PostgresRole::Standby => "standby",
+                PostgresRole::Down => "down",
+            });
+            println!(
+                "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
+                node.name,
+                node.designed.as_str(),
+                node.container,
+                postgres.unwrap_or("-"),
+                dash(node.timeline.map(|t| t.to_string())),
+                dash(node.lag_bytes.map(|l| l.to_string())),
+                dash(node.upstream.clone())
+            );
         }
-        if let Some(barman) = configured.topology.of_kind(Kind::Barman).next() {
-            let primary = &configured.topology.instances[0].name;
-            let check = executor.run(&barman.name, &argv(&["barman", "-q", "check", primary]), "barman", None).await.map(|o| o.code == 0).unwrap_or(false);
-            let backups = executor.run(&barman.name, &argv(&["barman", "list-backups", "--minimal", primary]), "barman", None).await.map(|o| o.stdout.lines().count()).unwrap_or(0);
-            println!("barman on {} backs up {primary}: check {}, {backups} backup(s)", barman.name, if check { "OK" } else { "FAILED" });
+        if let Some(barman) = &status.barman {
+            println!(
+                "barman on {} backs up {}: check {}, {} backup(s)",
+                barman.node,
+                barman.backs_up,
+                if barman.check_ok { "OK" } else { "FAILED" },
+                barman.backups
+            );
+            if let Some(warning) = &barman.warning {
+                println!("warning: {warning}");
+            }
         }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes the cluster's containers, volumes and network.
-pub(crate) fn destroy_command(path: &Path) -> Result<ExitCode> {
+/// Removes the cluster's containers, volumes and network, and marks its deployment destroyed.
+pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode> {
     let (file, draft, _) = read_config(path)?;
     let name = draft
         .map(|d| d.cluster_name)
         .filter(|n| !n.is_empty())
         .with_context(|| format!("{} has no cluster_name", file.display()))?;
+    let store = open_store(db)?;
+    let record = store.live_by_cluster(&name)?;
+    let runner = Runner::new(store, 1);
     runtime()?.block_on(async {
+        if let Some(record) = record {
+            if record.state.in_progress() {
+                // A deployment that another process runs, or that a crash interrupted.
+                runner.store().set_state(
+                    &record.id,
+                    DeploymentState::Failed,
+                    Some("destroyed from the command line while under way"),
+                )?;
+            }
+            if let Err(problem) = runner.destroy(&record.id).await {
+                return Ok(report(problem));
+            }
+        }
         let executor = DockerExecutor::new(docker::connect().await?, &name);
         let removed = executor.destroy().await?;
-        println!("cluster {name}: removed {removed} containers, volumes and networks");
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        println!(
+            "cluster {name}: destroyed{}",
+            if removed > 0 {
+                format!(" ({removed} leftover objects removed)")
+            } else {
+                String::new()
+            }
+        );
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
 }

@@ -100,9 +100,17 @@ impl DockerExecutor {
         Ok(out)
     }
 
-    /// Creates the network and one started container per instance. Nothing is created when the
-    /// cluster already has containers.
-    pub async fn create(&self, topology: &Topology, network: &str, image: &str) -> Result<()> {
+    /// Creates the network and one started container per instance, all at once, and waits for
+    /// each container's supervisord. `annotations` become labels of every container (the
+    /// design's link, the deployment), so that a restarted server finds what it deployed.
+    /// Nothing is created when the cluster already has containers.
+    pub async fn create(
+        &self,
+        topology: &Topology,
+        network: &str,
+        image: &str,
+        annotations: &[(&str, &str)],
+    ) -> Result<()> {
         if !self.containers().await?.is_empty() {
             bail!(
                 "a cluster named {} already runs on this Docker engine: destroy it first (m1studio destroy), or name the new one differently",
@@ -136,7 +144,7 @@ impl DockerExecutor {
             .iter()
             .filter_map(|i| i.ip_address.map(|ip| format!("{}:{ip}", i.name)))
             .collect();
-        for instance in &topology.instances {
+        let containers = topology.instances.iter().map(|instance| {
             let name = container_name(&self.cluster, &instance.name);
             let mut mounts = vec![Mount {
                 target: Some(PGDATA.into()),
@@ -160,13 +168,15 @@ impl DockerExecutor {
                 aliases: Some(vec![instance.name.clone()]),
                 ..Default::default()
             };
+            let mut container_labels = vec![
+                (NODE_LABEL, instance.name.as_str()),
+                (ROLE_LABEL, instance.kind.as_str()),
+            ];
+            container_labels.extend_from_slice(annotations);
             let body = ContainerCreateBody {
                 hostname: Some(instance.name.clone()),
                 image: Some(image.to_string()),
-                labels: Some(labels(&[
-                    (NODE_LABEL, &instance.name),
-                    (ROLE_LABEL, instance.kind.as_str()),
-                ])),
+                labels: Some(labels(&container_labels)),
                 host_config: Some(HostConfig {
                     mounts: Some(mounts),
                     extra_hosts: Some(hosts.clone()),
@@ -179,42 +189,65 @@ impl DockerExecutor {
                 stop_timeout: Some(20),
                 ..Default::default()
             };
-            self.docker
-                .create_container(
-                    Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-                    body,
-                )
-                .await
-                .with_context(|| format!("creating the container {name}"))?;
-            self.docker
-                .start_container(&name, None)
-                .await
-                .with_context(|| format!("starting the container {name}"))?;
-        }
-        // supervisord answers once it runs.
-        for instance in &topology.instances {
-            let mut ready = false;
-            for _ in 0..100 {
-                let output = self
-                    .run(
-                        &instance.name,
-                        &argv(&["supervisorctl", "status"]),
-                        "root",
-                        None,
+            async move {
+                self.docker
+                    .create_container(
+                        Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                        body,
                     )
-                    .await?;
-                // supervisorctl status exits 3 when programs are stopped, 4 when it cannot connect.
-                if output.code != 4 && !output.stdout.contains("no such file") {
-                    ready = true;
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    .await
+                    .with_context(|| format!("creating the container {name}"))?;
+                self.docker
+                    .start_container(&name, None)
+                    .await
+                    .with_context(|| format!("starting the container {name}"))?;
+                self.wait_for_supervisor(&instance.name).await
             }
-            if !ready {
-                bail!("supervisord did not start in {}", instance.name);
-            }
-        }
+        });
+        futures_util::future::try_join_all(containers).await?;
         Ok(())
+    }
+
+    /// Waits until supervisord answers in `node`.
+    async fn wait_for_supervisor(&self, node: &str) -> Result<()> {
+        for _ in 0..200 {
+            let output = self
+                .run(node, &argv(&["supervisorctl", "status"]), "root", None)
+                .await?;
+            // supervisorctl status exits 3 when programs are stopped, 4 when it cannot connect.
+            if output.code != 4 && !output.stdout.contains("no such file") {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        bail!("supervisord did not start in {node}")
+    }
+
+    /// Stops node `node`'s container cleanly (Postgres gets a fast shutdown).
+    pub async fn stop(&self, node: &str) -> Result<()> {
+        let name = container_name(&self.cluster, node);
+        self.docker
+            .stop_container(
+                &name,
+                Some(
+                    bollard::query_parameters::StopContainerOptionsBuilder::default()
+                        .t(20)
+                        .build(),
+                ),
+            )
+            .await
+            .with_context(|| format!("stopping {name}"))
+    }
+
+    /// Starts node `node`'s stopped container again and waits for its supervisord. Its services
+    /// stay stopped until asked for.
+    pub async fn start_container(&self, node: &str) -> Result<()> {
+        let name = container_name(&self.cluster, node);
+        self.docker
+            .start_container(&name, None)
+            .await
+            .with_context(|| format!("starting {name}"))?;
+        self.wait_for_supervisor(node).await
     }
 
     /// Kills node `node`'s container (as a power failure would).
@@ -443,6 +476,55 @@ impl Executor for DockerExecutor {
         }
         Ok(())
     }
+}
+
+/// One cluster found on the engine through its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCluster {
+    /// The cluster's name.
+    pub name: String,
+    /// The labels of its first container (the design's link, the deployment, …).
+    pub labels: HashMap<String, String>,
+    /// How many containers it has, and how many of them run.
+    pub containers: usize,
+    /// How many of them run.
+    pub running: usize,
+}
+
+/// Every cluster that has containers on the engine, by name.
+pub async fn clusters(docker: &Docker) -> Result<Vec<FoundCluster>> {
+    let filters = HashMap::from([("label".to_string(), vec![CLUSTER_LABEL.to_string()])]);
+    let list = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .context("listing containers")?;
+    let mut found: Vec<FoundCluster> = Vec::new();
+    for container in list {
+        let labels = container.labels.unwrap_or_default();
+        let Some(name) = labels.get(CLUSTER_LABEL).cloned() else {
+            continue;
+        };
+        let running = container.state.is_some_and(|s| s.to_string() == "running");
+        match found.iter_mut().find(|c| c.name == name) {
+            Some(cluster) => {
+                cluster.containers += 1;
+                cluster.running += usize::from(running);
+            }
+            None => found.push(FoundCluster {
+                name,
+                labels,
+                containers: 1,
+                running: usize::from(running),
+            }),
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
 }
 
 /// Whether `tag` is already built.

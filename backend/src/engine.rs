@@ -96,6 +96,26 @@ impl Secrets {
         Ok(Secrets(map))
     }
 
+    /// Each secret's name and value, to keep them in the store.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(name, value)| (*name, value.as_str()))
+    }
+
+    /// The secrets read back from the store; names the plan does not know are dropped.
+    pub fn from_entries(pairs: impl IntoIterator<Item = (String, String)>) -> Secrets {
+        Secrets(
+            pairs
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    SECRETS
+                        .iter()
+                        .find(|known| **known == name)
+                        .map(|known| (*known, value))
+                })
+                .collect(),
+        )
+    }
+
     /// `text` with every `${secret:NAME}` replaced.
     pub fn fill(&self, text: &str) -> String {
         let mut out = text.to_string();

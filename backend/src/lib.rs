@@ -7,4 +7,7 @@ pub mod cli;
 mod deploy;
 pub mod docker;
 pub mod engine;
+pub mod openapi;
+pub mod runner;
 pub mod server;
+pub mod store;

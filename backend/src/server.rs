@@ -2,12 +2,17 @@
 //! check, and a JSON API under `/api`. It listens on loopback unless told otherwise, and then
 //! only with a token.
 
+use crate::runner::{Problem, Runner};
 use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt as _;
+use m1studio_shared::api::{DeployRequest, Deployment, DeploymentEvent, Drill};
 use m1studio_shared::{Diagnostic, Draft, Instance, config, configure, has_errors, link};
 use rust_embed::Embed;
 use serde::{Deserialize, Serialize};
@@ -26,12 +31,27 @@ struct Designer;
 pub struct AppState {
     /// The token `/api` requires, if any.
     pub token: Option<Arc<str>>,
+    /// The runner behind `/api/deployments`; without one, those routes say so.
+    pub runner: Option<Runner>,
 }
 
 /// The server's routes.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/designs/check", post(check_design))
+        .route(
+            "/deployments",
+            get(list_deployments).post(create_deployment),
+        )
+        .route(
+            "/deployments/{id}",
+            get(get_deployment).delete(destroy_deployment),
+        )
+        .route("/deployments/{id}/events", get(deployment_events))
+        .route("/deployments/{id}/status", get(deployment_status))
+        .route("/deployments/{id}/drills", post(deployment_drill))
+        .route("/deployments/{id}/credentials", get(deployment_credentials))
+        .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .fallback(api_not_found);
     Router::new()
@@ -83,11 +103,12 @@ async fn healthz() -> String {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    diagnostics: Vec<Diagnostic>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "message": self.message } });
+        let body = serde_json::json!({ "error": { "message": self.message, "diagnostics": self.diagnostics } });
         (self.status, Json(body)).into_response()
     }
 }
@@ -95,8 +116,184 @@ impl IntoResponse for ApiError {
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        message: format!("no API at {}: see /api/designs/check", uri.path()),
+        message: format!("no API at {}: see /api/openapi.json", uri.path()),
+        diagnostics: Vec::new(),
     }
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> ApiError {
+        let status = match &problem {
+            Problem::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Problem::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Problem::NotFound(_) => StatusCode::NOT_FOUND,
+            Problem::Conflict(_) => StatusCode::CONFLICT,
+            Problem::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Problem::Internal(e) => {
+                tracing::error!("{e:#}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let message = problem.to_string();
+        let diagnostics = match problem {
+            Problem::Invalid(diagnostics) => diagnostics,
+            _ => Vec::new(),
+        };
+        ApiError {
+            status,
+            message,
+            diagnostics,
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        Problem::Internal(e).into()
+    }
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    body.map(|Json(t)| t).map_err(|rejection| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("{}: send JSON {expected}", rejection.body_text()),
+        diagnostics: Vec::new(),
+    })
+}
+
+fn runner(state: &AppState) -> Result<&Runner, ApiError> {
+    state.runner.as_ref().ok_or_else(|| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: "this server runs no deployments".into(),
+        diagnostics: Vec::new(),
+    })
+}
+
+async fn list_deployments(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Deployment>>, ApiError> {
+    Ok(Json(runner(&state)?.list()?))
+}
+
+async fn create_deployment(
+    State(state): State<AppState>,
+    request: Result<Json<DeployRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+    let request = body(
+        request,
+        "with one of draft, link or config_yml, and optionally profile (demo or production)",
+    )?;
+    let deployment = runner(&state)?.submit(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+async fn get_deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
+    let runner = runner(&state)?;
+    Ok(Json(runner.view(&runner.get(&id)?)))
+}
+
+async fn destroy_deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
+    Ok(Json(runner(&state)?.destroy(&id).await?))
+}
+
+/// Which events to send.
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// Only events with a greater number.
+    #[serde(default)]
+    after: u64,
+    /// For JSON: wait up to this many seconds (at most 30) for a first new event.
+    #[serde(default)]
+    wait: u64,
+}
+
+/// The events of a deployment: as JSON (optionally waiting for new ones), or, when the client
+/// accepts `text/event-stream`, as server-sent events that go on as they happen.
+async fn deployment_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let runner = runner(&state)?;
+    runner.get(&id)?;
+    let accepts_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(query.after);
+    if accepts_stream {
+        let stream = runner.follow(&id, resume).map(|event| {
+            SseEvent::default()
+                .id(event.seq.to_string())
+                .event(format!("{:?}", event.kind).to_lowercase())
+                .json_data(&event)
+        });
+        return Ok(Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    let mut events: Vec<DeploymentEvent> = runner.store().events(&id, query.after)?;
+    if events.is_empty() && query.wait > 0 {
+        let wait = std::time::Duration::from_secs(query.wait.min(30));
+        let mut stream = Box::pin(runner.follow(&id, query.after));
+        if let Ok(Some(first)) = tokio::time::timeout(wait, stream.next()).await {
+            events.push(first);
+            events.extend(runner.store().events(&id, events[0].seq)?);
+        }
+    }
+    Ok(Json(events).into_response())
+}
+
+async fn deployment_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<m1studio_shared::api::ClusterStatus>, ApiError> {
+    Ok(Json(runner(&state)?.status(&id).await?))
+}
+
+async fn deployment_drill(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Result<Json<Drill>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let drill = body(
+        request,
+        r#"such as {"action": "kill-primary"}, {"action": "stop-primary"} or {"action": "start", "node": NAME}"#,
+    )?;
+    let message = runner(&state)?.drill(&id, drill).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "message": message })),
+    ))
+}
+
+async fn deployment_credentials(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (user, password) = runner(&state)?.credentials(&id)?;
+    Ok(Json(
+        serde_json::json!({ "user": user, "password": password }),
+    ))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
 }
 
 /// Compares without stopping at the first difference, so timing says nothing about the token.
@@ -124,6 +321,7 @@ async fn require_token(
             status: StatusCode::UNAUTHORIZED,
             message: "this server needs its token: send the header Authorization: Bearer TOKEN"
                 .into(),
+            diagnostics: Vec::new(),
         }
         .into_response()
     }
@@ -160,15 +358,9 @@ pub struct CheckResponse {
 }
 
 async fn check_design(
-    body: Result<Json<CheckRequest>, axum::extract::rejection::JsonRejection>,
+    request: Result<Json<CheckRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CheckResponse>, ApiError> {
-    let Json(request) = body.map_err(|rejection| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: format!(
-            "{}: send JSON with one of draft, link or config_yml",
-            rejection.body_text()
-        ),
-    })?;
+    let request = body(request, "with one of draft, link or config_yml")?;
     // A config.yml comes back already validated, with paths in the file.
     let (draft, mut diagnostics, validated) =
         match (request.draft, request.link, request.config_yml) {
@@ -185,6 +377,7 @@ async fn check_design(
                 return Err(ApiError {
                     status: StatusCode::UNPROCESSABLE_ENTITY,
                     message: "give exactly one of draft, link or config_yml".into(),
+                    diagnostics: Vec::new(),
                 });
             }
         };

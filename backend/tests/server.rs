@@ -142,6 +142,7 @@ async fn bad_requests_get_json_errors_that_say_what_to_send() {
 async fn a_token_guards_the_api_but_not_the_health_check() {
     let state = AppState {
         token: Some("0123456789abcdef-secret".into()),
+        ..AppState::default()
     };
     let (status, body) = call(state.clone(), check(r#"{"link": "v=1"}"#)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -193,5 +194,211 @@ fn only_loopback_listens_without_a_token() {
         listen_problem("0.0.0.0:8080".parse().unwrap(), Some("short"))
             .unwrap()
             .contains("shorter than 16")
+    );
+}
+
+fn with_runner() -> (AppState, m1studio::runner::Runner) {
+    let runner = m1studio::runner::Runner::new(m1studio::store::Store::in_memory().unwrap(), 2);
+    let state = AppState {
+        runner: Some(runner.clone()),
+        ..AppState::default()
+    };
+    (state, runner)
+}
+
+fn post(path: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_path_of_the_openapi_document_is_routed() {
+    let (state, _) = with_runner();
+    let (status, document) = call(
+        state.clone(),
+        Request::get("/api/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], json!("3.1.0"));
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 8, "{paths:?}");
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            if method == "parameters" {
+                continue;
+            }
+            let uri = path.replace("{id}", "no-such-id");
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, body) = call(state.clone(), request).await;
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.starts_with("no API at") && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri}: {status} {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_of_an_invalid_design_is_refused_with_every_diagnostic_and_nothing_recorded() {
+    let (state, runner) = with_runner();
+    let (status, body) = call(
+        state.clone(),
+        post(
+            "/api/deployments",
+            r#"{"link": "v=1&name=Bad Name&pg=9&fm=repmgr&n=99&platform=docker"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let diagnostics = body["error"]["diagnostics"].as_array().unwrap();
+    let paths: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    for field in ["cluster_name", "postgres_version", "num_cascaded_replicas"] {
+        assert!(paths.contains(&field), "{field} missing from {paths:?}");
+    }
+    assert!(runner.list().unwrap().is_empty(), "nothing is recorded");
+}
+
+#[tokio::test]
+async fn designs_the_runner_cannot_deploy_are_refused_before_anything_is_created() {
+    let (state, runner) = with_runner();
+    for (link, field, words) in [
+        (
+            "v=1&name=lab&pg=15&fm=repmgr&region=us-east-2",
+            "platform",
+            "docker designs",
+        ),
+        (
+            "v=1&name=lab&pg=15&fm=patroni&platform=docker",
+            "failover_manager",
+            "Patroni",
+        ),
+        (
+            "v=1&name=lab&pg=16&fm=repmgr&platform=docker",
+            "postgres_version",
+            "apt repository",
+        ),
+    ] {
+        let (status, body) = call(
+            state.clone(),
+            post("/api/deployments", &json!({ "link": link }).to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{link}: {body}");
+        let diagnostics = body["error"]["diagnostics"].as_array().unwrap();
+        assert!(
+            diagnostics.iter().any(|d| d["path"] == field
+                && d["code"] == "deploy-unsupported"
+                && d["message"].as_str().unwrap().contains(words)),
+            "{link}: {body}"
+        );
+    }
+    assert!(runner.list().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_cluster_name_that_is_already_deployed_is_a_conflict_that_names_the_field() {
+    let (state, runner) = with_runner();
+    let record = m1studio::store::Record {
+        id: "d0".into(),
+        cluster: "m1".into(),
+        state: m1studio_shared::api::DeploymentState::Running,
+        profile: m1studio_shared::plan::Profile::Demo,
+        draft: m1studio_shared::Draft::starter(),
+        created_ms: 1,
+        updated_ms: 1,
+        error: None,
+    };
+    runner.store().insert(&record, &[]).unwrap();
+    let (status, body) = call(
+        state.clone(),
+        post(
+            "/api/deployments",
+            r#"{"link": "v=1&name=m1&pg=15&fm=repmgr&platform=docker"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("cluster_name: a cluster named m1 is already deployed (deployment d0"),
+        "{message}"
+    );
+    let (status, listed) = call(
+        state.clone(),
+        Request::get("/api/deployments")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0]["connections"]["read_write"]
+            .as_str()
+            .unwrap()
+            .contains("target_session_attrs=read-write")
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_say_what_to_send() {
+    let (state, _) = with_runner();
+    let (status, body) = call(state.clone(), post("/api/deployments", "{not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one of draft, link or config_yml"),
+        "{body}"
+    );
+    let (status, body) = call(
+        state.clone(),
+        post("/api/deployments", r#"{"link": "v=1", "config_yml": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        state.clone(),
+        post("/api/deployments/x/drills", r#"{"action": "explode"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kill-primary"),
+        "{body}"
+    );
+    let (status, body) = call(
+        state,
+        Request::get("/api/deployments/nope")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no deployment nope"),
+        "{body}"
     );
 }

@@ -10,6 +10,7 @@
 // User input never panics the model.
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
 pub mod cmdline;
 pub mod config;
 pub mod diag;

@@ -89,6 +89,12 @@ impl Kind {
             Kind::Haproxy => "haproxy",
         }
     }
+
+    /// Whether the node is one of the cluster's Postgres servers (the witness's Postgres only
+    /// watches, and is not counted).
+    pub fn is_postgres(self) -> bool {
+        matches!(self, Kind::Primary | Kind::Replica | Kind::CascadedReplica)
+    }
 }
 
 /// One instance of the cluster.
@@ -122,7 +128,7 @@ impl Instance {
 }
 
 /// Every instance of a design, in node order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
     /// The instances, node 1 first.
     pub instances: Vec<Instance>,

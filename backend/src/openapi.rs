@@ -1,0 +1,145 @@
+//! The OpenAPI 3.1 document of `/api`, served at `/api/openapi.json`. A test calls every path
+//! it lists, so that the document and the router cannot drift apart.
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
+    let mut responses = serde_json::Map::new();
+    for code in codes {
+        let description = match *code {
+            "400" => "The request is malformed; the message says what to send",
+            "401" => "The server needs its token (Authorization: Bearer TOKEN)",
+            "404" => "No such deployment",
+            "409" => "The cluster name is taken, or the deployment is busy",
+            "422" => "The design has errors: every diagnostic, nothing created",
+            "503" => "The Docker engine cannot be reached; the message says what to start",
+            _ => "An error",
+        };
+        responses.insert(
+            (*code).to_string(),
+            json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    responses
+}
+
+fn ok(code: &str, description: &str, schema: Value, errors: &[&str]) -> Value {
+    let mut responses = error_responses(errors);
+    responses.insert(
+        code.to_string(),
+        json!({ "description": description, "content": { "application/json": { "schema": schema } } }),
+    );
+    Value::Object(responses)
+}
+
+fn id_parameter() -> Value {
+    json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The deployment's identifier" }])
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The document.
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "m1studio",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Design, check and deploy M1 PostgreSQL clusters: a primary, a streaming replica, cascaded replicas, Barman and a failover manager. When the server listens beyond loopback, every path needs the header Authorization: Bearer TOKEN."
+        },
+        "components": {
+            "securitySchemes": { "token": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "properties": {
+                    "message": { "type": "string", "description": "What is wrong and how to fix it" },
+                    "diagnostics": { "type": "array", "items": reference("Diagnostic") } } } } },
+                "Diagnostic": { "type": "object", "properties": {
+                    "severity": { "enum": ["error", "warning", "info"] },
+                    "code": { "type": "string", "description": "A stable code, such as deploy-unsupported" },
+                    "path": { "type": "string", "description": "The field or option" },
+                    "message": { "type": "string" } } },
+                "Design": { "type": "object", "description": "Exactly one of draft, link and config_yml", "properties": {
+                    "draft": { "type": "object", "description": "The designer's fields, as in a share link" },
+                    "link": { "type": "string", "description": "The text after # of a share link" },
+                    "config_yml": { "type": "string", "description": "A TPA config.yml" } } },
+                "DeployRequest": { "allOf": [reference("Design"), { "type": "object", "properties": {
+                    "profile": { "enum": ["demo", "production"], "default": "demo", "description": "demo: failover in seconds; production: repmgr's defaults" } } }] },
+                "Deployment": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "cluster": { "type": "string" },
+                    "state": { "enum": ["queued", "deploying", "running", "failed", "destroying", "destroyed"] },
+                    "profile": { "enum": ["demo", "production"] },
+                    "created_ms": { "type": "integer" }, "updated_ms": { "type": "integer" },
+                    "error": { "type": ["string", "null"] },
+                    "link": { "type": "string" },
+                    "instances": { "type": "array", "items": { "type": "object" } },
+                    "connections": { "type": "object", "properties": {
+                        "read_write": { "type": "string", "description": "Multi-host, target_session_attrs=read-write" },
+                        "read_only": { "type": "string" },
+                        "nodes": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }] } },
+                        "password": { "type": "string", "description": "Where the password is read" } } },
+                    "queue_position": { "type": ["integer", "null"] } } },
+                "Event": { "type": "object", "properties": {
+                    "seq": { "type": "integer" }, "at_ms": { "type": "integer" },
+                    "kind": { "enum": ["state", "phase", "started", "finished", "failed", "progress", "drill", "observed"] },
+                    "node": { "type": ["string", "null"] }, "title": { "type": "string" }, "detail": { "type": ["string", "null"] } } },
+                "Status": { "type": "object", "properties": {
+                    "primary": { "type": ["string", "null"] },
+                    "nodes": { "type": "array", "items": { "type": "object", "properties": {
+                        "name": { "type": "string" }, "designed": { "type": "string" }, "container": { "type": "string" },
+                        "postgres": { "enum": ["primary", "standby", "down", null] },
+                        "timeline": { "type": ["integer", "null"] }, "lag_bytes": { "type": ["integer", "null"] },
+                        "upstream": { "type": ["string", "null"] } } } },
+                    "barman": { "type": ["object", "null"], "properties": {
+                        "node": { "type": "string" }, "backs_up": { "type": "string" }, "check_ok": { "type": "boolean" },
+                        "backups": { "type": "integer" }, "warning": { "type": ["string", "null"] } } } } },
+                "Drill": { "oneOf": [
+                    { "type": "object", "properties": { "action": { "const": "kill-primary" } }, "required": ["action"] },
+                    { "type": "object", "properties": { "action": { "const": "stop-primary" } }, "required": ["action"] },
+                    { "type": "object", "properties": { "action": { "const": "start" }, "node": { "type": "string" } }, "required": ["action", "node"] }] }
+            }
+        },
+        "security": [{}, { "token": [] }],
+        "paths": {
+            "/api/designs/check": { "post": {
+                "summary": "Validate a design and render its config.yml",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": reference("Design") } } },
+                "responses": ok("200", "Every diagnostic; the config.yml and instances when valid", json!({ "type": "object" }), &["400", "401", "422"]) } },
+            "/api/deployments": {
+                "get": { "summary": "List deployments, newest first",
+                    "responses": ok("200", "The deployments", json!({ "type": "array", "items": reference("Deployment") }), &["401"]) },
+                "post": { "summary": "Deploy a design to the local Docker engine",
+                    "description": "Checked completely before anything is created. Runs at once, or waits in a queue when the server's limit of parallel deployments is reached.",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": reference("DeployRequest") } } },
+                    "responses": ok("202", "Accepted: queued or deploying; follow its events", reference("Deployment"), &["400", "401", "409", "422", "503"]) } },
+            "/api/deployments/{id}": {
+                "parameters": id_parameter(),
+                "get": { "summary": "One deployment", "responses": ok("200", "The deployment", reference("Deployment"), &["401", "404"]) },
+                "delete": { "summary": "Destroy a deployment: every container, volume and network of its cluster, and nothing else. Repeating it is harmless.",
+                    "responses": ok("200", "Destroyed", reference("Deployment"), &["401", "404", "409", "503"]) } },
+            "/api/deployments/{id}/events": {
+                "parameters": id_parameter(),
+                "get": { "summary": "A deployment's events",
+                    "description": "JSON by default. With Accept: text/event-stream, server-sent events that go on as they happen (each with its number as id; Last-Event-ID resumes).",
+                    "parameters": [
+                        { "name": "after", "in": "query", "schema": { "type": "integer", "default": 0 }, "description": "Only events with a greater number" },
+                        { "name": "wait", "in": "query", "schema": { "type": "integer", "default": 0, "maximum": 30 }, "description": "JSON only: wait this many seconds for a first new event" }],
+                    "responses": ok("200", "The events, in order", json!({ "type": "array", "items": reference("Event") }), &["401", "404"]) } },
+            "/api/deployments/{id}/status": {
+                "parameters": id_parameter(),
+                "get": { "summary": "Live state: each node's role, timeline, lag and upstream, and Barman's",
+                    "responses": ok("200", "The state", reference("Status"), &["401", "404", "503"]) } },
+            "/api/deployments/{id}/drills": {
+                "parameters": id_parameter(),
+                "post": { "summary": "Break or repair the cluster: kill or stop the primary, start a node again",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": reference("Drill") } } },
+                    "responses": ok("202", "Done; the events show how the cluster reacts", json!({ "type": "object", "properties": { "message": { "type": "string" } } }), &["400", "401", "404", "409", "503"]) } },
+            "/api/deployments/{id}/credentials": {
+                "parameters": id_parameter(),
+                "get": { "summary": "The password of the postgres user, random per deployment",
+                    "responses": ok("200", "The credentials", json!({ "type": "object", "properties": { "user": { "type": "string" }, "password": { "type": "string" } } }), &["401", "404"]) } },
+            "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
+        }
+    })
+}

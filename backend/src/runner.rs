@@ -1,0 +1,989 @@
+//! The runner: deployments from request to running cluster, shared by the server and the CLI.
+//! It checks a design completely before anything is created, records each deployment, its
+//! events and its passwords in the [`Store`], runs at most a few deployments at once (the rest
+//! wait in a queue), reads a cluster's live status, carries out drills, destroys, and after a
+//! restart reconciles the store with what the Docker engine really runs.
+
+use crate::docker::{self, DockerExecutor, FoundCluster};
+use crate::engine::{Event, Executor as _, Secrets, argv, run_plan};
+use crate::store::{InsertError, Record, Store, now_ms};
+use anyhow::Result;
+use futures_util::Stream;
+use m1studio_shared::api::{
+    BarmanStatus, ClusterStatus, DeployRequest, Deployment, DeploymentEvent, DeploymentState,
+    Drill, EventKind, NodeStatus, PostgresRole, connections,
+};
+use m1studio_shared::plan::{PGDATA, PlanOptions, Profile, node_image, plan};
+use m1studio_shared::spec::PlatformSpec;
+use m1studio_shared::{
+    Code, Configured, Diagnostic, Draft, Kind, config, configure, has_errors, link,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, broadcast};
+
+/// The label that carries a cluster's design as share-link text.
+const LINK_LABEL: &str = "m1studio.link";
+/// The label that carries the deployment's identifier.
+const DEPLOYMENT_LABEL: &str = "m1studio.deployment";
+/// The label that carries the failover profile.
+const PROFILE_LABEL: &str = "m1studio.profile";
+
+/// Why a request was refused; each maps to one HTTP status and one CLI message.
+#[derive(Debug)]
+pub enum Problem {
+    /// The design is wrong: every diagnostic, nothing created.
+    Invalid(Vec<Diagnostic>),
+    /// The request itself is malformed.
+    BadRequest(String),
+    /// No such deployment.
+    NotFound(String),
+    /// The cluster name is taken, or the deployment is busy.
+    Conflict(String),
+    /// The Docker engine cannot be reached.
+    Unavailable(String),
+    /// Anything else.
+    Internal(anyhow::Error),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Invalid(diagnostics) => {
+                write!(f, "the design has problems; nothing was created")?;
+                for d in diagnostics.iter().filter(|d| d.is_error()) {
+                    write!(f, "\n  {d}")?;
+                }
+                Ok(())
+            }
+            Problem::BadRequest(m)
+            | Problem::NotFound(m)
+            | Problem::Conflict(m)
+            | Problem::Unavailable(m) => f.write_str(m),
+            Problem::Internal(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(e: anyhow::Error) -> Problem {
+        Problem::Internal(e)
+    }
+}
+
+/// The design of a request, checked, with the diagnostics of its source.
+pub fn resolve(
+    request: &DeployRequest,
+) -> std::result::Result<(Draft, Configured, Vec<Diagnostic>), Problem> {
+    let (draft, mut diagnostics, validated) =
+        match (&request.draft, &request.link, &request.config_yml) {
+            (Some(draft), None, None) => (Some(draft.clone()), Vec::new(), false),
+            (None, Some(text), None) => {
+                let (draft, notices) = link::decode(text);
+                (Some(draft), notices, false)
+            }
+            (None, None, Some(text)) => {
+                let (draft, diagnostics) = config::read(text);
+                (draft, diagnostics, true)
+            }
+            _ => {
+                return Err(Problem::BadRequest(
+                    "give exactly one of draft, link or config_yml".into(),
+                ));
+            }
+        };
+    let configured = draft.as_ref().and_then(|draft| {
+        let (configured, validation) = configure(draft);
+        if !validated {
+            diagnostics.extend(validation);
+        }
+        configured
+    });
+    match (draft, configured) {
+        (Some(draft), Some(configured)) if !has_errors(&diagnostics) => {
+            Ok((draft, configured, diagnostics))
+        }
+        _ => Err(Problem::Invalid(diagnostics)),
+    }
+}
+
+/// Everything a deployment needs, checked.
+struct Prepared {
+    draft: Draft,
+    configured: Configured,
+    plan: m1studio_shared::plan::Plan,
+    image: m1studio_shared::plan::NodeImage,
+    profile: Profile,
+}
+
+/// Checks that `configured` can be deployed to Docker with `profile`: the same diagnostics as
+/// everywhere else, all together.
+fn prepare(
+    draft: Draft,
+    configured: Configured,
+    profile: Profile,
+) -> std::result::Result<Prepared, Problem> {
+    let design = &configured.design;
+    let mut problems = Vec::new();
+    if !matches!(design.platform(), PlatformSpec::Docker) {
+        problems.push(Diagnostic::error(
+            "platform",
+            Code::DeployUnsupported,
+            format!(
+                "m1studio deploys docker designs (--platform docker); this one is for {}: deploy its config.yml with TPA",
+                design.platform().platform().as_str()
+            ),
+        ));
+    }
+    let options = PlanOptions {
+        profile,
+        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
+    };
+    let plan = plan(design, &configured.topology, options)
+        .map_err(|p| problems.extend(p))
+        .ok();
+    let image = node_image(design).map_err(|p| problems.push(p)).ok();
+    match (plan, image) {
+        (Some(plan), Some(image)) if problems.is_empty() => Ok(Prepared {
+            draft,
+            configured,
+            plan,
+            image,
+            profile,
+        }),
+        _ => Err(Problem::Invalid(problems)),
+    }
+}
+
+struct Inner {
+    store: Store,
+    slots: Arc<Semaphore>,
+    queue: Mutex<VecDeque<String>>,
+    channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
+    watching: Mutex<Vec<String>>,
+}
+
+/// Runs deployments; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn docker_connection() -> std::result::Result<bollard::Docker, Problem> {
+    docker::connect()
+        .await
+        .map_err(|e| Problem::Unavailable(format!("{e:#}")))
+}
+
+impl Runner {
+    /// A runner over `store` that deploys at most `parallel` clusters at once.
+    pub fn new(store: Store, parallel: usize) -> Runner {
+        Runner {
+            inner: Arc::new(Inner {
+                store,
+                slots: Arc::new(Semaphore::new(parallel.max(1))),
+                queue: Mutex::new(VecDeque::new()),
+                channels: Mutex::new(HashMap::new()),
+                watching: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn sender(&self, id: &str) -> broadcast::Sender<DeploymentEvent> {
+        lock(&self.inner.channels)
+            .entry(id.to_string())
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .clone()
+    }
+
+    /// Records an event and tells everyone following the deployment.
+    fn emit(
+        &self,
+        id: &str,
+        kind: EventKind,
+        node: Option<&str>,
+        title: &str,
+        detail: Option<&str>,
+    ) {
+        match self.inner.store.append(id, kind, node, title, detail) {
+            Ok(event) => {
+                let _ = self.sender(id).send(event);
+            }
+            Err(e) => tracing::warn!("cannot record an event of deployment {id}: {e:#}"),
+        }
+    }
+
+    fn set_state(&self, id: &str, state: DeploymentState, error: Option<&str>) {
+        if let Err(e) = self.inner.store.set_state(id, state, error) {
+            tracing::warn!("cannot record the state of deployment {id}: {e:#}");
+        }
+        self.emit(id, EventKind::State, None, state.as_str(), error);
+    }
+
+    /// The API's view of a stored deployment.
+    pub fn view(&self, record: &Record) -> Deployment {
+        let topology = configure(&record.draft)
+            .0
+            .map(|c| c.topology)
+            .unwrap_or_default();
+        let queue_position = lock(&self.inner.queue)
+            .iter()
+            .position(|q| *q == record.id)
+            .map(|p| p + 1);
+        Deployment {
+            id: record.id.clone(),
+            cluster: record.cluster.clone(),
+            state: record.state,
+            profile: record.profile,
+            created_ms: record.created_ms,
+            updated_ms: record.updated_ms,
+            error: record.error.clone(),
+            link: link::encode(&record.draft),
+            connections: connections(&topology, &record.id),
+            instances: topology.instances,
+            queue_position,
+        }
+    }
+
+    /// The deployment `id`.
+    pub fn get(&self, id: &str) -> std::result::Result<Record, Problem> {
+        self.inner.store.get(id)?.ok_or_else(|| {
+            Problem::NotFound(format!(
+                "no deployment {id}: list them with GET /api/deployments"
+            ))
+        })
+    }
+
+    /// Every deployment, newest first.
+    pub fn list(&self) -> Result<Vec<Deployment>> {
+        Ok(self
+            .inner
+            .store
+            .list()?
+            .iter()
+            .map(|r| self.view(r))
+            .collect())
+    }
+
+    /// Checks a request, records it as queued and starts it in the background. Nothing is
+    /// created when the design, the engine or the cluster name is wrong.
+    pub async fn submit(&self, request: DeployRequest) -> std::result::Result<Deployment, Problem> {
+        let (draft, configured, _) = resolve(&request)?;
+        let prepared = prepare(draft, configured, request.profile.unwrap_or(Profile::Demo))?;
+        let cluster = prepared.configured.design.cluster_name().to_string();
+        if let Some(existing) = self.inner.store.live_by_cluster(&cluster)? {
+            return Err(conflict(&existing));
+        }
+        let engine = docker_connection().await?;
+        if !DockerExecutor::new(engine.clone(), &cluster)
+            .containers()
+            .await?
+            .is_empty()
+        {
+            return Err(Problem::Conflict(format!(
+                "containers of a cluster named {cluster} already exist on the Docker engine: destroy them first (`m1studio destroy`), or give the design another cluster_name"
+            )));
+        }
+        let secrets = Secrets::generate()?;
+        let now = now_ms();
+        let record = Record {
+            id: new_id()?,
+            cluster,
+            state: DeploymentState::Queued,
+            profile: prepared.profile,
+            draft: prepared.draft.clone(),
+            created_ms: now,
+            updated_ms: now,
+            error: None,
+        };
+        let pairs: Vec<(&str, &str)> = secrets.entries().collect();
+        match self.inner.store.insert(&record, &pairs) {
+            Ok(()) => {}
+            Err(InsertError::Conflict(existing)) => return Err(conflict(&existing)),
+            Err(InsertError::Other(e)) => return Err(Problem::Internal(e)),
+        }
+        lock(&self.inner.queue).push_back(record.id.clone());
+        self.emit(&record.id, EventKind::State, None, "queued", None);
+        let runner = self.clone();
+        let id = record.id.clone();
+        tokio::spawn(async move {
+            let slots = runner.inner.slots.clone();
+            let permit = slots.acquire_owned().await;
+            lock(&runner.inner.queue).retain(|q| *q != id);
+            if let Err(e) = runner.deploy(&id, &prepared, &secrets, engine).await {
+                let reason = secrets.hide(&format!("{e:#}"));
+                runner.set_state(&id, DeploymentState::Failed, Some(&reason));
+            }
+            drop(permit);
+        });
+        Ok(self.view(&record))
+    }
+
+    async fn deploy(
+        &self,
+        id: &str,
+        prepared: &Prepared,
+        secrets: &Secrets,
+        engine: bollard::Docker,
+    ) -> Result<()> {
+        self.set_state(id, DeploymentState::Deploying, None);
+        let started = Instant::now();
+        let image = &prepared.image;
+        if !docker::image_exists(&engine, &image.tag).await {
+            self.emit(
+                id,
+                EventKind::Progress,
+                None,
+                &format!("building the node image {}", image.tag),
+                None,
+            );
+            let last = Mutex::new(Instant::now() - Duration::from_secs(10));
+            docker::build_image(&engine, image, &|line| {
+                // One line a second is enough to show it moving.
+                let mut last = lock(&last);
+                if last.elapsed() >= Duration::from_secs(1) {
+                    *last = Instant::now();
+                    self.emit(
+                        id,
+                        EventKind::Progress,
+                        None,
+                        "building the node image",
+                        Some(line),
+                    );
+                }
+            })
+            .await?;
+        }
+        let configured = &prepared.configured;
+        let cluster = configured.design.cluster_name();
+        let executor = DockerExecutor::new(engine, cluster);
+        let network = configured
+            .design
+            .network()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        self.emit(
+            id,
+            EventKind::Progress,
+            None,
+            &format!(
+                "creating {} containers",
+                configured.topology.instances.len()
+            ),
+            None,
+        );
+        let link = link::encode(&prepared.draft);
+        let profile = match prepared.profile {
+            Profile::Demo => "demo",
+            Profile::Production => "production",
+        };
+        executor
+            .create(
+                &configured.topology,
+                &network,
+                &image.tag,
+                &[
+                    (LINK_LABEL, &link),
+                    (DEPLOYMENT_LABEL, id),
+                    (PROFILE_LABEL, profile),
+                ],
+            )
+            .await?;
+        let events = |event: Event| match event {
+            Event::Phase { number, of, title } => {
+                self.emit(
+                    id,
+                    EventKind::Phase,
+                    None,
+                    &title,
+                    Some(&format!("{number}/{of}")),
+                );
+            }
+            Event::Started { node, title } => {
+                self.emit(id, EventKind::Started, Some(&node), &title, None)
+            }
+            Event::Finished {
+                node,
+                title,
+                millis,
+            } => self.emit(
+                id,
+                EventKind::Finished,
+                Some(&node),
+                &title,
+                Some(&format!("{:.1} s", millis as f64 / 1000.0)),
+            ),
+            Event::Failed {
+                node,
+                title,
+                reason,
+            } => {
+                self.emit(id, EventKind::Failed, Some(&node), &title, Some(&reason));
+            }
+        };
+        run_plan(&executor, &prepared.plan, secrets, &events).await?;
+        self.emit(
+            id,
+            EventKind::Progress,
+            None,
+            &format!(
+                "cluster {cluster} is running after {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            None,
+        );
+        self.set_state(id, DeploymentState::Running, None);
+        Ok(())
+    }
+
+    /// The events of `id` after number `after`, then each new one as it happens.
+    pub fn follow(
+        &self,
+        id: &str,
+        after: u64,
+    ) -> impl Stream<Item = DeploymentEvent> + Send + 'static {
+        // Subscribe first, so that nothing falls between the stored events and the live ones.
+        let receiver = self.sender(id).subscribe();
+        let runner = self.clone();
+        let id = id.to_string();
+        let backlog: VecDeque<DeploymentEvent> = self
+            .inner
+            .store
+            .events(&id, after)
+            .unwrap_or_default()
+            .into();
+        futures_util::stream::unfold(
+            (receiver, backlog, after, runner, id),
+            |(mut receiver, mut backlog, mut last, runner, id)| async move {
+                loop {
+                    if let Some(event) = backlog.pop_front() {
+                        last = event.seq;
+                        return Some((event, (receiver, backlog, last, runner, id)));
+                    }
+                    match receiver.recv().await {
+                        Ok(event) if event.seq > last => backlog.push_back(event),
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            backlog = runner
+                                .inner
+                                .store
+                                .events(&id, last)
+                                .unwrap_or_default()
+                                .into();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+    }
+
+    /// The password of the `postgres` user of deployment `id`.
+    pub fn credentials(&self, id: &str) -> std::result::Result<(String, String), Problem> {
+        let record = self.get(id)?;
+        let secrets = self.inner.store.secrets(&record.id)?;
+        secrets
+            .into_iter()
+            .find(|(name, _)| name == "postgres")
+            .map(|(_, password)| ("postgres".to_string(), password))
+            .ok_or_else(|| {
+                Problem::NotFound(format!(
+                    "deployment {id} keeps no password (it was destroyed, or found on the Docker engine rather than deployed by this store)"
+                ))
+            })
+    }
+
+    /// Deployment `id`'s live state, read from its containers.
+    pub async fn status(&self, id: &str) -> std::result::Result<ClusterStatus, Problem> {
+        let record = self.get(id)?;
+        let configured = configure(&record.draft).0.ok_or_else(|| {
+            Problem::Internal(anyhow::anyhow!(
+                "the stored design of {id} is no longer valid"
+            ))
+        })?;
+        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        Ok(cluster_status(&executor, &configured, true).await?)
+    }
+
+    /// Carries out `drill` on deployment `id`, and watches the cluster react.
+    pub async fn drill(&self, id: &str, drill: Drill) -> std::result::Result<String, Problem> {
+        let record = self.get(id)?;
+        if record.state != DeploymentState::Running {
+            return Err(Problem::Conflict(format!(
+                "deployment {id} is {}: drills run on a running cluster",
+                record.state.as_str()
+            )));
+        }
+        let configured = configure(&record.draft).0.ok_or_else(|| {
+            Problem::Internal(anyhow::anyhow!(
+                "the stored design of {id} is no longer valid"
+            ))
+        })?;
+        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        let status = cluster_status(&executor, &configured, false).await?;
+        let message = match &drill {
+            Drill::KillPrimary | Drill::StopPrimary => {
+                let Some(primary) = status.primary.clone() else {
+                    return Err(Problem::Conflict(
+                        "no single node accepts writes right now: wait for the failover to finish, or start the stopped node".into(),
+                    ));
+                };
+                if drill == Drill::KillPrimary {
+                    executor.kill(&primary).await?;
+                    self.emit(
+                        id,
+                        EventKind::Drill,
+                        Some(&primary),
+                        &format!("killed the primary {primary}"),
+                        None,
+                    );
+                } else {
+                    executor.stop(&primary).await?;
+                    self.emit(
+                        id,
+                        EventKind::Drill,
+                        Some(&primary),
+                        &format!("stopped the primary {primary}"),
+                        None,
+                    );
+                }
+                self.watch(id, &executor, &configured, primary.clone());
+                format!("{primary} is down; watch the events for the failover")
+            }
+            Drill::Start { node } => {
+                let Some(found) = status.nodes.iter().find(|n| n.name == *node) else {
+                    return Err(Problem::BadRequest(format!(
+                        "node: {node} is not a node of {}: use one of {}",
+                        record.cluster,
+                        status
+                            .nodes
+                            .iter()
+                            .map(|n| n.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                };
+                if found.container == "running" {
+                    return Err(Problem::Conflict(format!(
+                        "node: {node} is already running"
+                    )));
+                }
+                executor.start_container(node).await?;
+                let postgres = found.designed.is_postgres();
+                let standby = executor
+                    .run(
+                        node,
+                        &argv(&["test", "-f", &format!("{PGDATA}/standby.signal")]),
+                        "postgres",
+                        None,
+                    )
+                    .await
+                    .is_ok_and(|o| o.code == 0);
+                let message = if postgres
+                    && !standby
+                    && status.primary.as_deref().is_some_and(|p| p != node)
+                {
+                    format!(
+                        "{node} runs again, with Postgres kept stopped: it was a primary, and {} is the primary now, so it must not take writes (rejoin it as a standby with `repmgr node rejoin`)",
+                        status.primary.as_deref().unwrap_or_default()
+                    )
+                } else {
+                    let services: &[&str] = match found.designed {
+                        Kind::Primary | Kind::Replica | Kind::CascadedReplica => {
+                            &["postgres", "repmgrd"]
+                        }
+                        Kind::Barman
+                            if configured.topology.instances.iter().any(|i| {
+                                i.kind == Kind::Barman && i.has(m1studio_shared::Role::Witness)
+                            }) =>
+                        {
+                            &["postgres", "repmgrd", "barman-cron"]
+                        }
+                        Kind::Barman => &["barman-cron"],
+                        _ => &[],
+                    };
+                    let mut command = argv(&["supervisorctl", "start"]);
+                    command.extend(services.iter().map(|s| s.to_string()));
+                    let output = executor.run(node, &command, "root", None).await?;
+                    if output.code != 0 {
+                        return Err(Problem::Internal(anyhow::anyhow!(
+                            "starting {} on {node} failed: {}",
+                            services.join(", "),
+                            output.stdout.trim()
+                        )));
+                    }
+                    format!("{node} runs again, with {}", services.join(", "))
+                };
+                self.emit(id, EventKind::Drill, Some(node), &message, None);
+                message
+            }
+        };
+        Ok(message)
+    }
+
+    /// Watches a cluster after its primary went down, and reports what the failover manager
+    /// does: when the old primary stops answering, and when another node accepts writes.
+    fn watch(&self, id: &str, executor: &DockerExecutor, configured: &Configured, old: String) {
+        {
+            let mut watching = lock(&self.inner.watching);
+            if watching.contains(&id.to_string()) {
+                return;
+            }
+            watching.push(id.to_string());
+        }
+        let runner = self.clone();
+        let executor = executor.clone();
+        let configured = configured.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let fault = Instant::now();
+            let mut seen_down = false;
+            while fault.elapsed() < Duration::from_secs(180) {
+                if let Ok(status) = cluster_status(&executor, &configured, false).await {
+                    let old_down = status
+                        .nodes
+                        .iter()
+                        .any(|n| n.name == old && n.postgres != Some(PostgresRole::Primary));
+                    if old_down && !seen_down {
+                        seen_down = true;
+                        runner.emit(
+                            &id,
+                            EventKind::Observed,
+                            Some(&old),
+                            &format!("{old} no longer answers"),
+                            None,
+                        );
+                    }
+                    if let Some(new) = status.primary.as_ref().filter(|p| **p != old) {
+                        runner.emit(
+                            &id,
+                            EventKind::Observed,
+                            Some(new),
+                            &format!("{new} is the new primary and accepts writes"),
+                            Some(&format!(
+                                "{:.1} s after the fault",
+                                fault.elapsed().as_secs_f64()
+                            )),
+                        );
+                        let following: Vec<String> = status
+                            .nodes
+                            .iter()
+                            .filter(|n| n.postgres == Some(PostgresRole::Standby))
+                            .map(|n| {
+                                format!("{} from {}", n.name, n.upstream.as_deref().unwrap_or("?"))
+                            })
+                            .collect();
+                        if !following.is_empty() {
+                            runner.emit(
+                                &id,
+                                EventKind::Observed,
+                                None,
+                                "standbys streaming",
+                                Some(&following.join(", ")),
+                            );
+                        }
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            lock(&runner.inner.watching).retain(|w| *w != id);
+        });
+    }
+
+    /// Removes every container, volume and network of deployment `id`. Doing it twice is harmless.
+    pub async fn destroy(&self, id: &str) -> std::result::Result<Deployment, Problem> {
+        let record = self.get(id)?;
+        if matches!(
+            record.state,
+            DeploymentState::Queued | DeploymentState::Deploying
+        ) {
+            return Err(Problem::Conflict(format!(
+                "deployment {id} is {}: wait until it is running or has failed, then destroy it",
+                record.state.as_str()
+            )));
+        }
+        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        self.set_state(id, DeploymentState::Destroying, None);
+        match executor.destroy().await {
+            Ok(removed) => {
+                self.emit(
+                    id,
+                    EventKind::Progress,
+                    None,
+                    &format!("removed {removed} containers, volumes and networks"),
+                    None,
+                );
+                self.set_state(id, DeploymentState::Destroyed, None);
+            }
+            Err(e) => {
+                self.set_state(
+                    id,
+                    DeploymentState::Failed,
+                    Some(&format!("destroying failed: {e:#}")),
+                );
+                return Err(Problem::Internal(e));
+            }
+        }
+        let record = self.get(id)?;
+        Ok(self.view(&record))
+    }
+
+    /// Brings the store in line with the Docker engine after a restart: deployments that were
+    /// under way are marked failed (and can be destroyed), running ones whose containers are
+    /// gone are marked destroyed, and clusters found on the engine that the store does not know
+    /// are recorded from their labels. Returns what it changed.
+    pub async fn reconcile(&self) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        for record in self.inner.store.list()? {
+            if record.state.in_progress() {
+                let reason =
+                    "the server stopped during this deployment: destroy it, then deploy again";
+                self.set_state(&record.id, DeploymentState::Failed, Some(reason));
+                changes.push(format!(
+                    "{} ({}): failed, was {}",
+                    record.id,
+                    record.cluster,
+                    record.state.as_str()
+                ));
+            }
+        }
+        let engine = match docker::connect().await {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::warn!("not reconciling with Docker: {e:#}");
+                return Ok(changes);
+            }
+        };
+        let found = docker::clusters(&engine).await?;
+        for record in self.inner.store.list()? {
+            if record.state == DeploymentState::Running
+                && !found.iter().any(|c| c.name == record.cluster)
+            {
+                self.set_state(
+                    &record.id,
+                    DeploymentState::Destroyed,
+                    Some("its containers were removed outside this server"),
+                );
+                changes.push(format!(
+                    "{} ({}): destroyed outside",
+                    record.id, record.cluster
+                ));
+            }
+        }
+        for cluster in found {
+            if self.inner.store.live_by_cluster(&cluster.name)?.is_none()
+                && let Some(id) = self.adopt(&cluster)?
+            {
+                {
+                    changes.push(format!(
+                        "{id} ({}): found on the Docker engine",
+                        cluster.name
+                    ));
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Records a cluster found on the engine, from its labels.
+    fn adopt(&self, cluster: &FoundCluster) -> Result<Option<String>> {
+        let Some(text) = cluster.labels.get(LINK_LABEL) else {
+            return Ok(None);
+        };
+        let (draft, _) = link::decode(text);
+        if draft.cluster_name != cluster.name {
+            return Ok(None);
+        }
+        let id = cluster
+            .labels
+            .get(DEPLOYMENT_LABEL)
+            .filter(|id| self.inner.store.get(id).ok().flatten().is_none())
+            .cloned()
+            .map_or_else(new_id, Ok)?;
+        let profile = if cluster
+            .labels
+            .get(PROFILE_LABEL)
+            .is_some_and(|p| p == "production")
+        {
+            Profile::Production
+        } else {
+            Profile::Demo
+        };
+        let now = now_ms();
+        let all_running = cluster.running == cluster.containers;
+        let record = Record {
+            id: id.clone(),
+            cluster: cluster.name.clone(),
+            state: if all_running {
+                DeploymentState::Running
+            } else {
+                DeploymentState::Failed
+            },
+            profile,
+            draft,
+            created_ms: now,
+            updated_ms: now,
+            error: (!all_running).then(|| {
+                format!(
+                    "{} of its {} containers run",
+                    cluster.running, cluster.containers
+                )
+            }),
+        };
+        match self.inner.store.insert(&record, &[]) {
+            Ok(()) => {
+                self.emit(
+                    &id,
+                    EventKind::Progress,
+                    None,
+                    "found on the Docker engine after a restart",
+                    None,
+                );
+                Ok(Some(id))
+            }
+            Err(InsertError::Conflict(_)) => Ok(None),
+            Err(InsertError::Other(e)) => Err(e),
+        }
+    }
+}
+
+fn conflict(existing: &Record) -> Problem {
+    Problem::Conflict(format!(
+        "cluster_name: a cluster named {} is already deployed (deployment {}, {}): destroy it first, or give the design another cluster_name",
+        existing.cluster,
+        existing.id,
+        existing.state.as_str()
+    ))
+}
+
+/// Reads every node's container state, Postgres role, timeline, lag and upstream, all nodes at
+/// once, and, when `with_barman`, Barman's state (which takes longer).
+pub async fn cluster_status(
+    executor: &DockerExecutor,
+    configured: &Configured,
+    with_barman: bool,
+) -> Result<ClusterStatus> {
+    let containers: HashMap<String, String> = executor
+        .containers()
+        .await?
+        .into_iter()
+        .map(|(node, _, state)| (node, state))
+        .collect();
+    let probes = configured.topology.instances.iter().map(|instance| {
+        let container = containers.get(&instance.name).cloned().unwrap_or_else(|| "missing".into());
+        async move {
+            let mut status = NodeStatus {
+                name: instance.name.clone(),
+                designed: instance.kind,
+                container: container.clone(),
+                postgres: None,
+                timeline: None,
+                lag_bytes: None,
+                upstream: None,
+            };
+            if !instance.kind.is_postgres() {
+                return status;
+            }
+            status.postgres = Some(PostgresRole::Down);
+            if container != "running" {
+                return status;
+            }
+            let sql = "SELECT pg_is_in_recovery(), \
+                       COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())), \
+                       COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), \
+                       COALESCE((SELECT sender_host FROM pg_stat_wal_receiver), '')";
+            if let Ok(answer) = crate::engine::query(executor, &instance.name, sql).await {
+                let fields: Vec<&str> = answer.split('|').collect();
+                if let [recovery, timeline, lag, upstream] = fields[..] {
+                    let standby = recovery == "t";
+                    status.postgres = Some(if standby { PostgresRole::Standby } else { PostgresRole::Primary });
+                    status.timeline = timeline.parse().ok();
+                    if standby {
+                        status.lag_bytes = lag.parse::<f64>().ok().map(|l| l.max(0.0) as u64);
+                        status.upstream = Some(upstream.to_string()).filter(|u| !u.is_empty());
+                    }
+                }
+            }
+            status
+        }
+    });
+    let nodes = futures_util::future::join_all(probes).await;
+    let primaries: Vec<&NodeStatus> = nodes
+        .iter()
+        .filter(|n| n.postgres == Some(PostgresRole::Primary))
+        .collect();
+    let primary = match primaries[..] {
+        [only] => Some(only.name.clone()),
+        _ => None,
+    };
+    let barman = match configured
+        .topology
+        .of_kind(Kind::Barman)
+        .next()
+        .filter(|_| with_barman)
+    {
+        Some(barman) if containers.get(&barman.name).is_some_and(|s| s == "running") => {
+            let backs_up = configured.topology.instances[0].name.clone();
+            let check = argv(&["barman", "-q", "check", &backs_up]);
+            let list = argv(&["barman", "list-backups", "--minimal", &backs_up]);
+            let (check, list) = futures_util::join!(
+                executor_run(executor, &barman.name, &check),
+                executor_run(executor, &barman.name, &list)
+            );
+            let warning = primary
+                .as_ref()
+                .filter(|p| **p != backs_up)
+                .map(|p| format!("Barman backs up {backs_up}, which is no longer the primary ({p} is): its backups and WAL stop until it is pointed at {p}"));
+            Some(BarmanStatus {
+                node: barman.name.clone(),
+                check_ok: check.as_ref().is_some_and(|o| o.code == 0),
+                backups: list
+                    .map(|o| o.stdout.lines().filter(|l| !l.trim().is_empty()).count())
+                    .unwrap_or(0),
+                backs_up,
+                warning,
+            })
+        }
+        Some(barman) => Some(BarmanStatus {
+            node: barman.name.clone(),
+            backs_up: configured.topology.instances[0].name.clone(),
+            check_ok: false,
+            backups: 0,
+            warning: Some(format!("the container of {} is not running", barman.name)),
+        }),
+        None => None,
+    };
+    Ok(ClusterStatus {
+        nodes,
+        primary,
+        barman,
+    })
+}
+
+async fn executor_run(
+    executor: &DockerExecutor,
+    node: &str,
+    command: &[String],
+) -> Option<crate::engine::Output> {
+    use crate::engine::Executor as _;
+    executor.run(node, command, "barman", None).await.ok()
+}

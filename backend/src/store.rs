@@ -1,0 +1,459 @@
+//! The store: deployments, their events and their passwords, in one SQLite file (by default in
+//! the user's data directory, readable by the user alone). Every write is one short transaction,
+//! so the server, the CLI and a crash never leave a deployment half-recorded.
+
+use anyhow::{Context as _, Result};
+use m1studio_shared::Draft;
+use m1studio_shared::api::{DeploymentEvent, DeploymentState, EventKind};
+use m1studio_shared::plan::Profile;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        cluster TEXT NOT NULL,
+        state TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        draft TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        error TEXT
+    );
+    -- One live deployment per cluster name: the Docker objects are named after it.
+    CREATE UNIQUE INDEX one_live_cluster ON deployments (cluster) WHERE state <> 'destroyed';
+    CREATE TABLE events (
+        deployment TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        node TEXT,
+        title TEXT NOT NULL,
+        detail TEXT,
+        PRIMARY KEY (deployment, seq)
+    );
+    CREATE TABLE secrets (
+        deployment TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (deployment, name)
+    );
+"];
+
+/// A deployment as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Its identifier.
+    pub id: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// Where it is.
+    pub state: DeploymentState,
+    /// Its failover timing.
+    pub profile: Profile,
+    /// Its design.
+    pub draft: Draft,
+    /// When it was asked for, in milliseconds since 1970.
+    pub created_ms: u64,
+    /// When its state last changed.
+    pub updated_ms: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Why a deployment could not be recorded.
+#[derive(Debug)]
+pub enum InsertError {
+    /// A live deployment already has this cluster name.
+    Conflict(Box<Record>),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+/// Milliseconds since 1970.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The store file used when none is given: `m1studio/m1studio.db` in the user's data directory.
+pub fn default_path() -> Result<PathBuf> {
+    let data = dirs::data_dir().context(
+        "cannot tell the user's data directory (HOME is not set): give the store with --db or M1STUDIO_DB",
+    )?;
+    Ok(data.join("m1studio").join("m1studio.db"))
+}
+
+/// The open store.
+pub struct Store {
+    connection: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+fn profile_name(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Demo => "demo",
+        Profile::Production => "production",
+    }
+}
+
+fn kind_name(kind: EventKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating it and its directory if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the store's directory {}", dir.display())
+            })?;
+        }
+        let connection = Connection::open(path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        restrict(path)?;
+        Store::init(connection).with_context(|| format!("cannot use the store {}", path.display()))
+    }
+
+    /// A store that lives in memory, for tests.
+    pub fn in_memory() -> Result<Store> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut connection: Connection) -> Result<Store> {
+        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.pragma_update(None, "foreign_keys", true)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        let applied: usize = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if applied > MIGRATIONS.len() {
+            anyhow::bail!(
+                "it was written by a newer m1studio (schema {applied}, this one knows {}): upgrade m1studio or use another --db",
+                MIGRATIONS.len()
+            );
+        }
+        for (number, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = connection.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", number + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written: keep going.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a new deployment with its passwords, or says which live one has its cluster name.
+    pub fn insert(
+        &self,
+        record: &Record,
+        secrets: &[(&str, &str)],
+    ) -> std::result::Result<(), InsertError> {
+        let mut connection = self.lock();
+        let draft =
+            serde_json::to_string(&record.draft).map_err(|e| InsertError::Other(e.into()))?;
+        let result = (|| {
+            let tx = connection.transaction()?;
+            tx.execute(
+                "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    record.id,
+                    record.cluster,
+                    record.state.as_str(),
+                    profile_name(record.profile),
+                    draft,
+                    record.created_ms,
+                    record.updated_ms,
+                    record.error
+                ],
+            )?;
+            for (name, value) in secrets {
+                tx.execute(
+                    "INSERT INTO secrets (deployment, name, value) VALUES (?1, ?2, ?3)",
+                    params![record.id, name, value],
+                )?;
+            }
+            tx.commit()
+        })();
+        drop(connection);
+        match result {
+            Ok(()) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                match self.live_by_cluster(&record.cluster) {
+                    Ok(Some(existing)) => Err(InsertError::Conflict(Box::new(existing))),
+                    Ok(None) => Err(InsertError::Other(anyhow::anyhow!(
+                        "deployment {} is already recorded",
+                        record.id
+                    ))),
+                    Err(e) => Err(InsertError::Other(e)),
+                }
+            }
+            Err(e) => Err(InsertError::Other(e.into())),
+        }
+    }
+
+    fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+        let state: String = row.get(2)?;
+        let profile: String = row.get(3)?;
+        let draft: String = row.get(4)?;
+        Ok(Record {
+            id: row.get(0)?,
+            cluster: row.get(1)?,
+            state: DeploymentState::parse(&state).unwrap_or(DeploymentState::Failed),
+            profile: if profile == "production" {
+                Profile::Production
+            } else {
+                Profile::Demo
+            },
+            draft: serde_json::from_str(&draft).unwrap_or_default(),
+            created_ms: row.get(5)?,
+            updated_ms: row.get(6)?,
+            error: row.get(7)?,
+        })
+    }
+
+    const COLUMNS: &str = "id, cluster, state, profile, draft, created_ms, updated_ms, error";
+
+    /// The deployment `id`.
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        let connection = self.lock();
+        Ok(connection
+            .query_row(
+                &format!("SELECT {} FROM deployments WHERE id = ?1", Store::COLUMNS),
+                [id],
+                Store::row,
+            )
+            .optional()?)
+    }
+
+    /// The live (not destroyed) deployment of cluster `cluster`.
+    pub fn live_by_cluster(&self, cluster: &str) -> Result<Option<Record>> {
+        let connection = self.lock();
+        Ok(connection
+            .query_row(
+                &format!(
+                    "SELECT {} FROM deployments WHERE cluster = ?1 AND state <> 'destroyed'",
+                    Store::COLUMNS
+                ),
+                [cluster],
+                Store::row,
+            )
+            .optional()?)
+    }
+
+    /// Every deployment, newest first.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!(
+            "SELECT {} FROM deployments ORDER BY created_ms DESC, id",
+            Store::COLUMNS
+        ))?;
+        let rows = statement.query_map([], Store::row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Moves deployment `id` to `state`, with the reason when it failed. Passwords go when it is destroyed.
+    pub fn set_state(&self, id: &str, state: DeploymentState, error: Option<&str>) -> Result<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction()?;
+        tx.execute(
+            "UPDATE deployments SET state = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1",
+            params![id, state.as_str(), error, now_ms()],
+        )?;
+        if state == DeploymentState::Destroyed {
+            tx.execute("DELETE FROM secrets WHERE deployment = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends an event to deployment `id` and returns it with its number.
+    pub fn append(
+        &self,
+        id: &str,
+        kind: EventKind,
+        node: Option<&str>,
+        title: &str,
+        detail: Option<&str>,
+    ) -> Result<DeploymentEvent> {
+        let mut connection = self.lock();
+        let tx = connection.transaction()?;
+        let seq: u64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE deployment = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let at_ms = now_ms();
+        tx.execute(
+            "INSERT INTO events (deployment, seq, at_ms, kind, node, title, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, seq, at_ms, kind_name(kind), node, title, detail],
+        )?;
+        tx.commit()?;
+        Ok(DeploymentEvent {
+            seq,
+            at_ms,
+            kind,
+            node: node.map(str::to_string),
+            title: title.to_string(),
+            detail: detail.map(str::to_string),
+        })
+    }
+
+    /// The events of deployment `id` after number `after`, in order.
+    pub fn events(&self, id: &str, after: u64) -> Result<Vec<DeploymentEvent>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(
+            "SELECT seq, at_ms, kind, node, title, detail FROM events WHERE deployment = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = statement.query_map(params![id, after], |row| {
+            let kind: String = row.get(2)?;
+            Ok(DeploymentEvent {
+                seq: row.get(0)?,
+                at_ms: row.get(1)?,
+                kind: serde_json::from_value(serde_json::Value::String(kind))
+                    .unwrap_or(EventKind::Progress),
+                node: row.get(3)?,
+                title: row.get(4)?,
+                detail: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The passwords of deployment `id`, by name.
+    pub fn secrets(&self, id: &str) -> Result<Vec<(String, String)>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT name, value FROM secrets WHERE deployment = ?1 ORDER BY name")?;
+        let rows = statement.query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Makes the store file readable by its owner alone: it holds passwords.
+#[cfg(unix)]
+fn restrict(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, cluster: &str) -> Record {
+        Record {
+            id: id.into(),
+            cluster: cluster.into(),
+            state: DeploymentState::Queued,
+            profile: Profile::Demo,
+            draft: Draft::starter(),
+            created_ms: now_ms(),
+            updated_ms: now_ms(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_file_store_keeps_deployments_events_and_secrets_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("m1studio.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .insert(&record("d1", "m1"), &[("postgres", "s3cret")])
+                .unwrap();
+            store
+                .append("d1", EventKind::Phase, None, "write files", None)
+                .unwrap();
+            let second = store
+                .append(
+                    "d1",
+                    EventKind::Finished,
+                    Some("kestrel"),
+                    "initdb",
+                    Some("1.2 s"),
+                )
+                .unwrap();
+            assert_eq!(second.seq, 2);
+            store
+                .set_state("d1", DeploymentState::Running, None)
+                .unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the store holds passwords");
+        }
+        let store = Store::open(&path).unwrap();
+        let got = store.get("d1").unwrap().unwrap();
+        assert_eq!(got.state, DeploymentState::Running);
+        assert_eq!(got.draft, Draft::starter());
+        let events = store.events("d1", 1).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Finished);
+        assert_eq!(events[0].node.as_deref(), Some("kestrel"));
+        assert_eq!(
+            store.secrets("d1").unwrap(),
+            vec![("postgres".to_string(), "s3cret".to_string())]
+        );
+    }
+
+    #[test]
+    fn one_live_deployment_per_cluster_name_and_destroyed_ones_forget_their_passwords() {
+        let store = Store::in_memory().unwrap();
+        store
+            .insert(&record("d1", "m1"), &[("postgres", "x")])
+            .unwrap();
+        match store.insert(&record("d2", "m1"), &[]) {
+            Err(InsertError::Conflict(existing)) => assert_eq!(existing.id, "d1"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        store
+            .set_state("d1", DeploymentState::Destroyed, None)
+            .unwrap();
+        assert!(store.secrets("d1").unwrap().is_empty());
+        store.insert(&record("d2", "m1"), &[]).unwrap();
+        assert_eq!(store.list().unwrap().len(), 2);
+        assert_eq!(store.live_by_cluster("m1").unwrap().unwrap().id, "d2");
+    }
+
+    #[test]
+    fn a_store_from_a_newer_version_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m1studio.db");
+        let connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        let err = format!("{:#}", Store::open(&path).unwrap_err());
+        assert!(err.contains("newer m1studio"), "{err}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The messages of the deployment API, shared by the server, the CLI and the designer, and the
+//! connection strings of a deployed cluster.
+
+use crate::plan::Profile;
+use crate::{Draft, Instance, Kind, Topology};
+use serde::{Deserialize, Serialize};
+
+/// Where a deployment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    /// Waiting for a free deployment slot.
+    Queued,
+    /// Its plan is running.
+    Deploying,
+    /// Every step finished; the cluster runs.
+    Running,
+    /// A step failed, or the server stopped during the deployment. Its containers are kept
+    /// for inspection until it is destroyed.
+    Failed,
+    /// Its containers, volumes and network are being removed.
+    Destroying,
+    /// Nothing of it is left.
+    Destroyed,
+}
+
+impl DeploymentState {
+    /// The name the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Queued => "queued",
+            DeploymentState::Deploying => "deploying",
+            DeploymentState::Running => "running",
+            DeploymentState::Failed => "failed",
+            DeploymentState::Destroying => "destroying",
+            DeploymentState::Destroyed => "destroyed",
+        }
+    }
+
+    /// The state named `text`.
+    pub fn parse(text: &str) -> Option<DeploymentState> {
+        [
+            DeploymentState::Queued,
+            DeploymentState::Deploying,
+            DeploymentState::Running,
+            DeploymentState::Failed,
+            DeploymentState::Destroying,
+            DeploymentState::Destroyed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Whether the deployment's work is under way (a restart interrupts it).
+    pub fn in_progress(self) -> bool {
+        matches!(
+            self,
+            DeploymentState::Queued | DeploymentState::Deploying | DeploymentState::Destroying
+        )
+    }
+}
+
+/// A request to deploy a design: exactly one of `draft`, `link` or `config_yml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// The design as a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Draft>,
+    /// The design as share-link text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The design as a config.yml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_yml: Option<String>,
+    /// The failover timing; `demo` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// How to reach a deployed cluster's Postgres, without its password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Reaches whichever node is the primary, before and after a failover.
+    pub read_write: String,
+    /// Prefers a standby, and falls back to the primary.
+    pub read_only: String,
+    /// One per Postgres node: `(name, connection string)`.
+    pub nodes: Vec<(String, String)>,
+    /// Where the password of the `postgres` user is read.
+    pub password: String,
+}
+
+/// The connection strings of `topology`'s Postgres nodes; each host is listed by its name and,
+/// where it has one, its address. `id` names the deployment whose credentials hold the password.
+pub fn connections(topology: &Topology, id: &str) -> Connections {
+    let postgres: Vec<&Instance> = topology
+        .instances
+        .iter()
+        .filter(|i| i.kind.is_postgres())
+        .collect();
+    let host = |i: &Instance| {
+        i.ip_address
+            .map_or_else(|| i.name.clone(), |a| a.to_string())
+    };
+    let hosts = postgres
+        .iter()
+        .map(|i| format!("{}:5432", host(i)))
+        .collect::<Vec<_>>()
+        .join(",");
+    Connections {
+        read_write: format!(
+            "postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
+        ),
+        read_only: format!(
+            "postgresql://postgres@{hosts}/postgres?target_session_attrs=prefer-standby&connect_timeout=2"
+        ),
+        nodes: postgres
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    format!("postgresql://postgres@{}:5432/postgres", host(i)),
+                )
+            })
+            .collect(),
+        password: format!("GET /api/deployments/{id}/credentials"),
+    }
+}
+
+/// A deployment as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Its identifier.
+    pub id: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// Where it is.
+    pub state: DeploymentState,
+    /// Its failover timing.
+    pub profile: Profile,
+    /// When it was asked for, in milliseconds since 1970.
+    pub created_ms: u64,
+    /// When its state last changed.
+    pub updated_ms: u64,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Its design as share-link text (never with a password).
+    pub link: String,
+    /// Its instances as designed.
+    pub instances: Vec<Instance>,
+    /// How to connect.
+    pub connections: Connections,
+    /// Its place in the queue, from 1, while queued.
+    #[serde(default)]
+    pub queue_position: Option<usize>,
+}
+
+/// What an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The deployment changed state; `title` is the new state.
+    State,
+    /// A phase of the plan began.
+    Phase,
+    /// A step began on a node.
+    Started,
+    /// A step ended well on a node.
+    Finished,
+    /// A step failed on a node; `detail` has the command's output.
+    Failed,
+    /// Progress outside the plan (image build, containers).
+    Progress,
+    /// A drill was carried out.
+    Drill,
+    /// Something seen while watching the cluster (a node went down, a new primary).
+    Observed,
+}
+
+/// Something that happened to a deployment, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentEvent {
+    /// Its number within the deployment, from 1.
+    pub seq: u64,
+    /// When, in milliseconds since 1970.
+    pub at_ms: u64,
+    /// What kind.
+    pub kind: EventKind,
+    /// The node it concerns.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// What happened.
+    pub title: String,
+    /// Logs, timings or reasons.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// What Postgres on a node says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostgresRole {
+    /// Accepts writes.
+    Primary,
+    /// Replays WAL.
+    Standby,
+    /// Does not answer.
+    Down,
+}
+
+/// One node's live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub name: String,
+    /// What it was designed as.
+    pub designed: Kind,
+    /// The container's state (`running`, `exited`, `missing` …).
+    pub container: String,
+    /// What its Postgres is, for Postgres nodes and the witness.
+    #[serde(default)]
+    pub postgres: Option<PostgresRole>,
+    /// Its timeline.
+    #[serde(default)]
+    pub timeline: Option<u32>,
+    /// For a standby: bytes received but not yet replayed.
+    #[serde(default)]
+    pub lag_bytes: Option<u64>,
+    /// For a standby: the node it streams from.
+    #[serde(default)]
+    pub upstream: Option<String>,
+}
+
+/// Barman's live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarmanStatus {
+    /// The Barman node.
+    pub node: String,
+    /// The node it backs up.
+    pub backs_up: String,
+    /// Whether `barman check` passes.
+    pub check_ok: bool,
+    /// How many backups it has.
+    pub backups: usize,
+    /// What needs attention, such as backing up a node that is no longer the primary.
+    #[serde(default)]
+    pub warning: Option<String>,
+}
+
+/// A deployed cluster's live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// Every node, in node order.
+    pub nodes: Vec<NodeStatus>,
+    /// The node that accepts writes, if exactly one does.
+    #[serde(default)]
+    pub primary: Option<String>,
+    /// Barman, where the design has it.
+    #[serde(default)]
+    pub barman: Option<BarmanStatus>,
+}
+
+/// A fault or repair to carry out on a running cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Drill {
+    /// Kills the current primary's container: the failover manager should promote the replica.
+    KillPrimary,
+    /// Stops the current primary's container cleanly.
+    StopPrimary,
+    /// Starts a stopped node's container again.
+    Start {
+        /// The node.
+        node: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configure;
+
+    #[test]
+    fn the_read_write_string_lists_every_postgres_node_and_no_password() {
+        let configured = configure(&Draft::starter()).0.unwrap();
+        let c = connections(&configured.topology, "d1");
+        let postgres = configured
+            .topology
+            .instances
+            .iter()
+            .filter(|i| i.kind.is_postgres())
+            .count();
+        assert_eq!(c.nodes.len(), postgres);
+        assert_eq!(c.read_write.matches(":5432").count(), postgres);
+        assert!(c.read_write.contains("target_session_attrs=read-write"));
+        assert!(
+            !c.read_write.contains("postgres:"),
+            "no password in {}",
+            c.read_write
+        );
+        assert_eq!(c.password, "GET /api/deployments/d1/credentials");
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for text in [
+            "queued",
+            "deploying",
+            "running",
+            "failed",
+            "destroying",
+            "destroyed",
+        ] {
+            assert_eq!(DeploymentState::parse(text).unwrap().as_str(), text);
+        }
+        assert_eq!(DeploymentState::parse("done"), None);
+    }
+
+    #[test]
+    fn drills_are_tagged_by_action() {
+        let drill: Drill = serde_json::from_str(r#"{"action":"kill-primary"}"#).unwrap();
+        assert_eq!(drill, Drill::KillPrimary);
+        let drill: Drill = serde_json::from_str(r#"{"action":"start","node":"kestrel"}"#).unwrap();
+        assert_eq!(
+            drill,
+            Drill::Start {
+                node: "kestrel".into()
+            }
+        );
+    }
+}
