@@ -164,6 +164,7 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
     let record = store.live_by_cluster(&name)?;
     let runner = Runner::new(store, 1);
     runtime()?.block_on(async {
+        let mut removed = 0;
         if let Some(record) = record {
             if record.state.in_progress() {
                 // A deployment that another process runs, or that a crash interrupted.
@@ -173,20 +174,15 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
                     Some("destroyed from the command line while under way"),
                 )?;
             }
-            if let Err(problem) = runner.destroy(&record.id).await {
-                return Ok(report(problem));
+            match runner.destroy(&record.id).await {
+                Ok((_, count)) => removed += count,
+                Err(problem) => return Ok(report(problem)),
             }
         }
+        // What no deployment records (a store that was lost, say) goes too.
         let executor = DockerExecutor::new(docker::connect().await?, &name);
-        let removed = executor.destroy().await?;
-        println!(
-            "cluster {name}: destroyed{}",
-            if removed > 0 {
-                format!(" ({removed} leftover objects removed)")
-            } else {
-                String::new()
-            }
-        );
+        removed += executor.destroy().await?;
+        println!("cluster {name}: removed {removed} containers, volumes and networks");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
 }

@@ -710,7 +710,8 @@ impl Runner {
     }
 
     /// Removes every container, volume and network of deployment `id`. Doing it twice is harmless.
-    pub async fn destroy(&self, id: &str) -> std::result::Result<Deployment, Problem> {
+    /// Returns the deployment and how many Docker objects were removed.
+    pub async fn destroy(&self, id: &str) -> std::result::Result<(Deployment, usize), Problem> {
         let record = self.get(id)?;
         if matches!(
             record.state,
@@ -723,7 +724,7 @@ impl Runner {
         }
         let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
         self.set_state(id, DeploymentState::Destroying, None);
-        match executor.destroy().await {
+        let removed = match executor.destroy().await {
             Ok(removed) => {
                 self.emit(
                     id,
@@ -733,6 +734,7 @@ impl Runner {
                     None,
                 );
                 self.set_state(id, DeploymentState::Destroyed, None);
+                removed
             }
             Err(e) => {
                 self.set_state(
@@ -742,9 +744,9 @@ impl Runner {
                 );
                 return Err(Problem::Internal(e));
             }
-        }
+        };
         let record = self.get(id)?;
-        Ok(self.view(&record))
+        Ok((self.view(&record), removed))
     }
 
     /// Brings the store in line with the Docker engine after a restart: deployments that were

@@ -203,7 +203,7 @@ async fn destroy_deployment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Deployment>, ApiError> {
-    Ok(Json(runner(&state)?.destroy(&id).await?))
+    Ok(Json(runner(&state)?.destroy(&id).await?.0))
 }
 
 /// Which events to send.

@@ -51,21 +51,34 @@ pub fn binary() -> Result<PathBuf> {
         .map_err(anyhow::Error::msg)
 }
 
-/// Runs the real binary with `args` in `dir`.
+/// Runs the real binary with `args` in `dir`, with its store in `dir` too.
 pub fn m1studio(args: &[&str], dir: &Path) -> Result<std::process::Output> {
     Ok(Command::new(binary()?)
         .args(args)
         .current_dir(dir)
+        .env("M1STUDIO_DB", dir.join("m1studio.db"))
         .output()?)
 }
 
 /// One plain HTTP GET on loopback: the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    http(addr, "GET", path, None)
+}
+
+/// One plain HTTP request on loopback, with an optional JSON body: the status code and the body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(40)))?;
+    let body = json.unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
@@ -101,11 +114,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the real binary and waits for its health check; checks that it serves the designer.
+    /// Starts the real binary with a store of its own, and waits for its health check; checks
+    /// that it serves the designer.
     pub fn start() -> Result<Server> {
+        let db = std::env::temp_dir().join(format!(
+            "m1studio-e2e-{}-{}.db",
+            std::process::id(),
+            free_port()?
+        ));
+        Server::start_with_store(&db)
+    }
+
+    /// Starts the real binary on the store `db`.
+    pub fn start_with_store(db: &Path) -> Result<Server> {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let child = Command::new(binary()?)
             .args(["serve", "--listen", &addr.to_string()])
+            .env("M1STUDIO_DB", db)
             .env_remove("M1STUDIO_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -127,6 +152,12 @@ impl Server {
     /// The designer's address.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// Kills the server at once, as a crash would.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -76,7 +76,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         assert!(deploy.status.success(), "deploy failed:\n{stderr}");
         assert!(stderr.contains("[8/8] Back up kestrel with Barman on karma"), "{stderr}");
         let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
-        assert!(stdout.contains("postgresql://kestrel,quartz/postgres?target_session_attrs=read-write"), "{stdout}");
+        assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.4:5432/postgres?target_session_attrs=read-write"), "{stdout}");
 
         // The replica streams from the primary, and the cascaded replica from the replica.
         assert_eq!(query(&executor, "kestrel", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "barman_receive_wal:streaming,quartz:streaming");
@@ -116,7 +116,8 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
     );
     assert!(executor.containers().await?.is_empty());
     let again = m1studio(&["destroy", &cluster], &dir)?;
-    assert!(String::from_utf8_lossy(&again.stdout).contains("removed 0"));
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(again.contains("removed 0 containers"), "{again}");
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -155,6 +156,7 @@ async fn designs_that_cannot_deploy_stop_before_anything_is_created() -> Result<
         let out = Command::new(binary()?)
             .args(["deploy", name])
             .current_dir(&dir)
+            .env("M1STUDIO_DB", dir.join("m1studio.db"))
             .env_remove("EDB_SUBSCRIPTION_TOKEN")
             .output()?;
         assert!(!out.status.success(), "{name} must not deploy");
@@ -162,7 +164,7 @@ async fn designs_that_cannot_deploy_stop_before_anything_is_created() -> Result<
         let expected = match name {
             "edb" => "EDB_SUBSCRIPTION_TOKEN",
             "pg16" => "PostgreSQL 16 is not in Debian's archive",
-            _ => "m1studio deploy runs docker designs",
+            _ => "m1studio deploys docker designs",
         };
         assert!(stderr.contains(expected), "{name}: {stderr}");
         assert!(!stderr.contains("creating"), "nothing is created: {stderr}");

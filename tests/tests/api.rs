@@ -1,0 +1,287 @@
+//! The deployment API of the real server on a real Docker engine: a design with no cascaded
+//! replica (so the witness is on the Barman node) deployed through `/api`, the server killed in
+//! the middle of a deployment and restarted, then a full deployment, a drill and destroy.
+
+use anyhow::{Context as _, Result, bail};
+use m1studio::docker::{DockerExecutor, connect};
+use m1studio::engine::{Executor as _, argv};
+use m1studio_e2e::{Server, http, on_ci};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+    let (status, text) = http(addr, method, path, body.map(|b| b.to_string()).as_deref())?;
+    let value = serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?;
+    Ok((status, value))
+}
+
+/// Polls the deployment's events until one matches, and returns it.
+fn wait_for_event(
+    addr: SocketAddr,
+    id: &str,
+    within: Duration,
+    matches: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let started = Instant::now();
+    let mut after = 0;
+    while started.elapsed() < within {
+        let (status, events) = call(
+            addr,
+            "GET",
+            &format!("/api/deployments/{id}/events?after={after}&wait=5"),
+            None,
+        )?;
+        assert_eq!(status, 200, "{events}");
+        for event in events.as_array().context("events are a list")? {
+            after = event["seq"].as_u64().context("seq")?;
+            if event["kind"] == "failed" || (event["kind"] == "state" && event["title"] == "failed")
+            {
+                bail!("the deployment failed: {event}");
+            }
+            if matches(event) {
+                return Ok(event.clone());
+            }
+        }
+    }
+    bail!("no such event within {} s", within.as_secs())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_through_the_api()
+-> Result<()> {
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(err) if !on_ci() => {
+            eprintln!(
+                "\n!!! SKIPPED: no Docker engine ({err:#}); the API deployment test did not run !!!\n"
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("m1studio.db");
+    let cluster = format!("w{}", std::process::id() % 100000);
+    let design = json!({
+        "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&n=0&net=10.213.0.0%2F24"),
+        "profile": "demo",
+    });
+    let executor = DockerExecutor::new(docker, &cluster);
+
+    let result = async {
+        // Start a deployment and crash the server while the replica is being cloned.
+        let server = Server::start_with_store(&db)?;
+        let (status, created) = call(
+            server.addr,
+            "POST",
+            "/api/deployments",
+            Some(design.clone()),
+        )?;
+        assert_eq!(status, 202, "{created}");
+        let first = created["id"].as_str().context("id")?.to_string();
+        assert_eq!(
+            created["instances"].as_array().context("instances")?.len(),
+            3
+        );
+        let barman = &created["instances"][2];
+        assert_eq!(barman["roles"], json!(["barman", "witness"]), "{barman}");
+        wait_for_event(server.addr, &first, Duration::from_secs(300), |e| {
+            e["kind"] == "phase" && e["detail"] == "3/8"
+        })?;
+        server.crash();
+        assert!(
+            !executor.containers().await?.is_empty(),
+            "the half-done cluster is still there"
+        );
+
+        // After the restart the deployment is failed, its name is taken, and it can be destroyed.
+        let server = Server::start_with_store(&db)?;
+        let (_, got) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{first}"),
+            None,
+        )?;
+        assert_eq!(got["state"], "failed", "{got}");
+        assert!(
+            got["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("server stopped"),
+            "{got}"
+        );
+        let (status, conflict) = call(
+            server.addr,
+            "POST",
+            "/api/deployments",
+            Some(design.clone()),
+        )?;
+        assert_eq!(status, 409, "{conflict}");
+        assert!(
+            conflict["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("cluster_name:"),
+            "{conflict}"
+        );
+        let (status, destroyed) = call(
+            server.addr,
+            "DELETE",
+            &format!("/api/deployments/{first}"),
+            None,
+        )?;
+        assert_eq!(status, 200, "{destroyed}");
+        assert_eq!(destroyed["state"], "destroyed");
+        assert!(executor.containers().await?.is_empty());
+
+        // Deploy it for real: the witness watches from the Barman node.
+        let (status, created) = call(
+            server.addr,
+            "POST",
+            "/api/deployments",
+            Some(design.clone()),
+        )?;
+        assert_eq!(status, 202, "{created}");
+        let id = created["id"].as_str().context("id")?.to_string();
+        wait_for_event(server.addr, &id, Duration::from_secs(300), |e| {
+            e["kind"] == "state" && e["title"] == "running"
+        })?;
+        let barman_node = created["instances"][2]["name"]
+            .as_str()
+            .context("name")?
+            .to_string();
+        let shown = executor
+            .run(
+                "kestrel",
+                &argv(&["repmgr", "-f", "/etc/repmgr.conf", "cluster", "show"]),
+                "postgres",
+                None,
+            )
+            .await?;
+        assert!(
+            shown.stdout.lines().any(|l| l.contains(&barman_node)
+                && l.contains("witness")
+                && l.contains("running")),
+            "{}",
+            shown.stdout
+        );
+
+        // The status shows the roles, and Barman green with one backup.
+        let (_, status) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/status"),
+            None,
+        )?;
+        assert_eq!(status["primary"], "kestrel", "{status}");
+        assert_eq!(status["nodes"][1]["postgres"], "standby", "{status}");
+        assert_eq!(status["nodes"][1]["upstream"], "kestrel", "{status}");
+        assert_eq!(status["barman"]["check_ok"], true, "{status}");
+        assert_eq!(status["barman"]["backups"], 1, "{status}");
+
+        // A restart keeps a running deployment running.
+        server.crash();
+        let server = Server::start_with_store(&db)?;
+        let (_, got) = call(server.addr, "GET", &format!("/api/deployments/{id}"), None)?;
+        assert_eq!(got["state"], "running", "{got}");
+        let (_, credentials) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/credentials"),
+            None,
+        )?;
+        let password = credentials["password"]
+            .as_str()
+            .context("password")?
+            .to_string();
+        assert_eq!(password.len(), 36);
+
+        // Kill the primary: the events say when the replica took over, and the status agrees.
+        let (status, drill) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "kill-primary"})),
+        )?;
+        assert_eq!(status, 202, "{drill}");
+        let promoted = wait_for_event(server.addr, &id, Duration::from_secs(60), |e| {
+            e["kind"] == "observed"
+                && e["title"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("new primary"))
+        })?;
+        assert_eq!(promoted["node"], "quartz", "{promoted}");
+        eprintln!("failover through the API: {}", promoted["detail"]);
+        let (_, status) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/status"),
+            None,
+        )?;
+        assert_eq!(status["primary"], "quartz", "{status}");
+        assert!(
+            status["barman"]["warning"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no longer the primary"),
+            "{status}"
+        );
+
+        // The old primary comes back fenced, never as a second primary.
+        let (status, started) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "start", "node": "kestrel"})),
+        )?;
+        assert_eq!(status, 202, "{started}");
+        assert!(
+            started["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("kept stopped"),
+            "{started}"
+        );
+        let (_, status) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/status"),
+            None,
+        )?;
+        assert_eq!(status["primary"], "quartz", "{status}");
+        assert_eq!(status["nodes"][0]["postgres"], "down", "{status}");
+
+        // No password in any event.
+        let (_, events) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/events"),
+            None,
+        )?;
+        assert!(
+            !events.to_string().contains(&password),
+            "events never carry a password"
+        );
+
+        let (status, destroyed) = call(
+            server.addr,
+            "DELETE",
+            &format!("/api/deployments/{id}"),
+            None,
+        )?;
+        assert_eq!(status, 200, "{destroyed}");
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = executor.destroy().await;
+    }
+    assert!(
+        executor.containers().await?.is_empty(),
+        "nothing of the cluster is left"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
