@@ -947,8 +947,18 @@ pub async fn cluster_status(
             let backs_up = configured.topology.instances[0].name.clone();
             let check = argv(&["barman", "-q", "check", &backs_up]);
             let list = argv(&["barman", "list-backups", "--minimal", &backs_up]);
+            // `barman check` waits about 20 s for a server that is down: only ask when it is up.
+            let source_up = nodes
+                .iter()
+                .any(|n| n.name == backs_up && n.postgres.is_some_and(|p| p != PostgresRole::Down));
             let (check, list) = futures_util::join!(
-                executor_run(executor, &barman.name, &check),
+                async {
+                    if source_up {
+                        executor_run(executor, &barman.name, &check).await
+                    } else {
+                        None
+                    }
+                },
                 executor_run(executor, &barman.name, &list)
             );
             let warning = primary
@@ -981,11 +991,18 @@ pub async fn cluster_status(
     })
 }
 
+/// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
+/// a primary that is gone.
 async fn executor_run(
     executor: &DockerExecutor,
     node: &str,
     command: &[String],
 ) -> Option<crate::engine::Output> {
-    use crate::engine::Executor as _;
-    executor.run(node, command, "barman", None).await.ok()
+    tokio::time::timeout(
+        Duration::from_secs(4),
+        executor.run(node, command, "barman", None),
+    )
+    .await
+    .ok()?
+    .ok()
 }

@@ -2,8 +2,9 @@
 //! The address bar always holds the current design.
 
 use crate::browser;
+use crate::components::deploy::Deploy;
 use crate::components::form::DesignForm;
-use crate::components::panels::{Deploy, Diagram, LinkNotice, Outputs, Share, Summary};
+use crate::components::panels::{Diagram, LinkNotice, Outputs, Share, Summary};
 use crate::state::{Action, DesignState};
 use crate::view::View;
 use std::rc::Rc;
@@ -93,7 +94,7 @@ pub fn App() -> Html {
                     <Summary view={view.clone()}/>
                     <Diagram view={view.clone()}/>
                     <Outputs view={view.clone()}/>
-                    <Deploy/>
+                    <Deploy view={view.clone()}/>
                 </section>
             </main>
         </div>

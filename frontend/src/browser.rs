@@ -93,3 +93,72 @@ pub async fn server_version() -> Option<String> {
     text.strip_prefix("ok m1studio ")
         .map(|v| v.trim().to_string())
 }
+
+/// An answer of the m1studio API: the HTTP status and the body's text.
+pub struct ApiAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub text: String,
+}
+
+/// Calls the m1studio API of the server that served this page, with the token when there is
+/// one. `Err` when the server cannot be reached at all.
+pub async fn api(
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Result<ApiAnswer, String> {
+    let window = window().ok_or("no window")?;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let headers = web_sys::Headers::new().map_err(|_| "no headers")?;
+    let _ = headers.set("Accept", "application/json");
+    if let Some(body) = body {
+        let _ = headers.set("Content-Type", "application/json");
+        init.set_body(&JsValue::from_str(body));
+    }
+    if let Some(token) = token.filter(|t| !t.is_empty()) {
+        let _ = headers.set("Authorization", &format!("Bearer {token}"));
+    }
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(path, &init)
+        .map_err(|_| format!("cannot make a request to {path}"))?;
+    let response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|_| "the m1studio server cannot be reached".to_string())?;
+    let response: web_sys::Response = response.dyn_into().map_err(|_| "not a response")?;
+    let text = JsFuture::from(response.text().map_err(|_| "no body")?)
+        .await
+        .ok()
+        .and_then(|t| t.as_string())
+        .unwrap_or_default();
+    Ok(ApiAnswer {
+        status: response.status(),
+        text,
+    })
+}
+
+/// Waits `milliseconds`.
+pub async fn sleep(milliseconds: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = window() {
+            let _ = window
+                .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, milliseconds);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// A value kept for this tab only (the API token), if set.
+pub fn session_get(key: &str) -> Option<String> {
+    window()?.session_storage().ok()??.get_item(key).ok()?
+}
+
+/// Keeps `value` for this tab only.
+pub fn session_set(key: &str, value: &str) {
+    if let Some(storage) = window().and_then(|w| w.session_storage().ok().flatten()) {
+        let _ = storage.set_item(key, value);
+    }
+}

@@ -2,6 +2,7 @@
 //! instance, and arrows for streaming, cascading, backups and routing. The same text is shown on
 //! the page and offered as a download. Pure, and tested natively.
 
+use m1studio_shared::api::{ClusterStatus, PostgresRole};
 use m1studio_shared::{Design, FailoverManager, Instance, Kind, Role, Topology};
 use std::fmt::Write as _;
 
@@ -36,7 +37,14 @@ const STYLE: &str = "\
 .backup{stroke:#9a5b00;stroke-dasharray:7 5}\
 .routing{stroke:#a12f2f;stroke-dasharray:2 4}\
 .edge-label{font:11px sans-serif;fill:#3e4c59}\
-.legend text{font:12px sans-serif;fill:#1f2933}";
+.legend text{font:12px sans-serif;fill:#1f2933}\
+.live rect{rx:8;stroke:none}\
+.live text{font:600 11px sans-serif;text-anchor:middle;fill:#fff}\
+.live-primary rect{fill:#1f7a4d}\
+.live-standby rect{fill:#2456a6}\
+.live-down rect,.live-missing rect,.live-exited rect{fill:#a12f2f}\
+.live-running rect{fill:#52606d}\
+.node.is-down>rect{stroke-dasharray:5 4;opacity:.55}";
 
 /// Escapes text for SVG.
 fn esc(text: &str) -> String {
@@ -79,11 +87,36 @@ fn role_text(instance: &Instance) -> &'static str {
     }
 }
 
-fn node(out: &mut String, instance: &Instance, at: Box2) {
+/// What the live status says of a node: its CSS state and a short text.
+fn live_text(status: &ClusterStatus, name: &str) -> Option<(&'static str, String)> {
+    let node = status.nodes.iter().find(|n| n.name == name)?;
+    Some(match node.postgres {
+        Some(PostgresRole::Primary) => (
+            "primary",
+            format!("primary · timeline {}", node.timeline.unwrap_or(0)),
+        ),
+        Some(PostgresRole::Standby) => (
+            "standby",
+            format!(
+                "standby · lag {} B",
+                node.lag_bytes.map_or_else(|| "?".into(), |l| l.to_string())
+            ),
+        ),
+        Some(PostgresRole::Down) => ("down", "Postgres down".into()),
+        None if node.container == "running" => ("running", "running".into()),
+        None if node.container == "missing" => ("missing", "no container".into()),
+        None => ("exited", format!("container {}", node.container)),
+    })
+}
+
+fn node(out: &mut String, instance: &Instance, at: Box2, live: Option<&ClusterStatus>) {
+    let state = live.and_then(|status| live_text(status, &instance.name));
+    let down = matches!(state, Some(("down" | "missing" | "exited", _)));
     let _ = write!(
         out,
-        r#"<g class="node {}" data-name="{}" data-node="{}"><rect x="{}" y="{}" width="{W}" height="{H}"/><text class="name" x="{}" y="{}">{}</text><text x="{}" y="{}">{}</text>"#,
+        r#"<g class="node {}{}" data-name="{}" data-node="{}"><rect x="{}" y="{}" width="{W}" height="{H}"/><text class="name" x="{}" y="{}">{}</text><text x="{}" y="{}">{}</text>"#,
         instance.kind.as_str(),
+        if down { " is-down" } else { "" },
         esc(&instance.name),
         instance.node,
         at.x,
@@ -103,6 +136,18 @@ fn node(out: &mut String, instance: &Instance, at: Box2) {
             at.y - 10,
             at.right() - 17,
             at.y + 3
+        );
+    }
+    if let Some((class, text)) = state {
+        let _ = write!(
+            out,
+            r#"<g class="live live-{class}" data-live="{class}"><rect x="{}" y="{}" width="{}" height="18"/><text x="{}" y="{}">{}</text></g>"#,
+            at.x + 4,
+            at.y + H + 4,
+            W - 8,
+            at.cx(),
+            at.y + H + 17,
+            esc(&text)
         );
     }
     out.push_str("</g>");
@@ -130,6 +175,15 @@ fn edge(out: &mut String, class: &str, points: &[(u32, u32)], label: Option<(&st
 
 /// The diagram of `topology`, a design's instances, as an SVG document.
 pub fn svg(design: &Design, topology: &Topology) -> String {
+    svg_with(design, topology, None)
+}
+
+/// The diagram of a deployed cluster, with each node's live role, timeline and lag.
+pub fn live_svg(design: &Design, topology: &Topology, status: &ClusterStatus) -> String {
+    svg_with(design, topology, Some(status))
+}
+
+fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) -> String {
     let of = |kind: Kind| topology.of_kind(kind).collect::<Vec<_>>();
     let (primary, replica) = (of(Kind::Primary), of(Kind::Replica));
     let (cascaded, barman, etcd, haproxy) = (
@@ -298,16 +352,16 @@ pub fn svg(design: &Design, topology: &Topology) -> String {
     }
 
     for p in &primary {
-        node(&mut out, p, primary_at);
+        node(&mut out, p, primary_at, live);
     }
     for r in &replica {
-        node(&mut out, r, replica_at);
+        node(&mut out, r, replica_at, live);
     }
     for (i, c) in cascaded.iter().enumerate() {
-        node(&mut out, c, cascade_at(i as u32));
+        node(&mut out, c, cascade_at(i as u32), live);
     }
     for b in &barman {
-        node(&mut out, b, barman_at);
+        node(&mut out, b, barman_at, live);
     }
     for (i, e) in etcd.iter().enumerate() {
         node(
@@ -317,10 +371,11 @@ pub fn svg(design: &Design, topology: &Topology) -> String {
                 x: column_x(2 + i as u32),
                 y: primary_at.y + 4,
             },
+            live,
         );
     }
     for (i, h) in haproxy.iter().enumerate() {
-        node(&mut out, h, haproxy_at(i as u32));
+        node(&mut out, h, haproxy_at(i as u32), live);
     }
 
     let mut x = PAD;

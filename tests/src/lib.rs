@@ -347,3 +347,63 @@ impl Drop for DriverGuard {
         }
     }
 }
+
+/// Reading and waiting on a page in the browser.
+pub mod page {
+    use anyhow::{Context as _, Result, bail};
+    use fantoccini::Client;
+    use serde_json::Value;
+    use std::time::{Duration, Instant};
+
+    /// Runs JavaScript `expression` and returns its value.
+    pub async fn eval(client: &Client, expression: &str) -> Result<Value> {
+        Ok(client
+            .execute(&format!("return ({expression});"), vec![])
+            .await?)
+    }
+
+    /// Waits until JavaScript `condition` is true.
+    pub async fn wait_for(client: &Client, condition: &str) -> Result<()> {
+        wait_for_within(client, condition, Duration::from_secs(15)).await
+    }
+
+    /// Waits up to `within` until JavaScript `condition` is true.
+    pub async fn wait_for_within(client: &Client, condition: &str, within: Duration) -> Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if eval(client, condition).await? == Value::Bool(true) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let body = eval(client, "document.body.innerText")
+            .await
+            .unwrap_or_default();
+        bail!(
+            "timed out waiting for `{condition}`; the page shows:\n{}",
+            body.as_str().unwrap_or_default()
+        )
+    }
+
+    /// How many elements match `selector`.
+    pub async fn count(client: &Client, selector: &str) -> Result<u64> {
+        eval(
+            client,
+            &format!("document.querySelectorAll({selector:?}).length"),
+        )
+        .await?
+        .as_u64()
+        .context("a count")
+    }
+
+    /// Loads `url` afresh (a full load, even where only the fragment differs) and waits for the app.
+    pub async fn open(client: &Client, url: &str) -> Result<()> {
+        client.goto("about:blank").await?;
+        client.goto(url).await?;
+        wait_for(
+            client,
+            "document.querySelector('.app[data-ready]') !== null",
+        )
+        .await
+    }
+}

@@ -1,56 +1,10 @@
 //! The designer in a real headless Chromium, served by the real `m1studio serve`.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use fantoccini::{Client, Locator};
+use m1studio_e2e::page::{count, eval, open, wait_for};
 use m1studio_e2e::{Browser, Server, StaticHost, root};
 use serde_json::Value;
-use std::time::{Duration, Instant};
-
-/// Runs JavaScript `expression` and returns its value.
-async fn eval(client: &Client, expression: &str) -> Result<Value> {
-    Ok(client
-        .execute(&format!("return ({expression});"), vec![])
-        .await?)
-}
-
-/// Waits until JavaScript `condition` is true.
-async fn wait_for(client: &Client, condition: &str) -> Result<()> {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        if eval(client, condition).await? == Value::Bool(true) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let body = eval(client, "document.body.innerText")
-        .await
-        .unwrap_or_default();
-    bail!(
-        "timed out waiting for `{condition}`; the page shows:\n{}",
-        body.as_str().unwrap_or_default()
-    )
-}
-
-async fn count(client: &Client, selector: &str) -> Result<u64> {
-    eval(
-        client,
-        &format!("document.querySelectorAll({selector:?}).length"),
-    )
-    .await?
-    .as_u64()
-    .context("a count")
-}
-
-/// Loads `url` afresh (a full load, even where only the fragment differs) and waits for the app.
-async fn open(client: &Client, url: &str) -> Result<()> {
-    client.goto("about:blank").await?;
-    client.goto(url).await?;
-    wait_for(
-        client,
-        "document.querySelector('.app[data-ready]') !== null",
-    )
-    .await
-}
 
 async fn select(client: &Client, id: &str, value: &str) -> Result<()> {
     client

@@ -1,5 +1,5 @@
-//! The right-hand column: the link notice, the summary of problems, the diagram, the outputs,
-//! the share bar and the deploy area.
+//! The right-hand column: the link notice, the summary of problems, the diagram, the outputs
+//! and the share bar.
 
 use crate::browser;
 use crate::components::field::diagnostic_items;
@@ -286,46 +286,5 @@ pub fn Share(props: &ViewProps) -> Html {
             <button type="button" id="copy-link" onclick={copy}>{ "Copy link" }</button>
             <span class="status" aria-live="polite">{ (*status).clone() }</span>
         </div>
-    }
-}
-
-#[derive(Clone, PartialEq)]
-enum Server {
-    Checking,
-    Reachable(String),
-    Unreachable,
-}
-
-/// The deploy area: whether an m1studio server is there to deploy to.
-#[component]
-pub fn Deploy() -> Html {
-    let server = use_state(|| Server::Checking);
-    {
-        let server = server.clone();
-        use_effect_with((), move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                server.set(match browser::server_version().await {
-                    Some(version) => Server::Reachable(version),
-                    None => Server::Unreachable,
-                });
-            });
-        });
-    }
-    let (class, text) = match &*server {
-        Server::Checking => ("checking", "Looking for the m1studio server…".to_string()),
-        Server::Reachable(version) => (
-            "reachable",
-            format!("Connected to the m1studio server {version}. Deploy this design with `m1studio deploy` (save config.yml into a cluster directory first); deploying from the browser comes next."),
-        ),
-        Server::Unreachable => (
-            "unreachable",
-            "The m1studio server isn't reachable, so this design cannot be deployed from here. Start it with `m1studio serve` and open the designer from it.".to_string(),
-        ),
-    };
-    html! {
-        <section class="deploy" aria-labelledby="deploy-heading">
-            <h2 id="deploy-heading">{ "Deploy" }</h2>
-            <p id="deploy-status" class={classes!("server", class)}>{ text }</p>
-        </section>
     }
 }

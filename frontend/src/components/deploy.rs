@@ -1,0 +1,684 @@
+//! The deploy area: deploys the design through the server's API, shows each node's progress,
+//! then the live cluster drawn on its diagram, drills (kill the primary, start a node again),
+//! a timeline of what happened, connection strings, and destroy.
+
+use crate::browser;
+use crate::components::field::diagnostic_items;
+use crate::diagram;
+use crate::view::View;
+use m1studio_shared::api::{
+    ClusterStatus, DeployRequest, Deployment, DeploymentEvent, DeploymentState, EventKind,
+    PostgresRole,
+};
+use m1studio_shared::plan::Profile;
+use m1studio_shared::{Diagnostic, configure, link};
+use std::cell::Cell;
+use std::rc::Rc;
+use yew::prelude::*;
+
+const TOKEN_KEY: &str = "m1studio-token";
+
+/// Props of the deploy area.
+#[derive(Properties, PartialEq)]
+pub struct DeployProps {
+    /// The design being edited.
+    pub view: Rc<View>,
+}
+
+#[derive(Clone, PartialEq)]
+enum Server {
+    Checking,
+    Reachable(String),
+    Unreachable,
+}
+
+/// What the API refused, and why.
+#[derive(Clone, PartialEq, Default)]
+struct Refusal {
+    message: String,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// The events seen so far.
+#[derive(Default, PartialEq)]
+struct Events(Vec<DeploymentEvent>);
+
+enum EventsAction {
+    Clear,
+    Append(Vec<DeploymentEvent>),
+}
+
+impl Reducible for Events {
+    type Action = EventsAction;
+    fn reduce(self: Rc<Self>, action: EventsAction) -> Rc<Self> {
+        match action {
+            EventsAction::Clear => Rc::new(Events::default()),
+            EventsAction::Append(new) => {
+                let last = self.0.last().map_or(0, |e| e.seq);
+                let mut events = self.0.clone();
+                events.extend(new.into_iter().filter(|e| e.seq > last));
+                Rc::new(Events(events))
+            }
+        }
+    }
+}
+
+/// Everything the loops and buttons need to call the API.
+#[derive(Clone)]
+struct Api {
+    token: Option<String>,
+}
+
+impl Api {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<T, Refusal> {
+        let answer = browser::api(method, path, body.as_deref(), self.token.as_deref())
+            .await
+            .map_err(|message| Refusal {
+                message,
+                diagnostics: Vec::new(),
+            })?;
+        if (200..300).contains(&answer.status) {
+            return serde_json::from_str(&answer.text).map_err(|e| Refusal {
+                message: format!("the server answered {path} with something unexpected: {e}"),
+                diagnostics: Vec::new(),
+            });
+        }
+        let error: serde_json::Value = serde_json::from_str(&answer.text).unwrap_or_default();
+        Err(Refusal {
+            message: error["error"]["message"].as_str().map_or_else(
+                || format!("{path} answered {}", answer.status),
+                str::to_string,
+            ),
+            diagnostics: serde_json::from_value(error["error"]["diagnostics"].clone())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Follows deployment `id` until `generation` moves on: its events (long polling) and, once
+/// it has containers, its live status every two seconds.
+fn follow(
+    api: Api,
+    id: String,
+    generation: Rc<Cell<u32>>,
+    deployment: UseStateHandle<Option<Deployment>>,
+    events: UseReducerHandle<Events>,
+    status: UseStateHandle<Option<ClusterStatus>>,
+) {
+    let mine = generation.get();
+    {
+        let (api, id, generation, deployment) = (
+            api.clone(),
+            id.clone(),
+            generation.clone(),
+            deployment.clone(),
+        );
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut after = 0;
+            while generation.get() == mine {
+                let path = format!("/api/deployments/{id}/events?after={after}&wait=20");
+                match api.call::<Vec<DeploymentEvent>>("GET", &path, None).await {
+                    Ok(new) if generation.get() == mine => {
+                        let changed = new.iter().any(|e| e.kind == EventKind::State);
+                        if let Some(last) = new.last() {
+                            after = last.seq;
+                        }
+                        events.dispatch(EventsAction::Append(new));
+                        if changed
+                            && let Ok(fresh) = api
+                                .call::<Deployment>("GET", &format!("/api/deployments/{id}"), None)
+                                .await
+                        {
+                            let done = fresh.state == DeploymentState::Destroyed;
+                            deployment.set(Some(fresh));
+                            if done {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(_) => return,
+                    Err(_) => browser::sleep(2000).await,
+                }
+            }
+        });
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        while generation.get() == mine {
+            let path = format!("/api/deployments/{id}/status");
+            if let Ok(live) = api.call::<ClusterStatus>("GET", &path, None).await
+                && generation.get() == mine
+            {
+                status.set(Some(live));
+            }
+            browser::sleep(2000).await;
+        }
+    });
+}
+
+/// The deploy area.
+#[component]
+pub fn Deploy(props: &DeployProps) -> Html {
+    let server = use_state(|| Server::Checking);
+    let token = use_state(|| browser::session_get(TOKEN_KEY));
+    let needs_token = use_state(|| false);
+    let token_text = use_state(String::new);
+    let profile = use_state(|| Profile::Demo);
+    let deployment = use_state(|| None::<Deployment>);
+    let events = use_reducer(Events::default);
+    let status = use_state(|| None::<ClusterStatus>);
+    let refusal = use_state(|| None::<Refusal>);
+    let busy = use_state(|| false);
+    let copied = use_state(|| None::<String>);
+    let generation = use_mut_ref(|| Rc::new(Cell::new(0u32)));
+    let generation: Rc<Cell<u32>> = generation.borrow().clone();
+    let api = Api {
+        token: (*token).clone(),
+    };
+    let cluster_name = props
+        .view
+        .configured
+        .as_ref()
+        .map(|c| c.design.cluster_name().to_string());
+
+    // Attaches to a deployment and follows it.
+    let attach = {
+        let (api, generation, deployment, events, status) = (
+            api.clone(),
+            generation.clone(),
+            deployment.clone(),
+            events.clone(),
+            status.clone(),
+        );
+        Callback::from(move |found: Deployment| {
+            generation.set(generation.get() + 1);
+            events.dispatch(EventsAction::Clear);
+            status.set(None);
+            let id = found.id.clone();
+            deployment.set(Some(found));
+            follow(
+                api.clone(),
+                id,
+                generation.clone(),
+                deployment.clone(),
+                events.clone(),
+                status.clone(),
+            );
+        })
+    };
+
+    // Is the server there, and does it already run this cluster?
+    {
+        let (server, needs_token, attach, api) = (
+            server.clone(),
+            needs_token.clone(),
+            attach.clone(),
+            api.clone(),
+        );
+        let cluster_name = cluster_name.clone();
+        use_effect_with((*token).clone(), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                let Some(version) = browser::server_version().await else {
+                    server.set(Server::Unreachable);
+                    return;
+                };
+                server.set(Server::Reachable(version));
+                match api
+                    .call::<Vec<Deployment>>("GET", "/api/deployments", None)
+                    .await
+                {
+                    Ok(list) => {
+                        needs_token.set(false);
+                        if let Some(found) = list.into_iter().find(|d| {
+                            d.state != DeploymentState::Destroyed
+                                && Some(&d.cluster) == cluster_name.as_ref()
+                        }) {
+                            attach.emit(found);
+                        }
+                    }
+                    Err(refusal) if refusal.message.contains("token") => needs_token.set(true),
+                    Err(_) => {}
+                }
+            });
+        });
+    }
+    // Stop following when the area goes away.
+    {
+        let generation = generation.clone();
+        use_effect_with((), move |_| move || generation.set(generation.get() + 1));
+    }
+
+    let deploy = {
+        let (api, refusal, busy, attach, profile) = (
+            api.clone(),
+            refusal.clone(),
+            busy.clone(),
+            attach.clone(),
+            profile.clone(),
+        );
+        let link_text = props.view.link.clone();
+        Callback::from(move |_: MouseEvent| {
+            let request = DeployRequest {
+                link: Some(link_text.clone()),
+                profile: Some(*profile),
+                ..DeployRequest::default()
+            };
+            let Ok(body) = serde_json::to_string(&request) else {
+                return;
+            };
+            let (api, refusal, busy, attach) =
+                (api.clone(), refusal.clone(), busy.clone(), attach.clone());
+            busy.set(true);
+            refusal.set(None);
+            wasm_bindgen_futures::spawn_local(async move {
+                match api
+                    .call::<Deployment>("POST", "/api/deployments", Some(body))
+                    .await
+                {
+                    Ok(created) => attach.emit(created),
+                    Err(why) => refusal.set(Some(why)),
+                }
+                busy.set(false);
+            });
+        })
+    };
+
+    let act = |method: &'static str, path_of: fn(&str) -> String, body: Option<String>| {
+        let (api, refusal, deployment, busy) = (
+            api.clone(),
+            refusal.clone(),
+            deployment.clone(),
+            busy.clone(),
+        );
+        Callback::from(move |_: MouseEvent| {
+            let Some(id) = deployment.as_ref().map(|d| d.id.clone()) else {
+                return;
+            };
+            let (api, refusal, busy, body) =
+                (api.clone(), refusal.clone(), busy.clone(), body.clone());
+            busy.set(true);
+            refusal.set(None);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(why) = api
+                    .call::<serde_json::Value>(method, &path_of(&id), body)
+                    .await
+                {
+                    refusal.set(Some(why));
+                }
+                busy.set(false);
+            });
+        })
+    };
+    let kill_primary = act(
+        "POST",
+        |id| format!("/api/deployments/{id}/drills"),
+        Some(r#"{"action":"kill-primary"}"#.into()),
+    );
+    let destroy = act("DELETE", |id| format!("/api/deployments/{id}"), None);
+
+    let use_token = {
+        let (token, token_text) = (token.clone(), token_text.clone());
+        Callback::from(move |_: MouseEvent| {
+            browser::session_set(TOKEN_KEY, &token_text);
+            token.set(Some((*token_text).clone()));
+        })
+    };
+    let on_token_input = {
+        let token_text = token_text.clone();
+        Callback::from(move |e: InputEvent| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            token_text.set(input.value());
+        })
+    };
+    let on_profile = {
+        let profile = profile.clone();
+        Callback::from(move |e: Event| {
+            let select: web_sys::HtmlSelectElement = e.target_unchecked_into();
+            profile.set(if select.value() == "production" {
+                Profile::Production
+            } else {
+                Profile::Demo
+            });
+        })
+    };
+
+    let (class, text) = match &*server {
+        Server::Checking => ("checking", "Looking for the m1studio server…".to_string()),
+        Server::Reachable(version) => (
+            "reachable",
+            format!(
+                "Connected to the m1studio server {version}: this design can be deployed to its Docker engine."
+            ),
+        ),
+        Server::Unreachable => (
+            "unreachable",
+            "The m1studio server isn't reachable, so this design cannot be deployed from here. Start it with `m1studio serve` and open the designer from it.".to_string(),
+        ),
+    };
+    let reachable = matches!(*server, Server::Reachable(_));
+    let live_deployment = deployment
+        .as_ref()
+        .filter(|d| d.state != DeploymentState::Destroyed);
+    let can_deploy = reachable
+        && !*needs_token
+        && !*busy
+        && props.view.configured.is_some()
+        && live_deployment.is_none();
+
+    let token_form = if *needs_token {
+        html! {
+            <div class="token" id="token-form">
+                <label for="token-input">{ "This server needs its token (see `m1studio serve --token`)" }</label>
+                <input id="token-input" type="password" autocomplete="off" value={(*token_text).clone()} oninput={on_token_input}/>
+                <button type="button" onclick={use_token}>{ "Use token" }</button>
+            </div>
+        }
+    } else {
+        html! {}
+    };
+    let refusal_html = match &*refusal {
+        Some(r) => html! {
+            <div class="deploy-error" role="alert" id="deploy-error">
+                <p>{ r.message.lines().next().unwrap_or_default().to_string() }</p>
+                if !r.diagnostics.is_empty() {
+                    <ul>{ diagnostic_items(&r.diagnostics) }</ul>
+                }
+            </div>
+        },
+        None => html! {},
+    };
+    let controls = if reachable && live_deployment.is_none() {
+        html! {
+            <div class="deploy-controls">
+                <label for="deploy-profile">{ "Failover timing" }</label>
+                <select id="deploy-profile" onchange={on_profile}>
+                    <option value="demo" selected={*profile == Profile::Demo}>
+                        { format!("demo: a failed primary is replaced within about {} s", Profile::Demo.worst_case_failover_secs()) }
+                    </option>
+                    <option value="production" selected={*profile == Profile::Production}>
+                        { format!("production: repmgr's defaults, up to {} s", Profile::Production.worst_case_failover_secs()) }
+                    </option>
+                </select>
+                <button type="button" id="deploy-button" disabled={!can_deploy} onclick={deploy}>{ "Deploy to Docker" }</button>
+            </div>
+        }
+    } else {
+        html! {}
+    };
+
+    let body = match &*deployment {
+        Some(d) => deployment_view(
+            d,
+            &events.0,
+            status.as_ref(),
+            *busy,
+            kill_primary,
+            destroy,
+            start_buttons(&api, d, status.as_ref(), &refusal, &busy),
+            copy_password(&api, d, &copied),
+            copied.as_deref(),
+        ),
+        None => html! {},
+    };
+    html! {
+        <section class="deploy" aria-labelledby="deploy-heading">
+            <h2 id="deploy-heading">{ "Deploy" }</h2>
+            <p id="deploy-status" class={classes!("server", class)}>{ text }</p>
+            { token_form }
+            { controls }
+            { refusal_html }
+            { body }
+        </section>
+    }
+}
+
+/// A "start" button for each node whose container is stopped.
+fn start_buttons(
+    api: &Api,
+    deployment: &Deployment,
+    status: Option<&ClusterStatus>,
+    refusal: &UseStateHandle<Option<Refusal>>,
+    busy: &UseStateHandle<bool>,
+) -> Html {
+    let Some(status) = status.filter(|_| deployment.state == DeploymentState::Running) else {
+        return html! {};
+    };
+    status
+        .nodes
+        .iter()
+        .filter(|n| n.container != "running" && n.container != "missing")
+        .map(|n| {
+            let (api, refusal, busy) = (api.clone(), refusal.clone(), busy.clone());
+            let disabled = *busy;
+            let (id, node) = (deployment.id.clone(), n.name.clone());
+            let onclick = Callback::from(move |_: MouseEvent| {
+                let body = serde_json::json!({ "action": "start", "node": node }).to_string();
+                let (api, refusal, busy, id) =
+                    (api.clone(), refusal.clone(), busy.clone(), id.clone());
+                busy.set(true);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let path = format!("/api/deployments/{id}/drills");
+                    if let Err(why) = api.call::<serde_json::Value>("POST", &path, Some(body)).await {
+                        refusal.set(Some(why));
+                    }
+                    busy.set(false);
+                });
+            });
+            html! {
+                <button type="button" class="secondary start-node" data-node={n.name.clone()} disabled={disabled} {onclick}>
+                    { format!("Start {} again", n.name) }
+                </button>
+            }
+        })
+        .collect()
+}
+
+/// Copies the postgres password to the clipboard without ever showing it.
+fn copy_password(
+    api: &Api,
+    deployment: &Deployment,
+    copied: &UseStateHandle<Option<String>>,
+) -> Callback<MouseEvent> {
+    let (api, copied, id) = (api.clone(), copied.clone(), deployment.id.clone());
+    Callback::from(move |_: MouseEvent| {
+        let (api, copied, id) = (api.clone(), copied.clone(), id.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let path = format!("/api/deployments/{id}/credentials");
+            let outcome = match api.call::<serde_json::Value>("GET", &path, None).await {
+                Ok(credentials) => {
+                    let password = credentials["password"].as_str().unwrap_or_default();
+                    match browser::copy(password).await {
+                        Ok(()) => "The password of postgres is on the clipboard.".to_string(),
+                        Err(e) => e,
+                    }
+                }
+                Err(why) => why.message,
+            };
+            copied.set(Some(outcome));
+        });
+    })
+}
+
+fn seconds_between(from: u64, to: u64) -> String {
+    format!("+{:.1} s", to.saturating_sub(from) as f64 / 1000.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deployment_view(
+    d: &Deployment,
+    events: &[DeploymentEvent],
+    status: Option<&ClusterStatus>,
+    busy: bool,
+    kill_primary: Callback<MouseEvent>,
+    destroy: Callback<MouseEvent>,
+    start_buttons: Html,
+    copy_password: Callback<MouseEvent>,
+    copied: Option<&str>,
+) -> Html {
+    let state = d.state.as_str();
+    let phase = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Phase)
+        .map(|e| {
+            format!(
+                "Phase {}: {}",
+                e.detail.clone().unwrap_or_default(),
+                e.title
+            )
+        });
+    // Each node's latest step.
+    let rows: Html = d
+        .instances
+        .iter()
+        .map(|i| {
+            let last = events.iter().rev().find(|e| {
+                e.node.as_deref() == Some(i.name.as_str())
+                    && matches!(
+                        e.kind,
+                        EventKind::Started | EventKind::Finished | EventKind::Failed
+                    )
+            });
+            let (step, mark) = match last {
+                Some(e) if e.kind == EventKind::Failed => (e.title.clone(), "failed"),
+                Some(e) if e.kind == EventKind::Started => (e.title.clone(), "working"),
+                Some(e) => (e.title.clone(), "done"),
+                None => ("waiting".to_string(), "waiting"),
+            };
+            html! {
+                <tr data-node={i.name.clone()} class={mark}>
+                    <td class="node-name">{ i.name.clone() }</td>
+                    <td>{ i.kind.as_str() }</td>
+                    <td class="step">{ step }</td>
+                    <td class="mark">{ mark }</td>
+                </tr>
+            }
+        })
+        .collect();
+    let failure = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Failed)
+        .map(|e| {
+            html! {
+                <pre class="failure" id="deploy-failure">{ format!("{} on {}: {}\n{}", e.title, e.node.clone().unwrap_or_default(), "failed", e.detail.clone().unwrap_or_default()) }</pre>
+            }
+        });
+    let live = status.and_then(|status| {
+        let (draft, _) = link::decode(&d.link);
+        let configured = configure(&draft).0?;
+        Some(diagram::live_svg(
+            &configured.design,
+            &configured.topology,
+            status,
+        ))
+    });
+    let first_drill = events
+        .iter()
+        .find(|e| e.kind == EventKind::Drill)
+        .map(|e| e.at_ms);
+    let timeline: Html = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::State | EventKind::Drill | EventKind::Observed | EventKind::Failed
+            )
+        })
+        .map(|e| {
+            let at = seconds_between(
+                first_drill.filter(|f| *f <= e.at_ms).unwrap_or(d.created_ms),
+                e.at_ms,
+            );
+            let kind = match e.kind {
+                EventKind::State => "state",
+                EventKind::Drill => "drill",
+                EventKind::Observed => "observed",
+                _ => "failed",
+            };
+            html! {
+                <li class={kind} data-kind={kind}>
+                    <span class="at">{ at }</span>
+                    <span class="what">{ e.title.clone() }</span>
+                    if let Some(detail) = e.detail.as_ref().filter(|_| e.kind != EventKind::Failed) {
+                        <span class="detail">{ format!(" ({detail})") }</span>
+                    }
+                </li>
+            }
+        })
+        .collect();
+    let running = d.state == DeploymentState::Running;
+    let has_primary = status.is_some_and(|s| s.primary.is_some());
+    let barman_warning = status
+        .and_then(|s| s.barman.as_ref())
+        .and_then(|b| b.warning.clone());
+    let primary_now = status
+        .and_then(|s| {
+            s.nodes
+                .iter()
+                .find(|n| n.postgres == Some(PostgresRole::Primary))
+        })
+        .map(|n| n.name.clone());
+    html! {
+        <div class="deployment" id="deployment" data-state={state} data-id={d.id.clone()}>
+            <h3>
+                { format!("Cluster {} ", d.cluster) }
+                <span id="deployment-state" class={classes!("state", state)}>{ state }</span>
+            </h3>
+            if let Some(position) = d.queue_position {
+                <p class="queued">{ format!("Waiting for a free slot: number {position} in the queue.") }</p>
+            }
+            if let Some(error) = &d.error {
+                <p class="error" id="deployment-error">{ error.clone() }</p>
+            }
+            if let Some(phase) = phase.filter(|_| !running) {
+                <p class="phase" id="deploy-phase">{ phase }</p>
+            }
+            if !running {
+                <table class="progress" id="deploy-progress">
+                    <thead><tr><th>{ "Node" }</th><th>{ "Kind" }</th><th>{ "Step" }</th><th></th></tr></thead>
+                    <tbody>{ rows }</tbody>
+                </table>
+            }
+            { failure.unwrap_or_default() }
+            if let Some(svg) = live {
+                <div id="live-diagram" class="diagram-canvas live-diagram" data-primary={primary_now.unwrap_or_default()}>
+                    { Html::from_html_unchecked(AttrValue::from(svg)) }
+                </div>
+            }
+            if let Some(warning) = barman_warning {
+                <p class="warning" id="barman-warning">{ warning }</p>
+            }
+            <div class="drills">
+                if running {
+                    <button type="button" id="kill-primary" class="danger" disabled={busy || !has_primary} onclick={kill_primary}>{ "Kill the primary" }</button>
+                }
+                { start_buttons }
+                if d.state != DeploymentState::Destroyed {
+                    <button type="button" id="destroy-button" class="secondary" disabled={busy || matches!(d.state, DeploymentState::Queued | DeploymentState::Deploying)} onclick={destroy}>{ "Destroy" }</button>
+                }
+            </div>
+            if running {
+                <div class="connections" id="connections">
+                    <h4>{ "Connect" }</h4>
+                    <p>{ "Writes, wherever the primary is:" }</p>
+                    <code id="conn-read-write">{ d.connections.read_write.clone() }</code>
+                    <p>{ "Reads, from a standby when one is up:" }</p>
+                    <code id="conn-read-only">{ d.connections.read_only.clone() }</code>
+                    <p>
+                        <button type="button" class="secondary" id="copy-password" onclick={copy_password}>{ "Copy the postgres password" }</button>
+                        if let Some(copied) = copied {
+                            <span class="copied">{ copied.to_string() }</span>
+                        }
+                    </p>
+                </div>
+            }
+            <h4>{ "Timeline" }</h4>
+            <ol class="timeline" id="timeline">{ timeline }</ol>
+        </div>
+    }
+}

@@ -1,0 +1,87 @@
+//! The designer's deploy flow in a real headless Chromium against the real server and a real
+//! Docker engine: refused designs show their diagnostics, then a design is deployed with
+//! progress per node, its live status is drawn on the diagram, the primary is killed from the
+//! page and the timeline shows the failover, and the cluster is destroyed.
+
+use anyhow::{Context as _, Result};
+use fantoccini::Locator;
+use m1studio::docker::{DockerExecutor, connect};
+use m1studio_e2e::page::{count, eval, open, wait_for, wait_for_within};
+use m1studio_e2e::{Browser, Server, http_get, on_ci};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Result<()> {
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(err) if !on_ci() => {
+            eprintln!(
+                "\n!!! SKIPPED: no Docker engine ({err:#}); the deploy flow in the browser did not run !!!\n"
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    };
+    let server = Server::start()?;
+    let Some(browser) = Browser::start().await? else {
+        return Ok(());
+    };
+    let c = &browser.client;
+    let cluster = format!("ui{}", std::process::id() % 100000);
+    let executor = DockerExecutor::new(docker, &cluster);
+
+    let result = async {
+        // A design the runner cannot deploy: the page lists why, and nothing is created.
+        open(c, &format!("{}#v=1&name={cluster}&pg=16&fm=repmgr&platform=docker", server.url())).await?;
+        wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
+        c.find(Locator::Id("deploy-button")).await?.click().await?;
+        wait_for(c, "document.querySelector('#deploy-error [data-code=\"deploy-unsupported\"]') !== null").await?;
+        let error = c.find(Locator::Id("deploy-error")).await?.text().await?;
+        assert!(error.contains("apt repository"), "{error}");
+        assert!(executor.containers().await?.is_empty());
+
+        // The real design: progress per node, then running.
+        open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.214.0.0%2F24", server.url())).await?;
+        wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
+        c.find(Locator::Id("deploy-button")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#deploy-progress tr.done') !== null", Duration::from_secs(300)).await?;
+        assert_eq!(count(c, "#deploy-progress tbody tr").await?, 4, "a row per node");
+        wait_for(c, "document.querySelector('#deploy-phase') !== null").await?;
+        wait_for_within(c, "document.querySelector('#deployment[data-state=running]') !== null", Duration::from_secs(120)).await?;
+
+        // Live status on the diagram: the primary, two standbys, Barman.
+        wait_for(c, "document.querySelector('#live-diagram[data-primary=kestrel]') !== null && document.querySelectorAll('#live-diagram .live-standby').length === 2").await?;
+        let read_write = c.find(Locator::Id("conn-read-write")).await?.text().await?;
+        assert!(read_write.contains("10.214.0.2:5432,10.214.0.3:5432,10.214.0.4:5432") && read_write.contains("target_session_attrs=read-write"), "{read_write}");
+
+        // Kill the primary from the page; the diagram and the timeline follow the failover.
+        c.find(Locator::Id("kill-primary")).await?.click().await?;
+        wait_for(c, "document.getElementById('timeline').innerText.includes('killed the primary kestrel')").await?;
+        wait_for_within(c, "document.getElementById('timeline').innerText.includes('quartz is the new primary')", Duration::from_secs(60)).await?;
+        wait_for_within(c, "document.querySelector('#live-diagram[data-primary=quartz]') !== null", Duration::from_secs(20)).await?;
+        wait_for(c, "document.querySelector('#live-diagram .node.is-down[data-name=kestrel]') !== null").await?;
+        wait_for_within(c, "document.querySelector('#barman-warning') !== null", Duration::from_secs(20)).await?;
+        wait_for(c, "document.querySelector('.start-node[data-node=kestrel]') !== null").await?;
+
+        // The password never shows on the page.
+        let id = eval(c, "document.getElementById('deployment').dataset.id").await?;
+        let id = id.as_str().context("the deployment's id")?;
+        let (_, credentials) = http_get(server.addr, &format!("/api/deployments/{id}/credentials"))?;
+        let credentials: serde_json::Value = serde_json::from_str(&credentials)?;
+        let password = credentials["password"].as_str().context("password")?;
+        let page = eval(c, "document.documentElement.outerHTML + location.href").await?;
+        assert!(!page.as_str().unwrap_or_default().contains(password), "the page never shows the password");
+
+        // Destroy from the page.
+        c.find(Locator::Id("destroy-button")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#deployment[data-state=destroyed]') !== null", Duration::from_secs(60)).await?;
+        assert!(executor.containers().await?.is_empty(), "nothing of the cluster is left");
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = executor.destroy().await;
+    }
+    browser.close().await;
+    result
+}
