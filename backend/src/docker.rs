@@ -356,28 +356,24 @@ fn archive(files: &[File], ids: &HashMap<String, (u64, u64)>) -> Result<Vec<u8>>
 
 impl Executor for DockerExecutor {
     async fn write_files(&self, node: &str, files: &[File]) -> Result<()> {
+        // The owners' numeric ids, from the container's own user database, in one call.
+        let owners: std::collections::BTreeSet<&str> =
+            files.iter().map(|f| f.owner.as_str()).collect();
+        let mut getent = argv(&["getent", "passwd"]);
+        getent.extend(owners.iter().map(|o| o.to_string()));
+        let users = self.run(node, &getent, "root", None).await?;
         let mut ids = HashMap::new();
-        for owner in files
-            .iter()
-            .map(|f| f.owner.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            let uid = self
-                .run(node, &argv(&["id", "-u", &owner]), "root", None)
-                .await?;
-            let gid = self
-                .run(node, &argv(&["id", "-g", &owner]), "root", None)
-                .await?;
-            if uid.code != 0 || gid.code != 0 {
-                bail!("{node} has no user {owner}: the node image is not the one this plan needs");
+        for line in users.stdout.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if let [name, _, uid, gid, ..] = fields[..] {
+                ids.insert(
+                    name.to_string(),
+                    (uid.parse().unwrap_or(0), gid.parse().unwrap_or(0)),
+                );
             }
-            ids.insert(
-                owner,
-                (
-                    uid.stdout.trim().parse().unwrap_or(0),
-                    gid.stdout.trim().parse().unwrap_or(0),
-                ),
-            );
+        }
+        if let Some(missing) = owners.iter().find(|o| !ids.contains_key(**o)) {
+            bail!("{node} has no user {missing}: the node image is not the one this plan needs");
         }
         let tar = archive(files, &ids)?;
         let name = container_name(&self.cluster, node);
@@ -388,7 +384,24 @@ impl Executor for DockerExecutor {
                 bollard::body_full(tar.into()),
             )
             .await
-            .with_context(|| format!("writing files into {name}"))
+            .with_context(|| format!("writing files into {name}"))?;
+        // supervisord learns of new services now, so that starting one is a single call.
+        if files
+            .iter()
+            .any(|f| f.path.starts_with("/etc/supervisor/conf.d/"))
+        {
+            let output = self
+                .run(node, &argv(&["supervisorctl", "update"]), "root", None)
+                .await?;
+            if output.code != 0 {
+                bail!(
+                    "`supervisorctl update` on {node} exited with {}: {}",
+                    output.code,
+                    output.stdout.trim()
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn run(
@@ -457,22 +470,18 @@ impl Executor for DockerExecutor {
         Ok(result)
     }
 
+    /// Starts a service that the node's files defined (they were loaded when written).
     async fn start(&self, node: &str, service: &str) -> Result<()> {
-        for words in [
-            vec!["supervisorctl", "reread"],
-            vec!["supervisorctl", "update"],
-            vec!["supervisorctl", "start", service],
-        ] {
-            let output = self.run(node, &argv(&words), "root", None).await?;
-            if output.code != 0 {
-                bail!(
-                    "`{}` on {node} exited with {}: {}{}",
-                    words.join(" "),
-                    output.code,
-                    output.stdout.trim(),
-                    output.stderr.trim()
-                );
-            }
+        let words = ["supervisorctl", "start", service];
+        let output = self.run(node, &argv(&words), "root", None).await?;
+        if output.code != 0 {
+            bail!(
+                "`{}` on {node} exited with {}: {}{}",
+                words.join(" "),
+                output.code,
+                output.stdout.trim(),
+                output.stderr.trim()
+            );
         }
         Ok(())
     }

@@ -234,7 +234,7 @@ async fn run_step<E: Executor>(
                 if Instant::now() > deadline {
                     bail!("still not ready after {timeout_secs} s");
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
@@ -411,7 +411,7 @@ mod tests {
                 .iter()
                 .filter(|e| matches!(e, Event::Phase { .. }))
                 .count(),
-            8
+            4
         );
         assert!(
             format!("{events:?}").find(&repmgr).is_none(),

@@ -347,7 +347,13 @@ impl Context<'_> {
              service_stop_command='/usr/bin/supervisorctl stop postgres'\n\
              service_restart_command='/usr/bin/supervisorctl restart postgres'\n\
              service_reload_command='/usr/bin/supervisorctl signal HUP postgres'\n\
-             log_file='/var/log/postgresql/repmgr.log'\n",
+             log_file='/var/log/postgresql/repmgr.log'\n{clone_options}",
+            clone_options = if self.options.profile == Profile::Demo {
+                // A demonstration cluster is made anew, never recovered: skip the final fsync.
+                "pg_basebackup_options='--no-sync'\n"
+            } else {
+                ""
+            },
             name = instance.name,
             node = instance.node,
             bindir = self.bindir,
@@ -482,7 +488,7 @@ impl Context<'_> {
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
-                "#!/bin/sh\n# Runs barman cron every 5 seconds (Barman's maintenance and WAL streaming).\nwhile true; do /usr/bin/barman -q cron; sleep 5; done\n".to_string(),
+                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming): every second for the first\n# minute, so that the first WAL file is archived at once, then every 5 seconds.\ni=0\nwhile true; do\n    /usr/bin/barman -q cron\n    if [ \"$i\" -lt 60 ]; then i=$((i + 1)); sleep 1; else sleep 5; fi\ndone\n".to_string(),
             ));
             files.push(file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
@@ -526,6 +532,10 @@ impl Context<'_> {
             "--auth-host=scram-sha-256",
         ];
         initdb_argv.extend_from_slice(initdb_options);
+        if self.options.profile == Profile::Demo {
+            // A demonstration cluster is made anew, never recovered: skip the final fsync.
+            initdb_argv.push("--no-sync");
+        }
         vec![
             self.directories(node),
             run(node, title, "postgres", &initdb_argv),
@@ -675,70 +685,137 @@ impl Context<'_> {
                 ),
             ]
         };
-        phases.push(Phase {
-            title: format!("Clone the replica, {replica}, from the primary"),
-            steps: clone(&replica, &primary, 1),
-        });
-        let cascaded: Vec<Step> = self
+        // Barman needs only the primary: it starts streaming while the replica is cloned, and
+        // takes its first backup while the cascaded replicas are cloned.
+        let barman = self.topology.of_kind(Kind::Barman).next().cloned();
+        let mut replica_phase = clone(&replica, &primary, 1);
+        let mut cascade_phase: Vec<Step> = self
             .topology
             .of_kind(Kind::CascadedReplica)
             .flat_map(|i| clone(&i.name, &replica, 2))
             .collect();
-        if !cascaded.is_empty() {
-            phases.push(Phase {
-                title: format!("Clone the cascaded replicas from {replica}, all at once"),
-                steps: cascaded,
-            });
-        }
-
-        let barman = self.topology.of_kind(Kind::Barman).next().cloned();
-        if let Some(witness) = barman.as_ref().filter(|b| b.has(Role::Witness)) {
-            phases.push(Phase {
-                title: format!("Make {} a repmgr witness", witness.name),
-                steps: [
-                    self.new_postgres(&witness.name, "initialise the witness", &[]),
-                    vec![
-                        self.sql(
-                            &witness.name,
-                            "create the repmgr role",
-                            &format!(
-                                "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}'",
-                                secret("repmgr")
-                            ),
-                        ),
-                        self.sql(
-                            &witness.name,
-                            "create the repmgr database",
-                            "CREATE DATABASE repmgr OWNER repmgr",
-                        ),
-                        run(
-                            &witness.name,
-                            "register the witness",
-                            "postgres",
-                            &[
-                                "repmgr",
-                                "-f",
-                                "/etc/repmgr.conf",
-                                "-h",
-                                &primary,
-                                "-U",
-                                "repmgr",
-                                "-d",
-                                "repmgr",
-                                "witness",
-                                "register",
-                            ],
-                        ),
+        let mut title = format!("Clone the replica, {replica}, from the primary");
+        let mut second = if cascade_phase.is_empty() {
+            String::new()
+        } else {
+            format!("Clone the cascaded replicas from {replica}, all at once")
+        };
+        if let Some(barman) = &barman {
+            let b = barman.name.as_str();
+            title.push_str(&format!("; start Barman on {b}"));
+            replica_phase.extend([
+                run(
+                    b,
+                    "create the replication slot",
+                    "barman",
+                    &["barman", "receive-wal", "--create-slot", &primary],
+                ),
+                step(
+                    b,
+                    "start barman cron",
+                    Action::Start {
+                        service: "barman-cron".into(),
+                    },
+                ),
+                wait(
+                    &primary,
+                    "Barman streams WAL from the primary",
+                    Readiness::Query {
+                        sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
+                        expect: "1".into(),
+                    },
+                    60,
+                ),
+            ]);
+            let backup = vec![
+                run(
+                    b,
+                    "switch to a new WAL file",
+                    "barman",
+                    &[
+                        "barman",
+                        "switch-wal",
+                        "--force",
+                        "--archive",
+                        "--archive-timeout",
+                        "60",
+                        &primary,
                     ],
-                ]
-                .concat(),
-            });
+                ),
+                wait(
+                    b,
+                    "barman check is green",
+                    Readiness::CommandSucceeds {
+                        argv: argv(&["barman", "check", &primary]),
+                        user: "barman".into(),
+                    },
+                    120,
+                ),
+                run(
+                    b,
+                    "take the first backup",
+                    "barman",
+                    &["barman", "backup", "--wait", &primary],
+                ),
+            ];
+            second = if second.is_empty() {
+                format!("Back up {primary} with Barman on {b}")
+            } else {
+                format!("{second}; back up {primary} with Barman on {b}")
+            };
+            cascade_phase.extend(backup);
+            if barman.has(Role::Witness) {
+                // The witness needs only the primary too.
+                cascade_phase.extend(
+                    [
+                        self.new_postgres(b, "initialise the witness", &[]),
+                        vec![
+                            self.sql(
+                                b,
+                                "create the repmgr role",
+                                &format!(
+                                    "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}'",
+                                    secret("repmgr")
+                                ),
+                            ),
+                            self.sql(
+                                b,
+                                "create the repmgr database",
+                                "CREATE DATABASE repmgr OWNER repmgr",
+                            ),
+                            run(
+                                b,
+                                "register the witness",
+                                "postgres",
+                                &[
+                                    "repmgr",
+                                    "-f",
+                                    "/etc/repmgr.conf",
+                                    "-h",
+                                    &primary,
+                                    "-U",
+                                    "repmgr",
+                                    "-d",
+                                    "repmgr",
+                                    "witness",
+                                    "register",
+                                ],
+                            ),
+                        ],
+                    ]
+                    .concat(),
+                );
+                second.push_str(&format!("; make {b} a repmgr witness"));
+            }
         }
-
         phases.push(Phase {
-            title: "Start repmgrd on every Postgres node and the witness".into(),
-            steps: self
-                .topology
+            title,
+            steps: replica_phase,
+        });
+        // repmgrd starts on each node as soon as the node is ready, the cascaded replicas and
+        // the witness last in their lanes.
+        cascade_phase.extend(
+            self.topology
                 .instances
                 .iter()
                 .filter(|i| self.runs_postgres(i))
@@ -750,79 +827,17 @@ impl Context<'_> {
                             service: "repmgrd".into(),
                         },
                     )
-                })
-                .collect(),
-        });
-
-        if let Some(barman) = barman {
-            let b = barman.name.as_str();
-            phases.push(Phase {
-                title: format!("Start Barman on {b}, streaming WAL from {primary}"),
-                steps: vec![
-                    run(
-                        b,
-                        "create the replication slot",
-                        "barman",
-                        &["barman", "receive-wal", "--create-slot", &primary],
-                    ),
-                    step(
-                        b,
-                        "start barman cron",
-                        Action::Start {
-                            service: "barman-cron".into(),
-                        },
-                    ),
-                ],
-            });
-            phases.push(Phase {
-                title: format!("Wait for Barman to stream WAL from {primary}"),
-                steps: vec![
-                    wait(
-                        &primary,
-                        "Barman streams WAL from the primary",
-                        Readiness::Query {
-                            sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
-                            expect: "1".into(),
-                        },
-                        60,
-                    ),
-                ],
-            });
-            phases.push(Phase {
-                title: format!("Back up {primary} with Barman on {b}"),
-                steps: vec![
-                    run(
-                        b,
-                        "switch to a new WAL file",
-                        "barman",
-                        &[
-                            "barman",
-                            "switch-wal",
-                            "--force",
-                            "--archive",
-                            "--archive-timeout",
-                            "60",
-                            &primary,
-                        ],
-                    ),
-                    wait(
-                        b,
-                        "barman check is green",
-                        Readiness::CommandSucceeds {
-                            argv: argv(&["barman", "check", &primary]),
-                            user: "barman".into(),
-                        },
-                        120,
-                    ),
-                    run(
-                        b,
-                        "take the first backup",
-                        "barman",
-                        &["barman", "backup", "--wait", &primary],
-                    ),
-                ],
-            });
+                }),
+        );
+        if second.is_empty() {
+            second = "Start repmgrd".into();
+        } else {
+            second.push_str("; start repmgrd everywhere");
         }
+        phases.push(Phase {
+            title: second,
+            steps: cascade_phase,
+        });
         phases
     }
 }

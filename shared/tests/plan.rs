@@ -107,7 +107,8 @@ fn the_witness_is_set_up_exactly_when_the_rule_says() {
         assert_eq!(
             plan.phases
                 .iter()
-                .any(|p| p.title.ends_with("a repmgr witness")),
+                .flat_map(|p| &p.steps)
+                .any(|s| s.title == "register the witness"),
             witness,
             "n={n}"
         );

@@ -88,7 +88,10 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         let barman = &created["instances"][2];
         assert_eq!(barman["roles"], json!(["barman", "witness"]), "{barman}");
         wait_for_event(server.addr, &first, Duration::from_secs(300), |e| {
-            e["kind"] == "phase" && e["detail"] == "3/8"
+            e["kind"] == "phase"
+                && e["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Clone the replica"))
         })?;
         server.crash();
         assert!(

@@ -74,7 +74,8 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         let deploy = m1studio(&["deploy", &cluster, "--profile", "demo"], &dir)?;
         let stderr = String::from_utf8_lossy(&deploy.stderr).into_owned();
         assert!(deploy.status.success(), "deploy failed:\n{stderr}");
-        assert!(stderr.contains("[8/8] Back up kestrel with Barman on karma"), "{stderr}");
+        assert!(stderr.contains("[4/4] Clone the cascaded replicas from quartz, all at once; back up kestrel with Barman on karma; start repmgrd everywhere"), "{stderr}");
+        assert!(stderr.contains("karma: take the first backup"), "{stderr}");
         let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
         assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.4:5432/postgres?target_session_attrs=read-write"), "{stdout}");
 
