@@ -7,8 +7,7 @@ use crate::components::field::diagnostic_items;
 use crate::diagram;
 use crate::view::View;
 use m1studio_shared::api::{
-    ClusterStatus, DeployRequest, Deployment, DeploymentEvent, DeploymentState, EventKind,
-    PostgresRole,
+    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, EventKind, PostgresRole,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Diagnostic, configure, link};
@@ -63,6 +62,35 @@ impl Reducible for Events {
     }
 }
 
+/// The API's error body.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    message: String,
+    #[serde(default)]
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// An answer whose content does not matter.
+type Ignored = serde::de::IgnoredAny;
+
+/// The password of a deployment.
+#[derive(serde::Deserialize)]
+struct Credentials {
+    password: String,
+}
+
+/// What the designer sends to deploy: its link, which carries the whole design.
+#[derive(serde::Serialize)]
+struct Request<'a> {
+    link: &'a str,
+    profile: Profile,
+}
+
 /// Everything the loops and buttons need to call the API.
 #[derive(Clone)]
 struct Api {
@@ -88,15 +116,16 @@ impl Api {
                 diagnostics: Vec::new(),
             });
         }
-        let error: serde_json::Value = serde_json::from_str(&answer.text).unwrap_or_default();
-        Err(Refusal {
-            message: error["error"]["message"].as_str().map_or_else(
-                || format!("{path} answered {}", answer.status),
-                str::to_string,
-            ),
-            diagnostics: serde_json::from_value(error["error"]["diagnostics"].clone())
-                .unwrap_or_default(),
-        })
+        match serde_json::from_str::<ErrorBody>(&answer.text) {
+            Ok(body) => Err(Refusal {
+                message: body.error.message,
+                diagnostics: body.error.diagnostics,
+            }),
+            Err(_) => Err(Refusal {
+                message: format!("{path} answered {}", answer.status),
+                diagnostics: Vec::new(),
+            }),
+        }
     }
 }
 
@@ -262,10 +291,9 @@ pub fn Deploy(props: &DeployProps) -> Html {
         );
         let link_text = props.view.link.clone();
         Callback::from(move |_: MouseEvent| {
-            let request = DeployRequest {
-                link: Some(link_text.clone()),
-                profile: Some(*profile),
-                ..DeployRequest::default()
+            let request = Request {
+                link: &link_text,
+                profile: *profile,
             };
             let Ok(body) = serde_json::to_string(&request) else {
                 return;
@@ -303,10 +331,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
             busy.set(true);
             refusal.set(None);
             wasm_bindgen_futures::spawn_local(async move {
-                if let Err(why) = api
-                    .call::<serde_json::Value>(method, &path_of(&id), body)
-                    .await
-                {
+                if let Err(why) = api.call::<Ignored>(method, &path_of(&id), body).await {
                     refusal.set(Some(why));
                 }
                 busy.set(false);
@@ -316,7 +341,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
     let kill_primary = act(
         "POST",
         |id| format!("/api/deployments/{id}/drills"),
-        Some(r#"{"action":"kill-primary"}"#.into()),
+        serde_json::to_string(&Drill::KillPrimary).ok(),
     );
     let destroy = act("DELETE", |id| format!("/api/deployments/{id}"), None);
 
@@ -456,13 +481,14 @@ fn start_buttons(
             let disabled = *busy;
             let (id, node) = (deployment.id.clone(), n.name.clone());
             let onclick = Callback::from(move |_: MouseEvent| {
-                let body = serde_json::json!({ "action": "start", "node": node }).to_string();
+                let body = serde_json::to_string(&Drill::Start { node: node.clone() })
+                    .unwrap_or_default();
                 let (api, refusal, busy, id) =
                     (api.clone(), refusal.clone(), busy.clone(), id.clone());
                 busy.set(true);
                 wasm_bindgen_futures::spawn_local(async move {
                     let path = format!("/api/deployments/{id}/drills");
-                    if let Err(why) = api.call::<serde_json::Value>("POST", &path, Some(body)).await {
+                    if let Err(why) = api.call::<Ignored>("POST", &path, Some(body)).await {
                         refusal.set(Some(why));
                     }
                     busy.set(false);
@@ -488,14 +514,11 @@ fn copy_password(
         let (api, copied, id) = (api.clone(), copied.clone(), id.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let path = format!("/api/deployments/{id}/credentials");
-            let outcome = match api.call::<serde_json::Value>("GET", &path, None).await {
-                Ok(credentials) => {
-                    let password = credentials["password"].as_str().unwrap_or_default();
-                    match browser::copy(password).await {
-                        Ok(()) => "The password of postgres is on the clipboard.".to_string(),
-                        Err(e) => e,
-                    }
-                }
+            let outcome = match api.call::<Credentials>("GET", &path, None).await {
+                Ok(credentials) => match browser::copy(&credentials.password).await {
+                    Ok(()) => "The password of postgres is on the clipboard.".to_string(),
+                    Err(e) => e,
+                },
                 Err(why) => why.message,
             };
             copied.set(Some(outcome));
