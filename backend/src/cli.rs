@@ -83,7 +83,7 @@ enum Command {
         #[arg(long, env = "M1STUDIO_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// How many deployments run at once; the others wait in a queue
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        #[arg(long, env = "M1STUDIO_PARALLEL", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallel: u16,
     },
 }

@@ -328,6 +328,17 @@ impl Runner {
             let slots = runner.inner.slots.clone();
             let permit = slots.acquire_owned().await;
             lock(&runner.inner.queue).retain(|q| *q != id);
+            // It may have been cancelled while it waited.
+            let still_queued = runner
+                .inner
+                .store
+                .get(&id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.state == DeploymentState::Queued);
+            if !still_queued {
+                return;
+            }
             if let Err(e) = runner.deploy(&id, &prepared, &secrets, engine).await {
                 let reason = secrets.hide(&format!("{e:#}"));
                 runner.set_state(&id, DeploymentState::Failed, Some(&reason));
@@ -713,13 +724,22 @@ impl Runner {
     /// Returns the deployment and how many Docker objects were removed.
     pub async fn destroy(&self, id: &str) -> std::result::Result<(Deployment, usize), Problem> {
         let record = self.get(id)?;
-        if matches!(
-            record.state,
-            DeploymentState::Queued | DeploymentState::Deploying
-        ) {
+        if record.state == DeploymentState::Queued {
+            // Nothing was created yet: it leaves the queue.
+            lock(&self.inner.queue).retain(|q| q != id);
+            self.emit(
+                id,
+                EventKind::Progress,
+                None,
+                "cancelled while queued",
+                None,
+            );
+            self.set_state(id, DeploymentState::Destroyed, None);
+            return Ok((self.view(&self.get(id)?), 0));
+        }
+        if record.state == DeploymentState::Deploying {
             return Err(Problem::Conflict(format!(
-                "deployment {id} is {}: wait until it is running or has failed, then destroy it",
-                record.state.as_str()
+                "deployment {id} is deploying: wait until it is running or has failed, then destroy it"
             )));
         }
         let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);

@@ -306,7 +306,7 @@ fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
         "the demo profile"
     );
     assert!(
-        stdout.contains("8. Back up kestrel with Barman on karma"),
+        stdout.contains("4. Clone the cascaded replicas from quartz, all at once; back up kestrel with Barman on karma"),
         "{stdout}"
     );
     assert!(stdout.contains("${secret:repmgr}"));

@@ -125,12 +125,14 @@ impl Server {
         Server::start_with_store(&db)
     }
 
-    /// Starts the real binary on the store `db`.
+    /// Starts the real binary on the store `db`. It runs one deployment at a time, so that
+    /// a second one waits in the queue.
     pub fn start_with_store(db: &Path) -> Result<Server> {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let child = Command::new(binary()?)
             .args(["serve", "--listen", &addr.to_string()])
             .env("M1STUDIO_DB", db)
+            .env("M1STUDIO_PARALLEL", "1")
             .env_remove("M1STUDIO_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

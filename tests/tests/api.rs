@@ -148,6 +148,21 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         )?;
         assert_eq!(status, 202, "{created}");
         let id = created["id"].as_str().context("id")?.to_string();
+
+        // With one deployment at a time, a second one waits in the queue, and can be cancelled.
+        let other = json!({
+            "link": format!("v=1&name={cluster}q&pg=15&fm=repmgr&platform=docker&n=0&net=10.217.0.0%2F24"),
+        });
+        let (status, queued) = call(server.addr, "POST", "/api/deployments", Some(other))?;
+        assert_eq!(status, 202, "{queued}");
+        assert_eq!(queued["state"], "queued", "{queued}");
+        assert_eq!(queued["queue_position"], 1, "{queued}");
+        let queued_id = queued["id"].as_str().context("id")?;
+        let (status, cancelled) = call(server.addr, "DELETE", &format!("/api/deployments/{queued_id}"), None)?;
+        assert_eq!(status, 200, "{cancelled}");
+        assert_eq!(cancelled["state"], "destroyed", "{cancelled}");
+        let (status, busy) = call(server.addr, "DELETE", &format!("/api/deployments/{id}"), None)?;
+        assert_eq!(status, 409, "a deployment under way is not destroyed: {busy}");
         wait_for_event(server.addr, &id, Duration::from_secs(300), |e| {
             e["kind"] == "state" && e["title"] == "running"
         })?;
