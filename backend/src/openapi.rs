@@ -95,9 +95,19 @@ pub fn document() -> Value {
                         "node": { "type": "string" }, "backs_up": { "type": "string" }, "check_ok": { "type": "boolean" },
                         "backups": { "type": "integer" }, "warning": { "type": ["string", "null"] } } } } },
                 "Drill": { "oneOf": [
-                    { "type": "object", "properties": { "action": { "const": "kill-primary" } }, "required": ["action"] },
-                    { "type": "object", "properties": { "action": { "const": "stop-primary" } }, "required": ["action"] },
-                    { "type": "object", "properties": { "action": { "const": "start" }, "node": { "type": "string" } }, "required": ["action", "node"] }] }
+                    { "type": "object", "properties": { "action": { "const": "kill-primary" }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
+                    { "type": "object", "properties": { "action": { "const": "stop-primary" }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
+                    { "type": "object", "properties": { "action": { "const": "start" }, "node": { "type": "string" } }, "required": ["action", "node"] },
+                    { "type": "object", "properties": { "action": { "const": "retarget-barman" } }, "required": ["action"] }] },
+                "DrillReport": { "type": "object", "properties": {
+                    "number": { "type": "integer" }, "action": { "type": "string" }, "target": { "type": "string" },
+                    "fault_ms": { "type": "integer" }, "new_primary": { "type": ["string", "null"] },
+                    "rto_ms": { "type": ["integer", "null"], "description": "From the fault to the first acknowledged write after it" },
+                    "writes_acknowledged": { "type": "integer" }, "writes_failed": { "type": "integer" },
+                    "writes_lost": { "type": ["integer", "null"], "description": "Acknowledged writes missing on the new primary" },
+                    "synchronous": { "type": "boolean" },
+                    "timeline": { "type": "array", "items": { "type": "object", "properties": { "after_ms": { "type": "integer" }, "what": { "type": "string" } } } },
+                    "finished": { "type": "boolean" }, "note": { "type": ["string", "null"] } } }
             }
         },
         "security": [{}, { "token": [] }],
@@ -132,7 +142,9 @@ pub fn document() -> Value {
                     "responses": ok("200", "The state", reference("Status"), &["401", "404", "503"]) } },
             "/api/deployments/{id}/drills": {
                 "parameters": id_parameter(),
-                "post": { "summary": "Break or repair the cluster: kill or stop the primary, start a node again",
+                "get": { "summary": "The reports of the deployment's fault drills: recovery time, writes acknowledged and lost, timeline",
+                    "responses": ok("200", "The reports, in order", json!({ "type": "array", "items": reference("DrillReport") }), &["401", "404"]) },
+                "post": { "summary": "Break or repair the cluster: kill or stop the primary (with a writer and a report), start a node again, point Barman at the primary",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": reference("Drill") } } },
                     "responses": ok("202", "Done; the events show how the cluster reacts", json!({ "type": "object", "properties": { "message": { "type": "string" } } }), &["400", "401", "404", "409", "503"]) } },
             "/api/deployments/{id}/credentials": {

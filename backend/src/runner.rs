@@ -11,9 +11,11 @@ use anyhow::Result;
 use futures_util::Stream;
 use m1studio_shared::api::{
     BarmanStatus, ClusterStatus, DeployRequest, Deployment, DeploymentEvent, DeploymentState,
-    Drill, EventKind, NodeStatus, PostgresRole, connections,
+    Drill, DrillReport, EventKind, Moment, NodeStatus, PostgresRole, connections,
 };
-use m1studio_shared::plan::{PGDATA, PlanOptions, Profile, node_image, plan};
+use m1studio_shared::plan::{
+    PGDATA, PlanOptions, Profile, barman_server_file, node_image, plan, retarget_barman,
+};
 use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{
     Code, Configured, Diagnostic, Draft, Kind, config, configure, has_errors, link,
@@ -418,38 +420,7 @@ impl Runner {
                 ],
             )
             .await?;
-        let events = |event: Event| match event {
-            Event::Phase { number, of, title } => {
-                self.emit(
-                    id,
-                    EventKind::Phase,
-                    None,
-                    &title,
-                    Some(&format!("{number}/{of}")),
-                );
-            }
-            Event::Started { node, title } => {
-                self.emit(id, EventKind::Started, Some(&node), &title, None)
-            }
-            Event::Finished {
-                node,
-                title,
-                millis,
-            } => self.emit(
-                id,
-                EventKind::Finished,
-                Some(&node),
-                &title,
-                Some(&format!("{:.1} s", millis as f64 / 1000.0)),
-            ),
-            Event::Failed {
-                node,
-                title,
-                reason,
-            } => {
-                self.emit(id, EventKind::Failed, Some(&node), &title, Some(&reason));
-            }
-        };
+        let events = self.plan_events(id);
         run_plan(&executor, &prepared.plan, secrets, &events).await?;
         self.emit(
             id,
@@ -551,33 +522,76 @@ impl Runner {
         let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
         let status = cluster_status(&executor, &configured, false).await?;
         let message = match &drill {
-            Drill::KillPrimary | Drill::StopPrimary => {
+            Drill::KillPrimary { retarget_barman } | Drill::StopPrimary { retarget_barman } => {
                 let Some(primary) = status.primary.clone() else {
                     return Err(Problem::Conflict(
                         "no single node accepts writes right now: wait for the failover to finish, or start the stopped node".into(),
                     ));
                 };
-                if drill == Drill::KillPrimary {
-                    executor.kill(&primary).await?;
-                    self.emit(
-                        id,
-                        EventKind::Drill,
-                        Some(&primary),
-                        &format!("killed the primary {primary}"),
-                        None,
-                    );
-                } else {
-                    executor.stop(&primary).await?;
-                    self.emit(
-                        id,
-                        EventKind::Drill,
-                        Some(&primary),
-                        &format!("stopped the primary {primary}"),
-                        None,
-                    );
+                {
+                    let mut watching = lock(&self.inner.watching);
+                    if watching.contains(&id.to_string()) {
+                        return Err(Problem::Conflict(format!(
+                            "a drill is already running on deployment {id}: wait for its report"
+                        )));
+                    }
+                    watching.push(id.to_string());
                 }
-                self.watch(id, &executor, &configured, primary.clone());
-                format!("{primary} is down; watch the events for the failover")
+                let number = self.inner.store.reports(id)?.len() as u64 + 1;
+                let runner = self.clone();
+                let (drill, id_owned, target) = (drill.clone(), id.to_string(), primary.clone());
+                let retarget = *retarget_barman;
+                tokio::spawn(async move {
+                    let outcome = runner
+                        .fault_drill(
+                            &id_owned,
+                            number,
+                            &drill,
+                            &executor,
+                            &configured,
+                            &target,
+                            retarget,
+                        )
+                        .await;
+                    if let Err(e) = outcome {
+                        runner.emit(
+                            &id_owned,
+                            EventKind::Failed,
+                            None,
+                            "the drill failed",
+                            Some(&format!("{e:#}")),
+                        );
+                    }
+                    lock(&runner.inner.watching).retain(|w| *w != id_owned);
+                });
+                format!(
+                    "drill {number}: a writer starts, then {primary} goes down; follow the events, and GET /api/deployments/{id}/drills for the report"
+                )
+            }
+            Drill::RetargetBarman => {
+                let Some(primary) = status.primary.clone() else {
+                    return Err(Problem::Conflict(
+                        "no single node accepts writes right now: Barman can be pointed at a primary once there is one".into(),
+                    ));
+                };
+                let runner = self.clone();
+                let id_owned = id.to_string();
+                let source = primary.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = runner
+                        .retarget(&id_owned, &executor, &configured, &source)
+                        .await
+                    {
+                        runner.emit(
+                            &id_owned,
+                            EventKind::Failed,
+                            None,
+                            &format!("pointing Barman at {source} failed"),
+                            Some(&format!("{e:#}")),
+                        );
+                    }
+                });
+                format!("Barman is being pointed at {primary}; follow the events")
             }
             Drill::Start { node } => {
                 let Some(found) = status.nodes.iter().find(|n| n.name == *node) else {
@@ -650,74 +664,298 @@ impl Runner {
         Ok(message)
     }
 
-    /// Watches a cluster after its primary went down, and reports what the failover manager
-    /// does: when the old primary stops answering, and when another node accepts writes.
-    fn watch(&self, id: &str, executor: &DockerExecutor, configured: &Configured, old: String) {
-        {
-            let mut watching = lock(&self.inner.watching);
-            if watching.contains(&id.to_string()) {
-                return;
+    /// Turns the stored events of a plan into the deployment's events.
+    fn plan_events<'a>(&'a self, id: &'a str) -> impl Fn(Event) + Sync + 'a {
+        move |event: Event| match event {
+            Event::Phase { number, of, title } => {
+                self.emit(
+                    id,
+                    EventKind::Phase,
+                    None,
+                    &title,
+                    Some(&format!("{number}/{of}")),
+                );
             }
-            watching.push(id.to_string());
+            Event::Started { node, title } => {
+                self.emit(id, EventKind::Started, Some(&node), &title, None);
+            }
+            Event::Finished {
+                node,
+                title,
+                millis,
+            } => self.emit(
+                id,
+                EventKind::Finished,
+                Some(&node),
+                &title,
+                Some(&format!("{:.1} s", millis as f64 / 1000.0)),
+            ),
+            Event::Failed {
+                node,
+                title,
+                reason,
+            } => {
+                self.emit(id, EventKind::Failed, Some(&node), &title, Some(&reason));
+            }
         }
-        let runner = self.clone();
-        let executor = executor.clone();
-        let configured = configured.clone();
-        let id = id.to_string();
-        tokio::spawn(async move {
-            let fault = Instant::now();
-            let mut seen_down = false;
-            while fault.elapsed() < Duration::from_secs(180) {
-                if let Ok(status) = cluster_status(&executor, &configured, false).await {
-                    let old_down = status
+    }
+
+    /// Points Barman at `source` and checks it, reporting each step.
+    async fn retarget(
+        &self,
+        id: &str,
+        executor: &DockerExecutor,
+        configured: &Configured,
+        source: &str,
+    ) -> Result<()> {
+        let plan = retarget_barman(&configured.design, &configured.topology, source, true)
+            .map_err(|d| anyhow::anyhow!("{}", d.message))?;
+        let secrets = Secrets::from_entries(self.inner.store.secrets(id)?);
+        self.emit(
+            id,
+            EventKind::Drill,
+            None,
+            &format!("pointing Barman at {source}"),
+            None,
+        );
+        run_plan(executor, &plan, &secrets, &self.plan_events(id)).await?;
+        self.emit(
+            id,
+            EventKind::Observed,
+            None,
+            &format!("Barman backs up {source}, and barman check is green"),
+            None,
+        );
+        Ok(())
+    }
+
+    /// Kills or stops the primary while a writer inserts numbered rows, watches the failover,
+    /// and records what it measured: the time until writes resumed and the rows lost.
+    #[allow(clippy::too_many_arguments)]
+    async fn fault_drill(
+        &self,
+        id: &str,
+        number: u64,
+        drill: &Drill,
+        executor: &DockerExecutor,
+        configured: &Configured,
+        old: &str,
+        retarget_barman: bool,
+    ) -> Result<()> {
+        let mut report = DrillReport {
+            number,
+            action: drill.name().to_string(),
+            target: old.to_string(),
+            fault_ms: 0,
+            new_primary: None,
+            rto_ms: None,
+            writes_acknowledged: 0,
+            writes_failed: 0,
+            writes_lost: None,
+            synchronous: false,
+            timeline: Vec::new(),
+            finished: false,
+            note: None,
+        };
+        let writer_node = configured
+            .topology
+            .of_kind(Kind::Barman)
+            .next()
+            .map(|b| b.name.clone())
+            .ok_or_else(|| anyhow::anyhow!("the design has no Barman node to write from"))?;
+        crate::engine::query(executor, old, WRITES_TABLE).await?;
+        let first_id: u64 = crate::engine::query(
+            executor,
+            old,
+            "SELECT COALESCE(max(id), 0) + 1 FROM m1studio_drill_writes",
+        )
+        .await?
+        .parse()
+        .unwrap_or(1);
+        let hosts: Vec<&str> = configured
+            .topology
+            .instances
+            .iter()
+            .filter(|i| i.kind.is_postgres())
+            .map(|i| i.name.as_str())
+            .collect();
+        let conninfo = format!(
+            "host={} user=barman dbname=postgres target_session_attrs=read-write connect_timeout=2",
+            hosts.join(",")
+        );
+        let writes = Arc::new(Mutex::new(Vec::<Write>::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = tokio::spawn(write_rows(
+            executor.clone(),
+            writer_node,
+            conninfo,
+            first_id,
+            stop.clone(),
+            writes.clone(),
+        ));
+        // A second of writes before the fault, so that the loss can be measured.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let fault = Instant::now();
+        report.fault_ms = now_ms();
+        let verb = if matches!(drill, Drill::KillPrimary { .. }) {
+            executor.kill(old).await?;
+            "killed"
+        } else {
+            executor.stop(old).await?;
+            "stopped"
+        };
+        let moment = |what: String| Moment {
+            after_ms: i64::try_from(fault.elapsed().as_millis()).unwrap_or(i64::MAX),
+            what,
+        };
+        report.timeline.push(Moment {
+            after_ms: 0,
+            what: format!("{verb} the primary {old}"),
+        });
+        self.emit(
+            id,
+            EventKind::Drill,
+            Some(old),
+            &format!("{verb} the primary {old}"),
+            Some(&format!("drill {number}")),
+        );
+        self.inner.store.save_report(id, &report)?;
+
+        let mut detected = false;
+        let mut settled_at: Option<Instant> = None;
+        while fault.elapsed() < Duration::from_secs(150) {
+            let status = cluster_status(executor, configured, false).await.ok();
+            if let Some(status) = &status {
+                if !detected
+                    && status
                         .nodes
                         .iter()
-                        .any(|n| n.name == old && n.postgres != Some(PostgresRole::Primary));
-                    if old_down && !seen_down {
-                        seen_down = true;
-                        runner.emit(
-                            &id,
-                            EventKind::Observed,
-                            Some(&old),
-                            &format!("{old} no longer answers"),
-                            None,
-                        );
-                    }
-                    if let Some(new) = status.primary.as_ref().filter(|p| **p != old) {
-                        runner.emit(
-                            &id,
-                            EventKind::Observed,
-                            Some(new),
-                            &format!("{new} is the new primary and accepts writes"),
-                            Some(&format!(
-                                "{:.1} s after the fault",
-                                fault.elapsed().as_secs_f64()
-                            )),
-                        );
-                        let following: Vec<String> = status
-                            .nodes
-                            .iter()
-                            .filter(|n| n.postgres == Some(PostgresRole::Standby))
-                            .map(|n| {
-                                format!("{} from {}", n.name, n.upstream.as_deref().unwrap_or("?"))
-                            })
-                            .collect();
-                        if !following.is_empty() {
-                            runner.emit(
-                                &id,
-                                EventKind::Observed,
-                                None,
-                                "standbys streaming",
-                                Some(&following.join(", ")),
-                            );
-                        }
-                        break;
-                    }
+                        .any(|n| n.name == old && n.postgres != Some(PostgresRole::Primary))
+                {
+                    detected = true;
+                    let m = moment(format!("{old} no longer answers"));
+                    self.emit(
+                        id,
+                        EventKind::Observed,
+                        Some(old),
+                        &m.what,
+                        Some(&seconds(m.after_ms)),
+                    );
+                    report.timeline.push(m);
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                if report.new_primary.is_none()
+                    && let Some(new) = status.primary.as_ref().filter(|p| *p != old)
+                {
+                    report.new_primary = Some(new.clone());
+                    let m = moment(format!("{new} is the new primary and accepts writes"));
+                    self.emit(
+                        id,
+                        EventKind::Observed,
+                        Some(new),
+                        &m.what,
+                        Some(&seconds(m.after_ms)),
+                    );
+                    report.timeline.push(m);
+                }
             }
-            lock(&runner.inner.watching).retain(|w| *w != id);
-        });
+            if report.rto_ms.is_none()
+                && let Some(first) = lock(&writes).iter().find(|w| w.ok && w.started >= fault)
+            {
+                let rto = first.finished.duration_since(fault);
+                report.rto_ms = Some(u64::try_from(rto.as_millis()).unwrap_or(u64::MAX));
+                let what = format!("writes resumed (row {})", first.id);
+                let after_ms = i64::try_from(rto.as_millis()).unwrap_or(i64::MAX);
+                self.emit(
+                    id,
+                    EventKind::Observed,
+                    None,
+                    &what,
+                    Some(&seconds(after_ms)),
+                );
+                report.timeline.push(Moment { after_ms, what });
+            }
+            if let (Some(new), Some(_), None) = (&report.new_primary, report.rto_ms, settled_at)
+                && let Some(status) = &status
+            {
+                let following: Vec<String> = status
+                    .nodes
+                    .iter()
+                    .filter(|n| n.postgres == Some(PostgresRole::Standby))
+                    .map(|n| format!("{} from {}", n.name, n.upstream.as_deref().unwrap_or("?")))
+                    .collect();
+                let m = moment(if following.is_empty() {
+                    format!("{new} has no standby streaming")
+                } else {
+                    format!("standbys streaming: {}", following.join(", "))
+                });
+                self.emit(
+                    id,
+                    EventKind::Observed,
+                    None,
+                    &m.what,
+                    Some(&seconds(m.after_ms)),
+                );
+                report.timeline.push(m);
+                settled_at = Some(Instant::now());
+            }
+            if settled_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+                break;
+            }
+            self.inner.store.save_report(id, &report)?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = writer.await;
+        let writes = lock(&writes).clone();
+        report.writes_acknowledged = writes.iter().filter(|w| w.ok).count() as u64;
+        report.writes_failed = writes.iter().filter(|w| !w.ok).count() as u64;
+        match &report.new_primary {
+            Some(new) => {
+                let present = crate::engine::query(
+                    executor,
+                    new,
+                    &format!("SELECT COALESCE(string_agg(id::text, ','), '') FROM m1studio_drill_writes WHERE id >= {first_id}"),
+                )
+                .await?;
+                let present: std::collections::HashSet<u64> =
+                    present.split(',').filter_map(|v| v.parse().ok()).collect();
+                report.writes_lost = Some(
+                    writes
+                        .iter()
+                        .filter(|w| w.ok && !present.contains(&w.id))
+                        .count() as u64,
+                );
+            }
+            None => {
+                report.note = Some(format!(
+                    "no other node took over within {} s: the failover manager did not promote a standby",
+                    fault.elapsed().as_secs()
+                ));
+            }
+        }
+        report.finished = true;
+        self.inner.store.save_report(id, &report)?;
+        self.emit(
+            id,
+            EventKind::Observed,
+            None,
+            &format!("drill {number} report"),
+            Some(&format!(
+                "recovery {}, {} writes acknowledged, {} lost",
+                report.rto_ms.map_or_else(
+                    || "none".to_string(),
+                    |r| seconds(i64::try_from(r).unwrap_or(i64::MAX))
+                ),
+                report.writes_acknowledged,
+                report
+                    .writes_lost
+                    .map_or_else(|| "?".to_string(), |l| l.to_string())
+            )),
+        );
+        if retarget_barman && let Some(new) = report.new_primary.clone() {
+            self.retarget(id, executor, configured, &new).await?;
+        }
+        Ok(())
     }
 
     /// Removes every container, volume and network of deployment `id`. Doing it twice is harmless.
@@ -964,9 +1202,21 @@ pub async fn cluster_status(
         .filter(|_| with_barman)
     {
         Some(barman) if containers.get(&barman.name).is_some_and(|s| s == "running") => {
-            let backs_up = configured.topology.instances[0].name.clone();
-            let check = argv(&["barman", "-q", "check", &backs_up]);
-            let list = argv(&["barman", "list-backups", "--minimal", &backs_up]);
+            // The server keeps the first primary's name; its conninfo says where it connects.
+            let server = configured.topology.instances[0].name.clone();
+            let file = barman_server_file(&configured.topology);
+            let backs_up = executor_run(executor, &barman.name, &argv(&["cat", &file]))
+                .await
+                .and_then(|o| {
+                    o.stdout.lines().find_map(|l| {
+                        l.strip_prefix("conninfo = host=")
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .map(str::to_string)
+                    })
+                })
+                .unwrap_or_else(|| server.clone());
+            let check = argv(&["barman", "-q", "check", &server]);
+            let list = argv(&["barman", "list-backups", "--minimal", &server]);
             // `barman check` waits about 20 s for a server that is down: only ask when it is up.
             let source_up = nodes
                 .iter()
@@ -1025,4 +1275,52 @@ async fn executor_run(
     .await
     .ok()?
     .ok()
+}
+
+/// The table the drill writer fills.
+const WRITES_TABLE: &str = "CREATE TABLE IF NOT EXISTS m1studio_drill_writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())";
+
+/// One insert of the drill writer.
+#[derive(Debug, Clone, Copy)]
+struct Write {
+    id: u64,
+    started: Instant,
+    finished: Instant,
+    ok: bool,
+}
+
+fn seconds(after_ms: i64) -> String {
+    format!("{:.1} s after the fault", after_ms as f64 / 1000.0)
+}
+
+/// Inserts numbered rows one after the other through `conninfo` (every Postgres node, the
+/// one that accepts writes chosen by libpq), from `node`, until `stop`.
+async fn write_rows(
+    executor: DockerExecutor,
+    node: String,
+    conninfo: String,
+    first_id: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    writes: Arc<Mutex<Vec<Write>>>,
+) {
+    let mut next = first_id;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let sql = format!("INSERT INTO m1studio_drill_writes (id) VALUES ({next})");
+        let command = argv(&["psql", "-XAtq", "-d", &conninfo, "-c", &sql]);
+        let started = Instant::now();
+        let ok = executor
+            .run(&node, &command, "barman", None)
+            .await
+            .is_ok_and(|o| o.code == 0);
+        lock(&writes).push(Write {
+            id: next,
+            started,
+            finished: Instant::now(),
+            ok,
+        });
+        next += 1;
+        if !ok {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

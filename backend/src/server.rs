@@ -49,7 +49,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/deployments/{id}/events", get(deployment_events))
         .route("/deployments/{id}/status", get(deployment_status))
-        .route("/deployments/{id}/drills", post(deployment_drill))
+        .route(
+            "/deployments/{id}/drills",
+            get(deployment_drills).post(deployment_drill),
+        )
         .route("/deployments/{id}/credentials", get(deployment_credentials))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -273,13 +276,22 @@ async fn deployment_drill(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let drill = body(
         request,
-        r#"such as {"action": "kill-primary"}, {"action": "stop-primary"} or {"action": "start", "node": NAME}"#,
+        r#"such as {"action": "kill-primary"}, {"action": "stop-primary"}, {"action": "start", "node": NAME} or {"action": "retarget-barman"}"#,
     )?;
     let message = runner(&state)?.drill(&id, drill).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "message": message })),
     ))
+}
+
+async fn deployment_drills(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<m1studio_shared::api::DrillReport>>, ApiError> {
+    let runner = runner(&state)?;
+    runner.get(&id)?;
+    Ok(Json(runner.store().reports(&id)?))
 }
 
 async fn deployment_credentials(

@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result};
 use m1studio_shared::Draft;
-use m1studio_shared::api::{DeploymentEvent, DeploymentState, EventKind};
+use m1studio_shared::api::{DeploymentEvent, DeploymentState, DrillReport, EventKind};
 use m1studio_shared::plan::Profile;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE deployments (
         id TEXT PRIMARY KEY,
         cluster TEXT NOT NULL,
@@ -41,7 +42,16 @@ const MIGRATIONS: &[&str] = &["
         value TEXT NOT NULL,
         PRIMARY KEY (deployment, name)
     );
-"];
+",
+    "
+    CREATE TABLE drills (
+        deployment TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        report TEXT NOT NULL,
+        PRIMARY KEY (deployment, number)
+    );
+",
+];
 
 /// A deployment as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,6 +349,30 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records (or updates) a drill's report.
+    pub fn save_report(&self, id: &str, report: &DrillReport) -> Result<()> {
+        let text = serde_json::to_string(report)?;
+        self.lock().execute(
+            "INSERT INTO drills (deployment, number, report) VALUES (?1, ?2, ?3)
+             ON CONFLICT (deployment, number) DO UPDATE SET report = excluded.report",
+            params![id, report.number, text],
+        )?;
+        Ok(())
+    }
+
+    /// The drill reports of deployment `id`, in order.
+    pub fn reports(&self, id: &str) -> Result<Vec<DrillReport>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT report FROM drills WHERE deployment = ?1 ORDER BY number")?;
+        let rows = statement.query_map([id], |row| row.get::<_, String>(0))?;
+        let mut reports = Vec::new();
+        for text in rows {
+            reports.push(serde_json::from_str(&text?)?);
+        }
+        Ok(reports)
     }
 
     /// The passwords of deployment `id`, by name.

@@ -267,14 +267,81 @@ pub struct ClusterStatus {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Drill {
     /// Kills the current primary's container: the failover manager should promote the replica.
-    KillPrimary,
-    /// Stops the current primary's container cleanly.
-    StopPrimary,
+    /// A writer inserts numbered rows throughout, and the drill's report measures the outage.
+    KillPrimary {
+        /// Point Barman at the new primary once there is one.
+        #[serde(default)]
+        retarget_barman: bool,
+    },
+    /// Stops the current primary's container cleanly, with the same writer and report.
+    StopPrimary {
+        /// Point Barman at the new primary once there is one.
+        #[serde(default)]
+        retarget_barman: bool,
+    },
     /// Starts a stopped node's container again.
     Start {
         /// The node.
         node: String,
     },
+    /// Points Barman at the current primary: conninfo, streaming and its slot; then checks it.
+    RetargetBarman,
+}
+
+impl Drill {
+    /// The drill's name, as the API writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Drill::KillPrimary { .. } => "kill-primary",
+            Drill::StopPrimary { .. } => "stop-primary",
+            Drill::Start { .. } => "start",
+            Drill::RetargetBarman => "retarget-barman",
+        }
+    }
+}
+
+/// One moment of a drill, counted from the fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moment {
+    /// Milliseconds after the fault (negative before it).
+    pub after_ms: i64,
+    /// What happened.
+    pub what: String,
+}
+
+/// What a fault drill measured. While `finished` is false it is still being measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillReport {
+    /// Its number within the deployment, from 1.
+    pub number: u64,
+    /// The drill (`kill-primary`, `stop-primary`).
+    pub action: String,
+    /// The primary it hit.
+    pub target: String,
+    /// When the fault was made, in milliseconds since 1970.
+    pub fault_ms: u64,
+    /// The node that accepted writes afterwards.
+    #[serde(default)]
+    pub new_primary: Option<String>,
+    /// From the fault to the first acknowledged write after it: the recovery time.
+    #[serde(default)]
+    pub rto_ms: Option<u64>,
+    /// Writes the cluster acknowledged during the drill.
+    pub writes_acknowledged: u64,
+    /// Writes that failed (while there was no primary).
+    pub writes_failed: u64,
+    /// Acknowledged writes missing on the new primary afterwards: the data loss.
+    #[serde(default)]
+    pub writes_lost: Option<u64>,
+    /// Whether replication was synchronous (no acknowledged write can be lost).
+    pub synchronous: bool,
+    /// What happened, in order: fault, detection, promotion, writes resumed, standbys following.
+    pub timeline: Vec<Moment>,
+    /// Whether measuring is over.
+    pub finished: bool,
+    /// Why the measurement is incomplete, if it is.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 #[cfg(test)]
@@ -321,7 +388,17 @@ mod tests {
     #[test]
     fn drills_are_tagged_by_action() {
         let drill: Drill = serde_json::from_str(r#"{"action":"kill-primary"}"#).unwrap();
-        assert_eq!(drill, Drill::KillPrimary);
+        assert_eq!(
+            drill,
+            Drill::KillPrimary {
+                retarget_barman: false
+            }
+        );
+        let drill: Drill =
+            serde_json::from_str(r#"{"action":"stop-primary","retarget_barman":true}"#).unwrap();
+        assert_eq!(drill.name(), "stop-primary");
+        let drill: Drill = serde_json::from_str(r#"{"action":"retarget-barman"}"#).unwrap();
+        assert_eq!(drill, Drill::RetargetBarman);
         let drill: Drill = serde_json::from_str(r#"{"action":"start","node":"kestrel"}"#).unwrap();
         assert_eq!(
             drill,

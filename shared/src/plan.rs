@@ -392,14 +392,16 @@ impl Context<'_> {
             .to_string()
     }
 
-    fn barman_conf(&self) -> String {
+    /// Barman's server file: the server keeps the first primary's name (its catalogue of
+    /// backups and WAL), and connects to `source`, the primary of the moment.
+    fn barman_conf(&self, source: &str) -> String {
         let primary = &self.primary().name;
         format!(
-            "; Written by m1studio: Barman backs up {primary}, the primary of cluster {cluster}.\n\
+            "; Written by m1studio: Barman backs up {source}, the primary of cluster {cluster}.\n\
              [{primary}]\n\
-             description = \"{primary}, primary of {cluster}\"\n\
-             conninfo = host={primary} user=barman dbname=postgres connect_timeout=5\n\
-             streaming_conninfo = host={primary} user=streaming_barman dbname=postgres connect_timeout=5\n\
+             description = \"{source}, primary of {cluster}\"\n\
+             conninfo = host={source} user=barman dbname=postgres connect_timeout=5\n\
+             streaming_conninfo = host={source} user=streaming_barman dbname=postgres connect_timeout=5\n\
              backup_method = postgres\n\
              streaming_archiver = on\n\
              slot_name = barman\n\
@@ -473,10 +475,10 @@ impl Context<'_> {
         }
         if instance.kind == Kind::Barman {
             files.push(file(
-                &format!("/etc/barman.d/{}.conf", self.primary().name),
+                &barman_server_file(self.topology),
                 "barman",
                 0o644,
-                self.barman_conf(),
+                self.barman_conf(&self.primary().name),
             ));
             let pass = format!(
                 "# host:port:database:user:password\n*:*:*:barman:{}\n*:*:*:streaming_barman:{}\n",
@@ -907,6 +909,117 @@ pub fn plan(
             })
             .collect(),
         phases: context.phases(),
+    })
+}
+
+/// The path of Barman's server file on the Barman node.
+pub fn barman_server_file(topology: &Topology) -> String {
+    format!("/etc/barman.d/{}.conf", topology.instances[0].name)
+}
+
+/// The plan that points Barman at `source`, the primary after a failover: its server file
+/// (same server, same catalogue), the slot on the new primary, streaming, a WAL switch and
+/// `barman check`. With `backup`, a new backup is taken too.
+pub fn retarget_barman(
+    design: &Design,
+    topology: &Topology,
+    source: &str,
+    backup: bool,
+) -> Result<Plan, Diagnostic> {
+    let Some(barman) = topology.of_kind(Kind::Barman).next() else {
+        return Err(Diagnostic::error(
+            "barman",
+            Code::DeployUnsupported,
+            "this design has no Barman node",
+        ));
+    };
+    if !topology.get(source).is_some_and(|i| i.kind.is_postgres()) {
+        return Err(Diagnostic::error(
+            "node",
+            Code::DeployUnsupported,
+            format!(
+                "{source} is not a Postgres node of {}",
+                design.cluster_name()
+            ),
+        ));
+    }
+    let context = Context {
+        design,
+        topology,
+        options: PlanOptions::default(),
+        bindir: format!("/usr/lib/postgresql/{}/bin", design.version()),
+        network: String::new(),
+    };
+    let server = topology.instances[0].name.as_str();
+    let b = barman.name.as_str();
+    // barman cron makes the slot (create_slot = auto) and restarts receive-wal against it.
+    let mut check = vec![
+        run(
+            b,
+            "switch to a new WAL file",
+            "barman",
+            &[
+                "barman",
+                "switch-wal",
+                "--force",
+                "--archive",
+                "--archive-timeout",
+                "60",
+                server,
+            ],
+        ),
+        wait(
+            b,
+            "barman check is green",
+            Readiness::CommandSucceeds {
+                argv: argv(&["barman", "check", server]),
+                user: "barman".into(),
+            },
+            120,
+        ),
+    ];
+    if backup {
+        check.push(run(
+            b,
+            &format!("back up {source}"),
+            "barman",
+            &["barman", "backup", "--wait", server],
+        ));
+    }
+    let phases = vec![
+        Phase {
+            title: format!("Point Barman on {b} at {source}"),
+            steps: vec![step(b, &format!("point Barman at {source}"), Action::WriteFiles)],
+        },
+        Phase {
+            title: format!("Wait for Barman to stream WAL from {source}"),
+            steps: vec![wait(
+                source,
+                "Barman streams WAL from the new primary",
+                Readiness::Query {
+                    sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
+                    expect: "1".into(),
+                },
+                90,
+            )],
+        },
+        Phase {
+            title: "Check Barman".into(),
+            steps: check,
+        },
+    ];
+    Ok(Plan {
+        cluster: design.cluster_name().to_string(),
+        nodes: vec![NodeFiles {
+            node: b.to_string(),
+            files: vec![file(
+                &barman_server_file(topology),
+                "barman",
+                0o644,
+                context.barman_conf(source),
+            )],
+        }],
+        phases,
     })
 }
 

@@ -341,7 +341,10 @@ pub fn Deploy(props: &DeployProps) -> Html {
     let kill_primary = act(
         "POST",
         |id| format!("/api/deployments/{id}/drills"),
-        serde_json::to_string(&Drill::KillPrimary).ok(),
+        serde_json::to_string(&Drill::KillPrimary {
+            retarget_barman: false,
+        })
+        .ok(),
     );
     let destroy = act("DELETE", |id| format!("/api/deployments/{id}"), None);
 
