@@ -54,14 +54,27 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         let read_write = c.find(Locator::Id("conn-read-write")).await?.text().await?;
         assert!(read_write.contains("10.214.0.2:5432,10.214.0.3:5432,10.214.0.4:5432") && read_write.contains("target_session_attrs=read-write"), "{read_write}");
 
-        // Kill the primary from the page; the diagram and the timeline follow the failover.
+        // Kill the primary from the page (Barman left behind); the diagram and the timeline
+        // follow the failover, and the drill's report counts the writes.
+        c.find(Locator::Id("retarget-after")).await?.click().await?;
+        wait_for(c, "document.getElementById('retarget-after').checked === false").await?;
         c.find(Locator::Id("kill-primary")).await?.click().await?;
         wait_for(c, "document.getElementById('timeline').innerText.includes('killed the primary kestrel')").await?;
         wait_for_within(c, "document.getElementById('timeline').innerText.includes('quartz is the new primary')", Duration::from_secs(60)).await?;
         wait_for_within(c, "document.querySelector('#live-diagram[data-primary=quartz]') !== null", Duration::from_secs(20)).await?;
         wait_for(c, "document.querySelector('#live-diagram .node.is-down[data-name=kestrel]') !== null").await?;
-        wait_for_within(c, "document.querySelector('#barman-warning') !== null", Duration::from_secs(20)).await?;
+        wait_for_within(c, "document.querySelector('#drill-report[data-finished=true]') !== null", Duration::from_secs(60)).await?;
+        let lost = c.find(Locator::Id("report-lost")).await?.text().await?;
+        assert!(lost.starts_with("0 "), "{lost}");
+        let acknowledged = c.find(Locator::Id("report-acknowledged")).await?.text().await?;
+        assert!(acknowledged.parse::<u64>().is_ok_and(|n| n > 0), "{acknowledged}");
         wait_for(c, "document.querySelector('.start-node[data-node=kestrel]') !== null").await?;
+
+        // Barman still points at the old primary: the page says so, and one button fixes it.
+        wait_for_within(c, "document.querySelector('#retarget-button') !== null", Duration::from_secs(20)).await?;
+        c.find(Locator::Id("retarget-button")).await?.click().await?;
+        wait_for_within(c, "document.getElementById('timeline').innerText.includes('Barman backs up quartz')", Duration::from_secs(180)).await?;
+        wait_for_within(c, "document.querySelector('#barman-warning') === null", Duration::from_secs(20)).await?;
 
         // The password never shows on the page.
         let id = eval(c, "document.getElementById('deployment').dataset.id").await?;

@@ -7,7 +7,8 @@ use crate::components::field::diagnostic_items;
 use crate::diagram;
 use crate::view::View;
 use m1studio_shared::api::{
-    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, EventKind, PostgresRole,
+    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, EventKind,
+    PostgresRole,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Diagnostic, configure, link};
@@ -138,6 +139,7 @@ fn follow(
     deployment: UseStateHandle<Option<Deployment>>,
     events: UseReducerHandle<Events>,
     status: UseStateHandle<Option<ClusterStatus>>,
+    reports: UseStateHandle<Vec<DrillReport>>,
 ) {
     let mine = generation.get();
     {
@@ -184,6 +186,13 @@ fn follow(
             {
                 status.set(Some(live));
             }
+            let path = format!("/api/deployments/{id}/drills");
+            if let Ok(list) = api.call::<Vec<DrillReport>>("GET", &path, None).await
+                && generation.get() == mine
+                && *reports != list
+            {
+                reports.set(list);
+            }
             browser::sleep(2000).await;
         }
     });
@@ -200,6 +209,8 @@ pub fn Deploy(props: &DeployProps) -> Html {
     let deployment = use_state(|| None::<Deployment>);
     let events = use_reducer(Events::default);
     let status = use_state(|| None::<ClusterStatus>);
+    let reports = use_state(Vec::<DrillReport>::new);
+    let retarget_after = use_state(|| true);
     let refusal = use_state(|| None::<Refusal>);
     let busy = use_state(|| false);
     let copied = use_state(|| None::<String>);
@@ -216,17 +227,19 @@ pub fn Deploy(props: &DeployProps) -> Html {
 
     // Attaches to a deployment and follows it.
     let attach = {
-        let (api, generation, deployment, events, status) = (
+        let (api, generation, deployment, events, status, reports) = (
             api.clone(),
             generation.clone(),
             deployment.clone(),
             events.clone(),
             status.clone(),
+            reports.clone(),
         );
         Callback::from(move |found: Deployment| {
             generation.set(generation.get() + 1);
             events.dispatch(EventsAction::Clear);
             status.set(None);
+            reports.set(Vec::new());
             let id = found.id.clone();
             deployment.set(Some(found));
             follow(
@@ -236,6 +249,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
                 deployment.clone(),
                 events.clone(),
                 status.clone(),
+                reports.clone(),
             );
         })
     };
@@ -342,10 +356,22 @@ pub fn Deploy(props: &DeployProps) -> Html {
         "POST",
         |id| format!("/api/deployments/{id}/drills"),
         serde_json::to_string(&Drill::KillPrimary {
-            retarget_barman: false,
+            retarget_barman: *retarget_after,
         })
         .ok(),
     );
+    let retarget = act(
+        "POST",
+        |id| format!("/api/deployments/{id}/drills"),
+        serde_json::to_string(&Drill::RetargetBarman).ok(),
+    );
+    let on_retarget_after = {
+        let retarget_after = retarget_after.clone();
+        Callback::from(move |e: Event| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            retarget_after.set(input.checked());
+        })
+    };
     let destroy = act("DELETE", |id| format!("/api/deployments/{id}"), None);
 
     let use_token = {
@@ -444,7 +470,13 @@ pub fn Deploy(props: &DeployProps) -> Html {
             &events.0,
             status.as_ref(),
             *busy,
-            kill_primary,
+            Drills {
+                kill_primary,
+                retarget,
+                retarget_after: *retarget_after,
+                on_retarget_after,
+                reports: &reports,
+            },
             destroy,
             start_buttons(&api, d, status.as_ref(), &refusal, &busy),
             copy_password(&api, d, &copied),
@@ -529,6 +561,56 @@ fn copy_password(
     })
 }
 
+/// The drill buttons and what the drills measured.
+struct Drills<'a> {
+    kill_primary: Callback<MouseEvent>,
+    retarget: Callback<MouseEvent>,
+    retarget_after: bool,
+    on_retarget_after: Callback<Event>,
+    reports: &'a [DrillReport],
+}
+
+/// The latest drill's report: recovery time, writes, loss, and its timeline.
+fn report_view(report: &DrillReport) -> Html {
+    let rto = report.rto_ms.map_or_else(
+        || "not yet".to_string(),
+        |ms| format!("{:.1} s", ms as f64 / 1000.0),
+    );
+    let lost = report.writes_lost.map_or_else(
+        || "being counted".to_string(),
+        |l| {
+            format!(
+                "{l} (replication is {})",
+                if report.synchronous {
+                    "synchronous"
+                } else {
+                    "asynchronous"
+                }
+            )
+        },
+    );
+    html! {
+        <div class="drill-report" id="drill-report" data-finished={report.finished.to_string()}>
+            <h4>{ format!("Drill {}: {} {}", report.number, report.action, report.target) }</h4>
+            <dl>
+                <dt>{ "Writes resumed after" }</dt><dd id="report-rto">{ rto }</dd>
+                <dt>{ "New primary" }</dt><dd>{ report.new_primary.clone().unwrap_or_else(|| "none yet".into()) }</dd>
+                <dt>{ "Writes acknowledged" }</dt><dd id="report-acknowledged">{ report.writes_acknowledged }</dd>
+                <dt>{ "Writes refused during the outage" }</dt><dd>{ report.writes_failed }</dd>
+                <dt>{ "Acknowledged writes lost" }</dt><dd id="report-lost">{ lost }</dd>
+            </dl>
+            if let Some(note) = &report.note {
+                <p class="warning">{ note.clone() }</p>
+            }
+            <ol class="timeline">
+                { for report.timeline.iter().map(|m| html! {
+                    <li><span class="at">{ format!("+{:.1} s", m.after_ms as f64 / 1000.0) }</span><span class="what">{ m.what.clone() }</span></li>
+                }) }
+            </ol>
+        </div>
+    }
+}
+
 fn seconds_between(from: u64, to: u64) -> String {
     format!("+{:.1} s", to.saturating_sub(from) as f64 / 1000.0)
 }
@@ -539,7 +621,7 @@ fn deployment_view(
     events: &[DeploymentEvent],
     status: Option<&ClusterStatus>,
     busy: bool,
-    kill_primary: Callback<MouseEvent>,
+    drills: Drills<'_>,
     destroy: Callback<MouseEvent>,
     start_buttons: Html,
     copy_password: Callback<MouseEvent>,
@@ -677,11 +759,20 @@ fn deployment_view(
                 </div>
             }
             if let Some(warning) = barman_warning {
-                <p class="warning" id="barman-warning">{ warning }</p>
+                <p class="warning" id="barman-warning">
+                    { warning }
+                    if running && has_primary {
+                        <button type="button" class="secondary" id="retarget-button" disabled={busy} onclick={drills.retarget}>{ "Point Barman at the primary" }</button>
+                    }
+                </p>
             }
             <div class="drills">
                 if running {
-                    <button type="button" id="kill-primary" class="danger" disabled={busy || !has_primary} onclick={kill_primary}>{ "Kill the primary" }</button>
+                    <button type="button" id="kill-primary" class="danger" disabled={busy || !has_primary} onclick={drills.kill_primary}>{ "Kill the primary" }</button>
+                    <label class="inline">
+                        <input type="checkbox" id="retarget-after" checked={drills.retarget_after} onchange={drills.on_retarget_after}/>
+                        { "then point Barman at the new primary" }
+                    </label>
                 }
                 { start_buttons }
                 if d.state != DeploymentState::Destroyed {
@@ -703,6 +794,7 @@ fn deployment_view(
                     </p>
                 </div>
             }
+            { drills.reports.last().map(report_view).unwrap_or_default() }
             <h4>{ "Timeline" }</h4>
             <ol class="timeline" id="timeline">{ timeline }</ol>
         </div>
