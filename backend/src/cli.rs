@@ -49,8 +49,8 @@ enum Command {
     Plan {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
-        /// How quickly failover reacts: demo (seconds) or production (repmgr's defaults)
-        #[arg(long, value_enum, default_value = "production")]
+        /// How quickly failover reacts: fast (seconds), normal (half a minute) or safe (the manager's defaults)
+        #[arg(long, value_enum, default_value = "safe")]
         profile: ProfileArg,
         /// Print the plan as JSON
         #[arg(long)]
@@ -60,8 +60,8 @@ enum Command {
     Deploy {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
-        /// How quickly failover reacts: demo (seconds) or production (repmgr's defaults)
-        #[arg(long, value_enum, default_value = "demo")]
+        /// How quickly failover reacts: fast (seconds), normal (half a minute) or safe (the manager's defaults)
+        #[arg(long, value_enum, default_value = "fast")]
         profile: ProfileArg,
     },
     /// Show the live state of a deployed cluster: each node's role, timeline and lag, and Barman
@@ -91,17 +91,22 @@ enum Command {
 /// How quickly failover reacts.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub(crate) enum ProfileArg {
-    /// Seconds: for demonstrations and workshops
-    Demo,
-    /// repmgr's defaults: about a minute
-    Production,
+    /// Seconds: for demonstrations and workshops (also: demo)
+    #[value(alias = "demo")]
+    Fast,
+    /// About half a minute
+    Normal,
+    /// The failover manager's defaults: about a minute (also: production)
+    #[value(alias = "production")]
+    Safe,
 }
 
 impl From<ProfileArg> for m1studio_shared::plan::Profile {
     fn from(profile: ProfileArg) -> Self {
         match profile {
-            ProfileArg::Demo => m1studio_shared::plan::Profile::Demo,
-            ProfileArg::Production => m1studio_shared::plan::Profile::Production,
+            ProfileArg::Fast => m1studio_shared::plan::Profile::Fast,
+            ProfileArg::Normal => m1studio_shared::plan::Profile::Normal,
+            ProfileArg::Safe => m1studio_shared::plan::Profile::Safe,
         }
     }
 }

@@ -65,11 +65,11 @@ pub fn document() -> Value {
                     "link": { "type": "string", "description": "The text after # of a share link" },
                     "config_yml": { "type": "string", "description": "A TPA config.yml" } } },
                 "DeployRequest": { "allOf": [reference("Design"), { "type": "object", "properties": {
-                    "profile": { "enum": ["demo", "production"], "default": "demo", "description": "demo: failover in seconds; production: repmgr's defaults" } } }] },
+                    "profile": { "enum": ["fast", "normal", "safe"], "default": "fast", "description": "fast: failover in seconds; normal: about half a minute; safe: the failover manager's defaults. demo and production are accepted for fast and safe" } } }] },
                 "Deployment": { "type": "object", "properties": {
                     "id": { "type": "string" }, "cluster": { "type": "string" },
                     "state": { "enum": ["queued", "deploying", "running", "failed", "destroying", "destroyed"] },
-                    "profile": { "enum": ["demo", "production"] },
+                    "profile": { "enum": ["fast", "normal", "safe"] },
                     "created_ms": { "type": "integer" }, "updated_ms": { "type": "integer" },
                     "error": { "type": ["string", "null"] },
                     "link": { "type": "string" },

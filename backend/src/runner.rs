@@ -289,7 +289,7 @@ impl Runner {
     /// created when the design, the engine or the cluster name is wrong.
     pub async fn submit(&self, request: DeployRequest) -> std::result::Result<Deployment, Problem> {
         let (draft, configured, _) = resolve(&request)?;
-        let prepared = prepare(draft, configured, request.profile.unwrap_or(Profile::Demo))?;
+        let prepared = prepare(draft, configured, request.profile.unwrap_or(Profile::Fast))?;
         let cluster = prepared.configured.design.cluster_name().to_string();
         if let Some(existing) = self.inner.store.live_by_cluster(&cluster)? {
             return Err(conflict(&existing));
@@ -404,10 +404,7 @@ impl Runner {
             None,
         );
         let link = link::encode(&prepared.draft);
-        let profile = match prepared.profile {
-            Profile::Demo => "demo",
-            Profile::Production => "production",
-        };
+        let profile = prepared.profile.as_str();
         executor
             .create(
                 &configured.topology,
@@ -1079,15 +1076,11 @@ impl Runner {
             .filter(|id| self.inner.store.get(id).ok().flatten().is_none())
             .cloned()
             .map_or_else(new_id, Ok)?;
-        let profile = if cluster
+        let profile = cluster
             .labels
             .get(PROFILE_LABEL)
-            .is_some_and(|p| p == "production")
-        {
-            Profile::Production
-        } else {
-            Profile::Demo
-        };
+            .and_then(|p| Profile::parse(p))
+            .unwrap_or_default();
         let now = now_ms();
         let all_running = cluster.running == cluster.containers;
         let record = Record {

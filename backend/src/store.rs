@@ -110,10 +110,7 @@ impl std::fmt::Debug for Store {
 }
 
 fn profile_name(profile: Profile) -> &'static str {
-    match profile {
-        Profile::Demo => "demo",
-        Profile::Production => "production",
-    }
+    profile.as_str()
 }
 
 fn kind_name(kind: EventKind) -> String {
@@ -231,11 +228,7 @@ impl Store {
             id: row.get(0)?,
             cluster: row.get(1)?,
             state: DeploymentState::parse(&state).unwrap_or(DeploymentState::Failed),
-            profile: if profile == "production" {
-                Profile::Production
-            } else {
-                Profile::Demo
-            },
+            profile: Profile::parse(&profile).unwrap_or_default(),
             draft: serde_json::from_str(&draft).unwrap_or_default(),
             created_ms: row.get(5)?,
             updated_ms: row.get(6)?,
@@ -407,7 +400,7 @@ mod tests {
             id: id.into(),
             cluster: cluster.into(),
             state: DeploymentState::Queued,
-            profile: Profile::Demo,
+            profile: Profile::Fast,
             draft: Draft::starter(),
             created_ms: now_ms(),
             updated_ms: now_ms(),

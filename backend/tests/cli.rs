@@ -294,7 +294,7 @@ fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
 fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
     let tmp = tempfile::tempdir().unwrap();
     configure_starter(tmp.path());
-    let out = m1studio(&["plan", "m1", "--profile", "demo"], tmp.path());
+    let out = m1studio(&["plan", "m1", "--profile", "fast"], tmp.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(

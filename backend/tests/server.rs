@@ -317,7 +317,7 @@ async fn a_cluster_name_that_is_already_deployed_is_a_conflict_that_names_the_fi
         id: "d0".into(),
         cluster: "m1".into(),
         state: m1studio_shared::api::DeploymentState::Running,
-        profile: m1studio_shared::plan::Profile::Demo,
+        profile: m1studio_shared::plan::Profile::Fast,
         draft: m1studio_shared::Draft::starter(),
         created_ms: 1,
         updated_ms: 1,

@@ -30,7 +30,7 @@ pub struct View {
 /// How the designer previews a deployment: repmgr's defaults, and EDB software shown as if the
 /// subscription token were set (the browser cannot know; the runner checks).
 const PREVIEW: PlanOptions = PlanOptions {
-    profile: m1studio_shared::plan::Profile::Production,
+    profile: m1studio_shared::plan::Profile::Safe,
     edb_token: true,
 };
 

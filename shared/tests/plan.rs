@@ -4,7 +4,7 @@
 mod common;
 
 use m1studio_shared::plan::{Action, Plan, PlanOptions, Profile, SECRETS, plan};
-use m1studio_shared::{Code, configure};
+use m1studio_shared::{Code, FailoverManager, configure};
 
 fn plan_for(line: &str, options: PlanOptions) -> Result<Plan, Vec<m1studio_shared::Diagnostic>> {
     let (invocation, problems) = common::parse(line);
@@ -137,12 +137,12 @@ fn only_the_first_replica_may_be_promoted() {
 
 #[test]
 fn the_demo_profile_fails_over_within_ten_seconds() {
-    assert!(Profile::Demo.worst_case_failover_secs() <= 10);
-    assert!(Profile::Production.worst_case_failover_secs() >= 60);
+    assert!(Profile::Fast.worst_case_failover_secs() <= 10);
+    assert!(Profile::Safe.worst_case_failover_secs() >= 60);
     let demo = plan_for(
         "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker",
         PlanOptions {
-            profile: Profile::Demo,
+            profile: Profile::Fast,
             edb_token: false,
         },
     )
@@ -270,4 +270,32 @@ fn node_images_come_from_debian_suites_with_tags_made_from_the_recipe() {
         "{}",
         refused.message
     );
+}
+
+#[test]
+fn every_profile_keeps_patronis_rules_and_orders_the_failover_times() {
+    for profile in Profile::ALL {
+        let (ttl, loop_wait, retry) = profile.patroni_timing();
+        assert!(loop_wait + 2 * retry <= ttl, "{profile:?}");
+        assert!(ttl >= 20 && loop_wait >= 1 && retry >= 3, "{profile:?}");
+        assert_eq!(Profile::parse(profile.as_str()), Some(profile));
+        assert!(
+            profile
+                .explain(FailoverManager::Patroni)
+                .contains(&format!("ttl {ttl} s"))
+        );
+    }
+    for manager in [FailoverManager::Repmgr, FailoverManager::Patroni] {
+        let times: Vec<u32> = Profile::ALL
+            .iter()
+            .map(|p| p.worst_case_failover_secs_for(manager))
+            .collect();
+        assert!(
+            times[0] < times[1] && times[1] < times[2],
+            "{manager:?}: {times:?}"
+        );
+    }
+    assert_eq!(Profile::parse("demo"), Some(Profile::Fast));
+    assert_eq!(Profile::parse("production"), Some(Profile::Safe));
+    assert_eq!(Profile::parse("slow"), None);
 }

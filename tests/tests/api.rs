@@ -66,7 +66,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
     let cluster = format!("w{}", std::process::id() % 100000);
     let design = json!({
         "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&n=0&net=10.213.0.0%2F24"),
-        "profile": "demo",
+        "profile": "fast",
     });
     let executor = DockerExecutor::new(docker, &cluster);
 

@@ -71,7 +71,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
     );
     let executor = DockerExecutor::new(docker, &cluster);
     let result = async {
-        let deploy = m1studio(&["deploy", &cluster, "--profile", "demo"], &dir)?;
+        let deploy = m1studio(&["deploy", &cluster, "--profile", "fast"], &dir)?;
         let stderr = String::from_utf8_lossy(&deploy.stderr).into_owned();
         assert!(deploy.status.success(), "deploy failed:\n{stderr}");
         assert!(stderr.contains("[4/4] Clone the cascaded replicas from quartz, all at once; back up kestrel with Barman on karma; start repmgrd everywhere"), "{stderr}");

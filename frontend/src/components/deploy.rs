@@ -205,7 +205,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
     let token = use_state(|| browser::session_get(TOKEN_KEY));
     let needs_token = use_state(|| false);
     let token_text = use_state(String::new);
-    let profile = use_state(|| Profile::Demo);
+    let profile = use_state(|| Profile::Fast);
     let deployment = use_state(|| None::<Deployment>);
     let events = use_reducer(Events::default);
     let status = use_state(|| None::<ClusterStatus>);
@@ -392,11 +392,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
         let profile = profile.clone();
         Callback::from(move |e: Event| {
             let select: web_sys::HtmlSelectElement = e.target_unchecked_into();
-            profile.set(if select.value() == "production" {
-                Profile::Production
-            } else {
-                Profile::Demo
-            });
+            profile.set(Profile::parse(&select.value()).unwrap_or(Profile::Fast));
         })
     };
 
@@ -445,17 +441,21 @@ pub fn Deploy(props: &DeployProps) -> Html {
         },
         None => html! {},
     };
+    let manager = props
+        .view
+        .configured
+        .as_ref()
+        .map_or(m1studio_shared::FailoverManager::Repmgr, |c| {
+            c.design.failover()
+        });
     let controls = if reachable && live_deployment.is_none() {
         html! {
             <div class="deploy-controls">
                 <label for="deploy-profile">{ "Failover timing" }</label>
                 <select id="deploy-profile" onchange={on_profile}>
-                    <option value="demo" selected={*profile == Profile::Demo}>
-                        { format!("demo: a failed primary is replaced within about {} s", Profile::Demo.worst_case_failover_secs()) }
-                    </option>
-                    <option value="production" selected={*profile == Profile::Production}>
-                        { format!("production: repmgr's defaults, up to {} s", Profile::Production.worst_case_failover_secs()) }
-                    </option>
+                    { for Profile::ALL.iter().map(|p| html! {
+                        <option value={p.as_str()} selected={*profile == *p}>{ p.explain(manager) }</option>
+                    }) }
                 </select>
                 <button type="button" id="deploy-button" disabled={!can_deploy} onclick={deploy}>{ "Deploy to Docker" }</button>
             </div>

@@ -51,7 +51,7 @@ async fn main() -> Result<()> {
             &dir,
         )?;
         let started = Instant::now();
-        m1studio(&["deploy", name, "--profile", "demo"], &dir)?;
+        m1studio(&["deploy", name, "--profile", "fast"], &dir)?;
         let took = started.elapsed();
         if name != "benchwarm" {
             println!(
