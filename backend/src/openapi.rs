@@ -97,6 +97,7 @@ pub fn document() -> Value {
                 "Drill": { "oneOf": [
                     { "type": "object", "properties": { "action": { "const": "kill-primary" }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
                     { "type": "object", "properties": { "action": { "const": "stop-primary" }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
+                    { "type": "object", "properties": { "action": { "const": "stop-node" }, "node": { "type": "string" } }, "required": ["action", "node"] },
                     { "type": "object", "properties": { "action": { "const": "start" }, "node": { "type": "string" } }, "required": ["action", "node"] },
                     { "type": "object", "properties": { "action": { "const": "retarget-barman" } }, "required": ["action"] }] },
                 "DrillReport": { "type": "object", "properties": {

@@ -590,6 +590,26 @@ impl Runner {
                 });
                 format!("Barman is being pointed at {primary}; follow the events")
             }
+            Drill::StopNode { node } => {
+                let Some(found) = status.nodes.iter().find(|n| n.name == *node) else {
+                    return Err(Problem::BadRequest(format!(
+                        "node: {node} is not a node of {}",
+                        record.cluster
+                    )));
+                };
+                if status.primary.as_deref() == Some(node.as_str()) {
+                    return Err(Problem::BadRequest(format!(
+                        "node: {node} is the primary: use the stop-primary drill, which measures the failover"
+                    )));
+                }
+                if found.container != "running" {
+                    return Err(Problem::Conflict(format!("node: {node} is not running")));
+                }
+                executor.stop(node).await?;
+                let message = format!("stopped {node}");
+                self.emit(id, EventKind::Drill, Some(node), &message, None);
+                message
+            }
             Drill::Start { node } => {
                 let Some(found) = status.nodes.iter().find(|n| n.name == *node) else {
                     return Err(Problem::BadRequest(format!(

@@ -279,6 +279,11 @@ pub enum Drill {
         #[serde(default)]
         retarget_barman: bool,
     },
+    /// Stops a node's container cleanly (a standby, Barman): the cluster carries on without it.
+    StopNode {
+        /// The node.
+        node: String,
+    },
     /// Starts a stopped node's container again.
     Start {
         /// The node.
@@ -294,6 +299,7 @@ impl Drill {
         match self {
             Drill::KillPrimary { .. } => "kill-primary",
             Drill::StopPrimary { .. } => "stop-primary",
+            Drill::StopNode { .. } => "stop-node",
             Drill::Start { .. } => "start",
             Drill::RetargetBarman => "retarget-barman",
         }

@@ -76,6 +76,13 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         wait_for_within(c, "document.getElementById('timeline').innerText.includes('Barman backs up quartz')", Duration::from_secs(180)).await?;
         wait_for_within(c, "document.querySelector('#barman-warning') === null", Duration::from_secs(20)).await?;
 
+        // Stop the cascaded replica and start it again: it streams once more.
+        wait_for(c, "document.querySelector('.stop-node[data-node=uplift]') !== null").await?;
+        c.find(Locator::Css(".stop-node[data-node=uplift]")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#live-diagram .node.is-down[data-name=uplift]') !== null", Duration::from_secs(30)).await?;
+        c.find(Locator::Css(".start-node[data-node=uplift]")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#live-diagram [data-name=uplift] .live-standby') !== null", Duration::from_secs(60)).await?;
+
         // The password never shows on the page.
         let id = eval(c, "document.getElementById('deployment').dataset.id").await?;
         let id = id.as_str().context("the deployment's id")?;

@@ -496,7 +496,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
     }
 }
 
-/// A "start" button for each node whose container is stopped.
+/// Per node: "Start … again" for a stopped one, "Stop …" for a running standby or Barman.
 fn start_buttons(
     api: &Api,
     deployment: &Deployment,
@@ -510,14 +510,19 @@ fn start_buttons(
     status
         .nodes
         .iter()
-        .filter(|n| n.container != "running" && n.container != "missing")
+        .filter(|n| n.container != "missing" && n.postgres != Some(PostgresRole::Primary))
         .map(|n| {
             let (api, refusal, busy) = (api.clone(), refusal.clone(), busy.clone());
             let disabled = *busy;
             let (id, node) = (deployment.id.clone(), n.name.clone());
+            let stopped = n.container != "running";
+            let drill = if stopped {
+                Drill::Start { node: node.clone() }
+            } else {
+                Drill::StopNode { node: node.clone() }
+            };
             let onclick = Callback::from(move |_: MouseEvent| {
-                let body = serde_json::to_string(&Drill::Start { node: node.clone() })
-                    .unwrap_or_default();
+                let body = serde_json::to_string(&drill).unwrap_or_default();
                 let (api, refusal, busy, id) =
                     (api.clone(), refusal.clone(), busy.clone(), id.clone());
                 busy.set(true);
@@ -529,10 +534,13 @@ fn start_buttons(
                     busy.set(false);
                 });
             });
+            let (class, text) = if stopped {
+                ("secondary start-node", format!("Start {node} again"))
+            } else {
+                ("secondary stop-node", format!("Stop {node}"))
+            };
             html! {
-                <button type="button" class="secondary start-node" data-node={n.name.clone()} disabled={disabled} {onclick}>
-                    { format!("Start {} again", n.name) }
-                </button>
+                <button type="button" class={class} data-node={node.clone()} disabled={disabled} {onclick}>{ text }</button>
             }
         })
         .collect()
