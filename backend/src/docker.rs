@@ -223,6 +223,43 @@ impl DockerExecutor {
         bail!("supervisord did not start in {node}")
     }
 
+    /// Disconnects node `node`'s container from the cluster's network, as a cut cable would.
+    pub async fn isolate(&self, node: &str) -> Result<()> {
+        let name = container_name(&self.cluster, node);
+        self.docker
+            .disconnect_network(
+                &network_name(&self.cluster),
+                bollard::models::NetworkDisconnectRequest {
+                    container: name.clone(),
+                    force: Some(true),
+                },
+            )
+            .await
+            .with_context(|| format!("cutting {name} off its network"))
+    }
+
+    /// Connects `instance`'s container to the cluster's network again, with its address.
+    pub async fn reconnect(&self, instance: &m1studio_shared::Instance) -> Result<()> {
+        let name = container_name(&self.cluster, &instance.name);
+        self.docker
+            .connect_network(
+                &network_name(&self.cluster),
+                bollard::models::NetworkConnectRequest {
+                    container: name.clone(),
+                    endpoint_config: Some(EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: instance.ip_address.map(|ip| ip.to_string()),
+                            ..Default::default()
+                        }),
+                        aliases: Some(vec![instance.name.clone()]),
+                        ..Default::default()
+                    }),
+                },
+            )
+            .await
+            .with_context(|| format!("connecting {name} to its network again"))
+    }
+
     /// Stops node `node`'s container cleanly (Postgres gets a fast shutdown).
     pub async fn stop(&self, node: &str) -> Result<()> {
         let name = container_name(&self.cluster, node);

@@ -97,6 +97,7 @@ pub fn document() -> Value {
                 "Drill": { "oneOf": [
                     { "type": "object", "properties": { "action": { "const": "kill-primary" }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
                     { "type": "object", "properties": { "action": { "const": "stop-primary" }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
+                    { "type": "object", "properties": { "action": { "const": "isolate-primary" }, "seconds": { "type": "integer", "minimum": 5, "maximum": 600, "default": 30 }, "retarget_barman": { "type": "boolean", "default": false } }, "required": ["action"] },
                     { "type": "object", "properties": { "action": { "const": "stop-node" }, "node": { "type": "string" } }, "required": ["action", "node"] },
                     { "type": "object", "properties": { "action": { "const": "start" }, "node": { "type": "string" } }, "required": ["action", "node"] },
                     { "type": "object", "properties": { "action": { "const": "retarget-barman" } }, "required": ["action"] }] },

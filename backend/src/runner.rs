@@ -519,7 +519,18 @@ impl Runner {
         let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
         let status = cluster_status(&executor, &configured, false).await?;
         let message = match &drill {
-            Drill::KillPrimary { retarget_barman } | Drill::StopPrimary { retarget_barman } => {
+            Drill::KillPrimary { retarget_barman }
+            | Drill::StopPrimary { retarget_barman }
+            | Drill::IsolatePrimary {
+                retarget_barman, ..
+            } => {
+                if let Drill::IsolatePrimary { seconds, .. } = &drill
+                    && !(5..=600).contains(seconds)
+                {
+                    return Err(Problem::BadRequest(format!(
+                        "seconds: {seconds} is out of range: isolate the primary for 5 to 600 seconds"
+                    )));
+                }
                 let Some(primary) = status.primary.clone() else {
                     return Err(Problem::Conflict(
                         "no single node accepts writes right now: wait for the failover to finish, or start the stopped node".into(),
@@ -814,36 +825,109 @@ impl Runner {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let fault = Instant::now();
         report.fault_ms = now_ms();
-        let verb = if matches!(drill, Drill::KillPrimary { .. }) {
-            executor.kill(old).await?;
-            "killed"
-        } else {
-            executor.stop(old).await?;
-            "stopped"
+        let isolation = match drill {
+            Drill::IsolatePrimary { seconds, .. } => Some(Duration::from_secs(u64::from(*seconds))),
+            _ => None,
         };
+        let fault_text = match drill {
+            Drill::KillPrimary { .. } => {
+                executor.kill(old).await?;
+                format!("killed the primary {old}")
+            }
+            Drill::IsolatePrimary { .. } => {
+                executor.isolate(old).await?;
+                format!("cut the primary {old} off the cluster's network")
+            }
+            _ => {
+                executor.stop(old).await?;
+                format!("stopped the primary {old}")
+            }
+        };
+        let mut reconnected = false;
+        let old_instance = configured
+            .topology
+            .get(old)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("{old} is not in the design"))?;
         let moment = |what: String| Moment {
             after_ms: i64::try_from(fault.elapsed().as_millis()).unwrap_or(i64::MAX),
             what,
         };
         report.timeline.push(Moment {
             after_ms: 0,
-            what: format!("{verb} the primary {old}"),
+            what: fault_text.clone(),
         });
         self.emit(
             id,
             EventKind::Drill,
             Some(old),
-            &format!("{verb} the primary {old}"),
+            &fault_text,
             Some(&format!("drill {number}")),
         );
         self.inner.store.save_report(id, &report)?;
 
         let mut detected = false;
         let mut settled_at: Option<Instant> = None;
-        while fault.elapsed() < Duration::from_secs(150) {
+        while fault.elapsed() < Duration::from_secs(150) + isolation.unwrap_or_default() {
+            if let Some(after) = isolation.filter(|a| !reconnected && fault.elapsed() >= *a) {
+                // A primary that would come back beside a new one is fenced first, so that it
+                // never takes a write: Postgres stops at once, and repmgrd with it.
+                if let Some(new) = report.new_primary.clone() {
+                    let still_primary =
+                        crate::engine::query(executor, old, "SELECT pg_is_in_recovery()")
+                            .await
+                            .is_ok_and(|r| r == "f");
+                    if still_primary {
+                        let stop = argv(&["supervisorctl", "stop", "repmgrd"]);
+                        executor.run(old, &stop, "root", None).await?;
+                        let pg_ctl = format!(
+                            "/usr/lib/postgresql/{}/bin/pg_ctl",
+                            configured.design.version()
+                        );
+                        let immediate = argv(&[&pg_ctl, "-D", PGDATA, "stop", "-m", "immediate"]);
+                        let output = executor.run(old, &immediate, "postgres", None).await?;
+                        let m = moment(if output.code == 0 {
+                            format!(
+                                "{old} is still a primary beside {new}: fenced before it comes back (Postgres stopped)"
+                            )
+                        } else {
+                            format!(
+                                "{old} is still a primary beside {new}, and stopping it failed: {}",
+                                output.stderr.trim()
+                            )
+                        });
+                        self.emit(
+                            id,
+                            EventKind::Observed,
+                            Some(old),
+                            &m.what,
+                            Some(&seconds(m.after_ms)),
+                        );
+                        report.timeline.push(m);
+                        // repmgrd goes too (it may take a while, stuck on the cut network).
+                        let stop = argv(&["supervisorctl", "stop", "repmgrd"]);
+                        executor.run(old, &stop, "root", None).await?;
+                    }
+                }
+                executor.reconnect(&old_instance).await?;
+                reconnected = true;
+                let m = moment(format!(
+                    "{old} is back on the network after {} s",
+                    after.as_secs()
+                ));
+                self.emit(
+                    id,
+                    EventKind::Drill,
+                    Some(old),
+                    &m.what,
+                    Some(&seconds(m.after_ms)),
+                );
+                report.timeline.push(m);
+            }
             let status = cluster_status(executor, configured, false).await.ok();
             if let Some(status) = &status {
-                if !detected
+                if isolation.is_none()
+                    && !detected
                     && status
                         .nodes
                         .iter()
@@ -861,7 +945,11 @@ impl Runner {
                     report.timeline.push(m);
                 }
                 if report.new_primary.is_none()
-                    && let Some(new) = status.primary.as_ref().filter(|p| *p != old)
+                    && let Some(new) = status
+                        .nodes
+                        .iter()
+                        .find(|n| n.name != old && n.postgres == Some(PostgresRole::Primary))
+                        .map(|n| &n.name)
                 {
                     report.new_primary = Some(new.clone());
                     let m = moment(format!("{new} is the new primary and accepts writes"));
@@ -915,7 +1003,16 @@ impl Runner {
                 report.timeline.push(m);
                 settled_at = Some(Instant::now());
             }
-            if settled_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+            let waited = settled_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1));
+            if waited && (isolation.is_none() || reconnected) {
+                break;
+            }
+            // An isolation too short for a failover: the old primary simply carries on.
+            if reconnected
+                && report.new_primary.is_none()
+                && report.rto_ms.is_some()
+                && isolation.is_some_and(|a| fault.elapsed() >= a + Duration::from_secs(5))
+            {
                 break;
             }
             self.inner.store.save_report(id, &report)?;
@@ -942,6 +1039,11 @@ impl Runner {
                         .filter(|w| w.ok && !present.contains(&w.id))
                         .count() as u64,
                 );
+            }
+            None if isolation.is_some() => {
+                report.note = Some(format!(
+                    "{old} stayed the primary: no standby was promoted while it was cut off"
+                ));
             }
             None => {
                 report.note = Some(format!(

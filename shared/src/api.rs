@@ -279,6 +279,16 @@ pub enum Drill {
         #[serde(default)]
         retarget_barman: bool,
     },
+    /// Cuts the current primary off the cluster's network for `seconds`, then brings it back;
+    /// a primary that comes back beside a new one is fenced (its Postgres stopped).
+    IsolatePrimary {
+        /// How long it stays cut off (5 to 600).
+        #[serde(default = "default_isolation")]
+        seconds: u32,
+        /// Point Barman at the new primary once there is one.
+        #[serde(default)]
+        retarget_barman: bool,
+    },
     /// Stops a node's container cleanly (a standby, Barman): the cluster carries on without it.
     StopNode {
         /// The node.
@@ -293,12 +303,17 @@ pub enum Drill {
     RetargetBarman,
 }
 
+fn default_isolation() -> u32 {
+    30
+}
+
 impl Drill {
     /// The drill's name, as the API writes it.
     pub fn name(&self) -> &'static str {
         match self {
             Drill::KillPrimary { .. } => "kill-primary",
             Drill::StopPrimary { .. } => "stop-primary",
+            Drill::IsolatePrimary { .. } => "isolate-primary",
             Drill::StopNode { .. } => "stop-node",
             Drill::Start { .. } => "start",
             Drill::RetargetBarman => "retarget-barman",

@@ -334,3 +334,94 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_back() -> Result<()> {
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(err) if !on_ci() => {
+            eprintln!(
+                "\n!!! SKIPPED: no Docker engine ({err:#}); the isolation drill test did not run !!!\n"
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-iso-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cluster = format!("iso{}", std::process::id() % 100000);
+    let executor = DockerExecutor::new(docker, &cluster);
+    let server = Server::start_with_store(&dir.join("m1studio.db"))?;
+    let result = async {
+        let design = json!({
+            "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.221.0.0%2F24"),
+        });
+        let (status, created) = call(server.addr, "POST", "/api/deployments", Some(design))?;
+        assert_eq!(status, 202, "{created}");
+        assert_eq!(created["profile"], "fast", "{created}");
+        let id = created["id"].as_str().context("id")?.to_string();
+        wait_for_event(server.addr, &id, Duration::from_secs(300), |e| {
+            e["kind"] == "state" && e["title"] == "running"
+        })?;
+        let (status, refused) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "isolate-primary", "seconds": 1})),
+        )?;
+        assert_eq!(status, 400, "{refused}");
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("seconds:"),
+            "{refused}"
+        );
+        let (status, drill) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "isolate-primary", "seconds": 15})),
+        )?;
+        assert_eq!(status, 202, "{drill}");
+        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
+            e["title"] == "drill 1 report"
+        })?;
+        let (_, reports) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/drills"),
+            None,
+        )?;
+        let report = &reports[0];
+        assert_eq!(report["action"], "isolate-primary", "{report}");
+        assert_eq!(report["new_primary"], "quartz", "{report}");
+        assert_eq!(report["writes_lost"], 0, "{report}");
+        let timeline = report["timeline"].to_string();
+        assert!(timeline.contains("fenced before it comes back"), "{report}");
+        let (_, status) = call(
+            server.addr,
+            "GET",
+            &format!("/api/deployments/{id}/status"),
+            None,
+        )?;
+        assert_eq!(status["primary"], "quartz", "{status}");
+        assert_eq!(status["nodes"][0]["container"], "running", "{status}");
+        assert_eq!(status["nodes"][0]["postgres"], "down", "never a second primary: {status}");
+        let (status, destroyed) = call(
+            server.addr,
+            "DELETE",
+            &format!("/api/deployments/{id}"),
+            None,
+        )?;
+        assert_eq!(status, 200, "{destroyed}");
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = executor.destroy().await;
+    }
+    assert!(executor.containers().await?.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

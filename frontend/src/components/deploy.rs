@@ -360,6 +360,15 @@ pub fn Deploy(props: &DeployProps) -> Html {
         })
         .ok(),
     );
+    let isolate_primary = act(
+        "POST",
+        |id| format!("/api/deployments/{id}/drills"),
+        serde_json::to_string(&Drill::IsolatePrimary {
+            seconds: 30,
+            retarget_barman: *retarget_after,
+        })
+        .ok(),
+    );
     let retarget = act(
         "POST",
         |id| format!("/api/deployments/{id}/drills"),
@@ -472,6 +481,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
             *busy,
             Drills {
                 kill_primary,
+                isolate_primary,
                 retarget,
                 retarget_after: *retarget_after,
                 on_retarget_after,
@@ -572,6 +582,7 @@ fn copy_password(
 /// The drill buttons and what the drills measured.
 struct Drills<'a> {
     kill_primary: Callback<MouseEvent>,
+    isolate_primary: Callback<MouseEvent>,
     retarget: Callback<MouseEvent>,
     retarget_after: bool,
     on_retarget_after: Callback<Event>,
@@ -777,6 +788,7 @@ fn deployment_view(
             <div class="drills">
                 if running {
                     <button type="button" id="kill-primary" class="danger" disabled={busy || !has_primary} onclick={drills.kill_primary}>{ "Kill the primary" }</button>
+                    <button type="button" id="isolate-primary" class="danger" disabled={busy || !has_primary} onclick={drills.isolate_primary}>{ "Cut the primary off for 30 s" }</button>
                     <label class="inline">
                         <input type="checkbox" id="retarget-after" checked={drills.retarget_after} onchange={drills.on_retarget_after}/>
                         { "then point Barman at the new primary" }
