@@ -5,7 +5,7 @@
 
 use crate::engine::{Executor, Output, argv};
 use anyhow::{Context as _, Result, bail};
-use bollard::Docker;
+pub use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,

@@ -11,15 +11,13 @@ use anyhow::Result;
 use futures_util::Stream;
 use m1studio_shared::api::{
     BarmanStatus, ClusterStatus, DeployRequest, Deployment, DeploymentEvent, DeploymentState,
-    Drill, DrillReport, EventKind, Moment, NodeStatus, PostgresRole, connections,
+    Drill, DrillReport, EventKind, Moment, NodeStatus, PostgresRole, connections, read_design,
 };
 use m1studio_shared::plan::{
     PGDATA, PlanOptions, Profile, barman_server_file, node_image, plan, retarget_barman,
 };
 use m1studio_shared::spec::PlatformSpec;
-use m1studio_shared::{
-    Code, Configured, Diagnostic, Draft, Kind, config, configure, has_errors, link,
-};
+use m1studio_shared::{Code, Configured, Diagnostic, Draft, Kind, configure, has_errors, link};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,30 +76,15 @@ impl From<anyhow::Error> for Problem {
 pub fn resolve(
     request: &DeployRequest,
 ) -> std::result::Result<(Draft, Configured, Vec<Diagnostic>), Problem> {
-    let (draft, mut diagnostics, validated) =
-        match (&request.draft, &request.link, &request.config_yml) {
-            (Some(draft), None, None) => (Some(draft.clone()), Vec::new(), false),
-            (None, Some(text), None) => {
-                let (draft, notices) = link::decode(text);
-                (Some(draft), notices, false)
-            }
-            (None, None, Some(text)) => {
-                let (draft, diagnostics) = config::read(text);
-                (draft, diagnostics, true)
-            }
-            _ => {
-                return Err(Problem::BadRequest(
-                    "give exactly one of draft, link or config_yml".into(),
-                ));
-            }
-        };
-    let configured = draft.as_ref().and_then(|draft| {
-        let (configured, validation) = configure(draft);
-        if !validated {
-            diagnostics.extend(validation);
-        }
-        configured
-    });
+    let Some((draft, configured, diagnostics)) = read_design(
+        request.draft.as_ref(),
+        request.link.as_deref(),
+        request.config_yml.as_deref(),
+    ) else {
+        return Err(Problem::BadRequest(
+            "give exactly one of draft, link or config_yml".into(),
+        ));
+    };
     match (draft, configured) {
         (Some(draft), Some(configured)) if !has_errors(&diagnostics) => {
             Ok((draft, configured, diagnostics))
@@ -692,6 +675,25 @@ impl Runner {
         Ok(message)
     }
 
+    /// Reports a moment of a drill as an event, and adds it to the drill's timeline.
+    fn note(
+        &self,
+        id: &str,
+        report: &mut DrillReport,
+        kind: EventKind,
+        node: Option<&str>,
+        moment: Moment,
+    ) {
+        self.emit(
+            id,
+            kind,
+            node,
+            &moment.what,
+            Some(&seconds(moment.after_ms)),
+        );
+        report.timeline.push(moment);
+    }
+
     /// Turns the stored events of a plan into the deployment's events.
     fn plan_events<'a>(&'a self, id: &'a str) -> impl Fn(Event) + Sync + 'a {
         move |event: Event| match event {
@@ -896,14 +898,7 @@ impl Runner {
                                 output.stderr.trim()
                             )
                         });
-                        self.emit(
-                            id,
-                            EventKind::Observed,
-                            Some(old),
-                            &m.what,
-                            Some(&seconds(m.after_ms)),
-                        );
-                        report.timeline.push(m);
+                        self.note(id, &mut report, EventKind::Observed, Some(old), m);
                         // repmgrd goes too (it may take a while, stuck on the cut network).
                         let stop = argv(&["supervisorctl", "stop", "repmgrd"]);
                         executor.run(old, &stop, "root", None).await?;
@@ -915,14 +910,7 @@ impl Runner {
                     "{old} is back on the network after {} s",
                     after.as_secs()
                 ));
-                self.emit(
-                    id,
-                    EventKind::Drill,
-                    Some(old),
-                    &m.what,
-                    Some(&seconds(m.after_ms)),
-                );
-                report.timeline.push(m);
+                self.note(id, &mut report, EventKind::Drill, Some(old), m);
             }
             let status = cluster_status(executor, configured, false).await.ok();
             if let Some(status) = &status {
@@ -935,14 +923,7 @@ impl Runner {
                 {
                     detected = true;
                     let m = moment(format!("{old} no longer answers"));
-                    self.emit(
-                        id,
-                        EventKind::Observed,
-                        Some(old),
-                        &m.what,
-                        Some(&seconds(m.after_ms)),
-                    );
-                    report.timeline.push(m);
+                    self.note(id, &mut report, EventKind::Observed, Some(old), m);
                 }
                 if report.new_primary.is_none()
                     && let Some(new) = status
@@ -953,14 +934,7 @@ impl Runner {
                 {
                     report.new_primary = Some(new.clone());
                     let m = moment(format!("{new} is the new primary and accepts writes"));
-                    self.emit(
-                        id,
-                        EventKind::Observed,
-                        Some(new),
-                        &m.what,
-                        Some(&seconds(m.after_ms)),
-                    );
-                    report.timeline.push(m);
+                    self.note(id, &mut report, EventKind::Observed, Some(new), m);
                 }
             }
             if report.rto_ms.is_none()
@@ -993,14 +967,7 @@ impl Runner {
                 } else {
                     format!("standbys streaming: {}", following.join(", "))
                 });
-                self.emit(
-                    id,
-                    EventKind::Observed,
-                    None,
-                    &m.what,
-                    Some(&seconds(m.after_ms)),
-                );
-                report.timeline.push(m);
+                self.note(id, &mut report, EventKind::Observed, None, m);
                 settled_at = Some(Instant::now());
             }
             let waited = settled_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1));

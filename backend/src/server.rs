@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt as _;
 use m1studio_shared::api::{DeployRequest, Deployment, DeploymentEvent, Drill};
-use m1studio_shared::{Diagnostic, Draft, Instance, config, configure, has_errors, link};
+use m1studio_shared::{Diagnostic, Draft, Instance, has_errors, link};
 use rust_embed::Embed;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -373,33 +373,17 @@ async fn check_design(
     request: Result<Json<CheckRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CheckResponse>, ApiError> {
     let request = body(request, "with one of draft, link or config_yml")?;
-    // A config.yml comes back already validated, with paths in the file.
-    let (draft, mut diagnostics, validated) =
-        match (request.draft, request.link, request.config_yml) {
-            (Some(draft), None, None) => (Some(draft), Vec::new(), false),
-            (None, Some(text), None) => {
-                let (draft, notices) = link::decode(&text);
-                (Some(draft), notices, false)
-            }
-            (None, None, Some(text)) => {
-                let (draft, diagnostics) = config::read(&text);
-                (draft, diagnostics, true)
-            }
-            _ => {
-                return Err(ApiError {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    message: "give exactly one of draft, link or config_yml".into(),
-                    diagnostics: Vec::new(),
-                });
-            }
-        };
-    let configured = draft.as_ref().and_then(|draft| {
-        let (configured, validation) = configure(draft);
-        if !validated {
-            diagnostics.extend(validation);
-        }
-        configured
-    });
+    let Some((draft, configured, diagnostics)) = m1studio_shared::api::read_design(
+        request.draft.as_ref(),
+        request.link.as_deref(),
+        request.config_yml.as_deref(),
+    ) else {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "give exactly one of draft, link or config_yml".into(),
+            diagnostics: Vec::new(),
+        });
+    };
     let valid = configured.is_some() && !has_errors(&diagnostics);
     Ok(Json(CheckResponse {
         valid,

@@ -2,7 +2,7 @@
 //! connection strings of a deployed cluster.
 
 use crate::plan::Profile;
-use crate::{Draft, Instance, Kind, Topology};
+use crate::{Configured, Diagnostic, Draft, Instance, Kind, Topology, config, configure, link};
 use serde::{Deserialize, Serialize};
 
 /// Where a deployment is in its life.
@@ -76,6 +76,37 @@ pub struct DeployRequest {
     /// The failover timing; `demo` when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+}
+
+/// A design as a request gives it, read and checked: the draft, the configured design when it
+/// has no error, and every diagnostic (a config.yml's with paths in the file). `None` unless
+/// exactly one of `draft`, `link` and `config_yml` is given.
+pub fn read_design(
+    draft: Option<&Draft>,
+    link_text: Option<&str>,
+    config_yml: Option<&str>,
+) -> Option<(Option<Draft>, Option<Configured>, Vec<Diagnostic>)> {
+    let (draft, mut diagnostics, validated) = match (draft, link_text, config_yml) {
+        (Some(draft), None, None) => (Some(draft.clone()), Vec::new(), false),
+        (None, Some(text), None) => {
+            let (draft, notices) = link::decode(text);
+            (Some(draft), notices, false)
+        }
+        // A config.yml comes back already validated.
+        (None, None, Some(text)) => {
+            let (draft, diagnostics) = config::read(text);
+            (draft, diagnostics, true)
+        }
+        _ => return None,
+    };
+    let configured = draft.as_ref().and_then(|draft| {
+        let (configured, validation) = configure(draft);
+        if !validated {
+            diagnostics.extend(validation);
+        }
+        configured
+    });
+    Some((draft, configured, diagnostics))
 }
 
 /// How to reach a deployed cluster's Postgres, without its password.

@@ -814,37 +814,7 @@ impl Context<'_> {
                     60,
                 ),
             ]);
-            let backup = vec![
-                run(
-                    b,
-                    "switch to a new WAL file",
-                    "barman",
-                    &[
-                        "barman",
-                        "switch-wal",
-                        "--force",
-                        "--archive",
-                        "--archive-timeout",
-                        "60",
-                        &primary,
-                    ],
-                ),
-                wait(
-                    b,
-                    "barman check is green",
-                    Readiness::CommandSucceeds {
-                        argv: argv(&["barman", "check", &primary]),
-                        user: "barman".into(),
-                    },
-                    120,
-                ),
-                run(
-                    b,
-                    "take the first backup",
-                    "barman",
-                    &["barman", "backup", "--wait", &primary],
-                ),
-            ];
+            let backup = barman_backup(b, &primary, "take the first backup");
             second = if second.is_empty() {
                 format!("Back up {primary} with Barman on {b}")
             } else {
@@ -997,6 +967,42 @@ pub fn plan(
     })
 }
 
+/// Barman's steps on node `b` for server `server` once WAL streams: a WAL switch that it
+/// archives, `barman check` green, and a backup titled `backup_title`.
+fn barman_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
+    vec![
+        run(
+            b,
+            "switch to a new WAL file",
+            "barman",
+            &[
+                "barman",
+                "switch-wal",
+                "--force",
+                "--archive",
+                "--archive-timeout",
+                "60",
+                server,
+            ],
+        ),
+        wait(
+            b,
+            "barman check is green",
+            Readiness::CommandSucceeds {
+                argv: argv(&["barman", "check", server]),
+                user: "barman".into(),
+            },
+            120,
+        ),
+        run(
+            b,
+            backup_title,
+            "barman",
+            &["barman", "backup", "--wait", server],
+        ),
+    ]
+}
+
 /// The path of Barman's server file on the Barman node.
 pub fn barman_server_file(topology: &Topology) -> String {
     format!("/etc/barman.d/{}.conf", topology.instances[0].name)
@@ -1038,38 +1044,9 @@ pub fn retarget_barman(
     let server = topology.instances[0].name.as_str();
     let b = barman.name.as_str();
     // barman cron makes the slot (create_slot = auto) and restarts receive-wal against it.
-    let mut check = vec![
-        run(
-            b,
-            "switch to a new WAL file",
-            "barman",
-            &[
-                "barman",
-                "switch-wal",
-                "--force",
-                "--archive",
-                "--archive-timeout",
-                "60",
-                server,
-            ],
-        ),
-        wait(
-            b,
-            "barman check is green",
-            Readiness::CommandSucceeds {
-                argv: argv(&["barman", "check", server]),
-                user: "barman".into(),
-            },
-            120,
-        ),
-    ];
-    if backup {
-        check.push(run(
-            b,
-            &format!("back up {source}"),
-            "barman",
-            &["barman", "backup", "--wait", server],
-        ));
+    let mut check = barman_backup(b, server, &format!("back up {source}"));
+    if !backup {
+        check.pop();
     }
     let phases = vec![
         Phase {

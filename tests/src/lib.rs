@@ -21,6 +21,19 @@ pub fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// The local Docker engine; without one, `None` after saying loudly that `what` did not run,
+/// except on CI, where it is an error.
+pub async fn docker_or_skip(what: &str) -> Result<Option<m1studio::docker::Docker>> {
+    match m1studio::docker::connect().await {
+        Ok(docker) => Ok(Some(docker)),
+        Err(err) if !on_ci() => {
+            eprintln!("\n!!! SKIPPED: no Docker engine ({err:#}); {what} did not run !!!\n");
+            Ok(None)
+        }
+        Err(err) => Err(err).context("CI must have a Docker engine"),
+    }
+}
+
 /// A free port on loopback.
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

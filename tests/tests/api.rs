@@ -3,9 +3,9 @@
 //! the middle of a deployment and restarted, then a full deployment, a drill and destroy.
 
 use anyhow::{Context as _, Result, bail};
-use m1studio::docker::{DockerExecutor, connect};
+use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
-use m1studio_e2e::{Server, http, on_ci};
+use m1studio_e2e::{Server, docker_or_skip, http};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,6 +14,15 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Resu
     let (status, text) = http(addr, method, path, body.map(|b| b.to_string()).as_deref())?;
     let value = serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?;
     Ok((status, value))
+}
+
+/// A GET that must succeed: its JSON body.
+fn get(addr: SocketAddr, path: &str) -> Result<Value> {
+    let (status, body) = call(addr, "GET", path, None)?;
+    if status != 200 {
+        bail!("GET {path} answered {status}: {body}");
+    }
+    Ok(body)
 }
 
 /// Polls the deployment's events until one matches, and returns it.
@@ -50,15 +59,8 @@ fn wait_for_event(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_through_the_api()
 -> Result<()> {
-    let docker = match connect().await {
-        Ok(docker) => docker,
-        Err(err) if !on_ci() => {
-            eprintln!(
-                "\n!!! SKIPPED: no Docker engine ({err:#}); the API deployment test did not run !!!\n"
-            );
-            return Ok(());
-        }
-        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    let Some(docker) = docker_or_skip("the API deployment test").await? else {
+        return Ok(());
     };
     let dir = std::env::temp_dir().join(format!("m1studio-e2e-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -68,7 +70,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&n=0&net=10.213.0.0%2F24"),
         "profile": "fast",
     });
-    let executor = DockerExecutor::new(docker, &cluster);
+    let executor = DockerExecutor::new(docker.clone(), &cluster);
 
     let result = async {
         // Start a deployment and crash the server while the replica is being cloned.
@@ -101,12 +103,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
 
         // After the restart the deployment is failed, its name is taken, and it can be destroyed.
         let server = Server::start_with_store(&db)?;
-        let (_, got) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{first}"),
-            None,
-        )?;
+        let got = get(server.addr, &format!("/api/deployments/{first}"))?;
         assert_eq!(got["state"], "failed", "{got}");
         assert!(
             got["error"]
@@ -187,12 +184,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         );
 
         // The status shows the roles, and Barman green with one backup.
-        let (_, status) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/status"),
-            None,
-        )?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "kestrel", "{status}");
         assert_eq!(status["nodes"][1]["postgres"], "standby", "{status}");
         assert_eq!(status["nodes"][1]["upstream"], "kestrel", "{status}");
@@ -202,14 +194,9 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         // A restart keeps a running deployment running.
         server.crash();
         let server = Server::start_with_store(&db)?;
-        let (_, got) = call(server.addr, "GET", &format!("/api/deployments/{id}"), None)?;
+        let got = get(server.addr, &format!("/api/deployments/{id}"))?;
         assert_eq!(got["state"], "running", "{got}");
-        let (_, credentials) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/credentials"),
-            None,
-        )?;
+        let credentials = get(server.addr, &format!("/api/deployments/{id}/credentials"))?;
         let password = credentials["password"]
             .as_str()
             .context("password")?
@@ -234,23 +221,13 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         eprintln!("failover through the API: {}", promoted["detail"]);
 
         // The drill's report: the recovery time, and no acknowledged write lost.
-        let (_, reports) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/drills"),
-            None,
-        )?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
         let report = &reports[0];
         assert_eq!(report["target"], "kestrel", "{report}");
         wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
             e["title"] == "drill 1 report"
         })?;
-        let (_, reports) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/drills"),
-            None,
-        )?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
         let report = &reports[0];
         assert_eq!(report["finished"], true, "{report}");
         assert_eq!(report["new_primary"], "quartz", "{report}");
@@ -266,12 +243,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
                 .as_str()
                 .is_some_and(|t| t.starts_with("Barman backs up quartz"))
         })?;
-        let (_, status) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/status"),
-            None,
-        )?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "quartz", "{status}");
         assert_eq!(status["barman"]["backs_up"], "quartz", "{status}");
         assert_eq!(status["barman"]["check_ok"], true, "{status}");
@@ -293,22 +265,12 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
                 .contains("kept stopped"),
             "{started}"
         );
-        let (_, status) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/status"),
-            None,
-        )?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "quartz", "{status}");
         assert_eq!(status["nodes"][0]["postgres"], "down", "{status}");
 
         // No password in any event.
-        let (_, events) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/events"),
-            None,
-        )?;
+        let events = get(server.addr, &format!("/api/deployments/{id}/events"))?;
         assert!(
             !events.to_string().contains(&password),
             "events never carry a password"
@@ -331,21 +293,19 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         executor.containers().await?.is_empty(),
         "nothing of the cluster is left"
     );
+    let queued = DockerExecutor::new(docker, &format!("{cluster}q"));
+    assert!(
+        queued.containers().await?.is_empty(),
+        "nothing of the cancelled cluster was created"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_back() -> Result<()> {
-    let docker = match connect().await {
-        Ok(docker) => docker,
-        Err(err) if !on_ci() => {
-            eprintln!(
-                "\n!!! SKIPPED: no Docker engine ({err:#}); the isolation drill test did not run !!!\n"
-            );
-            return Ok(());
-        }
-        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    let Some(docker) = docker_or_skip("the isolation drill test").await? else {
+        return Ok(());
     };
     let dir = std::env::temp_dir().join(format!("m1studio-e2e-iso-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -387,24 +347,14 @@ async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_ba
         wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
             e["title"] == "drill 1 report"
         })?;
-        let (_, reports) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/drills"),
-            None,
-        )?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
         let report = &reports[0];
         assert_eq!(report["action"], "isolate-primary", "{report}");
         assert_eq!(report["new_primary"], "quartz", "{report}");
         assert_eq!(report["writes_lost"], 0, "{report}");
         let timeline = report["timeline"].to_string();
         assert!(timeline.contains("fenced before it comes back"), "{report}");
-        let (_, status) = call(
-            server.addr,
-            "GET",
-            &format!("/api/deployments/{id}/status"),
-            None,
-        )?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "quartz", "{status}");
         assert_eq!(status["nodes"][0]["container"], "running", "{status}");
         assert_eq!(status["nodes"][0]["postgres"], "down", "never a second primary: {status}");

@@ -5,22 +5,15 @@
 
 use anyhow::{Context as _, Result};
 use fantoccini::Locator;
-use m1studio::docker::{DockerExecutor, connect};
+use m1studio::docker::DockerExecutor;
 use m1studio_e2e::page::{count, eval, open, wait_for, wait_for_within};
-use m1studio_e2e::{Browser, Server, http_get, on_ci};
+use m1studio_e2e::{Browser, Server, docker_or_skip, http_get};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Result<()> {
-    let docker = match connect().await {
-        Ok(docker) => docker,
-        Err(err) if !on_ci() => {
-            eprintln!(
-                "\n!!! SKIPPED: no Docker engine ({err:#}); the deploy flow in the browser did not run !!!\n"
-            );
-            return Ok(());
-        }
-        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    let Some(docker) = docker_or_skip("the deploy flow in the browser").await? else {
+        return Ok(());
     };
     let server = Server::start()?;
     let Some(browser) = Browser::start().await? else {

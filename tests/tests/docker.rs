@@ -1,10 +1,10 @@
 //! The real runner on a real Docker engine: deploy the default design with the real binary,
 //! check replication, the cascade and Barman, kill the primary, watch the failover, destroy.
 
-use anyhow::{Context as _, Result, bail};
-use m1studio::docker::{DockerExecutor, connect};
+use anyhow::{Result, bail};
+use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
-use m1studio_e2e::{binary, m1studio, on_ci};
+use m1studio_e2e::{binary, docker_or_skip, m1studio};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -35,15 +35,8 @@ async fn eventually(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed() -> Result<()> {
-    let docker = match connect().await {
-        Ok(docker) => docker,
-        Err(err) if !on_ci() => {
-            eprintln!(
-                "\n!!! SKIPPED: no Docker engine ({err:#}); the deployment test did not run !!!\n"
-            );
-            return Ok(());
-        }
-        Err(err) => return Err(err).context("CI must have a Docker engine"),
+    let Some(docker) = docker_or_skip("the deployment test").await? else {
+        return Ok(());
     };
     let dir = std::env::temp_dir().join(format!("m1studio-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
