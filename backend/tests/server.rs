@@ -402,3 +402,72 @@ async fn malformed_requests_say_what_to_send() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn events_stream_as_server_sent_events_and_resume_after_the_last_one_seen() {
+    use http_body_util::BodyExt as _;
+    let (state, runner) = with_runner();
+    let record = m1studio::store::Record {
+        id: "d1".into(),
+        cluster: "m1".into(),
+        state: m1studio_shared::api::DeploymentState::Deploying,
+        profile: m1studio_shared::plan::Profile::Fast,
+        draft: m1studio_shared::Draft::starter(),
+        created_ms: 1,
+        updated_ms: 1,
+        error: None,
+    };
+    runner.store().insert(&record, &[]).unwrap();
+    for title in [
+        "Write every node's files",
+        "Initialise the primary, kestrel",
+        "Clone",
+    ] {
+        runner
+            .store()
+            .append(
+                "d1",
+                m1studio_shared::api::EventKind::Phase,
+                None,
+                title,
+                None,
+            )
+            .unwrap();
+    }
+    let request = Request::get("/api/deployments/d1/events")
+        .header(header::ACCEPT, "text/event-stream")
+        .header("last-event-id", "1")
+        .body(Body::empty())
+        .unwrap();
+    let response = app(state).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut text = String::new();
+    while text.matches("\n\n").count() < 2 {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(
+        !text.contains("Write every node's files"),
+        "resumes after event 1: {text}"
+    );
+    assert!(text.contains("event: phase\n"), "{text}");
+    assert!(
+        text.contains("id: 2\n") && text.contains("id: 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"title\":\"Initialise the primary, kestrel\""),
+        "{text}"
+    );
+}

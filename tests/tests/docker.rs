@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
-use m1studio_e2e::{binary, docker_or_skip, m1studio};
+use m1studio_e2e::{Server, binary, docker_or_skip, http_get, m1studio};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,23 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         assert!(stderr.contains("karma: take the first backup"), "{stderr}");
         let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
         assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.4:5432/postgres?target_session_attrs=read-write"), "{stdout}");
+
+        // A server with a store of its own finds the cluster through its labels, running.
+        {
+            let server = Server::start()?;
+            let (status, listed) = http_get(server.addr, "/api/deployments")?;
+            assert_eq!(status, 200, "{listed}");
+            let listed: serde_json::Value = serde_json::from_str(&listed)?;
+            let found = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["cluster"] == cluster.as_str())
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(found["state"], "running", "{listed}");
+            assert_eq!(found["instances"].as_array().map(Vec::len), Some(4), "{found}");
+        }
 
         // The replica streams from the primary, and the cascaded replica from the replica.
         assert_eq!(query(&executor, "kestrel", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "barman_receive_wal:streaming,quartz:streaming");
