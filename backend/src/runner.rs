@@ -167,7 +167,7 @@ fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-async fn docker_connection() -> std::result::Result<bollard::Docker, Problem> {
+async fn docker_connection() -> std::result::Result<docker::Docker, Problem> {
     docker::connect()
         .await
         .map_err(|e| Problem::Unavailable(format!("{e:#}")))
@@ -338,7 +338,7 @@ impl Runner {
         id: &str,
         prepared: &Prepared,
         secrets: &Secrets,
-        engine: bollard::Docker,
+        engine: docker::Docker,
     ) -> Result<()> {
         self.set_state(id, DeploymentState::Deploying, None);
         let started = Instant::now();
