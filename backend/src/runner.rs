@@ -1250,7 +1250,9 @@ pub async fn cluster_status(
                 return status;
             }
             let sql = "SELECT pg_is_in_recovery(), \
-                       COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())), \
+                       CASE WHEN pg_is_in_recovery() \
+                            THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())) \
+                            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
                        COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), \
                        COALESCE((SELECT sender_host FROM pg_stat_wal_receiver), '')";
             if let Ok(answer) = crate::engine::query(executor, &instance.name, sql).await {

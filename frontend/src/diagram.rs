@@ -213,7 +213,33 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
     let group_extra = if n > ARROWS_EACH { 14 } else { 0 };
     let b_height = TITLE + 16 + group_extra + grid_rows * (H + GAP_X) - GAP_X + PAD;
     let legend_y = b_top + b_height + 28;
-    let height = legend_y + 16;
+    // The legend: its entries on one line, and the note after them, or on a line of its own
+    // when the diagram is too narrow for both.
+    let mut legend = vec![
+        ("streaming", "streaming replication"),
+        ("backup", "Barman backup"),
+    ];
+    if !haproxy.is_empty() {
+        legend.push(("routing", "HAProxy routing"));
+    }
+    let note = match (design.failover(), design.witness()) {
+        (FailoverManager::Patroni, _) => "quorum: etcd".to_string(),
+        (manager, true) => format!("{}: Barman is also a witness", manager.title()),
+        (manager, false) => format!(
+            "{}: odd number of Postgres nodes, no witness",
+            manager.title()
+        ),
+    };
+    let entries_end = PAD
+        + legend
+            .iter()
+            .map(|(_, text)| 60 + 8 * text.len() as u32)
+            .sum::<u32>();
+    let note_width = 7 * note.len() as u32;
+    let note_wraps = entries_end + note_width + PAD > width;
+    let width = width.max(entries_end + PAD).max(PAD * 2 + note_width);
+    let note_y = if note_wraps { legend_y + 22 } else { legend_y };
+    let height = note_y + 16;
     let [main, dr] = design.locations();
 
     let mut out = String::with_capacity(4096 + 400 * topology.instances.len());
@@ -282,7 +308,8 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
         Some((
             "backup + WAL",
             primary_at.cx() + 6,
-            primary_at.bottom() + 18,
+            // Below the live status, when the diagram shows one.
+            primary_at.bottom() + if live.is_some() { 36 } else { 18 },
         )),
     );
     if n > ARROWS_EACH {
@@ -380,13 +407,6 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
 
     let mut x = PAD;
     let _ = write!(out, r#"<g class="legend">"#);
-    let mut legend = vec![
-        ("streaming", "streaming replication"),
-        ("backup", "Barman backup"),
-    ];
-    if !haproxy.is_empty() {
-        legend.push(("routing", "HAProxy routing"));
-    }
     for (class, text) in legend {
         let _ = write!(
             out,
@@ -397,18 +417,13 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
         );
         x += 60 + 8 * text.len() as u32;
     }
-    let note = match (design.failover(), design.witness()) {
-        (FailoverManager::Patroni, _) => "quorum: etcd".to_string(),
-        (manager, true) => format!("{}: Barman is also a witness", manager.title()),
-        (manager, false) => format!(
-            "{}: odd number of Postgres nodes, no witness",
-            manager.title()
-        ),
-    };
+    if note_wraps {
+        x = PAD;
+    }
     let _ = write!(
         out,
         r#"<text x="{x}" y="{}">{}</text></g></svg>"#,
-        legend_y + 4,
+        note_y + 4,
         esc(&note)
     );
     out
@@ -479,6 +494,32 @@ mod tests {
             .parse()
             .unwrap();
         assert!(width < 1200, "wraps instead of growing wide: {width}");
+    }
+
+    #[test]
+    fn the_legend_fits_a_narrow_diagram() {
+        let svg = diagram(Draft {
+            num_cascaded_replicas: Some("0".into()),
+            ..Draft::starter()
+        });
+        let width: u32 = svg
+            .split("viewBox=\"0 0 ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let legend = svg.split(r#"<g class="legend">"#).nth(1).unwrap();
+        for text in legend.split("<text x=\"").skip(1) {
+            let x: u32 = text.split('"').next().unwrap().parse().unwrap();
+            let words = text.split('>').nth(1).unwrap().split('<').next().unwrap();
+            assert!(
+                x + 7 * words.len() as u32 <= width,
+                "{words:?} at {x} overflows {width}"
+            );
+        }
     }
 
     #[test]
