@@ -422,3 +422,65 @@ pub mod page {
         .await
     }
 }
+
+/// Calling the server's JSON API.
+pub mod rest {
+    use crate::http;
+    use anyhow::{Context as _, Result, bail};
+    use serde_json::Value;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    pub fn call(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let (status, text) = http(addr, method, path, body.map(|b| b.to_string()).as_deref())?;
+        let value =
+            serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?;
+        Ok((status, value))
+    }
+
+    /// A GET that must succeed: its JSON body.
+    pub fn get(addr: SocketAddr, path: &str) -> Result<Value> {
+        let (status, body) = call(addr, "GET", path, None)?;
+        if status != 200 {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Polls the deployment's events until one matches, and returns it.
+    pub fn wait_for_event(
+        addr: SocketAddr,
+        id: &str,
+        within: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let started = Instant::now();
+        let mut after = 0;
+        while started.elapsed() < within {
+            let (status, events) = call(
+                addr,
+                "GET",
+                &format!("/api/deployments/{id}/events?after={after}&wait=5"),
+                None,
+            )?;
+            assert_eq!(status, 200, "{events}");
+            for event in events.as_array().context("events are a list")? {
+                after = event["seq"].as_u64().context("seq")?;
+                if event["kind"] == "failed"
+                    || (event["kind"] == "state" && event["title"] == "failed")
+                {
+                    bail!("the deployment failed: {event}");
+                }
+                if matches(event) {
+                    return Ok(event.clone());
+                }
+            }
+        }
+        bail!("no such event within {} s", within.as_secs())
+    }
+}

@@ -2,59 +2,13 @@
 //! replica (so the witness is on the Barman node) deployed through `/api`, the server killed in
 //! the middle of a deployment and restarted, then a full deployment, a drill and destroy.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
-use m1studio_e2e::{Server, docker_or_skip, http};
-use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
-    let (status, text) = http(addr, method, path, body.map(|b| b.to_string()).as_deref())?;
-    let value = serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?;
-    Ok((status, value))
-}
-
-/// A GET that must succeed: its JSON body.
-fn get(addr: SocketAddr, path: &str) -> Result<Value> {
-    let (status, body) = call(addr, "GET", path, None)?;
-    if status != 200 {
-        bail!("GET {path} answered {status}: {body}");
-    }
-    Ok(body)
-}
-
-/// Polls the deployment's events until one matches, and returns it.
-fn wait_for_event(
-    addr: SocketAddr,
-    id: &str,
-    within: Duration,
-    matches: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let started = Instant::now();
-    let mut after = 0;
-    while started.elapsed() < within {
-        let (status, events) = call(
-            addr,
-            "GET",
-            &format!("/api/deployments/{id}/events?after={after}&wait=5"),
-            None,
-        )?;
-        assert_eq!(status, 200, "{events}");
-        for event in events.as_array().context("events are a list")? {
-            after = event["seq"].as_u64().context("seq")?;
-            if event["kind"] == "failed" || (event["kind"] == "state" && event["title"] == "failed")
-            {
-                bail!("the deployment failed: {event}");
-            }
-            if matches(event) {
-                return Ok(event.clone());
-            }
-        }
-    }
-    bail!("no such event within {} s", within.as_secs())
-}
+use m1studio_e2e::rest::{call, get, wait_for_event};
+use m1studio_e2e::{Server, docker_or_skip};
+use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_through_the_api()
@@ -298,80 +252,6 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         queued.containers().await?.is_empty(),
         "nothing of the cancelled cluster was created"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_back() -> Result<()> {
-    let Some(docker) = docker_or_skip("the isolation drill test").await? else {
-        return Ok(());
-    };
-    let dir = std::env::temp_dir().join(format!("m1studio-e2e-iso-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let cluster = format!("iso{}", std::process::id() % 100000);
-    let executor = DockerExecutor::new(docker, &cluster);
-    let server = Server::start_with_store(&dir.join("m1studio.db"))?;
-    let result = async {
-        let design = json!({
-            "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.221.0.0%2F24"),
-        });
-        let (status, created) = call(server.addr, "POST", "/api/deployments", Some(design))?;
-        assert_eq!(status, 202, "{created}");
-        assert_eq!(created["profile"], "fast", "{created}");
-        let id = created["id"].as_str().context("id")?.to_string();
-        wait_for_event(server.addr, &id, Duration::from_secs(300), |e| {
-            e["kind"] == "state" && e["title"] == "running"
-        })?;
-        let (status, refused) = call(
-            server.addr,
-            "POST",
-            &format!("/api/deployments/{id}/drills"),
-            Some(json!({"action": "isolate-primary", "seconds": 1})),
-        )?;
-        assert_eq!(status, 400, "{refused}");
-        assert!(
-            refused["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("seconds:"),
-            "{refused}"
-        );
-        let (status, drill) = call(
-            server.addr,
-            "POST",
-            &format!("/api/deployments/{id}/drills"),
-            Some(json!({"action": "isolate-primary", "seconds": 15})),
-        )?;
-        assert_eq!(status, 202, "{drill}");
-        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
-            e["title"] == "drill 1 report"
-        })?;
-        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
-        let report = &reports[0];
-        assert_eq!(report["action"], "isolate-primary", "{report}");
-        assert_eq!(report["new_primary"], "quartz", "{report}");
-        assert_eq!(report["writes_lost"], 0, "{report}");
-        let timeline = report["timeline"].to_string();
-        assert!(timeline.contains("fenced before it comes back"), "{report}");
-        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
-        assert_eq!(status["primary"], "quartz", "{status}");
-        assert_eq!(status["nodes"][0]["container"], "running", "{status}");
-        assert_eq!(status["nodes"][0]["postgres"], "down", "never a second primary: {status}");
-        let (status, destroyed) = call(
-            server.addr,
-            "DELETE",
-            &format!("/api/deployments/{id}"),
-            None,
-        )?;
-        assert_eq!(status, 200, "{destroyed}");
-        anyhow::Ok(())
-    }
-    .await;
-    if result.is_err() {
-        let _ = executor.destroy().await;
-    }
-    assert!(executor.containers().await?.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
