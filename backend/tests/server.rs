@@ -206,6 +206,25 @@ fn with_runner() -> (AppState, m1studio::runner::Runner) {
     (state, runner)
 }
 
+/// Records deployment `id` of the starter design, cluster m1, in `state`.
+fn record(
+    runner: &m1studio::runner::Runner,
+    id: &str,
+    state: m1studio_shared::api::DeploymentState,
+) {
+    let record = m1studio::store::Record {
+        id: id.into(),
+        cluster: "m1".into(),
+        state,
+        profile: m1studio_shared::plan::Profile::Fast,
+        draft: m1studio_shared::Draft::starter(),
+        created_ms: 1,
+        updated_ms: 1,
+        error: None,
+    };
+    runner.store().insert(&record, &[]).unwrap();
+}
+
 fn post(path: &str, body: &str) -> Request<Body> {
     Request::post(path)
         .header(header::CONTENT_TYPE, "application/json")
@@ -313,17 +332,11 @@ async fn designs_the_runner_cannot_deploy_are_refused_before_anything_is_created
 #[tokio::test]
 async fn a_cluster_name_that_is_already_deployed_is_a_conflict_that_names_the_field() {
     let (state, runner) = with_runner();
-    let record = m1studio::store::Record {
-        id: "d0".into(),
-        cluster: "m1".into(),
-        state: m1studio_shared::api::DeploymentState::Running,
-        profile: m1studio_shared::plan::Profile::Fast,
-        draft: m1studio_shared::Draft::starter(),
-        created_ms: 1,
-        updated_ms: 1,
-        error: None,
-    };
-    runner.store().insert(&record, &[]).unwrap();
+    record(
+        &runner,
+        "d0",
+        m1studio_shared::api::DeploymentState::Running,
+    );
     let (status, body) = call(
         state.clone(),
         post(
@@ -407,17 +420,11 @@ async fn malformed_requests_say_what_to_send() {
 async fn events_stream_as_server_sent_events_and_resume_after_the_last_one_seen() {
     use http_body_util::BodyExt as _;
     let (state, runner) = with_runner();
-    let record = m1studio::store::Record {
-        id: "d1".into(),
-        cluster: "m1".into(),
-        state: m1studio_shared::api::DeploymentState::Deploying,
-        profile: m1studio_shared::plan::Profile::Fast,
-        draft: m1studio_shared::Draft::starter(),
-        created_ms: 1,
-        updated_ms: 1,
-        error: None,
-    };
-    runner.store().insert(&record, &[]).unwrap();
+    record(
+        &runner,
+        "d1",
+        m1studio_shared::api::DeploymentState::Deploying,
+    );
     for title in [
         "Write every node's files",
         "Initialise the primary, kestrel",

@@ -439,6 +439,15 @@ mod tests {
         svg(&configured.design, &configured.topology)
     }
 
+    /// The width of an SVG document's view box.
+    fn width_of(svg: &str) -> u32 {
+        svg.split("viewBox=\"0 0 ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|w| w.parse().ok())
+            .expect("a view box")
+    }
+
     fn count(svg: &str, needle: &str) -> usize {
         svg.matches(needle).count()
     }
@@ -484,15 +493,7 @@ mod tests {
         assert_eq!(count(&svg, r#"class="node cascaded-replica""#), 32);
         assert_eq!(count(&svg, "cascade-group"), 1);
         assert!(svg.contains("32 cascaded replicas, all streaming from quartz"));
-        let width: u32 = svg
-            .split("viewBox=\"0 0 ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let width = width_of(&svg);
         assert!(width < 1200, "wraps instead of growing wide: {width}");
     }
 
@@ -502,15 +503,7 @@ mod tests {
             num_cascaded_replicas: Some("0".into()),
             ..Draft::starter()
         });
-        let width: u32 = svg
-            .split("viewBox=\"0 0 ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let width = width_of(&svg);
         let legend = svg.split(r#"<g class="legend">"#).nth(1).unwrap();
         for text in legend.split("<text x=\"").skip(1) {
             let x: u32 = text.split('"').next().unwrap().parse().unwrap();
