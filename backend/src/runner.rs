@@ -17,7 +17,9 @@ use m1studio_shared::plan::{
     PGDATA, PlanOptions, Profile, barman_server_file, node_image, plan, retarget_barman,
 };
 use m1studio_shared::spec::PlatformSpec;
-use m1studio_shared::{Code, Configured, Diagnostic, Draft, Kind, configure, has_errors, link};
+use m1studio_shared::{
+    Code, Configured, Diagnostic, Draft, FailoverManager, Kind, configure, has_errors, link,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -633,7 +635,9 @@ impl Runner {
                     )
                     .await
                     .is_ok_and(|o| o.code == 0);
+                let patroni = configured.design.failover() == FailoverManager::Patroni;
                 let message = if postgres
+                    && !patroni
                     && !standby
                     && status.primary.as_deref().is_some_and(|p| p != node)
                 {
@@ -643,9 +647,16 @@ impl Runner {
                     )
                 } else {
                     let services: &[&str] = match found.designed {
+                        // Patroni finds another leader and makes its node a standby of it
+                        // (with pg_rewind where the old timeline went further).
+                        Kind::Primary | Kind::Replica | Kind::CascadedReplica if patroni => {
+                            &["patroni"]
+                        }
                         Kind::Primary | Kind::Replica | Kind::CascadedReplica => {
                             &["postgres", "repmgrd"]
                         }
+                        Kind::Etcd => &["etcd"],
+                        Kind::Haproxy => &["haproxy"],
                         Kind::Barman
                             if configured.topology.instances.iter().any(|i| {
                                 i.kind == Kind::Barman && i.has(m1studio_shared::Role::Witness)
@@ -654,7 +665,6 @@ impl Runner {
                             &["postgres", "repmgrd", "barman-cron"]
                         }
                         Kind::Barman => &["barman-cron"],
-                        _ => &[],
                     };
                     let mut command = argv(&["supervisorctl", "start"]);
                     command.extend(services.iter().map(|s| s.to_string()));
@@ -802,13 +812,24 @@ impl Runner {
         .await?
         .parse()
         .unwrap_or(1);
-        let hosts: Vec<&str> = configured
+        // Through HAProxy when the design has it, as its clients would connect; otherwise to
+        // every Postgres node, and libpq finds the one that takes writes.
+        let proxies: Vec<&str> = configured
             .topology
-            .instances
-            .iter()
-            .filter(|i| i.kind.is_postgres())
+            .of_kind(Kind::Haproxy)
             .map(|i| i.name.as_str())
             .collect();
+        let hosts: Vec<&str> = if proxies.is_empty() {
+            configured
+                .topology
+                .instances
+                .iter()
+                .filter(|i| i.kind.is_postgres())
+                .map(|i| i.name.as_str())
+                .collect()
+        } else {
+            proxies
+        };
         let conninfo = format!(
             "host={} user=barman dbname=postgres target_session_attrs=read-write connect_timeout=2",
             hosts.join(",")
@@ -818,7 +839,15 @@ impl Runner {
         let writer = tokio::spawn(write_rows(
             executor.clone(),
             writer_node,
-            conninfo,
+            (
+                conninfo,
+                configured
+                    .topology
+                    .instances
+                    .iter()
+                    .filter_map(|i| i.ip_address.map(|ip| (ip.to_string(), i.name.clone())))
+                    .collect(),
+            ),
             first_id,
             stop.clone(),
             writes.clone(),
@@ -846,6 +875,7 @@ impl Runner {
             }
         };
         let mut reconnected = false;
+        let patroni = configured.design.failover() == FailoverManager::Patroni;
         let old_instance = configured
             .topology
             .get(old)
@@ -873,8 +903,9 @@ impl Runner {
         while fault.elapsed() < Duration::from_secs(150) + isolation.unwrap_or_default() {
             if let Some(after) = isolation.filter(|a| !reconnected && fault.elapsed() >= *a) {
                 // A primary that would come back beside a new one is fenced first, so that it
-                // never takes a write: Postgres stops at once, and repmgrd with it.
-                if let Some(new) = report.new_primary.clone() {
+                // never takes a write: Postgres stops at once, and repmgrd with it. Patroni
+                // needs no help: a leader that cannot renew its key in etcd demotes itself.
+                if let Some(new) = report.new_primary.clone().filter(|_| !patroni) {
                     let still_primary =
                         crate::engine::query(executor, old, "SELECT pg_is_in_recovery()")
                             .await
@@ -937,12 +968,23 @@ impl Runner {
                     self.note(id, &mut report, EventKind::Observed, Some(new), m);
                 }
             }
+            // Recovery ends with the first write after the fault that another node acknowledged
+            // (the old primary may still take a few while it shuts down), or the old primary's
+            // own when an isolation was too short for a failover.
+            let carried_on = reconnected && report.new_primary.is_none();
             if report.rto_ms.is_none()
-                && let Some(first) = lock(&writes).iter().find(|w| w.ok && w.started >= fault)
+                && let Some(first) = lock(&writes).iter().find(|w| {
+                    w.ok && w.started >= fault
+                        && (carried_on || w.by.as_deref().is_some_and(|by| by != old))
+                })
             {
                 let rto = first.finished.duration_since(fault);
                 report.rto_ms = Some(u64::try_from(rto.as_millis()).unwrap_or(u64::MAX));
-                let what = format!("writes resumed (row {})", first.id);
+                let what = format!(
+                    "writes resumed on {} (row {})",
+                    first.by.as_deref().unwrap_or("?"),
+                    first.id
+                );
                 let after_ms = i64::try_from(rto.as_millis()).unwrap_or(i64::MAX);
                 self.emit(
                     id,
@@ -953,8 +995,24 @@ impl Runner {
                 );
                 report.timeline.push(Moment { after_ms, what });
             }
+            // Settled once every standby streams again, from a node other than the old
+            // primary (or, at the latest, 30 s after the promotion).
+            let promoted_at = report
+                .timeline
+                .iter()
+                .find(|m| m.what.contains("is the new primary"))
+                .map(|m| Duration::from_millis(u64::try_from(m.after_ms).unwrap_or(0)));
+            let following = status.as_ref().is_some_and(|s| {
+                s.nodes
+                    .iter()
+                    .filter(|n| n.postgres == Some(PostgresRole::Standby))
+                    .all(|n| n.upstream.as_deref().is_some_and(|u| u != old))
+            });
+            let overdue =
+                promoted_at.is_some_and(|p| fault.elapsed() >= p + Duration::from_secs(30));
             if let (Some(new), Some(_), None) = (&report.new_primary, report.rto_ms, settled_at)
                 && let Some(status) = &status
+                && (following || overdue)
             {
                 let following: Vec<String> = status
                     .nodes
@@ -1019,6 +1077,7 @@ impl Runner {
                 ));
             }
         }
+        report.timeline.sort_by_key(|m| m.after_ms);
         report.finished = true;
         self.inner.store.save_report(id, &report)?;
         self.emit(
@@ -1365,12 +1424,14 @@ async fn executor_run(
 const WRITES_TABLE: &str = "CREATE TABLE IF NOT EXISTS m1studio_drill_writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())";
 
 /// One insert of the drill writer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Write {
     id: u64,
     started: Instant,
     finished: Instant,
     ok: bool,
+    /// The node that acknowledged it.
+    by: Option<String>,
 }
 
 fn seconds(after_ms: i64) -> String {
@@ -1378,29 +1439,35 @@ fn seconds(after_ms: i64) -> String {
 }
 
 /// Inserts numbered rows one after the other through `conninfo` (every Postgres node, the
-/// one that accepts writes chosen by libpq), from `node`, until `stop`.
+/// one that accepts writes chosen by libpq), from `node`, until `stop`. Each insert returns
+/// the server's address, which `names` turns into the node that acknowledged it.
 async fn write_rows(
     executor: DockerExecutor,
     node: String,
-    conninfo: String,
+    (conninfo, names): (String, HashMap<String, String>),
     first_id: u64,
     stop: Arc<std::sync::atomic::AtomicBool>,
     writes: Arc<Mutex<Vec<Write>>>,
 ) {
     let mut next = first_id;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let sql = format!("INSERT INTO m1studio_drill_writes (id) VALUES ({next})");
+        let sql = format!(
+            "INSERT INTO m1studio_drill_writes (id) VALUES ({next}) RETURNING host(inet_server_addr())"
+        );
         let command = argv(&["psql", "-XAtq", "-d", &conninfo, "-c", &sql]);
         let started = Instant::now();
-        let ok = executor
-            .run(&node, &command, "barman", None)
-            .await
-            .is_ok_and(|o| o.code == 0);
+        let output = executor.run(&node, &command, "barman", None).await;
+        let ok = output.as_ref().is_ok_and(|o| o.code == 0);
+        let by = output
+            .ok()
+            .filter(|_| ok)
+            .and_then(|o| names.get(o.stdout.trim()).cloned());
         lock(&writes).push(Write {
             id: next,
             started,
             finished: Instant::now(),
             ok,
+            by,
         });
         next += 1;
         if !ok {

@@ -139,13 +139,39 @@ pub fn connections(topology: &Topology, id: &str) -> Connections {
         .map(|i| format!("{}:5432", host(i)))
         .collect::<Vec<_>>()
         .join(",");
+    // With HAProxy, clients go through it: 5432 reaches the leader, 5433 the standbys.
+    let proxies: Vec<&Instance> = topology.of_kind(Kind::Haproxy).collect();
+    let through = |port: u16| {
+        proxies
+            .iter()
+            .map(|i| format!("{}:{port}", host(i)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (read_write, read_only) = if proxies.is_empty() {
+        (
+            format!(
+                "postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
+            ),
+            format!(
+                "postgresql://postgres@{hosts}/postgres?target_session_attrs=prefer-standby&connect_timeout=2"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "postgresql://postgres@{}/postgres?target_session_attrs=read-write&connect_timeout=2",
+                through(5432)
+            ),
+            format!(
+                "postgresql://postgres@{}/postgres?connect_timeout=2",
+                through(crate::plan::HAPROXY_READ_ONLY_PORT)
+            ),
+        )
+    };
     Connections {
-        read_write: format!(
-            "postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
-        ),
-        read_only: format!(
-            "postgresql://postgres@{hosts}/postgres?target_session_attrs=prefer-standby&connect_timeout=2"
-        ),
+        read_write,
+        read_only,
         nodes: postgres
             .iter()
             .map(|i| {
@@ -420,6 +446,34 @@ mod tests {
             c.read_write
         );
         assert_eq!(c.password, "GET /api/deployments/d1/credentials");
+    }
+
+    #[test]
+    fn with_haproxy_clients_connect_through_it() {
+        let mut draft = Draft::starter();
+        draft.failover_manager = Some("patroni".into());
+        draft.enable_haproxy = true;
+        let configured = configure(&draft).0.unwrap();
+        let c = connections(&configured.topology, "d1");
+        let proxies: Vec<String> = configured
+            .topology
+            .of_kind(Kind::Haproxy)
+            .map(|i| i.ip_address.unwrap().to_string())
+            .collect();
+        assert_eq!(proxies.len(), 2);
+        for proxy in &proxies {
+            assert!(
+                c.read_write.contains(&format!("{proxy}:5432")),
+                "{}",
+                c.read_write
+            );
+            assert!(
+                c.read_only.contains(&format!("{proxy}:5433")),
+                "{}",
+                c.read_only
+            );
+        }
+        assert_eq!(c.read_write.matches(':').count(), 2 + 1, "{}", c.read_write);
     }
 
     #[test]

@@ -12,12 +12,24 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use std::fmt::Write as _;
 
+mod patroni;
+pub use patroni::{ETCD_CLIENT_PORT, HAPROXY_READ_ONLY_PORT, PATRONI_PORT};
+
 /// Where Postgres keeps its data on every node.
 pub const PGDATA: &str = "/var/lib/postgresql/data";
 /// The directory of the files the plan writes for Postgres.
 pub const CONFIG_DIR: &str = "/etc/m1studio";
 /// The secrets a plan refers to.
-pub const SECRETS: &[&str] = &["repmgr", "barman", "streaming_barman", "postgres"];
+pub const SECRETS: &[&str] = &[
+    "repmgr",
+    "barman",
+    "streaming_barman",
+    "postgres",
+    "replicator",
+    "patroni",
+];
+/// Patroni's configuration on every Postgres node of a Patroni cluster.
+pub const PATRONI_CONFIG: &str = "/etc/patroni/m1studio.yml";
 
 /// How quickly the failover manager reacts, and so how long a failover takes. The same names
 /// serve repmgr and Patroni; each sets that manager's timings together.
@@ -512,6 +524,9 @@ impl Context<'_> {
     }
 
     fn files(&self, instance: &Instance) -> Vec<File> {
+        if self.design.failover() == FailoverManager::Patroni {
+            return self.patroni_files(instance);
+        }
         let mut files = Vec::new();
         let pgpass = |user: &str| {
             format!(
@@ -559,32 +574,39 @@ impl Context<'_> {
             ));
         }
         if instance.kind == Kind::Barman {
-            files.push(file(
+            files.extend(self.barman_files());
+        }
+        files
+    }
+
+    /// Barman's files: its server file, its passwords and its cron service.
+    fn barman_files(&self) -> Vec<File> {
+        let pass = format!(
+            "# host:port:database:user:password\n*:*:*:barman:{}\n*:*:*:streaming_barman:{}\n",
+            secret("barman"),
+            secret("streaming_barman")
+        );
+        vec![
+            file(
                 &barman_server_file(self.topology),
                 "barman",
                 0o644,
                 self.barman_conf(&self.primary().name),
-            ));
-            let pass = format!(
-                "# host:port:database:user:password\n*:*:*:barman:{}\n*:*:*:streaming_barman:{}\n",
-                secret("barman"),
-                secret("streaming_barman")
-            );
-            files.push(file("/var/lib/barman/.pgpass", "barman", 0o600, pass));
-            files.push(file(
+            ),
+            file("/var/lib/barman/.pgpass", "barman", 0o600, pass),
+            file(
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
                 "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming): every second for the first\n# minute, so that the first WAL file is archived at once, then every 5 seconds.\ni=0\nwhile true; do\n    /usr/bin/barman -q cron\n    if [ \"$i\" -lt 60 ]; then i=$((i + 1)); sleep 1; else sleep 5; fi\ndone\n".to_string(),
-            ));
-            files.push(file(
+            ),
+            file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
                 "root",
                 0o644,
                 self.barman_cron_service(),
-            ));
-        }
-        files
+            ),
+        ]
     }
 
     /// SQL run by psql as postgres, given on standard input so that passwords stay out of argv.
@@ -674,10 +696,21 @@ impl Context<'_> {
         )
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        let primary = self.primary().name.clone();
-        let replica = self.replica().name.clone();
-        let mut phases = vec![Phase {
+    /// PGDATA with the mode Postgres demands, for a node whose data directory no initdb or
+    /// repmgr clone makes (`install -d` gives every directory it makes the last mode named).
+    fn data_directory(&self, node: &str) -> Step {
+        run(
+            node,
+            "make the data directory private",
+            "root",
+            &[
+                "install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0700", PGDATA,
+            ],
+        )
+    }
+
+    fn write_files_phase(&self) -> Phase {
+        Phase {
             title: "Write every node's files".into(),
             steps: self
                 .topology
@@ -686,23 +719,64 @@ impl Context<'_> {
                 .filter(|i| !self.files(i).is_empty())
                 .map(|i| step(&i.name, "write configuration files", Action::WriteFiles))
                 .collect(),
-        }];
+        }
+    }
+
+    /// The roles Barman connects as, made on the primary, with the superuser's password for
+    /// the connection strings users are given.
+    fn barman_roles(&self, primary: &str) -> Vec<Step> {
+        let mut steps: Vec<Step> = [("barman", "SUPERUSER"), ("streaming_barman", "REPLICATION")]
+            .iter()
+            .map(|(user, attributes)| {
+                self.sql(
+                    primary,
+                    &format!("create the {user} role"),
+                    &format!(
+                        "CREATE ROLE {user} LOGIN {attributes} PASSWORD '{}'",
+                        secret(user)
+                    ),
+                )
+            })
+            .collect();
+        steps.push(self.sql(
+            primary,
+            "set the postgres role's password",
+            &format!("ALTER ROLE postgres PASSWORD '{}'", secret("postgres")),
+        ));
+        steps
+    }
+
+    /// Waits on `primary` until Barman's receive-wal streams from it.
+    fn barman_streams(&self, primary: &str) -> Step {
+        wait(
+            primary,
+            "Barman streams WAL from the primary",
+            Readiness::Query {
+                sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
+                expect: "1".into(),
+            },
+            60,
+        )
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        if self.design.failover() == FailoverManager::Patroni {
+            return self.patroni_phases();
+        }
+        let primary = self.primary().name.clone();
+        let replica = self.replica().name.clone();
+        let mut phases = vec![self.write_files_phase()];
 
         let mut init = self.new_postgres(&primary, "initialise the primary", &["--data-checksums"]);
-        for (user, attributes) in [
-            ("repmgr", "SUPERUSER REPLICATION"),
-            ("barman", "SUPERUSER"),
-            ("streaming_barman", "REPLICATION"),
-        ] {
-            init.push(self.sql(
-                &primary,
-                &format!("create the {user} role"),
-                &format!(
-                    "CREATE ROLE {user} LOGIN {attributes} PASSWORD '{}'",
-                    secret(user)
-                ),
-            ));
-        }
+        init.push(self.sql(
+            &primary,
+            "create the repmgr role",
+            &format!(
+                "CREATE ROLE repmgr LOGIN SUPERUSER REPLICATION PASSWORD '{}'",
+                secret("repmgr")
+            ),
+        ));
+        init.extend(self.barman_roles(&primary));
         init.push(self.sql(
             &primary,
             "create the repmgr database",
@@ -804,15 +878,7 @@ impl Context<'_> {
                         service: "barman-cron".into(),
                     },
                 ),
-                wait(
-                    &primary,
-                    "Barman streams WAL from the primary",
-                    Readiness::Query {
-                        sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
-                        expect: "1".into(),
-                    },
-                    60,
-                ),
+                self.barman_streams(&primary),
             ]);
             let backup = barman_backup(b, &primary, "take the first backup");
             second = if second.is_empty() {
@@ -911,13 +977,6 @@ pub fn plan(
             "deploy",
             Code::EdbTokenNeeded,
             "this design uses EDB software from EDB Repos 2.0: set EDB_SUBSCRIPTION_TOKEN to your EDB subscription token and deploy again",
-        ));
-    }
-    if design.failover() == FailoverManager::Patroni {
-        problems.push(Diagnostic::error(
-            "failover_manager",
-            Code::DeployUnsupported,
-            "deploying Patroni clusters is not available yet: deploy with --failover-manager repmgr, or use config.yml with TPA",
         ));
     }
     if design.flavour().is_edb() && options.edb_token {
@@ -1129,6 +1188,7 @@ pub fn node_image(design: &Design) -> Result<NodeImage, Diagnostic> {
         "barman-cli".into(),
         "patroni".into(),
         "etcd-server".into(),
+        "etcd-client".into(),
         "haproxy".into(),
         "openssh-server".into(),
         "iproute2".into(),

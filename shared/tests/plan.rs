@@ -3,8 +3,8 @@
 
 mod common;
 
-use m1studio_shared::plan::{Action, Plan, PlanOptions, Profile, SECRETS, plan};
-use m1studio_shared::{Code, FailoverManager, configure};
+use m1studio_shared::plan::{Action, PATRONI_CONFIG, Plan, PlanOptions, Profile, SECRETS, plan};
+use m1studio_shared::{Code, FailoverManager, Kind, configure};
 
 fn plan_for(line: &str, options: PlanOptions) -> Result<Plan, Vec<m1studio_shared::Diagnostic>> {
     let (invocation, problems) = common::parse(line);
@@ -208,18 +208,120 @@ fn edb_software_without_a_token_stops_before_anything_is_created() {
         1,
         "with a token, only the missing EDB repository is left"
     );
-    assert_eq!(with_token[0].code, Code::DeployUnsupported);
+    assert_eq!(with_token[0].code.as_str(), "deploy-unsupported");
+}
+
+fn patroni(n: u32, haproxy: bool) -> Plan {
+    let line = format!(
+        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --num-cascaded-replicas {n}{}",
+        if haproxy { " --enable-haproxy" } else { "" }
+    );
+    plan_for(&line, PlanOptions::default()).expect("Patroni designs deploy")
 }
 
 #[test]
-fn patroni_is_refused_until_its_runner_exists() {
-    let problems = plan_for(
-        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker",
-        PlanOptions::default(),
-    )
-    .unwrap_err();
-    assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0].code.as_str(), "deploy-unsupported");
+fn patroni_plans_match_the_snapshots() {
+    for (n, haproxy) in [(0, false), (1, true), (2, true)] {
+        let name = format!(
+            "patroni-docker-n{n}{}",
+            if haproxy { "-haproxy" } else { "" }
+        );
+        insta::assert_snapshot!(name, full_text(&patroni(n, haproxy)));
+    }
+}
+
+#[test]
+fn patroni_starts_etcd_and_the_leader_before_any_replica_and_cascades_from_node_two() {
+    let plan = patroni(2, true);
+    let phase_of = |node: &str, title: &str| {
+        plan.phases
+            .iter()
+            .position(|p| p.steps.iter().any(|s| s.node == node && s.title == title))
+            .unwrap_or_else(|| panic!("{node}: {title} is not in the plan"))
+    };
+    let (invocation, _) = common::parse(
+        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --num-cascaded-replicas 2 --enable-haproxy",
+    );
+    let topology = configure(&invocation.draft)
+        .0
+        .expect("a valid design")
+        .topology;
+    let names =
+        |kind: Kind| -> Vec<String> { topology.of_kind(kind).map(|i| i.name.clone()).collect() };
+    let leader = &names(Kind::Primary)[0];
+    let replica = &names(Kind::Replica)[0];
+    let start_leader = phase_of(leader, "start patroni");
+    for etcd in names(Kind::Etcd) {
+        assert!(phase_of(&etcd, "etcd answers") <= start_leader);
+    }
+    assert!(phase_of(replica, "start patroni") > start_leader);
+    let cascades = names(Kind::CascadedReplica);
+    assert_eq!(cascades.len(), 2);
+    for cascade in &cascades {
+        assert_eq!(
+            phase_of(cascade, "start patroni"),
+            phase_of(&cascades[0], "start patroni"),
+            "the cascaded replicas start together"
+        );
+        assert!(
+            phase_of(cascade, "start patroni")
+                > phase_of(replica, &format!("streaming from {leader}"))
+        );
+        let yml = &plan
+            .files_of(cascade)
+            .iter()
+            .find(|f| f.path == PATRONI_CONFIG)
+            .unwrap()
+            .content;
+        assert!(yml.contains(&format!("replicatefrom: {replica}")), "{yml}");
+        assert!(yml.contains("nofailover: true"), "{yml}");
+    }
+    for proxy in names(Kind::Haproxy) {
+        let cfg = &plan
+            .files_of(&proxy)
+            .iter()
+            .find(|f| f.path == "/etc/haproxy/haproxy.cfg")
+            .unwrap()
+            .content;
+        assert!(
+            cfg.contains("bind *:5432") && cfg.contains("GET /primary"),
+            "{cfg}"
+        );
+        assert!(
+            cfg.contains("bind *:5433") && cfg.contains("GET /replica"),
+            "{cfg}"
+        );
+        assert_eq!(cfg.matches("check port 8008").count(), 2 * 4, "{cfg}");
+    }
+}
+
+#[test]
+fn patroni_timings_come_from_the_profile_and_keep_barmans_slot() {
+    for profile in Profile::ALL {
+        let plan = plan_for(
+            "m1 -a M1 --postgresql 15 --enable-patroni --platform docker",
+            PlanOptions {
+                profile,
+                edb_token: false,
+            },
+        )
+        .unwrap();
+        let (ttl, loop_wait, retry) = profile.patroni_timing();
+        let yml = &plan.nodes[0]
+            .files
+            .iter()
+            .find(|f| f.path == PATRONI_CONFIG)
+            .unwrap()
+            .content;
+        for line in [
+            format!("ttl: {ttl}\n"),
+            format!("loop_wait: {loop_wait}\n"),
+            format!("retry_timeout: {retry}\n"),
+            "  slots:\n      barman:\n        type: physical\n".to_string(),
+        ] {
+            assert!(yml.contains(&line), "{line:?} is not in {yml}");
+        }
+    }
 }
 
 #[test]

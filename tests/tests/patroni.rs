@@ -1,0 +1,231 @@
+//! Patroni with etcd and HAProxy, through the API of the real server on a real Docker engine:
+//! etcd healthy, one leader, the cascaded replica streaming from node 2, clients reaching the
+//! leader through HAProxy; then the leader killed while a writer inserts through HAProxy, Barman
+//! pointed at the new leader, and the old leader back as a standby that takes no writes. In a
+//! test binary of its own, so that no other deployment shares the machine while Patroni's timing
+//! is measured.
+
+use anyhow::{Context as _, Result, ensure};
+use m1studio::docker::DockerExecutor;
+use m1studio::engine::{Executor as _, argv};
+use m1studio_e2e::rest::{call, get, wait_for_event};
+use m1studio_e2e::{Server, docker_or_skip};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const NETWORK: &str = "10.222.0";
+
+/// Runs `sql` as the barman user from the Barman node (which has its password), connecting to
+/// `host:port`; the single answer.
+async fn through(executor: &DockerExecutor, host: &str, port: u16, sql: &str) -> Result<String> {
+    let conninfo = format!("host={host} port={port} user=barman dbname=postgres connect_timeout=2");
+    let output = executor
+        .run(
+            "karma",
+            &argv(&["psql", "-XAtq", "-d", &conninfo, "-c", sql]),
+            "barman",
+            None,
+        )
+        .await?;
+    ensure!(
+        output.code == 0,
+        "{sql} through {host}:{port}: {}",
+        output.stderr
+    );
+    Ok(output.stdout.trim().to_string())
+}
+
+/// Polls the deployment's status until `holds` is true of it.
+async fn wait_for_status(
+    server: &Server,
+    id: &str,
+    within: Duration,
+    what: &str,
+    holds: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let started = Instant::now();
+    loop {
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
+        if holds(&status) {
+            return Ok(status);
+        }
+        ensure!(
+            started.elapsed() < within,
+            "{what} did not happen within {} s: {status}",
+            within.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_standby() -> Result<()>
+{
+    let Some(docker) = docker_or_skip("the Patroni deployment test").await? else {
+        return Ok(());
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-patroni-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cluster = format!("pat{}", std::process::id() % 100000);
+    let executor = DockerExecutor::new(docker, &cluster);
+    let server = Server::start_with_store(&dir.join("m1studio.db"))?;
+    let result = async {
+        let design = json!({
+            "link": format!("v=1&name={cluster}&pg=15&fm=patroni&haproxy=1&platform=docker&net={NETWORK}.0%2F24"),
+            "profile": "fast",
+        });
+        let (status, created) = call(server.addr, "POST", "/api/deployments", Some(design))?;
+        ensure!(status == 202, "{created}");
+        let id = created["id"].as_str().context("id")?.to_string();
+        let read_write = created["connections"]["read_write"].as_str().unwrap_or_default();
+        ensure!(
+            read_write.contains(&format!("{NETWORK}.9:5432,{NETWORK}.10:5432")),
+            "clients are sent through HAProxy: {read_write}"
+        );
+        wait_for_event(server.addr, &id, Duration::from_secs(400), |e| {
+            e["kind"] == "state" && e["title"] == "running"
+        })?;
+
+        // etcd has a healthy quorum of three.
+        let health = executor
+            .run(
+                "quarry",
+                &argv(&[
+                    "etcdctl",
+                    "--endpoints=http://quarry:2379,http://unison:2379,http://kingdom:2379",
+                    "endpoint",
+                    "health",
+                ]),
+                "etcd",
+                None,
+            )
+            .await?;
+        ensure!(health.code == 0, "etcd: {} {}", health.stdout, health.stderr);
+        ensure!(
+            format!("{}{}", health.stdout, health.stderr).matches("is healthy").count() == 3,
+            "etcd: {}{}",
+            health.stdout,
+            health.stderr
+        );
+
+        // Patroni shows one leader; the replica streams from it and the cascaded replica
+        // from the replica.
+        let list = executor
+            .run(
+                "kestrel",
+                &argv(&["patronictl", "-c", "/etc/patroni/m1studio.yml", "list", "-f", "json"]),
+                "postgres",
+                None,
+            )
+            .await?;
+        ensure!(list.code == 0, "patronictl list: {}", list.stderr);
+        let members: Vec<Value> = serde_json::from_str(&list.stdout)?;
+        let leaders: Vec<&Value> = members.iter().filter(|m| m["Role"] == "Leader").collect();
+        ensure!(leaders.len() == 1 && leaders[0]["Member"] == "kestrel", "{members:?}");
+        ensure!(members.len() == 3, "{members:?}");
+        let streams = "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication WHERE application_name <> 'barman_receive_wal'";
+        let from_leader = m1studio::engine::query(&executor, "kestrel", streams).await?;
+        ensure!(from_leader == "quartz:streaming", "{from_leader}");
+        let from_replica = m1studio::engine::query(&executor, "quartz", streams).await?;
+        ensure!(from_replica == "uplift:streaming", "{from_replica}");
+
+        // HAProxy's 5432 reaches the leader, and 5433 a standby, from either proxy.
+        for proxy in ["quiver", "upland"] {
+            let answer = through(&executor, proxy, 5432, "SELECT host(inet_server_addr()) || ' ' || pg_is_in_recovery()").await?;
+            ensure!(answer == format!("{NETWORK}.2 false"), "{proxy}:5432 reached {answer}");
+            let answer = through(&executor, proxy, 5433, "SELECT pg_is_in_recovery()").await?;
+            ensure!(answer == "t", "{proxy}:5433 reached a primary");
+        }
+        let status = wait_for_status(&server, &id, Duration::from_secs(30), "Barman's first backup", |s| {
+            s["barman"]["check_ok"] == true && s["barman"]["backups"].as_u64() >= Some(1)
+        })
+        .await?;
+        ensure!(status["primary"] == "kestrel", "{status}");
+        ensure!(node(&status, "uplift")["upstream"] == "quartz", "{status}");
+
+        // Kill the leader while a writer inserts through HAProxy; Barman follows the new one.
+        let (status, drill) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "kill-primary", "retarget_barman": true})),
+        )?;
+        ensure!(status == 202, "{drill}");
+        wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
+            e["title"] == "drill 1 report"
+        })?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
+        let report = &reports[0];
+        ensure!(report["new_primary"] == "quartz", "{report}");
+        ensure!(report["rto_ms"].as_u64().is_some(), "{report}");
+        ensure!(report["writes_acknowledged"].as_u64() > Some(0), "{report}");
+        ensure!(report["writes_lost"].as_u64().is_some(), "{report}");
+        ensure!(
+            report["timeline"].to_string().contains("writes resumed on quartz"),
+            "the writer went through HAProxy to the new leader: {report}"
+        );
+        for proxy in ["quiver", "upland"] {
+            let answer = through(&executor, proxy, 5432, "SELECT host(inet_server_addr())").await?;
+            ensure!(answer == format!("{NETWORK}.3"), "HAProxy follows the new leader: {answer}");
+        }
+        wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
+            e["kind"] == "observed"
+                && e["title"].as_str().is_some_and(|t| t.starts_with("Barman backs up quartz"))
+        })?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
+        ensure!(status["barman"]["backs_up"] == "quartz", "{status}");
+        ensure!(status["barman"]["check_ok"] == true, "{status}");
+        ensure!(status["barman"]["warning"].is_null(), "{status}");
+
+        // The old leader comes back: Patroni makes it a standby of the new one.
+        let (status, started) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "start", "node": "kestrel"})),
+        )?;
+        ensure!(status == 202, "{started}");
+        let status = wait_for_status(&server, &id, Duration::from_secs(90), "kestrel following quartz", |s| {
+            node(s, "kestrel")["postgres"] == "standby" && node(s, "kestrel")["upstream"] == "quartz"
+        })
+        .await?;
+        ensure!(status["primary"] == "quartz", "{status}");
+        let refused = executor
+            .run(
+                "kestrel",
+                &argv(&["psql", "-XAtq", "-d", "postgres", "-c", "INSERT INTO m1studio_drill_writes (id) VALUES (-1)"]),
+                "postgres",
+                None,
+            )
+            .await?;
+        ensure!(
+            refused.code != 0 && refused.stderr.contains("read-only transaction"),
+            "the old leader refuses writes: {} {}",
+            refused.stdout,
+            refused.stderr
+        );
+
+        let (status, destroyed) = call(
+            server.addr,
+            "DELETE",
+            &format!("/api/deployments/{id}"),
+            None,
+        )?;
+        ensure!(status == 200, "{destroyed}");
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = executor.destroy().await;
+    }
+    assert!(executor.containers().await?.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
