@@ -660,6 +660,7 @@ pub async fn build_image(
             }
         }
     }
+    prepare_rootfs(&rootfs)?;
     progress("importing the image into Docker");
     let mut tar = tokio::process::Command::new("tar")
         .arg("-C")
@@ -689,6 +690,36 @@ pub async fn build_image(
     tar.wait().await?;
     drop(cleanup);
     progress(&format!("built {}", image.tag));
+    Ok(())
+}
+
+/// What the packages leave that a node must not share with every other one, or that a
+/// container without an init system needs otherwise: the SSH host keys go (each container makes
+/// its own), and supervisord's socket is opened to the postgres group, so that repmgr, running as
+/// postgres, can stop and start Postgres in a switchover.
+fn prepare_rootfs(rootfs: &std::path::Path) -> Result<()> {
+    for entry in std::fs::read_dir(rootfs.join("etc/ssh"))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    let conf = rootfs.join("etc/supervisor/supervisord.conf");
+    let text = std::fs::read_to_string(&conf).context("reading supervisord.conf")?;
+    let opened: String = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("chmod=0700") {
+                "chmod=0770\nchown=root:postgres".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if opened == text.trim_end_matches('\n') {
+        bail!("supervisord.conf has no socket mode to change: the supervisor package changed");
+    }
+    std::fs::write(&conf, opened + "\n").context("writing supervisord.conf")?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! and standard input here and nowhere else; events report every step as it starts and ends.
 
 use anyhow::{Context as _, Result, bail};
-use m1studio_shared::plan::{Action, File, Plan, Readiness, SECRETS};
+use m1studio_shared::plan::{Action, File, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -87,7 +87,25 @@ impl Secrets {
     /// New random passwords for every secret a plan refers to.
     pub fn generate() -> Result<Secrets> {
         let mut map = BTreeMap::new();
-        for name in SECRETS {
+        // The cluster's SSH key pair, with which repmgr reaches the other nodes as postgres.
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot make an SSH key: {e}"))?;
+        let private = key
+            .to_openssh(ssh_key::LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("cannot write the SSH key: {e}"))?;
+        let public = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| anyhow::anyhow!("cannot write the SSH key: {e}"))?;
+        map.insert(SSH_KEY, private.to_string());
+        map.insert(SSH_KEY_PUB, public);
+        for name in SECRETS
+            .iter()
+            .filter(|n| ![SSH_KEY, SSH_KEY_PUB].contains(n))
+        {
             let mut bytes = [0u8; 18];
             getrandom::fill(&mut bytes)
                 .map_err(|e| anyhow::anyhow!("cannot make a random password: {e}"))?;
@@ -154,17 +172,14 @@ pub async fn query<E: Executor>(executor: &E, node: &str, sql: &str) -> Result<S
     Ok(output.stdout.trim().to_string())
 }
 
+/// The last `count` lines of `text`.
+pub fn tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
 fn failure(secrets: &Secrets, what: &str, output: &Output) -> anyhow::Error {
-    let tail = |text: &str| {
-        text.lines()
-            .rev()
-            .take(15)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let tail = |text: &str| tail(text, 15);
     anyhow::anyhow!(
         "{what} exited with {}\n{}",
         output.code,
@@ -219,6 +234,10 @@ async fn run_step<E: Executor>(
             if output.code != 0 {
                 return Err(failure(secrets, &argv.join(" "), &output));
             }
+            Ok(())
+        }
+        Action::Attempt { argv, user } => {
+            executor.run(node, argv, user, None).await?;
             Ok(())
         }
         Action::Start { service } => executor.start(node, service).await,

@@ -14,7 +14,8 @@ use m1studio_shared::api::{
     Drill, DrillReport, EventKind, Moment, NodeStatus, PostgresRole, connections, read_design,
 };
 use m1studio_shared::plan::{
-    PGDATA, PlanOptions, Profile, barman_server_file, node_image, plan, retarget_barman,
+    CONFIG_DIR, PATRONI_CONFIG, PGDATA, PlanOptions, Profile, barman_server_file, node_image, plan,
+    retarget_barman,
 };
 use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{
@@ -504,23 +505,28 @@ impl Runner {
         let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
         let status = cluster_status(&executor, &configured, false).await?;
         let message = match &drill {
-            Drill::KillPrimary { retarget_barman }
-            | Drill::StopPrimary { retarget_barman }
-            | Drill::IsolatePrimary {
-                retarget_barman, ..
-            } => {
-                if let Drill::IsolatePrimary { seconds, .. } = &drill
-                    && !(5..=600).contains(seconds)
-                {
-                    return Err(Problem::BadRequest(format!(
-                        "seconds: {seconds} is out of range: isolate the primary for 5 to 600 seconds"
-                    )));
-                }
+            Drill::KillPrimary { .. }
+            | Drill::StopPrimary { .. }
+            | Drill::IsolatePrimary { .. }
+            | Drill::Switchover { .. }
+            | Drill::StopEtcd { .. } => {
+                let retarget = match &drill {
+                    Drill::KillPrimary { retarget_barman }
+                    | Drill::StopPrimary { retarget_barman }
+                    | Drill::IsolatePrimary {
+                        retarget_barman, ..
+                    }
+                    | Drill::Switchover {
+                        retarget_barman, ..
+                    } => *retarget_barman,
+                    _ => false,
+                };
                 let Some(primary) = status.primary.clone() else {
                     return Err(Problem::Conflict(
                         "no single node accepts writes right now: wait for the failover to finish, or start the stopped node".into(),
                     ));
                 };
+                check_drill(&drill, &configured, &status, &primary)?;
                 {
                     let mut watching = lock(&self.inner.watching);
                     if watching.contains(&id.to_string()) {
@@ -533,7 +539,6 @@ impl Runner {
                 let number = self.inner.store.reports(id)?.len() as u64 + 1;
                 let runner = self.clone();
                 let (drill, id_owned, target) = (drill.clone(), id.to_string(), primary.clone());
-                let retarget = *retarget_barman;
                 tokio::spawn(async move {
                     let outcome = runner
                         .fault_drill(
@@ -639,11 +644,35 @@ impl Runner {
                 let message = if postgres
                     && !patroni
                     && !standby
-                    && status.primary.as_deref().is_some_and(|p| p != node)
+                    && let Some(primary) = status.primary.clone().filter(|p| p != node)
                 {
+                    // It was a primary: it never starts as one beside the new primary, but is
+                    // rejoined as its standby, in the background.
+                    let runner = self.clone();
+                    let (id_owned, node_owned) = (id.to_string(), node.clone());
+                    let primary_owned = primary.clone();
+                    tokio::spawn(async move {
+                        let outcome = runner
+                            .rejoin(&executor, &configured, &node_owned, &primary_owned)
+                            .await;
+                        let (kind, title, detail) = match outcome {
+                            Ok(how) => (
+                                EventKind::Observed,
+                                format!("{node_owned} rejoined as a standby of {primary_owned}"),
+                                how,
+                            ),
+                            Err(e) => (
+                                EventKind::Failed,
+                                format!(
+                                    "{node_owned} could not rejoin {primary_owned}: its Postgres stays stopped, and never takes writes"
+                                ),
+                                format!("{e:#}"),
+                            ),
+                        };
+                        runner.emit(&id_owned, kind, Some(&node_owned), &title, Some(&detail));
+                    });
                     format!(
-                        "{node} runs again, with Postgres kept stopped: it was a primary, and {} is the primary now, so it must not take writes (rejoin it as a standby with `repmgr node rejoin`)",
-                        status.primary.as_deref().unwrap_or_default()
+                        "{node} runs again with Postgres stopped: it was a primary, and {primary} is the primary now, so it is rejoined as a standby of {primary} (repmgr node rejoin, with pg_rewind where needed); follow the events"
                     )
                 } else {
                     let services: &[&str] = match found.designed {
@@ -653,7 +682,7 @@ impl Runner {
                             &["patroni"]
                         }
                         Kind::Primary | Kind::Replica | Kind::CascadedReplica => {
-                            &["postgres", "repmgrd"]
+                            &["postgres", "repmgrd", "sshd"]
                         }
                         Kind::Etcd => &["etcd"],
                         Kind::Haproxy => &["haproxy"],
@@ -662,7 +691,7 @@ impl Runner {
                                 i.kind == Kind::Barman && i.has(m1studio_shared::Role::Witness)
                             }) =>
                         {
-                            &["postgres", "repmgrd", "barman-cron"]
+                            &["postgres", "repmgrd", "sshd", "barman-cron"]
                         }
                         Kind::Barman => &["barman-cron"],
                     };
@@ -683,6 +712,60 @@ impl Runner {
             }
         };
         Ok(message)
+    }
+
+    /// Makes `node`, a primary that failed, a standby of `primary`: crash recovery in single-user
+    /// mode (which listens nowhere), so that it is shut down cleanly, then `repmgr node rejoin`
+    /// with pg_rewind where its timeline went further, then repmgrd. Returns what repmgr said.
+    async fn rejoin(
+        &self,
+        executor: &DockerExecutor,
+        configured: &Configured,
+        node: &str,
+        primary: &str,
+    ) -> Result<String> {
+        let bin = format!("/usr/lib/postgresql/{}/bin", configured.design.version());
+        let config = format!("config_file={CONFIG_DIR}/postgresql.conf");
+        let single = argv(&[
+            &format!("{bin}/postgres"),
+            "--single",
+            "-D",
+            PGDATA,
+            "-c",
+            &config,
+            "postgres",
+        ]);
+        let recovered = executor.run(node, &single, "postgres", Some("")).await?;
+        if recovered.code != 0 {
+            anyhow::bail!(
+                "crash recovery in single-user mode failed: {}",
+                crate::engine::tail(&recovered.stderr, 4)
+            );
+        }
+        let source = format!("host={primary} user=repmgr dbname=repmgr connect_timeout=2");
+        let rejoin = argv(&[
+            "repmgr",
+            "-f",
+            "/etc/repmgr.conf",
+            "node",
+            "rejoin",
+            "-d",
+            &source,
+            "--force-rewind",
+        ]);
+        let output = executor.run(node, &rejoin, "postgres", None).await?;
+        if output.code != 0 {
+            anyhow::bail!(
+                "repmgr node rejoin failed: {}",
+                crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 6)
+            );
+        }
+        let start = argv(&["supervisorctl", "start", "repmgrd", "sshd"]);
+        executor.run(node, &start, "root", None).await?;
+        Ok(crate::engine::tail(
+            &format!("{}\n{}", output.stdout, output.stderr),
+            3,
+        ))
     }
 
     /// Reports a moment of a drill as an event, and adds it to the drill's timeline.
@@ -789,10 +872,11 @@ impl Runner {
             fault_ms: 0,
             new_primary: None,
             rto_ms: None,
+            outage_ms: None,
             writes_acknowledged: 0,
             writes_failed: 0,
             writes_lost: None,
-            synchronous: false,
+            synchronous: configured.design.synchronous(),
             timeline: Vec::new(),
             finished: false,
             note: None,
@@ -856,10 +940,25 @@ impl Runner {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let fault = Instant::now();
         report.fault_ms = now_ms();
+        // A fault that is undone after a while: the isolated primary reconnected, the stopped
+        // etcd members started again.
         let isolation = match drill {
-            Drill::IsolatePrimary { seconds, .. } => Some(Duration::from_secs(u64::from(*seconds))),
+            Drill::IsolatePrimary { seconds, .. } | Drill::StopEtcd { seconds, .. } => {
+                Some(Duration::from_secs(u64::from(*seconds)))
+            }
             _ => None,
         };
+        let patroni = configured.design.failover() == FailoverManager::Patroni;
+        let etcd_stopped: Vec<String> = match drill {
+            Drill::StopEtcd { count, .. } => configured
+                .topology
+                .of_kind(Kind::Etcd)
+                .take(*count as usize)
+                .map(|i| i.name.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut switchover = None;
         let fault_text = match drill {
             Drill::KillPrimary { .. } => {
                 executor.kill(old).await?;
@@ -869,13 +968,72 @@ impl Runner {
                 executor.isolate(old).await?;
                 format!("cut the primary {old} off the cluster's network")
             }
+            Drill::StopEtcd { .. } => {
+                for member in &etcd_stopped {
+                    executor.stop(member).await?;
+                }
+                let left = 3 - etcd_stopped.len();
+                format!(
+                    "stopped etcd on {}: {left} of 3 members left, {}",
+                    etcd_stopped.join(" and "),
+                    if left >= 2 {
+                        "so the quorum (2) holds"
+                    } else {
+                        "so there is no quorum: Patroni can neither renew the leader key nor elect a new leader"
+                    }
+                )
+            }
+            Drill::Switchover { to, .. } => {
+                let target = switchover_target(configured, old, to.as_deref())
+                    .ok_or_else(|| anyhow::anyhow!("no standby to hand over to"))?;
+                let (node, command) = if patroni {
+                    (
+                        target.clone(),
+                        argv(&[
+                            "patronictl",
+                            "-c",
+                            PATRONI_CONFIG,
+                            "switchover",
+                            "--leader",
+                            old,
+                            "--candidate",
+                            &target,
+                            "--force",
+                        ]),
+                    )
+                } else {
+                    (
+                        target.clone(),
+                        argv(&[
+                            "repmgr",
+                            "-f",
+                            "/etc/repmgr.conf",
+                            "standby",
+                            "switchover",
+                            "--siblings-follow",
+                        ]),
+                    )
+                };
+                let text = format!(
+                    "{}: {old} hands over to {target}",
+                    if patroni {
+                        "patronictl switchover"
+                    } else {
+                        "repmgr standby switchover"
+                    }
+                );
+                let executor = executor.clone();
+                switchover = Some(tokio::spawn(async move {
+                    executor.run(&node, &command, "postgres", None).await
+                }));
+                text
+            }
             _ => {
                 executor.stop(old).await?;
                 format!("stopped the primary {old}")
             }
         };
         let mut reconnected = false;
-        let patroni = configured.design.failover() == FailoverManager::Patroni;
         let old_instance = configured
             .topology
             .get(old)
@@ -901,7 +1059,40 @@ impl Runner {
         let mut detected = false;
         let mut settled_at: Option<Instant> = None;
         while fault.elapsed() < Duration::from_secs(150) + isolation.unwrap_or_default() {
-            if let Some(after) = isolation.filter(|a| !reconnected && fault.elapsed() >= *a) {
+            if let Some(finished) = switchover.take_if(|h| h.is_finished()) {
+                let m = moment(match finished.await {
+                    Ok(Ok(output)) if output.code == 0 => {
+                        "the switchover command finished".to_string()
+                    }
+                    Ok(Ok(output)) => format!(
+                        "the switchover command failed ({}): {}",
+                        output.code,
+                        crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 4)
+                    ),
+                    Ok(Err(e)) => format!("the switchover command could not run: {e:#}"),
+                    Err(e) => format!("the switchover command could not run: {e}"),
+                });
+                self.note(id, &mut report, EventKind::Observed, None, m);
+            }
+            if !etcd_stopped.is_empty()
+                && let Some(after) = isolation.filter(|a| !reconnected && fault.elapsed() >= *a)
+            {
+                for member in &etcd_stopped {
+                    executor.start_container(member).await?;
+                    let start = argv(&["supervisorctl", "start", "etcd"]);
+                    executor.run(member, &start, "root", None).await?;
+                }
+                reconnected = true;
+                let m = moment(format!(
+                    "etcd runs again on {} after {} s",
+                    etcd_stopped.join(" and "),
+                    after.as_secs()
+                ));
+                self.note(id, &mut report, EventKind::Drill, None, m);
+            }
+            if etcd_stopped.is_empty()
+                && let Some(after) = isolation.filter(|a| !reconnected && fault.elapsed() >= *a)
+            {
                 // A primary that would come back beside a new one is fenced first, so that it
                 // never takes a write: Postgres stops at once, and repmgrd with it. Patroni
                 // needs no help: a leader that cannot renew its key in etcd demotes itself.
@@ -945,7 +1136,7 @@ impl Runner {
             }
             let status = cluster_status(executor, configured, false).await.ok();
             if let Some(status) = &status {
-                if isolation.is_none()
+                if (isolation.is_none() || !etcd_stopped.is_empty())
                     && !detected
                     && status
                         .nodes
@@ -953,7 +1144,13 @@ impl Runner {
                         .any(|n| n.name == old && n.postgres != Some(PostgresRole::Primary))
                 {
                     detected = true;
-                    let m = moment(format!("{old} no longer answers"));
+                    let m = moment(match drill {
+                        Drill::StopEtcd { .. } => format!(
+                            "{old} no longer takes writes: without a quorum Patroni could not renew its leader key, so it demoted {old}"
+                        ),
+                        Drill::Switchover { .. } => format!("{old} stepped down"),
+                        _ => format!("{old} no longer answers"),
+                    });
                     self.note(id, &mut report, EventKind::Observed, Some(old), m);
                 }
                 if report.new_primary.is_none()
@@ -968,23 +1165,65 @@ impl Runner {
                     self.note(id, &mut report, EventKind::Observed, Some(new), m);
                 }
             }
-            // Recovery ends with the first write after the fault that another node acknowledged
-            // (the old primary may still take a few while it shuts down), or the old primary's
-            // own when an isolation was too short for a failover.
-            let carried_on = reconnected && report.new_primary.is_none();
-            if report.rto_ms.is_none()
-                && let Some(first) = lock(&writes).iter().find(|w| {
-                    w.ok && w.started >= fault
-                        && (carried_on || w.by.as_deref().is_some_and(|by| by != old))
-                })
+            let first_refused = lock(&writes)
+                .iter()
+                .find(|w| !w.ok && w.started >= fault)
+                .map(|w| (w.id, w.started));
+            if let Some((row, at)) = first_refused
+                && !report
+                    .timeline
+                    .iter()
+                    .any(|m| m.what.starts_with("writes refused"))
             {
-                let rto = first.finished.duration_since(fault);
-                report.rto_ms = Some(u64::try_from(rto.as_millis()).unwrap_or(u64::MAX));
-                let what = format!(
-                    "writes resumed on {} (row {})",
-                    first.by.as_deref().unwrap_or("?"),
-                    first.id
+                let after_ms =
+                    i64::try_from(at.duration_since(fault).as_millis()).unwrap_or(i64::MAX);
+                let what = format!("writes refused (row {row})");
+                self.emit(
+                    id,
+                    EventKind::Observed,
+                    None,
+                    &what,
+                    Some(&seconds(after_ms)),
                 );
+                report.timeline.push(Moment { after_ms, what });
+            }
+            // Recovery ends with the first write after the fault that another node acknowledged
+            // (the old primary may still take a few while it shuts down). Where no other node
+            // took over once the fault was undone, it ends with the first write acknowledged
+            // after the first refused one: none refused, no outage.
+            let carried_on = reconnected && report.new_primary.is_none();
+            let resumed = lock(&writes)
+                .iter()
+                .find(|w| {
+                    if carried_on {
+                        w.ok && w.started >= first_refused.map_or(fault, |(_, at)| at)
+                    } else {
+                        w.ok && w.started >= fault && w.by.as_deref().is_some_and(|by| by != old)
+                    }
+                })
+                .cloned();
+            if report.rto_ms.is_none()
+                && let Some(first) = resumed
+            {
+                let rto = if carried_on && first_refused.is_none() {
+                    Duration::ZERO
+                } else {
+                    first.finished.duration_since(fault)
+                };
+                report.outage_ms = Some(first_refused.map_or(0, |(_, at)| {
+                    u64::try_from(first.finished.saturating_duration_since(at).as_millis())
+                        .unwrap_or(u64::MAX)
+                }));
+                report.rto_ms = Some(u64::try_from(rto.as_millis()).unwrap_or(u64::MAX));
+                let what = if rto.is_zero() {
+                    "no write was refused".to_string()
+                } else {
+                    format!(
+                        "writes resumed on {} (row {})",
+                        first.by.as_deref().unwrap_or("?"),
+                        first.id
+                    )
+                };
                 let after_ms = i64::try_from(rto.as_millis()).unwrap_or(i64::MAX);
                 self.emit(
                     id,
@@ -1028,7 +1267,8 @@ impl Runner {
                 self.note(id, &mut report, EventKind::Observed, None, m);
                 settled_at = Some(Instant::now());
             }
-            let waited = settled_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1));
+            let waited = settled_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
+                && switchover.is_none();
             if waited && (isolation.is_none() || reconnected) {
                 break;
             }
@@ -1048,14 +1288,20 @@ impl Runner {
         let writes = lock(&writes).clone();
         report.writes_acknowledged = writes.iter().filter(|w| w.ok).count() as u64;
         report.writes_failed = writes.iter().filter(|w| !w.ok).count() as u64;
-        match &report.new_primary {
-            Some(new) => {
-                let present = crate::engine::query(
-                    executor,
-                    new,
-                    &format!("SELECT COALESCE(string_agg(id::text, ','), '') FROM m1studio_drill_writes WHERE id >= {first_id}"),
-                )
-                .await?;
+        // The node that holds the cluster's data afterwards: the new primary, or the old one
+        // where it carried on.
+        let survivor = report
+            .new_primary
+            .clone()
+            .or_else(|| (reconnected && isolation.is_some()).then(|| old.to_string()));
+        if let Some(survivor) = &survivor {
+            let present = crate::engine::query(
+                executor,
+                survivor,
+                &format!("SELECT COALESCE(string_agg(id::text, ','), '') FROM m1studio_drill_writes WHERE id >= {first_id}"),
+            )
+            .await;
+            if let Ok(present) = present {
                 let present: std::collections::HashSet<u64> =
                     present.split(',').filter_map(|v| v.parse().ok()).collect();
                 report.writes_lost = Some(
@@ -1064,6 +1310,19 @@ impl Runner {
                         .filter(|w| w.ok && !present.contains(&w.id))
                         .count() as u64,
                 );
+            }
+        }
+        match &report.new_primary {
+            Some(_) => {}
+            None if etcd_stopped.len() == 1 => {
+                report.note = Some(format!(
+                    "{old} stayed the leader: two of three etcd members are a quorum, so Patroni carried on as before"
+                ));
+            }
+            None if !etcd_stopped.is_empty() => {
+                report.note = Some(format!(
+                    "no failover: with one of three etcd members left there is no quorum, so no leader key can be renewed or taken; Patroni demoted {old} rather than risk two primaries, and {old} led again once the quorum was back"
+                ));
             }
             None if isolation.is_some() => {
                 report.note = Some(format!(
@@ -1267,6 +1526,94 @@ impl Runner {
     }
 }
 
+/// The standby a switchover hands over to: `to`, or the promotable node that is not the primary.
+fn switchover_target(configured: &Configured, primary: &str, to: Option<&str>) -> Option<String> {
+    to.map(str::to_string).or_else(|| {
+        configured
+            .topology
+            .instances
+            .iter()
+            .find(|i| matches!(i.kind, Kind::Primary | Kind::Replica) && i.name != primary)
+            .map(|i| i.name.clone())
+    })
+}
+
+/// Refuses a fault drill that cannot run on this cluster now, naming the field and the fix.
+fn check_drill(
+    drill: &Drill,
+    configured: &Configured,
+    status: &ClusterStatus,
+    primary: &str,
+) -> std::result::Result<(), Problem> {
+    let patroni = configured.design.failover() == FailoverManager::Patroni;
+    match drill {
+        Drill::IsolatePrimary { seconds, .. } if !(5..=600).contains(seconds) => {
+            Err(Problem::BadRequest(format!(
+                "seconds: {seconds} is out of range: isolate the primary for 5 to 600 seconds"
+            )))
+        }
+        Drill::StopEtcd { .. } if !patroni => Err(Problem::BadRequest(
+            "action: stop-etcd needs a Patroni cluster; this one uses repmgr, which has no etcd"
+                .into(),
+        )),
+        Drill::StopEtcd { count, .. } if !(1..=2).contains(count) => {
+            Err(Problem::BadRequest(format!(
+                "count: {count} is out of range: stop 1 etcd member (the quorum holds) or 2 (it is lost)"
+            )))
+        }
+        Drill::StopEtcd { seconds, .. } if !(5..=600).contains(seconds) => {
+            Err(Problem::BadRequest(format!(
+                "seconds: {seconds} is out of range: stop etcd members for 5 to 600 seconds"
+            )))
+        }
+        Drill::StopEtcd { count, .. } => {
+            let running = status
+                .nodes
+                .iter()
+                .filter(|n| n.designed == Kind::Etcd && n.container == "running")
+                .count();
+            if running < 3 {
+                return Err(Problem::Conflict(format!(
+                    "only {running} of the 3 etcd members run: start the others before stopping {count}"
+                )));
+            }
+            Ok(())
+        }
+        Drill::Switchover { to, .. } => {
+            let Some(target) = switchover_target(configured, primary, to.as_deref()) else {
+                return Err(Problem::BadRequest(
+                    "to: the cluster has no standby to hand over to".into(),
+                ));
+            };
+            let Some(found) = status.nodes.iter().find(|n| n.name == target) else {
+                return Err(Problem::BadRequest(format!(
+                    "to: {target} is not a node of {}",
+                    configured.design.cluster_name()
+                )));
+            };
+            if found.designed == Kind::CascadedReplica {
+                return Err(Problem::BadRequest(format!(
+                    "to: {target} is a cascaded replica, which the M1 architecture never promotes: hand over to the first replica"
+                )));
+            }
+            if !found.designed.is_postgres() {
+                return Err(Problem::BadRequest(format!(
+                    "to: {target} runs no Postgres of the cluster"
+                )));
+            }
+            if found.postgres != Some(PostgresRole::Standby)
+                || found.upstream.as_deref() != Some(primary)
+            {
+                return Err(Problem::Conflict(format!(
+                    "to: {target} is not a standby streaming from {primary} right now: start it, or wait until it follows {primary}"
+                )));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn conflict(existing: &Record) -> Problem {
     Problem::Conflict(format!(
         "cluster_name: a cluster named {} is already deployed (deployment {}, {}): destroy it first, or give the design another cluster_name",
@@ -1456,7 +1803,13 @@ async fn write_rows(
         );
         let command = argv(&["psql", "-XAtq", "-d", &conninfo, "-c", &sql]);
         let started = Instant::now();
-        let output = executor.run(&node, &command, "barman", None).await;
+        // A commit that waits for a synchronous standby that is gone is not acknowledged.
+        let output = tokio::time::timeout(
+            Duration::from_secs(5),
+            executor.run(&node, &command, "barman", None),
+        )
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within 5 s")));
         let ok = output.as_ref().is_ok_and(|o| o.code == 0);
         let by = output
             .ok()

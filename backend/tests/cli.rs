@@ -316,7 +316,7 @@ fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
 }
 
 #[test]
-fn plan_refuses_what_cannot_be_deployed_yet() {
+fn plan_shows_patroni_and_refuses_what_cannot_be_deployed_yet() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(
         m1studio(
@@ -337,11 +337,11 @@ fn plan_refuses_what_cannot_be_deployed_yet() {
         .success()
     );
     let out = m1studio(&["plan", "p"], tmp.path());
-    assert!(!out.status.success());
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("error[deploy-unsupported]"),
+        text(&out.stdout).contains("start etcd") && text(&out.stdout).contains("start patroni"),
         "{}",
-        text(&out.stderr)
+        text(&out.stdout)
     );
     assert!(
         m1studio(
@@ -371,6 +371,18 @@ fn plan_refuses_what_cannot_be_deployed_yet() {
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("set EDB_SUBSCRIPTION_TOKEN"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_m1studio"))
+        .args(["plan", "e"])
+        .current_dir(tmp.path())
+        .env("EDB_SUBSCRIPTION_TOKEN", "a-token")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("error[deploy-unsupported]"),
         "{}",
         text(&out.stderr)
     );

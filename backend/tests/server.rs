@@ -302,9 +302,9 @@ async fn designs_the_runner_cannot_deploy_are_refused_before_anything_is_created
             "docker designs",
         ),
         (
-            "v=1&name=lab&pg=15&fm=patroni&platform=docker",
-            "failover_manager",
-            "Patroni",
+            "v=1&name=lab&pg=15&fm=patroni&platform=bare",
+            "platform",
+            "deploy its config.yml with TPA",
         ),
         (
             "v=1&name=lab&pg=16&fm=repmgr&platform=docker",

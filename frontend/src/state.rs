@@ -45,6 +45,8 @@ pub enum Action {
     Set(Field, String),
     /// Turn HAProxy on or off.
     Haproxy(bool),
+    /// Turn synchronous replication on or off.
+    Synchronous(bool),
     /// Choose EDB Postgres Advanced Server's mode (`None`: not chosen yet).
     Redwood(Option<bool>),
     /// Set the host names, as typed: one a line (empty: the designer's names).
@@ -169,6 +171,7 @@ impl Reducible for DesignState {
         match action {
             Action::Set(field, value) => apply(&mut next.draft, field, value),
             Action::Haproxy(on) => next.draft.enable_haproxy = on,
+            Action::Synchronous(on) => next.draft.synchronous = on,
             Action::Redwood(mode) => next.draft.redwood = mode,
             Action::Hostnames(text) => {
                 let names = m1studio_shared::hostnames::parse_hostnames_file(&text);

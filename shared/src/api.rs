@@ -346,6 +346,29 @@ pub enum Drill {
         #[serde(default)]
         retarget_barman: bool,
     },
+    /// A planned switchover: the primary hands over to `to` (by default the first replica) with
+    /// `repmgr standby switchover` or `patronictl switchover`, and becomes its standby. The same
+    /// writer and report.
+    Switchover {
+        /// The standby that becomes the primary.
+        #[serde(default)]
+        to: Option<String>,
+        /// Point Barman at the new primary once there is one.
+        #[serde(default)]
+        retarget_barman: bool,
+    },
+    /// Stops `count` etcd members (1 or 2) for `seconds`, then starts them again, with the same
+    /// writer and report. With one down the quorum holds and nothing changes; with two down
+    /// Patroni can neither renew nor elect a leader, so the primary stops taking writes and no
+    /// failover happens until the quorum is back.
+    StopEtcd {
+        /// How many members stop.
+        #[serde(default = "default_etcd_count")]
+        count: u32,
+        /// How long they stay stopped (5 to 600).
+        #[serde(default = "default_isolation")]
+        seconds: u32,
+    },
     /// Stops a node's container cleanly (a standby, Barman): the cluster carries on without it.
     StopNode {
         /// The node.
@@ -364,6 +387,10 @@ fn default_isolation() -> u32 {
     30
 }
 
+fn default_etcd_count() -> u32 {
+    1
+}
+
 impl Drill {
     /// The drill's name, as the API writes it.
     pub fn name(&self) -> &'static str {
@@ -371,6 +398,8 @@ impl Drill {
             Drill::KillPrimary { .. } => "kill-primary",
             Drill::StopPrimary { .. } => "stop-primary",
             Drill::IsolatePrimary { .. } => "isolate-primary",
+            Drill::Switchover { .. } => "switchover",
+            Drill::StopEtcd { .. } => "stop-etcd",
             Drill::StopNode { .. } => "stop-node",
             Drill::Start { .. } => "start",
             Drill::RetargetBarman => "retarget-barman",
@@ -404,6 +433,10 @@ pub struct DrillReport {
     /// From the fault to the first acknowledged write after it: the recovery time.
     #[serde(default)]
     pub rto_ms: Option<u64>,
+    /// From the first write refused after the fault to the first acknowledged again: how long
+    /// clients could not write (0 when none was refused).
+    #[serde(default)]
+    pub outage_ms: Option<u64>,
     /// Writes the cluster acknowledged during the drill.
     pub writes_acknowledged: u64,
     /// Writes that failed (while there was no primary).

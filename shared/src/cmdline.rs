@@ -56,6 +56,8 @@ pub enum Opt {
     NumCascadedReplicas,
     /// `--enable-haproxy`.
     EnableHaproxy,
+    /// `--synchronous-replication`.
+    Synchronous,
     /// `--patroni-dcs`.
     PatroniDcs,
     /// `--redwood`.
@@ -247,6 +249,14 @@ pub const OPTIONS: &[OptionSpec] = &[
         None,
         Group::Additional,
         "add 2 HAProxy nodes that route to the leader (Patroni only)",
+        Some("off"),
+    ),
+    option(
+        Opt::Synchronous,
+        &["--synchronous-replication"],
+        None,
+        Group::Additional,
+        "commits wait for the first replica, so a failover loses no acknowledged write (m1studio; written as synchronous_standby_names)",
         Some("off"),
     ),
     option(
@@ -489,6 +499,7 @@ impl Parser<'_> {
             Opt::EnableRepmgr => self.set_failover("repmgr", by),
             Opt::EnablePatroni => self.set_failover("patroni", by),
             Opt::EnableHaproxy => self.inv.draft.enable_haproxy = true,
+            Opt::Synchronous => self.inv.draft.synchronous = true,
             Opt::Redwood => self.set_redwood(true, by),
             Opt::NoRedwood => self.set_redwood(false, by),
             Opt::LocationNames => {
@@ -769,6 +780,9 @@ pub fn command_args(dir: &str, draft: &Draft) -> Vec<String> {
     if draft.enable_haproxy {
         push(Opt::EnableHaproxy, &[]);
     }
+    if draft.synchronous {
+        push(Opt::Synchronous, &[]);
+    }
     if let Some(dcs) = &draft.patroni_dcs {
         push(Opt::PatroniDcs, &[dcs]);
     }
@@ -809,6 +823,10 @@ pub fn command_line(program: Program, dir: &str, draft: &Draft) -> String {
     };
     let mut line = head.to_string();
     for arg in command_args(dir, draft) {
+        // An m1studio option that tpaexec does not have: its config.yml carries the setting.
+        if program == Program::Tpaexec && arg == option_name(Opt::Synchronous) {
+            continue;
+        }
         line.push(' ');
         line.push_str(&quote(&arg));
     }

@@ -90,9 +90,42 @@ struct ClusterVars {
     epas_redwood_compat: Option<bool>,
     failover_manager: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    patroni_conf_settings: Option<PatroniConf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     patroni_dcs: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres_conf_settings: Option<BTreeMap<&'static str, String>>,
     postgres_flavour: &'static str,
     postgres_version: String,
+}
+
+/// Patroni settings for synchronous replication: `bootstrap.dcs.synchronous_mode`.
+#[derive(Serialize)]
+struct PatroniConf {
+    bootstrap: PatroniBootstrap,
+}
+
+#[derive(Serialize)]
+struct PatroniBootstrap {
+    dcs: PatroniDcs,
+}
+
+#[derive(Serialize)]
+struct PatroniDcs {
+    synchronous_mode: bool,
+}
+
+/// The `synchronous_standby_names` of a synchronous design: any one of the Postgres nodes
+/// streaming directly from the primary of the moment (the first replica, or after a failover
+/// the standbys of the new primary).
+pub fn synchronous_standby_names(topology: &Topology) -> String {
+    let names: Vec<String> = topology
+        .instances
+        .iter()
+        .filter(|i| i.kind.is_postgres())
+        .map(|i| format!("\"{}\"", i.name))
+        .collect();
+    format!("ANY 1 ({})", names.join(", "))
 }
 
 #[derive(Serialize)]
@@ -166,7 +199,24 @@ pub fn render(design: &Design, topology: &Topology) -> String {
             edb_repositories,
             epas_redwood_compat: design.redwood(),
             failover_manager: design.failover().as_str(),
+            patroni_conf_settings: (design.synchronous()
+                && design.failover() == FailoverManager::Patroni)
+                .then_some(PatroniConf {
+                    bootstrap: PatroniBootstrap {
+                        dcs: PatroniDcs {
+                            synchronous_mode: true,
+                        },
+                    },
+                }),
             patroni_dcs: (design.failover() == FailoverManager::Patroni).then_some("etcd"),
+            postgres_conf_settings: (design.synchronous()
+                && design.failover() != FailoverManager::Patroni)
+                .then(|| {
+                    BTreeMap::from([(
+                        "synchronous_standby_names",
+                        synchronous_standby_names(topology),
+                    )])
+                }),
             postgres_flavour: design.flavour().as_str(),
             postgres_version: design.version().to_string(),
         },
@@ -437,6 +487,19 @@ impl Reader {
                 draft.failover_manager =
                     self.scalar(vars, "failover_manager", "cluster_vars.failover_manager");
                 draft.patroni_dcs = self.scalar(vars, "patroni_dcs", "cluster_vars.patroni_dcs");
+                // Synchronous replication, as m1studio writes it for each failover manager.
+                let postgres_sync = vars
+                    .get("postgres_conf_settings")
+                    .and_then(Value::as_mapping)
+                    .is_some_and(|m| m.contains_key("synchronous_standby_names"));
+                let patroni_sync = vars
+                    .get("patroni_conf_settings")
+                    .and_then(|v| v.get("bootstrap"))
+                    .and_then(|v| v.get("dcs"))
+                    .and_then(|v| v.get("synchronous_mode"))
+                    .and_then(Value::as_bool)
+                    == Some(true);
+                draft.synchronous = postgres_sync || patroni_sync;
                 draft.redwood = match self
                     .scalar(
                         vars,

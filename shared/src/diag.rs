@@ -96,6 +96,7 @@ codes! {
     EtcdQuorum => "etcd-quorum",
     EdbTokenNeeded => "edb-token-needed",
     AsyncDataLoss => "async-data-loss",
+    SynchronousTradeOff => "synchronous-trade-off",
     OptionUnknown => "option-unknown",
     OptionValueMissing => "option-value-missing",
     OptionRepeated => "option-repeated",

@@ -59,6 +59,9 @@ pub fn encode(draft: &Draft) -> String {
     if draft.enable_haproxy {
         out.append_pair("haproxy", "1");
     }
+    if draft.synchronous {
+        out.append_pair("sync", "1");
+    }
     if let Some(dcs) = &draft.patroni_dcs {
         out.append_pair("dcs", dcs);
     }
@@ -212,8 +215,9 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
             "dcs" => draft.patroni_dcs = Some(value),
             "owner" => draft.owner = Some(value),
             "net" => draft.network = Some(value),
-            "haproxy" | "redwood" => match flag(&value) {
+            "haproxy" | "redwood" | "sync" => match flag(&value) {
                 Some(on) if key == "haproxy" => draft.enable_haproxy = on,
+                Some(on) if key == "sync" => draft.synchronous = on,
                 Some(on) => draft.redwood = Some(on),
                 None => ignored(&mut out, &key, format!("'{value}' is not 1 or 0")),
             },

@@ -27,7 +27,13 @@ pub const SECRETS: &[&str] = &[
     "postgres",
     "replicator",
     "patroni",
+    SSH_KEY,
+    SSH_KEY_PUB,
 ];
+/// The secret that holds the cluster's private SSH key (OpenSSH format), for repmgr's switchover.
+pub const SSH_KEY: &str = "ssh_key";
+/// The secret that holds its public half.
+pub const SSH_KEY_PUB: &str = "ssh_key_pub";
 /// Patroni's configuration on every Postgres node of a Patroni cluster.
 pub const PATRONI_CONFIG: &str = "/etc/patroni/m1studio.yml";
 
@@ -210,6 +216,14 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stdin: Option<String>,
     },
+    /// Run a command whose failure is harmless (stopping what may not run), as an argument
+    /// vector; its exit code does not stop the plan.
+    Attempt {
+        /// The program and its arguments.
+        argv: Vec<String>,
+        /// The user it runs as.
+        user: String,
+    },
     /// Start a supervised service.
     Start {
         /// The service's name.
@@ -293,6 +307,9 @@ impl Plan {
                         stdin: Some(input),
                     } => {
                         format!("as {user}: {} <<< {input}", argv.join(" "))
+                    }
+                    Action::Attempt { argv, user } => {
+                        format!("as {user}, may fail: {}", argv.join(" "))
                     }
                     Action::Start { service } => format!("start {service}"),
                     Action::Wait {
@@ -395,10 +412,19 @@ impl Context<'_> {
              full_page_writes = on\n\
              shared_preload_libraries = 'repmgr'\n\
              cluster_name = '{cluster}-{name}'\n\
-             log_line_prefix = '%m [%p] %q%u@%d '\n",
+             log_line_prefix = '%m [%p] %q%u@%d '\n{synchronous}",
             name = instance.name,
             node = instance.node,
             cluster = self.design.cluster_name(),
+            synchronous = if self.design.synchronous() {
+                format!(
+                    "# Synchronous: a commit waits until a standby of this primary has it.\n\
+                     synchronous_standby_names = '{}'\n",
+                    crate::config::synchronous_standby_names(self.topology)
+                )
+            } else {
+                String::new()
+            },
         )
     }
 
@@ -444,7 +470,8 @@ impl Context<'_> {
              service_stop_command='/usr/bin/supervisorctl stop postgres'\n\
              service_restart_command='/usr/bin/supervisorctl restart postgres'\n\
              service_reload_command='/usr/bin/supervisorctl signal HUP postgres'\n\
-             log_file='/var/log/postgresql/repmgr.log'\n{clone_options}",
+             log_file='/var/log/postgresql/repmgr.log'\n\
+             ssh_options='-q -o ConnectTimeout=5 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n{clone_options}",
             clone_options = if self.options.profile == Profile::Fast {
                 // A fast-profile (workshop) cluster is made anew, never recovered: skip the final fsync.
                 "pg_basebackup_options='--no-sync'\n"
@@ -572,11 +599,58 @@ impl Context<'_> {
                 0o644,
                 self.repmgrd_service(),
             ));
+            files.extend(self.ssh_files());
         }
         if instance.kind == Kind::Barman {
             files.extend(self.barman_files());
         }
         files
+    }
+
+    /// The SSH server and the cluster's key pair for postgres: `repmgr standby switchover`
+    /// stops the old primary and rejoins it over SSH.
+    fn ssh_files(&self) -> Vec<File> {
+        vec![
+            file(
+                "/var/lib/postgresql/.ssh/id_ed25519",
+                "postgres",
+                0o600,
+                secret(SSH_KEY),
+            ),
+            file(
+                "/var/lib/postgresql/.ssh/authorized_keys",
+                "postgres",
+                0o600,
+                format!("{}\n", secret(SSH_KEY_PUB)),
+            ),
+            file(
+                "/usr/local/bin/m1studio-sshd",
+                "root",
+                0o755,
+                "#!/bin/sh\n\
+                 # Runs sshd for postgres only, with a host key made in this container on its first start.\n\
+                 set -e\n\
+                 install -d -m 0755 /run/sshd\n\
+                 install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/.ssh\n\
+                 [ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key\n\
+                 exec /usr/sbin/sshd -D -e -o HostKey=/etc/ssh/ssh_host_ed25519_key -o AllowUsers=postgres \\\n\
+                 \x20   -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o PermitRootLogin=no\n"
+                    .to_string(),
+            ),
+            file(
+                "/etc/supervisor/conf.d/sshd.conf",
+                "root",
+                0o644,
+                "[program:sshd]\n\
+                 command=/usr/local/bin/m1studio-sshd\n\
+                 autostart=false\n\
+                 autorestart=true\n\
+                 startsecs=0\n\
+                 redirect_stderr=true\n\
+                 stdout_logfile=/var/log/sshd.log\n"
+                    .to_string(),
+            ),
+        ]
     }
 
     /// Barman's files: its server file, its passwords and its cron service.
@@ -942,14 +1016,23 @@ impl Context<'_> {
                 .instances
                 .iter()
                 .filter(|i| self.runs_postgres(i))
-                .map(|i| {
-                    step(
-                        &i.name,
-                        "start repmgrd",
-                        Action::Start {
-                            service: "repmgrd".into(),
-                        },
-                    )
+                .flat_map(|i| {
+                    [
+                        step(
+                            &i.name,
+                            "start sshd",
+                            Action::Start {
+                                service: "sshd".into(),
+                            },
+                        ),
+                        step(
+                            &i.name,
+                            "start repmgrd",
+                            Action::Start {
+                                service: "repmgrd".into(),
+                            },
+                        ),
+                    ]
                 }),
         );
         if second.is_empty() {
@@ -1102,7 +1185,9 @@ pub fn retarget_barman(
     };
     let server = topology.instances[0].name.as_str();
     let b = barman.name.as_str();
-    // barman cron makes the slot (create_slot = auto) and restarts receive-wal against it.
+    // barman cron makes the slot (create_slot = auto) and restarts receive-wal against it, once
+    // the receive-wal of the old source has stopped (after a switchover it would go on
+    // streaming from the old primary, now a standby).
     let mut check = barman_backup(b, server, &format!("back up {source}"));
     if !backup {
         check.pop();
@@ -1110,7 +1195,17 @@ pub fn retarget_barman(
     let phases = vec![
         Phase {
             title: format!("Point Barman on {b} at {source}"),
-            steps: vec![step(b, &format!("point Barman at {source}"), Action::WriteFiles)],
+            steps: vec![
+                step(b, &format!("point Barman at {source}"), Action::WriteFiles),
+                step(
+                    b,
+                    "stop streaming from the old primary",
+                    Action::Attempt {
+                        argv: argv(&["barman", "receive-wal", "--stop", server]),
+                        user: "barman".into(),
+                    },
+                ),
+            ],
         },
         Phase {
             title: format!("Wait for Barman to stream WAL from {source}"),
@@ -1199,7 +1294,7 @@ pub fn node_image(design: &Design) -> Result<NodeImage, Diagnostic> {
     packages.sort();
     // The recipe's version: raise it whenever the way the image is built changes.
     let recipe = format!(
-        "m1studio-node recipe 1\nsuite={suite}\npackages={}\n",
+        "m1studio-node recipe 2\nsuite={suite}\npackages={}\n",
         packages.join(",")
     );
     let digest = sha2::Sha256::digest(recipe.as_bytes());

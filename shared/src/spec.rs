@@ -57,6 +57,8 @@ pub struct Draft {
     pub num_cascaded_replicas: Option<String>,
     /// `--enable-haproxy`.
     pub enable_haproxy: bool,
+    /// `--synchronous-replication`: the replica confirms every commit.
+    pub synchronous: bool,
     /// `--patroni-dcs`.
     pub patroni_dcs: Option<String>,
     /// `--redwood` (true) or `--no-redwood` (false).
@@ -126,6 +128,7 @@ impl Draft {
                 &DEFAULT_CASCADED_REPLICAS.to_string(),
             ),
             enable_haproxy: self.enable_haproxy,
+            synchronous: self.synchronous,
             patroni_dcs: drop_where(patroni, &self.patroni_dcs, "etcd"),
             redwood: self.redwood,
             location_names: self
@@ -420,6 +423,7 @@ pub struct Design {
     pub(crate) os_version: String,
     pub(crate) cascaded_replicas: u32,
     pub(crate) haproxy: bool,
+    pub(crate) synchronous: bool,
     pub(crate) redwood: Option<bool>,
     pub(crate) locations: [String; 2],
     pub(crate) owner: Option<String>,
@@ -463,6 +467,12 @@ impl Design {
     /// Whether two HAProxy nodes are added.
     pub fn haproxy(&self) -> bool {
         self.haproxy
+    }
+
+    /// Whether replication to the first replica is synchronous: a commit returns once the
+    /// replica has it, so a failover to it loses no acknowledged write.
+    pub fn synchronous(&self) -> bool {
+        self.synchronous
     }
     /// EPAS's Redwood compatibility mode (EPAS only).
     pub fn redwood(&self) -> Option<bool> {

@@ -80,7 +80,7 @@ impl Checker<'_> {
         }
         let hostnames = self.hostnames(draft, counts.map(|[a, b]| a + b));
         if let (Some(failover), Some(cascaded)) = (failover, cascaded) {
-            self.explanations(failover, cascaded, locations.as_ref());
+            self.explanations(failover, cascaded, locations.as_ref(), draft.synchronous);
         }
         if let Some(flavour) = flavour
             && (flavour.is_edb() || failover == Some(FailoverManager::Efm))
@@ -109,6 +109,7 @@ impl Checker<'_> {
             os_version: os_version?,
             cascaded_replicas: cascaded?,
             haproxy: draft.enable_haproxy,
+            synchronous: draft.synchronous,
             redwood,
             locations: locations?,
             owner: owner.ok()?,
@@ -662,6 +663,7 @@ impl Checker<'_> {
         failover: FailoverManager,
         cascaded: u32,
         locations: Option<&[String; 2]>,
+        synchronous: bool,
     ) {
         let postgres = 2 + cascaded;
         let main = locations.map_or(DEFAULT_LOCATIONS[0], |l| l[0].as_str());
@@ -684,11 +686,27 @@ impl Checker<'_> {
                 ),
             );
         }
-        self.info(
-            "failover_manager",
-            Code::AsyncDataLoss,
-            "replication is asynchronous: on failover the new primary can miss the last transactions the old primary acknowledged",
-        );
+        if !synchronous {
+            self.info(
+                "failover_manager",
+                Code::AsyncDataLoss,
+                "replication is asynchronous: on failover the new primary can miss the last transactions the old primary acknowledged (--synchronous-replication makes every commit wait for the replica)",
+            );
+        } else {
+            let without = match failover {
+                FailoverManager::Patroni => {
+                    "while no standby can confirm, Patroni turns it off and commits go on unconfirmed"
+                }
+                _ => "while no standby can confirm, commits wait",
+            };
+            self.info(
+                "synchronous",
+                Code::SynchronousTradeOff,
+                format!(
+                    "replication to the first replica is synchronous: every commit waits for a standby to confirm it (one more network round trip), so a failover loses no acknowledged write; {without}"
+                ),
+            );
+        }
     }
 }
 

@@ -97,6 +97,21 @@ fn rendered_lines_parse_back_into_the_same_design() {
 }
 
 #[test]
+fn synchronous_replication_is_an_m1studio_option_left_out_of_tpaexec_lines() {
+    let (invocation, problems) = common::parse(
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --synchronous-replication",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(invocation.draft.synchronous);
+    let ours = command_line(Program::M1studio, "m1", &invocation.draft);
+    assert!(ours.contains("--synchronous-replication"), "{ours}");
+    let (back, problems) = parse_command_line(&ours, &mut common::files);
+    assert!(problems.is_empty() && back.draft.synchronous, "{ours}");
+    let theirs = command_line(Program::Tpaexec, "m1", &invocation.draft);
+    assert!(!theirs.contains("synchronous"), "{theirs}");
+}
+
+#[test]
 fn a_pasted_line_may_continue_over_several_lines() {
     let line = "tpaexec configure ~/clusters/m1 \\\n  --architecture M1 \\\n  --platform aws --region eu-west-1 --instance-type t3.micro \\\n  --distribution Debian \\\n  --postgresql 14 \\\n  --failover-manager repmgr";
     let (invocation, problems) = parse_command_line(line, &mut common::files);

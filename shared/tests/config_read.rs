@@ -41,6 +41,32 @@ fn our_own_output_reads_back_clean() {
 }
 
 #[test]
+fn synchronous_replication_is_written_for_each_manager_and_read_back() {
+    for (line, written) in [
+        (
+            "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --synchronous-replication",
+            "synchronous_standby_names: ANY 1 (\"kestrel\", \"quartz\", \"uplift\")",
+        ),
+        (
+            "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --synchronous-replication",
+            "synchronous_mode: true",
+        ),
+    ] {
+        let (invocation, _) = common::parse(line);
+        let text = configure(&invocation.draft).0.unwrap().config_yml;
+        assert!(text.contains(written), "{written} is not in\n{text}");
+        let (draft, diagnostics) = config::read(&text);
+        assert!(
+            diagnostics.iter().all(|d| d.severity == Severity::Info),
+            "{diagnostics:?}"
+        );
+        assert!(draft.unwrap().synchronous, "{line}");
+    }
+    let (draft, _) = config::read(&base());
+    assert!(!draft.unwrap().synchronous);
+}
+
+#[test]
 fn exactly_one_primary() {
     check(
         &edited("  - replica\n  upstream: kestrel", "  - primary"),

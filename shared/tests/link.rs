@@ -50,8 +50,9 @@ fn defaults_are_left_out_of_links() {
 #[test]
 fn links_round_trip_through_urls() {
     let (invocation, _) = common::parse(
-        "lab -a M1 --epas 17 --no-redwood --enable-patroni --enable-haproxy --platform docker --owner 'A & B=C #1' --location-names east west",
+        "lab -a M1 --epas 17 --no-redwood --enable-patroni --enable-haproxy --synchronous-replication --platform docker --owner 'A & B=C #1' --location-names east west",
     );
+    assert!(invocation.draft.synchronous);
     let link = url("https://designer.example/", &invocation.draft);
     let (draft, diagnostics) = decode(&link);
     assert!(diagnostics.is_empty(), "{diagnostics:?}");

@@ -296,6 +296,46 @@ fn patroni_starts_etcd_and_the_leader_before_any_replica_and_cascades_from_node_
 }
 
 #[test]
+fn synchronous_designs_make_commits_wait_for_a_standby() {
+    let synchronous = plan_for(
+        "m1 -a M1 --postgresql 15 --failover-manager repmgr --platform docker --synchronous-replication",
+        PlanOptions::default(),
+    )
+    .unwrap();
+    for node in &synchronous.nodes[..3] {
+        let conf = &node
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("postgresql.conf"))
+            .unwrap()
+            .content;
+        assert!(
+            conf.contains(
+                "synchronous_standby_names = 'ANY 1 (\"kestrel\", \"quartz\", \"uplift\")'"
+            ),
+            "{conf}"
+        );
+    }
+    let patroni = plan_for(
+        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --synchronous-replication",
+        PlanOptions::default(),
+    )
+    .unwrap();
+    let yml = &patroni.nodes[0]
+        .files
+        .iter()
+        .find(|f| f.path == PATRONI_CONFIG)
+        .unwrap()
+        .content;
+    assert!(yml.contains("    synchronous_mode: true\n"), "{yml}");
+    assert!(
+        !repmgr(1).nodes[0].files[0]
+            .content
+            .contains("synchronous_standby_names")
+    );
+}
+
+#[test]
 fn patroni_timings_come_from_the_profile_and_keep_barmans_slot() {
     for profile in Profile::ALL {
         let plan = plan_for(

@@ -29,6 +29,7 @@ fn drafts() -> impl Strategy<Value = Draft> {
             text(&["aws", "docker", "bare"]),
             text(&["eu-west-1", "us-east-2", "ap-south-1"]),
             text(&["t3.micro", "m6i.large"]),
+            any::<bool>(),
         ),
         (
             text(&["Debian", "Ubuntu", "Rocky", "RedHat"]),
@@ -53,7 +54,7 @@ fn drafts() -> impl Strategy<Value = Draft> {
     )
         .prop_map(
             |(
-                (name, arch, flavour, version, fm, platform, region, itype),
+                (name, arch, flavour, version, fm, platform, region, itype, synchronous),
                 (os, osv, n, haproxy, dcs, redwood, locs, owner, net, hosts),
             )| Draft {
                 cluster_name: name,
@@ -68,6 +69,7 @@ fn drafts() -> impl Strategy<Value = Draft> {
                 os_version: osv,
                 num_cascaded_replicas: n,
                 enable_haproxy: haproxy,
+                synchronous,
                 patroni_dcs: dcs,
                 redwood,
                 location_names: locs,

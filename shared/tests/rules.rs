@@ -497,6 +497,25 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
+fn synchronous_replication_explains_its_trade_off_for_each_manager() {
+    check_notes(
+        &format!("{BASE} --synchronous-replication"),
+        &["info synchronous-trade-off synchronous"],
+    );
+    assert!(
+        message(
+            &format!("{BASE} --synchronous-replication"),
+            Code::SynchronousTradeOff
+        )
+        .contains("commits wait")
+    );
+    let patroni =
+        "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --synchronous-replication";
+    assert!(message(patroni, Code::SynchronousTradeOff).contains("Patroni turns it off"));
+    assert!(message(BASE, Code::AsyncDataLoss).contains("--synchronous-replication"));
+}
+
+#[test]
 fn witness_rule_is_explained_when_it_applies() {
     let async_note = "info async-data-loss failover_manager";
     let witness = "info witness-on-barman num_cascaded_replicas";

@@ -204,7 +204,8 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         assert_eq!(status["barman"]["backups"], 2, "{status}");
         assert!(status["barman"]["warning"].is_null(), "{status}");
 
-        // The old primary comes back fenced, never as a second primary.
+        // The old primary comes back, never as a second primary: it is rejoined as a standby
+        // of the new one (crash recovery offline, then repmgr node rejoin with pg_rewind).
         let (status, started) = call(
             server.addr,
             "POST",
@@ -216,12 +217,59 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             started["message"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("kept stopped"),
+                .contains("rejoined as a standby of quartz"),
             "{started}"
         );
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
-        assert_eq!(status["primary"], "quartz", "{status}");
-        assert_eq!(status["nodes"][0]["postgres"], "down", "{status}");
+        assert_eq!(status["primary"], "quartz", "never two primaries: {status}");
+        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
+            e["kind"] == "observed" && e["title"] == "kestrel rejoined as a standby of quartz"
+        })?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
+        assert_eq!(status["nodes"][0]["postgres"], "standby", "{status}");
+        assert_eq!(status["nodes"][0]["upstream"], "quartz", "{status}");
+        let refused = executor
+            .run(
+                "kestrel",
+                &argv(&["psql", "-XAtq", "-d", "postgres", "-c", "INSERT INTO m1studio_drill_writes (id) VALUES (-1)"]),
+                "postgres",
+                None,
+            )
+            .await?;
+        assert!(refused.stderr.contains("read-only transaction"), "{refused:?}");
+
+        // A planned switchover back to kestrel (repmgr standby switchover, over SSH), with
+        // Barman following: barman check is green afterwards.
+        let (status, drill) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "switchover", "retarget_barman": true})),
+        )?;
+        assert_eq!(status, 202, "{drill}");
+        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
+            e["title"] == "drill 2 report"
+        })?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
+        let report = &reports[1];
+        assert_eq!(report["action"], "switchover", "{report}");
+        assert_eq!(report["new_primary"], "kestrel", "{report}");
+        assert_eq!(report["writes_lost"], 0, "{report}");
+        assert!(
+            report["timeline"].to_string().contains("the switchover command finished"),
+            "{report}"
+        );
+        eprintln!("switchover report: {report}");
+        wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
+            e["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Barman backs up kestrel"))
+        })?;
+        let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
+        assert_eq!(status["primary"], "kestrel", "{status}");
+        assert_eq!(status["nodes"][1]["upstream"], "kestrel", "{status}");
+        assert_eq!(status["barman"]["backs_up"], "kestrel", "{status}");
+        assert_eq!(status["barman"]["check_ok"], true, "{status}");
 
         // No password in any event.
         let events = get(server.addr, &format!("/api/deployments/{id}/events"))?;

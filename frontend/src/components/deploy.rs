@@ -11,7 +11,7 @@ use m1studio_shared::api::{
     PostgresRole,
 };
 use m1studio_shared::plan::Profile;
-use m1studio_shared::{Diagnostic, configure, link};
+use m1studio_shared::{Diagnostic, Kind, configure, link};
 use std::cell::Cell;
 use std::rc::Rc;
 use yew::prelude::*;
@@ -369,6 +369,23 @@ pub fn Deploy(props: &DeployProps) -> Html {
         })
         .ok(),
     );
+    let switchover = act(
+        "POST",
+        |id| format!("/api/deployments/{id}/drills"),
+        serde_json::to_string(&Drill::Switchover {
+            to: None,
+            retarget_barman: *retarget_after,
+        })
+        .ok(),
+    );
+    let stop_etcd = |count: u32| {
+        act(
+            "POST",
+            |id| format!("/api/deployments/{id}/drills"),
+            serde_json::to_string(&Drill::StopEtcd { count, seconds: 30 }).ok(),
+        )
+    };
+    let (stop_etcd_one, stop_etcd_two) = (stop_etcd(1), stop_etcd(2));
     let retarget = act(
         "POST",
         |id| format!("/api/deployments/{id}/drills"),
@@ -482,6 +499,9 @@ pub fn Deploy(props: &DeployProps) -> Html {
             Drills {
                 kill_primary,
                 isolate_primary,
+                switchover,
+                stop_etcd_one,
+                stop_etcd_two,
                 retarget,
                 retarget_after: *retarget_after,
                 on_retarget_after,
@@ -583,6 +603,9 @@ fn copy_password(
 struct Drills<'a> {
     kill_primary: Callback<MouseEvent>,
     isolate_primary: Callback<MouseEvent>,
+    switchover: Callback<MouseEvent>,
+    stop_etcd_one: Callback<MouseEvent>,
+    stop_etcd_two: Callback<MouseEvent>,
     retarget: Callback<MouseEvent>,
     retarget_after: bool,
     on_retarget_after: Callback<Event>,
@@ -613,6 +636,7 @@ fn report_view(report: &DrillReport) -> Html {
             <h4>{ format!("Drill {}: {} {}", report.number, report.action, report.target) }</h4>
             <dl>
                 <dt>{ "Writes resumed after" }</dt><dd id="report-rto">{ rto }</dd>
+                <dt>{ "Clients could not write for" }</dt><dd id="report-outage">{ report.outage_ms.map_or_else(|| "not yet".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0)) }</dd>
                 <dt>{ "New primary" }</dt><dd>{ report.new_primary.clone().unwrap_or_else(|| "none yet".into()) }</dd>
                 <dt>{ "Writes acknowledged" }</dt><dd id="report-acknowledged">{ report.writes_acknowledged }</dd>
                 <dt>{ "Writes refused during the outage" }</dt><dd>{ report.writes_failed }</dd>
@@ -740,6 +764,7 @@ fn deployment_view(
         .collect();
     let running = d.state == DeploymentState::Running;
     let has_primary = status.is_some_and(|s| s.primary.is_some());
+    let has_etcd = d.instances.iter().any(|i| i.kind == Kind::Etcd);
     let barman_warning = status
         .and_then(|s| s.barman.as_ref())
         .and_then(|b| b.warning.clone());
@@ -789,6 +814,11 @@ fn deployment_view(
                 if running {
                     <button type="button" id="kill-primary" class="danger" disabled={busy || !has_primary} onclick={drills.kill_primary}>{ "Kill the primary" }</button>
                     <button type="button" id="isolate-primary" class="danger" disabled={busy || !has_primary} onclick={drills.isolate_primary}>{ "Cut the primary off for 30 s" }</button>
+                    <button type="button" id="switchover" disabled={busy || !has_primary} onclick={drills.switchover} title="A planned handover to the first replica: the primary stops cleanly and becomes its standby">{ "Switch over" }</button>
+                    if has_etcd {
+                        <button type="button" id="stop-etcd-one" class="danger" disabled={busy || !has_primary} onclick={drills.stop_etcd_one} title="Two of three members are still a quorum: nothing should change">{ "Stop 1 etcd member for 30 s" }</button>
+                        <button type="button" id="stop-etcd-two" class="danger" disabled={busy || !has_primary} onclick={drills.stop_etcd_two} title="No quorum: Patroni cannot keep or elect a leader, so writes stop and no failover happens">{ "Stop 2 etcd members for 30 s" }</button>
+                    }
                     <label class="inline">
                         <input type="checkbox" id="retarget-after" checked={drills.retarget_after} onchange={drills.on_retarget_after}/>
                         { "then point Barman at the new primary" }

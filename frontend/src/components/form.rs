@@ -149,6 +149,18 @@ pub fn DesignForm(props: &FormProps) -> Html {
     let on_haproxy = dispatch.reform(|e: Event| {
         Action::Haproxy(e.target_unchecked_into::<HtmlInputElement>().checked())
     });
+    let on_synchronous = dispatch.reform(|e: Event| {
+        Action::Synchronous(e.target_unchecked_into::<HtmlInputElement>().checked())
+    });
+    let synchronous_hint = if draft.synchronous {
+        diags(view, "synchronous")
+            .first()
+            .map(|d| d.message.clone())
+            .unwrap_or_default()
+    } else {
+        "Off: commits return before a standby has them, so a failover can lose the last few."
+            .to_string()
+    };
     let haproxy_hint = if patroni {
         "Two HAProxy nodes send traffic to the leader, checked through Patroni's REST API."
     } else {
@@ -210,6 +222,11 @@ pub fn DesignForm(props: &FormProps) -> Html {
                     <ul class="field-diagnostics" id="haproxy-diag" aria-live="polite">
                         { crate::components::field::diagnostic_items(&diags(view, "enable_haproxy")) }
                     </ul>
+                </div>
+                <div class="field checkbox">
+                    <input type="checkbox" id="synchronous" checked={draft.synchronous} onchange={on_synchronous} aria-describedby="synchronous-hint"/>
+                    <label for="synchronous">{ "Synchronous replication" }</label>
+                    <p class="hint" id="synchronous-hint">{ synchronous_hint }</p>
                 </div>
             </fieldset>
 

@@ -81,7 +81,7 @@ impl Context<'_> {
              \x20   ttl: {ttl}\n\
              \x20   loop_wait: {loop_wait}\n\
              \x20   retry_timeout: {retry}\n\
-             \x20   maximum_lag_on_failover: 1048576\n\
+             \x20   maximum_lag_on_failover: 1048576\n{synchronous}\
              \x20   postgresql:\n\
              \x20     use_pg_rewind: true\n\
              \x20     use_slots: true\n\
@@ -147,6 +147,12 @@ impl Context<'_> {
             postgres = secret("postgres"),
             replicator = secret("replicator"),
             hosts = hosts.join(","),
+            // Patroni names the synchronous standby itself, and only that one may be promoted.
+            synchronous = if self.design.synchronous() {
+                "    synchronous_mode: true\n"
+            } else {
+                ""
+            },
             bindir = self.bindir,
             // A fast-profile (workshop) cluster is made anew, never recovered: skip the final fsync.
             initdb_fast = if fast { "  - no-sync\n" } else { "" },
