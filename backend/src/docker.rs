@@ -12,14 +12,15 @@ use bollard::models::{
     MountType, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use m1studio_shared::plan::{File, NodeImage, PGDATA};
 use m1studio_shared::{Kind, Topology};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt as _;
 
 /// The label every object of a cluster carries, with the cluster's name.
@@ -51,6 +52,9 @@ pub async fn connect() -> Result<Docker> {
 pub struct DockerExecutor {
     docker: Docker,
     cluster: String,
+    /// The files each node was created with, until its first `write_files`: writing the same
+    /// files again is then nothing to do.
+    created_with: Arc<Mutex<HashMap<String, Vec<File>>>>,
 }
 
 impl DockerExecutor {
@@ -59,7 +63,29 @@ impl DockerExecutor {
         DockerExecutor {
             docker,
             cluster: cluster.to_string(),
+            created_with: Arc::default(),
         }
+    }
+
+    /// The numeric user and group ids of the image's users, read from the `/etc/passwd` of the
+    /// created (not yet started) container `name`.
+    async fn ids_in(&self, name: &str) -> Result<HashMap<String, (u64, u64)>> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path("/etc/passwd")
+            .build();
+        let chunks: Vec<_> = self
+            .docker
+            .download_from_container(name, Some(options))
+            .try_collect()
+            .await
+            .with_context(|| format!("reading /etc/passwd of {name}"))?;
+        let tar: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut passwd = String::new();
+        for entry in archive.entries()? {
+            std::io::Read::read_to_string(&mut entry?, &mut passwd)?;
+        }
+        Ok(passwd_ids(&passwd))
     }
 
     /// The label filter that selects this cluster's objects.
@@ -110,6 +136,7 @@ impl DockerExecutor {
         network: &str,
         image: &str,
         annotations: &[(&str, &str)],
+        files: &HashMap<String, Vec<File>>,
     ) -> Result<()> {
         if !self.containers().await?.is_empty() {
             bail!(
@@ -197,15 +224,61 @@ impl DockerExecutor {
                     )
                     .await
                     .with_context(|| format!("creating the container {name}"))?;
-                self.docker
-                    .start_container(&name, None)
-                    .await
-                    .with_context(|| format!("starting the container {name}"))?;
-                self.wait_for_supervisor(&instance.name).await
+                anyhow::Ok(name)
             }
         });
-        futures_util::future::try_join_all(containers).await?;
+        let names = futures_util::future::try_join_all(containers).await?;
+        // Each node's files go in before it starts, so that supervisord reads its services at
+        // start, and the plan's first writes find them there.
+        let ids = match names.first() {
+            Some(first) if !files.is_empty() => self.ids_in(first).await?,
+            _ => HashMap::new(),
+        };
+        let starts = topology
+            .instances
+            .iter()
+            .zip(&names)
+            .map(|(instance, name)| {
+                let files = files.get(&instance.name);
+                let ids = &ids;
+                async move {
+                    if let Some(files) = files.filter(|f| !f.is_empty()) {
+                        self.upload(name, files, ids).await?;
+                        lock(&self.created_with).insert(instance.name.clone(), files.clone());
+                    }
+                    self.docker
+                        .start_container(name, None)
+                        .await
+                        .with_context(|| format!("starting the container {name}"))?;
+                    self.wait_for_supervisor(&instance.name).await
+                }
+            });
+        futures_util::future::try_join_all(starts).await?;
         Ok(())
+    }
+
+    /// Writes `files` into container `name`, owned by the numeric ids of `ids`.
+    async fn upload(
+        &self,
+        name: &str,
+        files: &[File],
+        ids: &HashMap<String, (u64, u64)>,
+    ) -> Result<()> {
+        if let Some(missing) = files.iter().find(|f| !ids.contains_key(&f.owner)) {
+            bail!(
+                "{name} has no user {}: the node image is not the one this plan needs",
+                missing.owner
+            );
+        }
+        let tar = archive(files, ids)?;
+        self.docker
+            .upload_to_container(
+                name,
+                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                bollard::body_full(tar.into()),
+            )
+            .await
+            .with_context(|| format!("writing files into {name}"))
     }
 
     /// Waits until supervisord answers in `node`.
@@ -369,6 +442,28 @@ impl DockerExecutor {
 }
 
 /// A tar archive of `files`, with their owners' numeric ids looked up in the container.
+/// Each user's `(uid, gid)`, from lines of `/etc/passwd`.
+fn passwd_ids(passwd: &str) -> HashMap<String, (u64, u64)> {
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            match fields[..] {
+                [name, _, uid, gid, ..] => {
+                    Some((name.to_string(), (uid.parse().ok()?, gid.parse().ok()?)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn archive(files: &[File], ids: &HashMap<String, (u64, u64)>) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     for file in files {
@@ -393,35 +488,20 @@ fn archive(files: &[File], ids: &HashMap<String, (u64, u64)>) -> Result<Vec<u8>>
 
 impl Executor for DockerExecutor {
     async fn write_files(&self, node: &str, files: &[File]) -> Result<()> {
+        // The node was created with exactly these files: they are there already.
+        let created_with = lock(&self.created_with).remove(node);
+        if created_with.as_deref() == Some(files) {
+            return Ok(());
+        }
         // The owners' numeric ids, from the container's own user database, in one call.
         let owners: std::collections::BTreeSet<&str> =
             files.iter().map(|f| f.owner.as_str()).collect();
         let mut getent = argv(&["getent", "passwd"]);
         getent.extend(owners.iter().map(|o| o.to_string()));
         let users = self.run(node, &getent, "root", None).await?;
-        let mut ids = HashMap::new();
-        for line in users.stdout.lines() {
-            let fields: Vec<&str> = line.split(':').collect();
-            if let [name, _, uid, gid, ..] = fields[..] {
-                ids.insert(
-                    name.to_string(),
-                    (uid.parse().unwrap_or(0), gid.parse().unwrap_or(0)),
-                );
-            }
-        }
-        if let Some(missing) = owners.iter().find(|o| !ids.contains_key(**o)) {
-            bail!("{node} has no user {missing}: the node image is not the one this plan needs");
-        }
-        let tar = archive(files, &ids)?;
-        let name = container_name(&self.cluster, node);
-        self.docker
-            .upload_to_container(
-                &name,
-                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
-                bollard::body_full(tar.into()),
-            )
-            .await
-            .with_context(|| format!("writing files into {name}"))?;
+        let ids = passwd_ids(&users.stdout);
+        self.upload(&container_name(&self.cluster, node), files, &ids)
+            .await?;
         // supervisord learns of new services now, so that starting one is a single call.
         if files
             .iter()

@@ -172,6 +172,17 @@ pub async fn query<E: Executor>(executor: &E, node: &str, sql: &str) -> Result<S
     Ok(output.stdout.trim().to_string())
 }
 
+/// The files of `node` in `plan`, with the secrets filled in.
+pub fn filled_files(plan: &Plan, secrets: &Secrets, node: &str) -> Vec<File> {
+    plan.files_of(node)
+        .iter()
+        .map(|f| File {
+            content: secrets.fill(&f.content),
+            ..f.clone()
+        })
+        .collect()
+}
+
 /// The last `count` lines of `text`.
 pub fn tail(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
@@ -217,15 +228,9 @@ async fn run_step<E: Executor>(
 ) -> Result<()> {
     match action {
         Action::WriteFiles => {
-            let files: Vec<File> = plan
-                .files_of(node)
-                .iter()
-                .map(|f| File {
-                    content: secrets.fill(&f.content),
-                    ..f.clone()
-                })
-                .collect();
-            executor.write_files(node, &files).await
+            executor
+                .write_files(node, &filled_files(plan, secrets, node))
+                .await
         }
         Action::Run { argv, user, stdin } => {
             let argv: Vec<String> = argv.iter().map(|a| secrets.fill(a)).collect();

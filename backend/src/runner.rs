@@ -401,6 +401,17 @@ impl Runner {
                     (DEPLOYMENT_LABEL, id),
                     (PROFILE_LABEL, profile),
                 ],
+                &prepared
+                    .plan
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.node.clone(),
+                            crate::engine::filled_files(&prepared.plan, secrets, &n.node),
+                        )
+                    })
+                    .collect(),
             )
             .await?;
         let events = self.plan_events(id);
@@ -1331,8 +1342,13 @@ impl Runner {
             }
             None => {
                 report.note = Some(format!(
-                    "no other node took over within {} s: the failover manager did not promote a standby",
-                    fault.elapsed().as_secs()
+                    "no other node took over within {} s: the failover manager did not promote a standby{}",
+                    fault.elapsed().as_secs(),
+                    if configured.design.synchronous() {
+                        " (with synchronous replication only the synchronous standby may be promoted, so that no acknowledged write is lost)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }

@@ -1,7 +1,8 @@
 //! Patroni with etcd and HAProxy, through the API of the real server on a real Docker engine:
 //! etcd healthy, one leader, the cascaded replica streaming from node 2, clients reaching the
 //! leader through HAProxy; then the leader killed while a writer inserts through HAProxy, Barman
-//! pointed at the new leader, and the old leader back as a standby that takes no writes. In a
+//! pointed at the new leader, the old leader back as a standby that takes no writes, a planned
+//! switchover back, and two of three etcd members stopped (no quorum, no failover). In a
 //! test binary of its own, so that no other deployment shares the machine while Patroni's timing
 //! is measured.
 
@@ -211,6 +212,64 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
             refused.stdout,
             refused.stderr
         );
+
+        // A planned switchover back to kestrel: patronictl hands the leader key over.
+        let (status, drill) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "switchover", "to": "kestrel"})),
+        )?;
+        ensure!(status == 202, "{drill}");
+        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
+            e["title"] == "drill 2 report"
+        })?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
+        let report = &reports[1];
+        ensure!(report["action"] == "switchover" && report["new_primary"] == "kestrel", "{report}");
+        ensure!(report["writes_lost"] == 0, "{report}");
+        ensure!(
+            report["timeline"].to_string().contains("the switchover command finished"),
+            "{report}"
+        );
+
+        // Two of three etcd members stopped: no quorum, so no failover; Patroni demotes the
+        // leader it can no longer vouch for, and it leads again once the members are back.
+        let (status, refused) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "stop-etcd", "count": 3})),
+        )?;
+        ensure!(status == 400, "{refused}");
+        ensure!(
+            refused["error"]["message"].as_str().unwrap_or_default().starts_with("count:"),
+            "{refused}"
+        );
+        let (status, drill) = call(
+            server.addr,
+            "POST",
+            &format!("/api/deployments/{id}/drills"),
+            Some(json!({"action": "stop-etcd", "count": 2, "seconds": 30})),
+        )?;
+        ensure!(status == 202, "{drill}");
+        wait_for_event(server.addr, &id, Duration::from_secs(200), |e| {
+            e["title"] == "drill 3 report"
+        })?;
+        let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
+        let report = &reports[2];
+        ensure!(report["action"] == "stop-etcd", "{report}");
+        let timeline = report["timeline"].to_string();
+        ensure!(timeline.contains("no quorum"), "{report}");
+        ensure!(timeline.contains("no longer takes writes"), "Patroni demoted kestrel: {report}");
+        ensure!(timeline.contains("etcd runs again"), "{report}");
+        ensure!(report["writes_failed"].as_u64() > Some(0), "{report}");
+        ensure!(report["rto_ms"].as_u64().is_some(), "writes resumed once etcd was back: {report}");
+        ensure!(report["writes_lost"] == 0, "{report}");
+        wait_for_status(&server, &id, Duration::from_secs(60), "a leader again", |s| {
+            s["primary"].is_string()
+        })
+        .await?;
 
         let (status, destroyed) = call(
             server.addr,

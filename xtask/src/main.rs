@@ -16,7 +16,9 @@ Commands:
   test               every check and test: formatting, clippy, unit, snapshot, property, CLI and
                      browser tests, the shared crate on wasm32, and a short fuzzing run
   bench              the model's criterion benchmarks, the designer's bundle size, load and render times
-  bench-deploy       deploy times (1 and 8 cascaded replicas) and the failover time on Docker
+  bench-deploy       deploy times (1 and 8 cascaded replicas) and every drill's recovery on Docker
+  bench-deploy kills N MANAGER
+                     N kills of a synchronous repmgr or patroni cluster's primary: rows lost
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";
@@ -30,14 +32,19 @@ fn main() -> Result<()> {
         Some("dist") => build_designer(),
         Some("test") => test(),
         Some("bench") => bench(),
-        Some("bench-deploy") => cargo(&[
-            "run",
-            "--release",
-            "-p",
-            "m1studio-e2e",
-            "--bin",
-            "deploy-bench",
-        ]),
+        Some("bench-deploy") => {
+            let mut command = vec![
+                "run",
+                "--release",
+                "-p",
+                "m1studio-e2e",
+                "--bin",
+                "deploy-bench",
+                "--",
+            ];
+            command.extend(args[1..].iter().map(String::as_str));
+            cargo(&command)
+        }
         Some("fuzz") => {
             let seconds = args
                 .get(1)

@@ -1,15 +1,22 @@
 //! Measures the Docker runner with the node image already built: deploying the default design
 //! (1 cascaded replica) and one with 8, the failover time with the fast profile (primary
-//! killed until the replica accepts writes), and the kill-primary drill's report (recovery time
-//! seen by a writer, and rows lost) for the fast and the normal profile. Run by
-//! `cargo xtask bench-deploy`.
+//! killed until the replica accepts writes), and the drills' reports (recovery time seen by a
+//! writer, time without writes, rows lost) for repmgr and for Patroni with HAProxy, on the fast
+//! and the normal profile: kill, clean stop, switchover, and two etcd members stopped.
+//! Run by `cargo xtask bench-deploy`.
+//!
+//! `cargo xtask bench-deploy kills N MANAGER` instead deploys a synchronous design with MANAGER
+//! (repmgr or patroni) and kills its primary N times, bringing the old one back as a standby
+//! each time, and sums the acknowledged rows lost.
 
 use anyhow::{Context as _, Result, bail};
 use m1studio::docker::{DockerExecutor, connect};
+use m1studio::engine::Executor as _;
 use m1studio::engine::query;
 use m1studio::runner::Runner;
 use m1studio::store::Store;
-use m1studio_shared::api::{DeployRequest, DeploymentState, Drill};
+use m1studio_shared::FailoverManager;
+use m1studio_shared::api::{DeployRequest, DeploymentState, Drill, DrillReport, PostgresRole};
 use m1studio_shared::plan::Profile;
 use std::time::{Duration, Instant};
 
@@ -28,6 +35,13 @@ fn m1studio(args: &[&str], dir: &std::path::Path) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, count, manager] = &args[..]
+        && command == "kills"
+    {
+        let count: u32 = count.parse().context("N must be a whole number")?;
+        return repeated_kills(count, manager).await;
+    }
     let docker = connect().await?;
     let dir = std::env::temp_dir().join(format!("m1studio-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -88,66 +102,279 @@ async fn main() -> Result<()> {
         m1studio(&["destroy", name], &dir).context("destroy")?;
     }
     for profile in [Profile::Fast, Profile::Normal] {
-        drill(profile).await?;
+        drills("repmgr", profile).await?;
+        drills("patroni", profile).await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// Deploys the default design with `profile` through the runner, kills its primary with the
-/// drill (a writer inserting rows throughout), and prints the report.
-async fn drill(profile: Profile) -> Result<()> {
-    let runner = Runner::new(Store::in_memory()?, 1);
-    let name = format!("rto{}", profile.as_str());
+fn anyhow_of(problem: m1studio::runner::Problem) -> anyhow::Error {
+    anyhow::anyhow!("{problem}")
+}
+
+fn seconds(ms: Option<u64>) -> String {
+    ms.map_or_else(
+        || "never".into(),
+        |ms| format!("{:.1} s", ms as f64 / 1000.0),
+    )
+}
+
+/// Deploys `link` with `profile` through the runner; the deployment's id and how long it took.
+async fn deploy(runner: &Runner, link: String, profile: Profile) -> Result<(String, Duration)> {
     let request = DeployRequest {
-        link: Some(format!(
-            "v=1&name={name}&pg=15&fm=repmgr&platform=docker&net=10.219.0.0%2F24"
-        )),
+        link: Some(link),
         profile: Some(profile),
         ..DeployRequest::default()
     };
-    let deployment = runner
-        .submit(request)
-        .await
-        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let started = Instant::now();
+    let deployment = runner.submit(request).await.map_err(anyhow_of)?;
     let id = deployment.id.clone();
-    let result = async {
-        let started = Instant::now();
-        loop {
-            let state = runner.get(&id).map_err(|p| anyhow::anyhow!("{p}"))?.state;
-            match state {
-                DeploymentState::Running => break,
-                DeploymentState::Failed => bail!("the deployment failed"),
-                _ if started.elapsed() > Duration::from_secs(300) => bail!("not running after 300 s"),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+    loop {
+        match runner.get(&id).map_err(anyhow_of)?.state {
+            DeploymentState::Running => return Ok((id, started.elapsed())),
+            DeploymentState::Failed => bail!("the deployment failed"),
+            _ if started.elapsed() > Duration::from_secs(400) => bail!("not running after 400 s"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        runner
-            .drill(&id, Drill::KillPrimary { retarget_barman: false })
+    }
+}
+
+/// Runs `drill` and waits for its finished report.
+async fn drill(runner: &Runner, id: &str, drill: Drill) -> Result<DrillReport> {
+    let before = runner.store().reports(id)?.len();
+    runner.drill(id, drill).await.map_err(anyhow_of)?;
+    let started = Instant::now();
+    loop {
+        let reports = runner.store().reports(id)?;
+        if let Some(report) = reports.get(before).filter(|r| r.finished) {
+            // Barman and the writer's table settle before the next drill.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Ok(report.clone());
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("no drill report after 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Starts `node` again and waits until it streams as a standby (with synchronous replication,
+/// as the synchronous one: only that one may be promoted).
+async fn bring_back(runner: &Runner, id: &str, node: &str) -> Result<()> {
+    let deployment = runner.get(id).map_err(anyhow_of)?;
+    let executor = DockerExecutor::new(connect().await?, &deployment.cluster);
+    let synchronous = deployment.draft.synchronous;
+    runner
+        .drill(
+            id,
+            Drill::Start {
+                node: node.to_string(),
+            },
+        )
+        .await
+        .map_err(anyhow_of)?;
+    let started = Instant::now();
+    loop {
+        let status = runner.status(id).await.map_err(anyhow_of)?;
+        let mut back = status.nodes.iter().any(|n| {
+            n.name == node
+                && n.postgres == Some(PostgresRole::Standby)
+                && n.upstream.is_some()
+                && n.lag_bytes == Some(0)
+        });
+        let patroni = deployment.draft.failover_manager.as_deref() == Some("patroni");
+        if back && synchronous && patroni {
+            // Patroni promotes only the member its /sync key names.
+            let list = executor
+                .run(
+                    node,
+                    &m1studio::engine::argv(&[
+                        "patronictl",
+                        "-c",
+                        m1studio_shared::plan::PATRONI_CONFIG,
+                        "list",
+                        "-f",
+                        "json",
+                    ]),
+                    "postgres",
+                    None,
+                )
+                .await?;
+            let members: Vec<serde_json::Value> =
+                serde_json::from_str(&list.stdout).unwrap_or_default();
+            back = members
+                .iter()
+                .any(|m| m["Member"] == node && m["Role"] == "Sync Standby");
+        } else if back
+            && synchronous
+            && let Some(primary) = &status.primary
+        {
+            let state = query(
+                &executor,
+                primary,
+                &format!(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{node}'"
+                ),
+            )
             .await
-            .map_err(|p| anyhow::anyhow!("{p}"))?;
-        let started = Instant::now();
-        let report = loop {
-            if let Some(report) = runner.store().reports(&id)?.into_iter().find(|r| r.finished) {
-                break report;
-            }
-            if started.elapsed() > Duration::from_secs(240) {
-                bail!("no drill report after 240 s");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-        println!(
-            "kill-primary drill ({} profile, worst case {} s): writes resumed after {}, promotion after {}, {} writes acknowledged, {} lost",
-            profile.as_str(),
-            profile.worst_case_failover_secs(),
-            report.rto_ms.map_or_else(|| "never".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
-            report
+            .unwrap_or_default();
+            back = state == "sync" || state == "quorum";
+        }
+        if back {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            bail!("{node} did not come back as a standby within 180 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn print_report(what: &str, report: &DrillReport) {
+    let promotion = report
+        .timeline
+        .iter()
+        .find(|m| m.what.contains("new primary"))
+        .map(|m| u64::try_from(m.after_ms).unwrap_or(0));
+    println!(
+        "{what}: writes resumed after {}, no writes for {}, promotion after {}, {} writes acknowledged, {} lost{}",
+        seconds(report.rto_ms),
+        seconds(report.outage_ms),
+        seconds(promotion),
+        report.writes_acknowledged,
+        report
+            .writes_lost
+            .map_or_else(|| "?".into(), |l| l.to_string()),
+        report
+            .note
+            .as_ref()
+            .map_or_else(String::new, |n| format!(" ({n})")),
+    );
+}
+
+/// Deploys the default design with `manager` (Patroni with HAProxy) and `profile`, and runs the
+/// drills one after the other, bringing each old primary back as a standby.
+async fn drills(manager: &str, profile: Profile) -> Result<()> {
+    let runner = Runner::new(Store::in_memory()?, 1);
+    let patroni = manager == "patroni";
+    let name = format!("{}{}", &manager[..3], profile.as_str());
+    let link = format!(
+        "v=1&name={name}&pg=15&fm={manager}{}&platform=docker&net=10.219.0.0%2F24",
+        if patroni { "&haproxy=1" } else { "" }
+    );
+    let (id, took) = deploy(&runner, link, profile).await?;
+    let label = format!(
+        "{manager}{} ({} profile, worst case {} s)",
+        if patroni { " + HAProxy" } else { "" },
+        profile.as_str(),
+        profile.worst_case_failover_secs_for(if patroni {
+            FailoverManager::Patroni
+        } else {
+            FailoverManager::Repmgr
+        })
+    );
+    let result = async {
+        if patroni {
+            println!("deploy {label}: {:.1} s", took.as_secs_f64());
+        }
+        let report = drill(
+            &runner,
+            &id,
+            Drill::KillPrimary {
+                retarget_barman: false,
+            },
+        )
+        .await?;
+        print_report(&format!("kill-primary, {label}"), &report);
+        bring_back(&runner, &id, &report.target).await?;
+        if profile == Profile::Fast {
+            let report = drill(
+                &runner,
+                &id,
+                Drill::StopPrimary {
+                    retarget_barman: false,
+                },
+            )
+            .await?;
+            print_report(&format!("stop-primary, {label}"), &report);
+            bring_back(&runner, &id, &report.target).await?;
+            let report = drill(
+                &runner,
+                &id,
+                Drill::Switchover {
+                    to: None,
+                    retarget_barman: false,
+                },
+            )
+            .await?;
+            print_report(&format!("switchover, {label}"), &report);
+            if let Some(finished) = report
                 .timeline
                 .iter()
-                .find(|m| m.what.contains("new primary"))
-                .map_or_else(|| "never".into(), |m| format!("{:.1} s", m.after_ms as f64 / 1000.0)),
-            report.writes_acknowledged,
-            report.writes_lost.map_or_else(|| "?".into(), |l| l.to_string()),
+                .find(|m| m.what.contains("switchover command"))
+            {
+                println!(
+                    "  switchover command: {} after {:.1} s",
+                    finished.what,
+                    finished.after_ms as f64 / 1000.0
+                );
+            }
+            if patroni {
+                let report = drill(
+                    &runner,
+                    &id,
+                    Drill::StopEtcd {
+                        count: 2,
+                        seconds: 30,
+                    },
+                )
+                .await?;
+                print_report(&format!("stop-etcd 2 of 3 for 30 s, {label}"), &report);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = runner.destroy(&id).await;
+    result
+}
+
+/// Kills the primary of a synchronous design `count` times, bringing the old one back as a
+/// standby each time, and sums the acknowledged rows lost.
+async fn repeated_kills(count: u32, manager: &str) -> Result<()> {
+    let runner = Runner::new(Store::in_memory()?, 1);
+    let patroni = manager == "patroni";
+    if !patroni && manager != "repmgr" {
+        bail!("MANAGER must be repmgr or patroni, not {manager}");
+    }
+    let link = format!(
+        "v=1&name=kills{manager}&pg=15&fm={manager}{}&sync=1&platform=docker&net=10.218.0.0%2F24",
+        if patroni { "&haproxy=1" } else { "" }
+    );
+    let (id, _) = deploy(&runner, link, Profile::Fast).await?;
+    let result = async {
+        let (mut lost, mut acknowledged, mut recoveries) = (0, 0, Vec::new());
+        for round in 1..=count {
+            let report = drill(&runner, &id, Drill::KillPrimary { retarget_barman: false }).await?;
+            if !report.synchronous {
+                bail!("the report says replication was asynchronous");
+            }
+            let Some(lost_now) = report.writes_lost else {
+                bail!("round {round}: no failover, so no loss could be counted: {:?}", report.note);
+            };
+            lost += lost_now;
+            acknowledged += report.writes_acknowledged;
+            recoveries.extend(report.rto_ms);
+            print_report(&format!("round {round}, {manager} synchronous"), &report);
+            bring_back(&runner, &id, &report.target).await?;
+        }
+        recoveries.sort_unstable();
+        println!(
+            "{count} kills of a synchronous {manager} cluster (fast profile): {acknowledged} writes acknowledged, {lost} lost; recovery min {}, median {}, max {}",
+            seconds(recoveries.first().copied()),
+            seconds(recoveries.get(recoveries.len() / 2).copied()),
+            seconds(recoveries.last().copied()),
         );
         anyhow::Ok(())
     }
