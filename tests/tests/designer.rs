@@ -118,6 +118,37 @@ async fn zero_cascaded_replicas_shows_the_witness_badge_and_explains_it() -> Res
 }
 
 #[tokio::test]
+async fn synchronous_replication_explains_its_trade_off_and_travels_in_the_link() -> Result<()> {
+    let Some((server, browser)) = start().await? else {
+        return Ok(());
+    };
+    let c = &browser.client;
+    open(c, &server.url()).await?;
+    c.find(Locator::Id("synchronous")).await?.click().await?;
+    wait_for(c, "location.hash.includes('sync=1')").await?;
+    wait_for(
+        c,
+        "document.getElementById('synchronous-hint').innerText.includes('commits wait')",
+    )
+    .await?;
+    select(c, "failover", "patroni").await?;
+    wait_for(
+        c,
+        "document.getElementById('synchronous-hint').innerText.includes('Patroni turns it off')",
+    )
+    .await?;
+    c.find(Locator::Id("tab-nodes")).await?.click().await?;
+    select(c, "node-select", "kestrel").await?;
+    wait_for(
+        c,
+        "document.getElementById('output-text').innerText.includes('synchronous_mode: true')",
+    )
+    .await?;
+    browser.close().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_copied_link_opens_the_same_design_in_a_fresh_page() -> Result<()> {
     let Some((server, browser)) = start().await? else {
         return Ok(());
@@ -348,7 +379,23 @@ async fn each_nodes_files_and_the_plan_are_shown_without_secrets() -> Result<()>
     )
     .await?;
     select(c, "failover", "patroni").await?;
-    wait_for(c, "document.getElementById('output-text').innerText.includes('deploying Patroni clusters is not available yet')").await?;
+    wait_for(
+        c,
+        "document.getElementById('output-text').innerText.includes('2. Start etcd on')",
+    )
+    .await?;
+    c.find(Locator::Id("tab-nodes")).await?.click().await?;
+    select(c, "node-select", "kestrel").await?;
+    wait_for(
+        c,
+        "document.getElementById('output-text').innerText.includes('# ==> /etc/patroni/m1studio.yml')",
+    )
+    .await?;
+    let files = c.find(Locator::Id("output-text")).await?.text().await?;
+    assert!(
+        files.contains("password: '${secret:replicator}'"),
+        "Patroni's passwords are placeholders: {files}"
+    );
     browser.close().await;
     Ok(())
 }
