@@ -416,7 +416,13 @@ impl Context<'_> {
             name = instance.name,
             node = instance.node,
             cluster = self.design.cluster_name(),
-            synchronous = if self.design.synchronous() {
+            // The standbys carry it for when they are promoted; the primary is given it once
+            // its replica streams (before that, every commit of the set-up would wait), and
+            // the witness never (it is a primary of its own).
+            synchronous = if self.design.synchronous()
+                && instance.kind.is_postgres()
+                && instance.kind != Kind::Primary
+            {
                 format!(
                     "# Synchronous: a commit waits until a standby of this primary has it.\n\
                      synchronous_standby_names = '{}'\n",
@@ -1009,6 +1015,25 @@ impl Context<'_> {
             title,
             steps: replica_phase,
         });
+        if self.design.synchronous() {
+            // The replica streams now: from here on, a commit on the primary waits for it.
+            cascade_phase.insert(
+                0,
+                self.sql(
+                    &primary,
+                    "make replication synchronous",
+                    &format!(
+                        "ALTER SYSTEM SET synchronous_standby_names = '{}';\nSELECT pg_reload_conf()",
+                        crate::config::synchronous_standby_names(self.topology).replace('\'', "''")
+                    ),
+                ),
+            );
+            second = if second.is_empty() {
+                "Make replication synchronous".into()
+            } else {
+                format!("{second}; make replication synchronous")
+            };
+        }
         // repmgrd starts on each node as soon as the node is ready, the cascaded replicas and
         // the witness last in their lanes.
         cascade_phase.extend(

@@ -302,7 +302,24 @@ fn synchronous_designs_make_commits_wait_for_a_standby() {
         PlanOptions::default(),
     )
     .unwrap();
-    for node in &synchronous.nodes[..3] {
+    let steps: Vec<&m1studio_shared::plan::Step> =
+        synchronous.phases.iter().flat_map(|p| &p.steps).collect();
+    let made = steps
+        .iter()
+        .position(|s| s.title == "make replication synchronous")
+        .expect("the primary is made synchronous");
+    let streaming = steps
+        .iter()
+        .position(|s| s.node == "quartz" && s.title == "streaming from kestrel")
+        .unwrap();
+    assert!(made > streaming, "not before the replica streams");
+    assert_eq!(steps[made].node, "kestrel");
+    let primary_conf = &synchronous.nodes[0].files[0].content;
+    assert!(
+        !primary_conf.contains("synchronous_standby_names"),
+        "{primary_conf}"
+    );
+    for node in &synchronous.nodes[1..3] {
         let conf = &node
             .files
             .iter()
