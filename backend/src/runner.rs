@@ -1189,14 +1189,13 @@ impl Runner {
                 let after_ms =
                     i64::try_from(at.duration_since(fault).as_millis()).unwrap_or(i64::MAX);
                 let what = format!("writes refused (row {row})");
-                self.emit(
+                self.note(
                     id,
+                    &mut report,
                     EventKind::Observed,
                     None,
-                    &what,
-                    Some(&seconds(after_ms)),
+                    Moment { after_ms, what },
                 );
-                report.timeline.push(Moment { after_ms, what });
             }
             // Recovery ends with the first write after the fault that another node acknowledged
             // (the old primary may still take a few while it shuts down). Where no other node
@@ -1236,14 +1235,13 @@ impl Runner {
                     )
                 };
                 let after_ms = i64::try_from(rto.as_millis()).unwrap_or(i64::MAX);
-                self.emit(
+                self.note(
                     id,
+                    &mut report,
                     EventKind::Observed,
                     None,
-                    &what,
-                    Some(&seconds(after_ms)),
+                    Moment { after_ms, what },
                 );
-                report.timeline.push(Moment { after_ms, what });
             }
             // Settled once every standby streams again, from a node other than the old
             // primary (or, at the latest, 30 s after the promotion).

@@ -424,6 +424,23 @@ pub mod page {
 }
 
 /// Calling the server's JSON API.
+/// Checks that `node` refuses a write, as a standby does, rather than take it as a second primary.
+pub async fn refuses_writes(executor: &m1studio::docker::DockerExecutor, node: &str) -> Result<()> {
+    use m1studio::engine::Executor as _;
+    let insert = "INSERT INTO m1studio_drill_writes (id) VALUES (-1)";
+    let argv = m1studio::engine::argv(&["psql", "-XAtq", "-d", "postgres", "-c", insert]);
+    let output = executor.run(node, &argv, "postgres", None).await?;
+    if output.code == 0 || !output.stderr.contains("read-only transaction") {
+        bail!(
+            "{node} did not refuse a write as a standby: exit {}, {} {}",
+            output.code,
+            output.stdout,
+            output.stderr
+        );
+    }
+    Ok(())
+}
+
 pub mod rest {
     use crate::http;
     use anyhow::{Context as _, Result, bail};

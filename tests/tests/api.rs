@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
 use m1studio_e2e::rest::{call, get, wait_for_event};
-use m1studio_e2e::{Server, docker_or_skip};
+use m1studio_e2e::{Server, docker_or_skip, refuses_writes};
 use serde_json::json;
 use std::time::Duration;
 
@@ -228,15 +228,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["nodes"][0]["postgres"], "standby", "{status}");
         assert_eq!(status["nodes"][0]["upstream"], "quartz", "{status}");
-        let refused = executor
-            .run(
-                "kestrel",
-                &argv(&["psql", "-XAtq", "-d", "postgres", "-c", "INSERT INTO m1studio_drill_writes (id) VALUES (-1)"]),
-                "postgres",
-                None,
-            )
-            .await?;
-        assert!(refused.stderr.contains("read-only transaction"), "{refused:?}");
+        refuses_writes(&executor, "kestrel").await?;
 
         // A planned switchover back to kestrel (repmgr standby switchover, over SSH), with
         // Barman following: barman check is green afterwards.

@@ -10,7 +10,8 @@ use anyhow::{Context as _, Result, ensure};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
 use m1studio_e2e::rest::{call, get, wait_for_event};
-use m1studio_e2e::{Server, docker_or_skip};
+use m1studio_e2e::{Server, docker_or_skip, refuses_writes};
+use m1studio_shared::plan::PATRONI_CONFIG;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -121,7 +122,7 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         let list = executor
             .run(
                 "kestrel",
-                &argv(&["patronictl", "-c", "/etc/patroni/m1studio.yml", "list", "-f", "json"]),
+                &argv(&["patronictl", "-c", PATRONI_CONFIG, "list", "-f", "json"]),
                 "postgres",
                 None,
             )
@@ -198,20 +199,7 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         })
         .await?;
         ensure!(status["primary"] == "quartz", "{status}");
-        let refused = executor
-            .run(
-                "kestrel",
-                &argv(&["psql", "-XAtq", "-d", "postgres", "-c", "INSERT INTO m1studio_drill_writes (id) VALUES (-1)"]),
-                "postgres",
-                None,
-            )
-            .await?;
-        ensure!(
-            refused.code != 0 && refused.stderr.contains("read-only transaction"),
-            "the old leader refuses writes: {} {}",
-            refused.stdout,
-            refused.stderr
-        );
+        refuses_writes(&executor, "kestrel").await?;
 
         // A planned switchover back to kestrel: patronictl hands the leader key over.
         let (status, drill) = call(
