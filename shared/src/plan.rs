@@ -416,13 +416,10 @@ impl Context<'_> {
             name = instance.name,
             node = instance.node,
             cluster = self.design.cluster_name(),
-            // The standbys carry it for when they are promoted; the primary is given it once
-            // its replica streams (before that, every commit of the set-up would wait), and
-            // the witness never (it is a primary of its own).
-            synchronous = if self.design.synchronous()
-                && instance.kind.is_postgres()
-                && instance.kind != Kind::Primary
-            {
+            // Every Postgres node carries it, for whenever it is the primary (pg_rewind copies
+            // postgresql.auto.conf, never this file); the witness never (it is a primary of
+            // its own, with no standby).
+            synchronous = if self.design.synchronous() && instance.kind.is_postgres() {
                 format!(
                     "# Synchronous: a commit waits until a standby of this primary has it.\n\
                      synchronous_standby_names = '{}'\n",
@@ -705,9 +702,21 @@ impl Context<'_> {
                     "postgres",
                 ]),
                 user: "postgres".into(),
-                stdin: Some(format!("{sql};\n")),
+                stdin: Some(format!("{}{sql};\n", self.set_up_commits())),
             },
         )
+    }
+
+    /// What the set-up's SQL starts with. A synchronous repmgr primary waits for a standby
+    /// from its first start, and has none yet while it is set up: the set-up's own commits
+    /// (roles, the repmgr database) are only local. Patroni names a synchronous standby only
+    /// once there is one.
+    fn set_up_commits(&self) -> &'static str {
+        if self.design.synchronous() && self.design.failover() != FailoverManager::Patroni {
+            "SET synchronous_commit = local;\n"
+        } else {
+            ""
+        }
     }
 
     /// A new, empty Postgres on `node`, started and accepting connections.
@@ -852,8 +861,15 @@ impl Context<'_> {
             &primary,
             "create the repmgr role",
             &format!(
-                "CREATE ROLE repmgr LOGIN SUPERUSER REPLICATION PASSWORD '{}'",
-                secret("repmgr")
+                "CREATE ROLE repmgr LOGIN SUPERUSER REPLICATION PASSWORD '{}'{}",
+                secret("repmgr"),
+                if self.design.synchronous() {
+                    // repmgr's metadata (registrations, promotions) never waits for a
+                    // standby: registering the primary comes before any standby.
+                    ";\nALTER ROLE repmgr SET synchronous_commit = local"
+                } else {
+                    ""
+                }
             ),
         ));
         init.extend(self.barman_roles(&primary));
@@ -1015,25 +1031,6 @@ impl Context<'_> {
             title,
             steps: replica_phase,
         });
-        if self.design.synchronous() {
-            // The replica streams now: from here on, a commit on the primary waits for it.
-            cascade_phase.insert(
-                0,
-                self.sql(
-                    &primary,
-                    "make replication synchronous",
-                    &format!(
-                        "ALTER SYSTEM SET synchronous_standby_names = '{}';\nSELECT pg_reload_conf()",
-                        crate::config::synchronous_standby_names(self.topology).replace('\'', "''")
-                    ),
-                ),
-            );
-            second = if second.is_empty() {
-                "Make replication synchronous".into()
-            } else {
-                format!("{second}; make replication synchronous")
-            };
-        }
         // repmgrd starts on each node as soon as the node is ready, the cascaded replicas and
         // the witness last in their lanes.
         cascade_phase.extend(
