@@ -69,6 +69,30 @@ enum Command {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
     },
+    /// Break or repair a deployed cluster and watch it react; fault drills run a writer and print
+    /// their report (recovery time, time without writes, rows lost, timeline)
+    Drill {
+        /// The cluster directory, or the config.yml itself
+        path: PathBuf,
+        /// What to do
+        #[arg(value_enum)]
+        action: DrillAction,
+        /// The node, for stop-node and start
+        #[arg(long)]
+        node: Option<String>,
+        /// The standby that becomes the primary, for switchover (by default the first replica)
+        #[arg(long)]
+        to: Option<String>,
+        /// How long the fault lasts, for isolate-primary and stop-etcd (5 to 600)
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// How many etcd members stop, for stop-etcd: 1 (the quorum holds) or 2 (it is lost)
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Point Barman at the new primary afterwards
+        #[arg(long)]
+        retarget_barman: bool,
+    },
     /// Remove every container, volume and network of a deployed cluster (harmless to repeat)
     Destroy {
         /// The cluster directory, or the config.yml itself
@@ -86,6 +110,27 @@ enum Command {
         #[arg(long, env = "M1STUDIO_PARALLEL", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallel: u16,
     },
+}
+
+/// A drill, as the command line names it (the API's `action`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DrillAction {
+    /// Kill the primary's container
+    KillPrimary,
+    /// Stop the primary's container cleanly
+    StopPrimary,
+    /// Cut the primary off the cluster's network for --seconds
+    IsolatePrimary,
+    /// Hand over to a standby (repmgr standby switchover, patronictl switchover)
+    Switchover,
+    /// Stop --count etcd members for --seconds (Patroni)
+    StopEtcd,
+    /// Stop --node's container (a standby, Barman, etcd, HAProxy)
+    StopNode,
+    /// Start --node's container again (an old primary rejoins as a standby)
+    Start,
+    /// Point Barman at the current primary
+    RetargetBarman,
 }
 
 /// How quickly failover reacts.
@@ -138,6 +183,48 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         }
         Command::Status { path } => crate::deploy::status_command(&path, db.as_deref()),
         Command::Destroy { path } => crate::deploy::destroy_command(&path, db.as_deref()),
+        Command::Drill {
+            path,
+            action,
+            node,
+            to,
+            seconds,
+            count,
+            retarget_barman,
+        } => {
+            use m1studio_shared::api::Drill;
+            let needs_node = |what: &str| {
+                node.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--node is needed with {what}: name the node (`m1studio status {}` lists them)",
+                        path.display()
+                    )
+                })
+            };
+            let drill = || -> anyhow::Result<Drill> {
+                Ok(match action {
+                    DrillAction::KillPrimary => Drill::KillPrimary { retarget_barman },
+                    DrillAction::StopPrimary => Drill::StopPrimary { retarget_barman },
+                    DrillAction::IsolatePrimary => Drill::IsolatePrimary {
+                        seconds,
+                        retarget_barman,
+                    },
+                    DrillAction::Switchover => Drill::Switchover {
+                        to,
+                        retarget_barman,
+                    },
+                    DrillAction::StopEtcd => Drill::StopEtcd { count, seconds },
+                    DrillAction::StopNode => Drill::StopNode {
+                        node: needs_node("stop-node")?,
+                    },
+                    DrillAction::Start => Drill::Start {
+                        node: needs_node("start")?,
+                    },
+                    DrillAction::RetargetBarman => Drill::RetargetBarman,
+                })
+            };
+            drill().and_then(|drill| crate::deploy::drill_command(&path, drill, db.as_deref()))
+        }
         Command::Plan {
             path,
             profile,

@@ -1,12 +1,12 @@
-//! `m1studio deploy`, `status` and `destroy`: the runner from the command line, with a progress
-//! display. They use the same store as the server, so a cluster deployed here shows there.
+//! `m1studio deploy`, `status`, `drill` and `destroy`: the runner from the command line, with a
+//! progress display. They use the same store as the server, so a cluster deployed here shows there.
 
 use crate::cli::{open_store, print_diagnostics, read_config, summary};
 use crate::docker::{self, DockerExecutor};
 use crate::runner::{Problem, Runner, cluster_status};
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
-use m1studio_shared::api::{DeployRequest, DeploymentState, EventKind, PostgresRole};
+use m1studio_shared::api::{DeployRequest, DeploymentState, Drill, EventKind, PostgresRole};
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Configured, configure, has_errors};
 use std::path::Path;
@@ -151,6 +151,159 @@ pub(crate) fn status_command(path: &Path, db: Option<&Path>) -> Result<ExitCode>
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `drill` on the cluster's running deployment, prints what happens, and for a fault
+/// drill, its report.
+pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Result<ExitCode> {
+    let Some((_, configured)) = load(path)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let cluster = configured.design.cluster_name().to_string();
+    let store = open_store(db)?;
+    let Some(record) = store.live_by_cluster(&cluster)? else {
+        eprintln!(
+            "error: cluster {cluster} has no deployment in this store: deploy it with `m1studio deploy {}`",
+            path.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    let id = record.id.clone();
+    let runner = Runner::new(store, 1);
+    runtime()?.block_on(async {
+        let after = runner.store().events(&id, 0)?.last().map_or(0, |e| e.seq);
+        let reports = runner.store().reports(&id)?.len();
+        let fault = matches!(
+            drill,
+            Drill::KillPrimary { .. }
+                | Drill::StopPrimary { .. }
+                | Drill::IsolatePrimary { .. }
+                | Drill::Switchover { .. }
+                | Drill::StopEtcd { .. }
+        );
+        let message = match runner.drill(&id, drill.clone()).await {
+            Ok(message) => message,
+            Err(problem) => return Ok(report(problem)),
+        };
+        eprintln!("{message}");
+        // What to wait for: the report, Barman's check, a rejoin; or nothing.
+        let waits = fault
+            || matches!(drill, Drill::RetargetBarman)
+            || message.ends_with("follow the events");
+        if !waits {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut events = Box::pin(runner.follow(&id, after));
+        while let Some(event) = events.next().await {
+            let detail = event.detail.as_deref().unwrap_or_default();
+            match event.kind {
+                EventKind::Drill | EventKind::Observed => {
+                    eprintln!(
+                        "  {} {}",
+                        event.title,
+                        if detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!("({detail})")
+                        }
+                    );
+                }
+                EventKind::Failed => {
+                    eprintln!("  FAILED: {}\n{detail}", event.title);
+                    return Ok(ExitCode::FAILURE);
+                }
+                _ => {}
+            }
+            let done = if fault {
+                event.title == format!("drill {} report", reports + 1)
+            } else {
+                event.kind == EventKind::Observed
+                    && (event.title.starts_with("Barman backs up")
+                        || event.title.contains("rejoined"))
+            };
+            if done {
+                break;
+            }
+        }
+        if let Some(report) = runner.store().reports(&id)?.get(reports).filter(|_| fault) {
+            let seconds = |ms: Option<u64>| {
+                ms.map_or_else(
+                    || "never".to_string(),
+                    |ms| format!("{:.1} s", ms as f64 / 1000.0),
+                )
+            };
+            println!(
+                "drill {}: {} of {}",
+                report.number, report.action, report.target
+            );
+            println!(
+                "  new primary:          {}",
+                report.new_primary.as_deref().unwrap_or("none")
+            );
+            println!("  writes resumed after: {}", seconds(report.rto_ms));
+            println!("  no writes for:        {}", seconds(report.outage_ms));
+            println!(
+                "  writes acknowledged:  {}, refused: {}",
+                report.writes_acknowledged, report.writes_failed
+            );
+            println!(
+                "  acknowledged lost:    {} (replication is {})",
+                report
+                    .writes_lost
+                    .map_or_else(|| "not counted".to_string(), |l| l.to_string()),
+                if report.synchronous {
+                    "synchronous"
+                } else {
+                    "asynchronous"
+                }
+            );
+            if let Some(note) = &report.note {
+                println!("  note: {note}");
+            }
+            for moment in &report.timeline {
+                println!(
+                    "  +{:>5.1} s  {}",
+                    moment.after_ms as f64 / 1000.0,
+                    moment.what
+                );
+            }
+            // A drill with Barman following goes on after the report.
+            if matches!(
+                drill,
+                Drill::KillPrimary {
+                    retarget_barman: true
+                } | Drill::StopPrimary {
+                    retarget_barman: true
+                } | Drill::IsolatePrimary {
+                    retarget_barman: true,
+                    ..
+                } | Drill::Switchover {
+                    retarget_barman: true,
+                    ..
+                }
+            ) && report.new_primary.is_some()
+            {
+                while let Some(event) = events.next().await {
+                    match event.kind {
+                        EventKind::Failed => {
+                            eprintln!(
+                                "  FAILED: {}\n{}",
+                                event.title,
+                                event.detail.unwrap_or_default()
+                            );
+                            return Ok(ExitCode::FAILURE);
+                        }
+                        EventKind::Observed if event.title.starts_with("Barman backs up") => {
+                            eprintln!("  {}", event.title);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
 }
 
 /// Removes the cluster's containers, volumes and network, and marks its deployment destroyed.

@@ -642,6 +642,26 @@ impl Runner {
                 }
                 executor.start_container(node).await?;
                 let postgres = found.designed.is_postgres();
+                if postgres || found.designed == Kind::Barman {
+                    // A killed Postgres leaves its lock files behind, and in a restarted
+                    // container their process ids may well belong to another process now.
+                    let stale = argv(&[
+                        "find",
+                        "/var/run/postgresql",
+                        PGDATA,
+                        "-maxdepth",
+                        "1",
+                        "(",
+                        "-name",
+                        ".s.PGSQL.*",
+                        "-o",
+                        "-name",
+                        "postmaster.pid",
+                        ")",
+                        "-delete",
+                    ]);
+                    executor.run(node, &stale, "root", None).await?;
+                }
                 let standby = executor
                     .run(
                         node,

@@ -104,16 +104,35 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         // No password in what the deployment printed.
         assert!(!stderr.contains("PASSWORD '") || stderr.contains("${secret:"), "{stderr}");
 
-        // Kill the primary: the replica is promoted and the cascaded replica keeps streaming from it.
-        executor.kill("kestrel").await?;
-        let took = eventually(&executor, "quartz", "SELECT pg_is_in_recovery()", "f", Duration::from_secs(40)).await?;
-        eprintln!("failover: the replica was promoted {:.1} s after the primary was killed", took.as_secs_f64());
+        // A drill without the node it needs is refused, naming the option.
+        let refused = m1studio(&["drill", &cluster, "stop-node"], &dir)?;
+        assert!(!refused.status.success());
+        let refused = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(refused.contains("--node is needed with stop-node"), "{refused}");
+
+        // Kill the primary with the CLI's drill: the replica is promoted, the report is printed,
+        // and the cascaded replica keeps streaming from the new primary.
+        let drill = m1studio(&["drill", &cluster, "kill-primary"], &dir)?;
+        let report = String::from_utf8_lossy(&drill.stdout).into_owned();
+        assert!(drill.status.success(), "{report}{}", String::from_utf8_lossy(&drill.stderr));
+        assert!(report.contains("drill 1: kill-primary of kestrel"), "{report}");
+        assert!(report.contains("new primary:          quartz"), "{report}");
+        assert!(report.contains("acknowledged lost:    0"), "{report}");
+        eprintln!("{report}");
+        assert_eq!(query(&executor, "quartz", "SELECT pg_is_in_recovery()").await?, "f");
         query(&executor, "quartz", "INSERT INTO drill VALUES (2)").await?;
         eventually(&executor, "uplift", "SELECT count(*) FROM drill", "2", Duration::from_secs(20)).await?;
         assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "uplift:streaming");
         let status = m1studio(&["status", &cluster], &dir)?;
         let status = String::from_utf8_lossy(&status.stdout).into_owned();
         assert!(status.lines().any(|l| l.starts_with("quartz") && l.contains(" primary ")), "{status}");
+
+        // The old primary comes back as a standby of the new one.
+        let start = m1studio(&["drill", &cluster, "start", "--node", "kestrel"], &dir)?;
+        let said = String::from_utf8_lossy(&start.stderr).into_owned();
+        assert!(start.status.success(), "{said}");
+        assert!(said.contains("kestrel rejoined as a standby of quartz"), "{said}");
+        assert_eq!(query(&executor, "kestrel", "SELECT pg_is_in_recovery()").await?, "t");
         anyhow::Ok(())
     }
     .await;
