@@ -107,7 +107,7 @@ pub fn document() -> Value {
                     "number": { "type": "integer" }, "action": { "type": "string" }, "target": { "type": "string" },
                     "fault_ms": { "type": "integer" }, "new_primary": { "type": ["string", "null"] },
                     "rto_ms": { "type": ["integer", "null"], "description": "From the fault to the first write acknowledged by the node that took over" },
-                    "outage_ms": { "type": ["integer", "null"], "description": "From the first refused write to the first acknowledged again (0: none refused)" },
+                    "outage_ms": { "type": ["integer", "null"], "description": "How long no write was acknowledged: from the fault, or the last write acknowledged after it, to the first acknowledged by the node that took over (0: none refused)" },
                     "writes_acknowledged": { "type": "integer" }, "writes_failed": { "type": "integer" },
                     "writes_lost": { "type": ["integer", "null"], "description": "Acknowledged writes missing on the new primary" },
                     "synchronous": { "type": "boolean" },

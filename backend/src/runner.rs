@@ -1240,10 +1240,20 @@ impl Runner {
                 } else {
                     first.finished.duration_since(fault)
                 };
-                report.outage_ms = Some(first_refused.map_or(0, |(_, at)| {
-                    u64::try_from(first.finished.saturating_duration_since(at).as_millis())
-                        .unwrap_or(u64::MAX)
-                }));
+                // The gap without an acknowledged write: from the last one before recovery
+                // (the old primary may take some after the fault), or from the fault.
+                let last_acknowledged = lock(&writes)
+                    .iter()
+                    .filter(|w| w.ok && w.finished <= first.started)
+                    .map(|w| w.finished)
+                    .max()
+                    .map_or(fault, |t| t.max(fault));
+                let outage = if carried_on && first_refused.is_none() {
+                    Duration::ZERO
+                } else {
+                    first.finished.saturating_duration_since(last_acknowledged)
+                };
+                report.outage_ms = Some(u64::try_from(outage.as_millis()).unwrap_or(u64::MAX));
                 report.rto_ms = Some(u64::try_from(rto.as_millis()).unwrap_or(u64::MAX));
                 let what = if rto.is_zero() {
                     "no write was refused".to_string()

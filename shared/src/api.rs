@@ -433,8 +433,8 @@ pub struct DrillReport {
     /// From the fault to the first acknowledged write after it: the recovery time.
     #[serde(default)]
     pub rto_ms: Option<u64>,
-    /// From the first write refused after the fault to the first acknowledged again: how long
-    /// clients could not write (0 when none was refused).
+    /// How long no write was acknowledged: from the fault, or the last write acknowledged after
+    /// it, to the first acknowledged on the node that took over (0 when none was refused).
     #[serde(default)]
     pub outage_ms: Option<u64>,
     /// Writes the cluster acknowledged during the drill.
