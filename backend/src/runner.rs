@@ -643,12 +643,14 @@ impl Runner {
                 executor.start_container(node).await?;
                 let postgres = found.designed.is_postgres();
                 if postgres || found.designed == Kind::Barman {
-                    // A killed Postgres leaves its lock files behind, and in a restarted
-                    // container their process ids may well belong to another process now.
+                    // A killed Postgres (and repmgrd) leaves its lock files behind, and in a
+                    // restarted container their process ids may well belong to another process
+                    // now: Postgres and repmgrd would then refuse to start.
                     let stale = argv(&[
                         "find",
                         "/var/run/postgresql",
                         PGDATA,
+                        "/tmp",
                         "-maxdepth",
                         "1",
                         "(",
@@ -657,6 +659,9 @@ impl Runner {
                         "-o",
                         "-name",
                         "postmaster.pid",
+                        "-o",
+                        "-name",
+                        "repmgrd.pid",
                         ")",
                         "-delete",
                     ]);
