@@ -4,6 +4,7 @@
 //! Debian's archive, with no registry. The only module that talks to Docker.
 
 use crate::engine::{Executor, Output, argv};
+use crate::lock;
 use anyhow::{Context as _, Result, bail};
 pub use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -456,12 +457,6 @@ fn passwd_ids(passwd: &str) -> HashMap<String, (u64, u64)> {
             }
         })
         .collect()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn archive(files: &[File], ids: &HashMap<String, (u64, u64)>) -> Result<Vec<u8>> {

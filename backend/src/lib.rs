@@ -11,3 +11,11 @@ pub mod openapi;
 pub mod runner;
 pub mod server;
 pub mod store;
+
+/// The value behind `mutex`, even if a thread panicked while holding it: what it guards (lists,
+/// maps) stays usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

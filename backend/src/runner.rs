@@ -6,6 +6,7 @@
 
 use crate::docker::{self, DockerExecutor, FoundCluster};
 use crate::engine::{Event, Executor as _, Secrets, argv, run_plan};
+use crate::lock;
 use crate::store::{InsertError, Record, Store, now_ms};
 use anyhow::Result;
 use futures_util::Stream;
@@ -156,12 +157,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Runner {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn new_id() -> Result<String> {
@@ -1227,6 +1222,8 @@ impl Runner {
             // took over once the fault was undone, it ends with the first write acknowledged
             // after the first refused one: none refused, no outage.
             let carried_on = reconnected && report.new_primary.is_none();
+            // The old primary carried on and no write was refused: there was no outage.
+            let untouched = carried_on && first_refused.is_none();
             let resumed = lock(&writes)
                 .iter()
                 .find(|w| {
@@ -1240,7 +1237,7 @@ impl Runner {
             if report.rto_ms.is_none()
                 && let Some(first) = resumed
             {
-                let rto = if carried_on && first_refused.is_none() {
+                let rto = if untouched {
                     Duration::ZERO
                 } else {
                     first.finished.duration_since(fault)
@@ -1253,14 +1250,14 @@ impl Runner {
                     .map(|w| w.finished)
                     .max()
                     .map_or(fault, |t| t.max(fault));
-                let outage = if carried_on && first_refused.is_none() {
+                let outage = if untouched {
                     Duration::ZERO
                 } else {
                     first.finished.saturating_duration_since(last_acknowledged)
                 };
                 report.outage_ms = Some(u64::try_from(outage.as_millis()).unwrap_or(u64::MAX));
                 report.rto_ms = Some(u64::try_from(rto.as_millis()).unwrap_or(u64::MAX));
-                let what = if rto.is_zero() {
+                let what = if untouched {
                     "no write was refused".to_string()
                 } else {
                     format!(
