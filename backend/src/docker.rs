@@ -18,7 +18,7 @@ use bollard::query_parameters::{
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use m1studio_shared::plan::{File, NodeImage, PGDATA};
+use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg};
 use m1studio_shared::{Kind, Topology};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -717,6 +717,15 @@ pub async fn build_image(
             err.lines().rev().take(5).collect::<Vec<_>>().join("; ")
         );
     }
+    if let Some(pgdg) = &image.pgdg {
+        progress(&format!(
+            "installing {} from {} {}",
+            pgdg.packages.join(", "),
+            pgdg.mirror,
+            pgdg.suite
+        ));
+        install_from_pgdg(&rootfs, pgdg).await?;
+    }
     for junk in [
         "var/cache/apt/archives",
         "usr/share/doc",
@@ -772,6 +781,62 @@ pub async fn build_image(
 /// container without an init system needs otherwise: the SSH host keys go (each container makes
 /// its own), and supervisord's socket is opened to the postgres group, so that repmgr, running as
 /// postgres, can stop and start Postgres in a switchover.
+/// Installs the Postgres server packages from the PostgreSQL project's apt repository into
+/// `rootfs`, with the repository's signing key from Debian's postgresql-common. Services are not
+/// started in the chroot, and no default cluster is created: the plan makes its own.
+async fn install_from_pgdg(rootfs: &std::path::Path, pgdg: &Pgdg) -> Result<()> {
+    let key = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc";
+    if !rootfs.join(key.trim_start_matches('/')).exists() {
+        bail!(
+            "postgresql-common in the image has no signing key for the PostgreSQL apt repository ({key})"
+        );
+    }
+    std::fs::write(
+        rootfs.join("etc/apt/sources.list.d/pgdg.list"),
+        format!(
+            "deb [signed-by={key}] {} {} main\n",
+            pgdg.mirror, pgdg.suite
+        ),
+    )
+    .context("writing the repository's source list")?;
+    std::fs::create_dir_all(rootfs.join("etc/postgresql-common/createcluster.d"))?;
+    std::fs::write(
+        rootfs.join("etc/postgresql-common/createcluster.d/m1studio.conf"),
+        "create_main_cluster = false\n",
+    )?;
+    let policy = rootfs.join("usr/sbin/policy-rc.d");
+    std::fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
+    std::fs::set_permissions(&policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let mut install = vec![
+        "apt-get".to_string(),
+        "install".into(),
+        "-y".into(),
+        "--no-install-recommends".into(),
+    ];
+    install.extend(pgdg.packages.iter().cloned());
+    for argv in [vec!["apt-get".to_string(), "update".into()], install] {
+        let output = tokio::process::Command::new("chroot")
+            .arg(rootfs)
+            .args(&argv)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .await
+            .with_context(|| format!("running {} in the image", argv.join(" ")))?;
+        if !output.status.success() {
+            let err = String::from_utf8_lossy(&output.stderr);
+            bail!(
+                "{} failed in the image ({}): {}; is {} reachable?",
+                argv.join(" "),
+                output.status,
+                err.lines().rev().take(5).collect::<Vec<_>>().join("; "),
+                pgdg.mirror
+            );
+        }
+    }
+    std::fs::remove_file(&policy)?;
+    Ok(())
+}
+
 fn prepare_rootfs(rootfs: &std::path::Path) -> Result<()> {
     for entry in std::fs::read_dir(rootfs.join("etc/ssh"))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("ssh_host_") {

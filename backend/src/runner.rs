@@ -132,7 +132,10 @@ fn prepare(
     let plan = plan(design, &configured.topology, options)
         .map_err(|p| problems.extend(p))
         .ok();
-    let image = node_image(design).map_err(|p| problems.push(p)).ok();
+    let pgdg = std::env::var("M1STUDIO_PGDG_MIRROR").ok();
+    let image = node_image(design, pgdg.as_deref())
+        .map_err(|p| problems.push(p))
+        .ok();
     match (plan, image) {
         (Some(plan), Some(image)) if problems.is_empty() => Ok(Prepared {
             draft,

@@ -1267,10 +1267,23 @@ pub fn retarget_barman(
 pub struct NodeImage {
     /// The Debian suite.
     pub suite: String,
-    /// The packages installed into it.
+    /// The packages installed into it from Debian's archive.
     pub packages: Vec<String>,
+    /// Where the Postgres server packages come from when Debian's archive has no such version.
+    pub pgdg: Option<Pgdg>,
     /// The tag, made from the recipe's content: the same recipe always has the same tag.
     pub tag: String,
+}
+
+/// The PostgreSQL project's apt repository, for a version Debian's archive does not carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pgdg {
+    /// The repository's address, as in `http://apt.postgresql.org/pub/repos/apt`.
+    pub mirror: String,
+    /// Its suite (`bookworm-pgdg`).
+    pub suite: String,
+    /// The packages installed from it, after the Debian ones.
+    pub packages: Vec<String>,
 }
 
 /// Where each Postgres major version comes from in Debian's own archive.
@@ -1281,27 +1294,48 @@ pub const DEBIAN_SUITES: &[(u32, &str)] = &[
     (18, "sid"),
 ];
 
-/// The node image for `design`, or why Debian's archive cannot provide it.
-pub fn node_image(design: &Design) -> Result<NodeImage, Diagnostic> {
+/// The Debian suite an image that takes Postgres from the PostgreSQL apt repository is built on.
+pub const PGDG_BASE_SUITE: &str = "bookworm";
+
+/// The PostgreSQL apt repository's usual address, named in messages.
+pub const PGDG_MIRROR: &str = "http://apt.postgresql.org/pub/repos/apt";
+
+/// The node image for `design`, or why it cannot be built. Versions in Debian's archive come
+/// from it; any other version needs `pgdg`, the address of the PostgreSQL project's apt
+/// repository where it is reachable.
+pub fn node_image(design: &Design, pgdg: Option<&str>) -> Result<NodeImage, Diagnostic> {
     let version = design.version();
-    let Some((_, suite)) = DEBIAN_SUITES.iter().find(|(v, _)| *v == version) else {
-        let known: Vec<String> = DEBIAN_SUITES
-            .iter()
-            .map(|(v, s)| format!("{v} ({s})"))
-            .collect();
-        return Err(Diagnostic::error(
-            "postgres_version",
-            Code::DeployUnsupported,
-            format!(
-                "PostgreSQL {version} is not in Debian's archive, and containers are built from it: use {} for a docker deployment (other versions need the PostgreSQL project's apt repository)",
-                known.join(", ")
-            ),
-        ));
-    };
-    let mut packages: Vec<String> = [
+    let server = [
         format!("postgresql-{version}"),
         format!("postgresql-{version}-repmgr"),
-        "barman".into(),
+    ];
+    let (suite, pgdg) = match (DEBIAN_SUITES.iter().find(|(v, _)| *v == version), pgdg) {
+        (Some((_, suite)), _) => (*suite, None),
+        (None, Some(mirror)) if !mirror.trim().is_empty() => (
+            PGDG_BASE_SUITE,
+            Some(Pgdg {
+                mirror: mirror.trim().trim_end_matches('/').to_string(),
+                suite: format!("{PGDG_BASE_SUITE}-pgdg"),
+                packages: server.to_vec(),
+            }),
+        ),
+        (None, _) => {
+            let known: Vec<String> = DEBIAN_SUITES
+                .iter()
+                .map(|(v, s)| format!("{v} ({s})"))
+                .collect();
+            return Err(Diagnostic::error(
+                "postgres_version",
+                Code::DeployUnsupported,
+                format!(
+                    "PostgreSQL {version} is not in Debian's archive, and containers are built from it: use {} for a docker deployment, or, where the PostgreSQL project's apt repository is reachable, set M1STUDIO_PGDG_MIRROR={PGDG_MIRROR} to build the image with it",
+                    known.join(", ")
+                ),
+            ));
+        }
+    };
+    let mut packages: Vec<String> = [
+        "barman".to_string(),
         "barman-cli".into(),
         "patroni".into(),
         "etcd-server".into(),
@@ -1313,17 +1347,32 @@ pub fn node_image(design: &Design) -> Result<NodeImage, Diagnostic> {
         "supervisor".into(),
     ]
     .into();
+    if pgdg.is_some() {
+        packages.push("postgresql-common".into());
+    } else {
+        packages.extend(server);
+    }
     packages.sort();
     // The recipe's version: raise it whenever the way the image is built changes.
-    let recipe = format!(
+    let mut recipe = format!(
         "m1studio-node recipe 2\nsuite={suite}\npackages={}\n",
         packages.join(",")
     );
+    if let Some(pgdg) = &pgdg {
+        recipe.push_str(&format!(
+            "pgdg={} {}\npgdg_packages={}\n",
+            pgdg.mirror,
+            pgdg.suite,
+            pgdg.packages.join(",")
+        ));
+    }
     let digest = sha2::Sha256::digest(recipe.as_bytes());
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let source = if pgdg.is_some() { "-pgdg" } else { "" };
     Ok(NodeImage {
         suite: suite.to_string(),
         packages,
-        tag: format!("m1studio-node:{suite}-pg{version}-{hex}"),
+        pgdg,
+        tag: format!("m1studio-node:{suite}-pg{version}{source}-{hex}"),
     })
 }

@@ -398,7 +398,7 @@ fn node_images_come_from_debian_suites_with_tags_made_from_the_recipe() {
         ));
         configure(&invocation.draft).0.unwrap().design
     };
-    let image = m1studio_shared::plan::node_image(&design(15)).unwrap();
+    let image = m1studio_shared::plan::node_image(&design(15), None).unwrap();
     assert_eq!(image.suite, "bookworm");
     assert!(image.packages.contains(&"postgresql-15-repmgr".to_string()));
     assert!(
@@ -407,36 +407,73 @@ fn node_images_come_from_debian_suites_with_tags_made_from_the_recipe() {
         image.tag
     );
     assert_eq!(
-        m1studio_shared::plan::node_image(&design(15)).unwrap().tag,
+        m1studio_shared::plan::node_image(&design(15), None)
+            .unwrap()
+            .tag,
         image.tag,
         "stable"
     );
     assert_eq!(
-        m1studio_shared::plan::node_image(&design(17))
+        m1studio_shared::plan::node_image(&design(17), None)
             .unwrap()
             .suite,
         "trixie"
     );
     assert_eq!(
-        m1studio_shared::plan::node_image(&design(13))
+        m1studio_shared::plan::node_image(&design(13), None)
             .unwrap()
             .suite,
         "bullseye"
     );
     assert_eq!(
-        m1studio_shared::plan::node_image(&design(18))
+        m1studio_shared::plan::node_image(&design(18), None)
             .unwrap()
             .suite,
         "sid"
     );
-    let refused = m1studio_shared::plan::node_image(&design(16)).unwrap_err();
+    let refused = m1studio_shared::plan::node_image(&design(16), None).unwrap_err();
     assert!(
         refused
             .message
             .contains("PostgreSQL 16 is not in Debian's archive")
-            && refused.message.contains("apt repository"),
+            && refused.message.contains("M1STUDIO_PGDG_MIRROR="),
         "{}",
         refused.message
+    );
+    assert_eq!(refused.path, "postgres_version");
+    // Where the PostgreSQL apt repository is reachable, the server packages come from it, on
+    // bookworm; the rest still comes from Debian, and the repository is part of the recipe.
+    let pgdg = m1studio_shared::plan::node_image(
+        &design(16),
+        Some("http://apt.postgresql.org/pub/repos/apt/"),
+    )
+    .unwrap();
+    assert_eq!(pgdg.suite, "bookworm");
+    let from = pgdg.pgdg.as_ref().unwrap();
+    assert_eq!(from.mirror, "http://apt.postgresql.org/pub/repos/apt");
+    assert_eq!(from.suite, "bookworm-pgdg");
+    assert_eq!(from.packages, ["postgresql-16", "postgresql-16-repmgr"]);
+    assert!(pgdg.packages.contains(&"postgresql-common".to_string()));
+    assert!(!pgdg.packages.iter().any(|p| p.starts_with("postgresql-16")));
+    assert!(
+        pgdg.tag.starts_with("m1studio-node:bookworm-pg16-pgdg-"),
+        "{}",
+        pgdg.tag
+    );
+    let elsewhere =
+        m1studio_shared::plan::node_image(&design(16), Some("http://mirror.example/pgdg")).unwrap();
+    assert_ne!(
+        elsewhere.tag, pgdg.tag,
+        "the repository is part of the recipe"
+    );
+    // Versions Debian carries keep coming from Debian.
+    assert_eq!(
+        m1studio_shared::plan::node_image(
+            &design(15),
+            Some("http://apt.postgresql.org/pub/repos/apt")
+        )
+        .unwrap(),
+        image
     );
 }
 
