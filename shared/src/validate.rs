@@ -695,7 +695,7 @@ impl Checker<'_> {
         } else {
             let without = match failover {
                 FailoverManager::Patroni => {
-                    "while no standby can confirm, Patroni turns it off and commits go on unconfirmed"
+                    "while no standby can confirm, Patroni turns it off and commits go on unconfirmed; and only the standby Patroni names synchronous (its /sync key) may be promoted, so after a failover the old leader must rejoin and become the synchronous standby before a second failure can fail over"
                 }
                 _ => "while no standby can confirm, commits wait",
             };

@@ -511,7 +511,9 @@ fn synchronous_replication_explains_its_trade_off_for_each_manager() {
     );
     let patroni =
         "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --synchronous-replication";
-    assert!(message(patroni, Code::SynchronousTradeOff).contains("Patroni turns it off"));
+    let patroni = message(patroni, Code::SynchronousTradeOff);
+    assert!(patroni.contains("Patroni turns it off"), "{patroni}");
+    assert!(patroni.contains("/sync key) may be promoted"), "{patroni}");
     assert!(message(BASE, Code::AsyncDataLoss).contains("--synchronous-replication"));
 }
 

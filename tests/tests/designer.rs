@@ -134,7 +134,7 @@ async fn synchronous_replication_explains_its_trade_off_and_travels_in_the_link(
     select(c, "failover", "patroni").await?;
     wait_for(
         c,
-        "document.getElementById('synchronous-hint').innerText.includes('Patroni turns it off')",
+        "document.getElementById('synchronous-hint').innerText.includes('Patroni turns it off') && document.getElementById('synchronous-hint').innerText.includes('may be promoted')",
     )
     .await?;
     c.find(Locator::Id("tab-nodes")).await?.click().await?;
