@@ -56,7 +56,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Deploy DIR/config.yml as containers on the local Docker engine (docker designs, repmgr)
+    /// Deploy DIR/config.yml as containers on the local Docker engine (docker designs; repmgr or Patroni)
     Deploy {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,

@@ -1,7 +1,7 @@
 //! `m1studio`: the command line and the server of the M1 designer.
 //!
-//! Every rule comes from `m1studio-shared`; this crate is where IO happens: files, sockets and,
-//! later, the executors that deploy clusters.
+//! Every rule comes from `m1studio-shared`; this crate is where IO happens: files, sockets, the
+//! store, and the executors that deploy clusters.
 
 pub mod cli;
 mod deploy;
@@ -10,6 +10,7 @@ pub mod engine;
 pub mod openapi;
 pub mod runner;
 pub mod server;
+pub mod services;
 pub mod store;
 
 /// The value behind `mutex`, even if a thread panicked while holding it: what it guards (lists,

@@ -42,6 +42,12 @@ fn reference(name: &str) -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    // etcd and HAProxy nodes' own account, apart so that the document's macro stays shallow.
+    let service = json!({ "type": ["object", "null"], "description": "etcd and HAProxy nodes: what the service says",
+        "properties": { "healthy": { "type": "boolean" }, "summary": { "type": "string" },
+            "leader": { "type": ["boolean", "null"], "description": "etcd: whether this member leads the quorum" },
+            "routes": { "type": "array", "description": "HAProxy: each frontend's port and the nodes it sends connections to",
+                "items": { "type": "object", "properties": { "port": { "type": "integer" }, "up": { "type": "array", "items": { "type": "string" } } } } } } });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -90,7 +96,8 @@ pub fn document() -> Value {
                         "name": { "type": "string" }, "designed": { "type": "string" }, "container": { "type": "string" },
                         "postgres": { "enum": ["primary", "standby", "down", null] },
                         "timeline": { "type": ["integer", "null"] }, "lag_bytes": { "type": ["integer", "null"] },
-                        "upstream": { "type": ["string", "null"] } } } },
+                        "upstream": { "type": ["string", "null"] },
+                        "service": service } } },
                     "barman": { "type": ["object", "null"], "properties": {
                         "node": { "type": "string" }, "backs_up": { "type": "string" }, "check_ok": { "type": "boolean" },
                         "backups": { "type": "integer" }, "warning": { "type": ["string", "null"] } } } } },
@@ -143,7 +150,7 @@ pub fn document() -> Value {
                     "responses": ok("200", "The events, in order", json!({ "type": "array", "items": reference("Event") }), &["401", "404"]) } },
             "/api/deployments/{id}/status": {
                 "parameters": id_parameter(),
-                "get": { "summary": "Live state: each node's role, timeline, lag and upstream, and Barman's",
+                "get": { "summary": "Live state: each node's role, timeline, lag and upstream, etcd's quorum, where HAProxy sends clients, and Barman's",
                     "responses": ok("200", "The state", reference("Status"), &["401", "404", "503"]) } },
             "/api/deployments/{id}/drills": {
                 "parameters": id_parameter(),

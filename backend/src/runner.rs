@@ -1696,8 +1696,18 @@ pub async fn cluster_status(
                 timeline: None,
                 lag_bytes: None,
                 upstream: None,
+                service: None,
             };
             if !instance.kind.is_postgres() {
+                if container == "running" {
+                    status.service = match instance.kind {
+                        Kind::Etcd => Some(crate::services::etcd(executor, &instance.name).await),
+                        Kind::Haproxy => {
+                            Some(crate::services::haproxy(executor, &instance.name).await)
+                        }
+                        _ => None,
+                    };
+                }
                 return status;
             }
             status.postgres = Some(PostgresRole::Down);

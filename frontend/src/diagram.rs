@@ -44,6 +44,7 @@ const STYLE: &str = "\
 .live-standby rect{fill:#2456a6}\
 .live-down rect,.live-missing rect,.live-exited rect{fill:#a12f2f}\
 .live-running rect{fill:#52606d}\
+.live-unhealthy rect{fill:#b7791f}\
 .node.is-down>rect{stroke-dasharray:5 4;opacity:.55}";
 
 /// Escapes text for SVG.
@@ -103,7 +104,11 @@ fn live_text(status: &ClusterStatus, name: &str) -> Option<(&'static str, String
             ),
         ),
         Some(PostgresRole::Down) => ("down", "Postgres down".into()),
-        None if node.container == "running" => ("running", "running".into()),
+        None if node.container == "running" => match &node.service {
+            Some(service) if service.healthy => ("running", service.summary.clone()),
+            Some(service) => ("unhealthy", service.summary.clone()),
+            None => ("running", "running".into()),
+        },
         None if node.container == "missing" => ("missing", "no container".into()),
         None => ("exited", format!("container {}", node.container)),
     })
@@ -139,9 +144,32 @@ fn node(out: &mut String, instance: &Instance, at: Box2, live: Option<&ClusterSt
         );
     }
     if let Some((class, text)) = state {
+        let routes = live
+            .and_then(|status| status.nodes.iter().find(|n| n.name == instance.name))
+            .and_then(|n| n.service.as_ref())
+            .map(|service| {
+                service
+                    .routes
+                    .iter()
+                    .map(|r| {
+                        let up = if r.up.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            r.up.join(", ")
+                        };
+                        format!("{} → {up}", r.port)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|routes| !routes.is_empty());
         let _ = write!(
             out,
-            r#"<g class="live live-{class}" data-live="{class}"><rect x="{}" y="{}" width="{}" height="18"/><text x="{}" y="{}">{}</text></g>"#,
+            r#"<g class="live live-{class}" data-live="{class}"{}><rect x="{}" y="{}" width="{}" height="18"/><text x="{}" y="{}">{}</text>"#,
+            routes
+                .as_ref()
+                .map(|r| format!(r#" data-routes="{}""#, esc(r)))
+                .unwrap_or_default(),
             at.x + 4,
             at.y + H + 4,
             W - 8,
@@ -149,6 +177,10 @@ fn node(out: &mut String, instance: &Instance, at: Box2, live: Option<&ClusterSt
             at.y + H + 17,
             esc(&text)
         );
+        if let Some(routes) = routes {
+            let _ = write!(out, "<title>{}</title>", esc(&routes));
+        }
+        out.push_str("</g>");
     }
     out.push_str("</g>");
 }

@@ -288,6 +288,34 @@ pub struct NodeStatus {
     /// For a standby: the node it streams from.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// For an etcd member or an HAProxy node: what the service itself says.
+    #[serde(default)]
+    pub service: Option<ServiceStatus>,
+}
+
+/// What an etcd member or an HAProxy node is doing, asked of the service itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Whether it does its job: an etcd member of a quorum that has a leader, an HAProxy with
+    /// a leader to send writes to.
+    pub healthy: bool,
+    /// A short account, as the diagram shows it: `etcd leader`, `no quorum`, `rw → node2`.
+    pub summary: String,
+    /// etcd: whether this member leads the quorum.
+    #[serde(default)]
+    pub leader: Option<bool>,
+    /// HAProxy: each frontend and the nodes it sends connections to now.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// One HAProxy frontend and the backends its health checks find up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The port clients connect to (5432 for writes, 5433 for reads).
+    pub port: u16,
+    /// The nodes it sends connections to now.
+    pub up: Vec<String>,
 }
 
 /// Barman's live state.

@@ -13,7 +13,9 @@ use sha2::Digest as _;
 use std::fmt::Write as _;
 
 mod patroni;
-pub use patroni::{ETCD_CLIENT_PORT, HAPROXY_READ_ONLY_PORT, PATRONI_PORT};
+pub use patroni::{
+    ETCD_CLIENT_PORT, HAPROXY_FRONTENDS, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT, PATRONI_PORT,
+};
 
 /// Where Postgres keeps its data on every node.
 pub const PGDATA: &str = "/var/lib/postgresql/data";

@@ -151,6 +151,17 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         .await?;
         ensure!(status["primary"] == "kestrel", "{status}");
         ensure!(node(&status, "uplift")["upstream"] == "quartz", "{status}");
+        // The live status asks etcd and HAProxy themselves: one etcd leader among three
+        // healthy members, and both proxies sending writes to the leader.
+        let members = ["quarry", "unison", "kingdom"].map(|m| node(&status, m)["service"].clone());
+        ensure!(members.iter().all(|m| m["healthy"] == true), "{status}");
+        ensure!(members.iter().filter(|m| m["leader"] == true).count() == 1, "{status}");
+        for proxy in ["quiver", "upland"] {
+            let service = &node(&status, proxy)["service"];
+            ensure!(service["healthy"] == true && service["summary"] == "rw → kestrel", "{status}");
+            ensure!(service["routes"][0] == json!({"port": 5432, "up": ["kestrel"]}), "{status}");
+            ensure!(service["routes"][1]["up"].to_string().contains("quartz"), "{status}");
+        }
 
         // Kill the leader while a writer inserts through HAProxy; Barman follows the new one.
         let (status, drill) = call(
@@ -177,6 +188,10 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
             let answer = through(&executor, proxy, 5432, "SELECT host(inet_server_addr())").await?;
             ensure!(answer == format!("{NETWORK}.3"), "HAProxy follows the new leader: {answer}");
         }
+        wait_for_status(&server, &id, Duration::from_secs(10), "HAProxy's status showing quartz", |s| {
+            ["quiver", "upland"].iter().all(|p| node(s, p)["service"]["summary"] == "rw → quartz")
+        })
+        .await?;
         wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
             e["kind"] == "observed"
                 && e["title"].as_str().is_some_and(|t| t.starts_with("Barman backs up quartz"))
@@ -241,6 +256,12 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
             Some(json!({"action": "stop-etcd", "count": 2, "seconds": 30})),
         )?;
         ensure!(status == 202, "{drill}");
+        // The member left alone says that it has no quorum.
+        let status = wait_for_status(&server, &id, Duration::from_secs(25), "kingdom alone", |s| {
+            node(s, "kingdom")["service"]["summary"] == "no quorum"
+        })
+        .await?;
+        ensure!(node(&status, "kingdom")["service"]["healthy"] == false, "{status}");
         wait_for_event(server.addr, &id, Duration::from_secs(200), |e| {
             e["title"] == "drill 3 report"
         })?;

@@ -16,6 +16,13 @@ pub const ETCD_CLIENT_PORT: u16 = 2379;
 pub const PATRONI_PORT: u16 = 8008;
 /// HAProxy's read-only frontend (the read-write one is 5432).
 pub const HAPROXY_READ_ONLY_PORT: u16 = 5433;
+/// HAProxy's statistics page, on the node's loopback only: `/stats`, and `/stats;csv`.
+pub const HAPROXY_STATS_PORT: u16 = 8404;
+/// HAProxy's frontends: name, port and Patroni's check.
+pub const HAPROXY_FRONTENDS: [(&str, u16, &str); 2] = [
+    ("primary", 5432, "/primary"),
+    ("replicas", HAPROXY_READ_ONLY_PORT, "/replica"),
+];
 
 impl Context<'_> {
     fn etcd_members(&self) -> Vec<&Instance> {
@@ -195,12 +202,14 @@ impl Context<'_> {
              \x20   timeout connect 2s\n\
              \x20   timeout client 30m\n\
              \x20   timeout server 30m\n\
-             \x20   timeout check 2s\n"
+             \x20   timeout check 2s\n\
+             listen stats\n\
+             \x20   mode http\n\
+             \x20   bind 127.0.0.1:{HAPROXY_STATS_PORT}\n\
+             \x20   stats enable\n\
+             \x20   stats uri /stats\n"
         );
-        for (frontend, port, check) in [
-            ("primary", 5432, "/primary"),
-            ("replicas", HAPROXY_READ_ONLY_PORT, "/replica"),
-        ] {
+        for (frontend, port, check) in HAPROXY_FRONTENDS {
             let _ = write!(
                 out,
                 "listen {frontend}\n\
