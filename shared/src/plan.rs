@@ -815,26 +815,22 @@ impl Context<'_> {
 
     /// The roles Barman connects as, made on the primary, with the superuser's password for
     /// the connection strings users are given.
-    fn barman_roles(&self, primary: &str) -> Vec<Step> {
-        let mut steps: Vec<Step> = [("barman", "SUPERUSER"), ("streaming_barman", "REPLICATION")]
-            .iter()
-            .map(|(user, attributes)| {
-                self.sql(
-                    primary,
-                    &format!("create the {user} role"),
-                    &format!(
+    fn barman_roles(&self) -> Vec<String> {
+        let mut statements: Vec<String> =
+            [("barman", "SUPERUSER"), ("streaming_barman", "REPLICATION")]
+                .iter()
+                .map(|(user, attributes)| {
+                    format!(
                         "CREATE ROLE {user} LOGIN {attributes} PASSWORD '{}'",
                         secret(user)
-                    ),
-                )
-            })
-            .collect();
-        steps.push(self.sql(
-            primary,
-            "set the postgres role's password",
-            &format!("ALTER ROLE postgres PASSWORD '{}'", secret("postgres")),
+                    )
+                })
+                .collect();
+        statements.push(format!(
+            "ALTER ROLE postgres PASSWORD '{}'",
+            secret("postgres")
         ));
-        steps
+        statements
     }
 
     /// Waits on `primary` until Barman's receive-wal streams from it.
@@ -859,26 +855,22 @@ impl Context<'_> {
         let mut phases = vec![self.write_files_phase()];
 
         let mut init = self.new_postgres(&primary, "initialise the primary", &["--data-checksums"]);
+        // One psql for every role and the repmgr database: each statement commits on its own.
+        let mut statements = vec![format!(
+            "CREATE ROLE repmgr LOGIN SUPERUSER REPLICATION PASSWORD '{}'",
+            secret("repmgr")
+        )];
+        if self.design.synchronous() {
+            // repmgr's metadata (registrations, promotions) never waits for a standby:
+            // registering the primary comes before any standby.
+            statements.push("ALTER ROLE repmgr SET synchronous_commit = local".into());
+        }
+        statements.extend(self.barman_roles());
+        statements.push("CREATE DATABASE repmgr OWNER repmgr".into());
         init.push(self.sql(
             &primary,
-            "create the repmgr role",
-            &format!(
-                "CREATE ROLE repmgr LOGIN SUPERUSER REPLICATION PASSWORD '{}'{}",
-                secret("repmgr"),
-                if self.design.synchronous() {
-                    // repmgr's metadata (registrations, promotions) never waits for a
-                    // standby: registering the primary comes before any standby.
-                    ";\nALTER ROLE repmgr SET synchronous_commit = local"
-                } else {
-                    ""
-                }
-            ),
-        ));
-        init.extend(self.barman_roles(&primary));
-        init.push(self.sql(
-            &primary,
-            "create the repmgr database",
-            "CREATE DATABASE repmgr OWNER repmgr",
+            "create the roles and the repmgr database",
+            &statements.join(";\n"),
         ));
         init.push(run(
             &primary,
@@ -993,16 +985,11 @@ impl Context<'_> {
                         vec![
                             self.sql(
                                 b,
-                                "create the repmgr role",
+                                "create the repmgr role and database",
                                 &format!(
-                                    "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}'",
+                                    "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}';\nCREATE DATABASE repmgr OWNER repmgr",
                                     secret("repmgr")
                                 ),
-                            ),
-                            self.sql(
-                                b,
-                                "create the repmgr database",
-                                "CREATE DATABASE repmgr OWNER repmgr",
                             ),
                             run(
                                 b,

@@ -342,7 +342,11 @@ impl Context<'_> {
                 120,
             ),
         ]);
-        first.extend(self.barman_roles(&primary));
+        first.push(self.sql(
+            &primary,
+            "create Barman's roles and set the postgres password",
+            &self.barman_roles().join(";\n"),
+        ));
         for proxy in self.topology.of_kind(Kind::Haproxy) {
             first.push(self.start(&proxy.name, "haproxy"));
         }
