@@ -216,7 +216,7 @@ impl Context<'_> {
                  \x20   bind *:{port}\n\
                  \x20   option httpchk GET {check}\n\
                  \x20   http-check expect status 200\n\
-                 \x20   default-server inter 1s downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions\n"
+                 \x20   default-server inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions\n"
             );
             for backend in &instance.backends {
                 let _ = writeln!(
