@@ -136,6 +136,22 @@ pub(crate) fn status_command(path: &Path, db: Option<&Path>) -> Result<ExitCode>
                 dash(node.upstream.clone())
             );
         }
+        for node in &status.nodes {
+            if let Some(service) = &node.service {
+                let routes = service.routes_text();
+                println!(
+                    "{} on {}: {}{}",
+                    node.designed.as_str(),
+                    node.name,
+                    service.summary,
+                    if routes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({routes})")
+                    }
+                );
+            }
+        }
         if let Some(barman) = &status.barman {
             println!(
                 "barman on {} backs up {}: check {}, {} backup(s)",

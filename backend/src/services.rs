@@ -166,6 +166,7 @@ mod tests {
         let status = haproxy_from_csv(csv);
         assert!(status.healthy);
         assert_eq!(status.summary, "rw → kestrel");
+        assert_eq!(status.routes_text(), "5432 → kestrel; 5433 → heron");
         assert_eq!(
             status.routes,
             [

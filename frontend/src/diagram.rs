@@ -147,21 +147,7 @@ fn node(out: &mut String, instance: &Instance, at: Box2, live: Option<&ClusterSt
         let routes = live
             .and_then(|status| status.nodes.iter().find(|n| n.name == instance.name))
             .and_then(|n| n.service.as_ref())
-            .map(|service| {
-                service
-                    .routes
-                    .iter()
-                    .map(|r| {
-                        let up = if r.up.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            r.up.join(", ")
-                        };
-                        format!("{} → {up}", r.port)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
+            .map(|service| service.routes_text())
             .filter(|routes| !routes.is_empty());
         let _ = write!(
             out,

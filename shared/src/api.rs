@@ -309,6 +309,24 @@ pub struct ServiceStatus {
     pub routes: Vec<Route>,
 }
 
+impl ServiceStatus {
+    /// Each route as `5432 → node1; 5433 → node2, node3`; empty for etcd.
+    pub fn routes_text(&self) -> String {
+        self.routes
+            .iter()
+            .map(|r| {
+                let up = if r.up.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    r.up.join(", ")
+                };
+                format!("{} → {up}", r.port)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// One HAProxy frontend and the backends its health checks find up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
