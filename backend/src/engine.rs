@@ -5,7 +5,7 @@
 use anyhow::{Context as _, Result, bail};
 use m1studio_shared::plan::{Action, File, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What a command printed, and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -204,19 +204,40 @@ fn failure(secrets: &Secrets, what: &str, output: &Output) -> anyhow::Error {
     )
 }
 
-async fn check<E: Executor>(executor: &E, node: &str, until: &Readiness) -> Result<bool> {
-    let output = match until {
+/// The command that waits for `until` on a node for at most `timeout_secs`, and its user. It
+/// polls inside the node, so that each check costs a process start there rather than a round
+/// trip through the engine: with many nodes waiting at once, the round trips took the CPU
+/// that the nodes needed to become ready. The SQL, its expected answer and a command's
+/// arguments reach the shell only as positional parameters, never as shell text.
+pub fn wait_command(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String) {
+    let mut command = argv(&["timeout", &timeout_secs.to_string(), "sh", "-c"]);
+    let user = match until {
         Readiness::PostgresReady => {
-            let ready = argv(&["pg_isready", "-q", "-h", "/var/run/postgresql"]);
-            executor.run(node, &ready, "postgres", None).await?
+            command.extend(argv(&[
+                "until pg_isready -q -h /var/run/postgresql; do sleep 0.05; done",
+                "wait",
+            ]));
+            "postgres".to_string()
         }
         Readiness::Query { sql, expect } => {
-            let output = executor.run(node, &psql(sql), "postgres", None).await?;
-            return Ok(output.code == 0 && output.stdout.trim() == expect);
+            command.extend(argv(&[
+                r#"until [ "$(psql -XAt -d postgres -c "$1" 2>/dev/null)" = "$2" ]; do sleep 0.05; done"#,
+                "wait",
+                sql,
+                expect,
+            ]));
+            "postgres".to_string()
         }
-        Readiness::CommandSucceeds { argv, user } => executor.run(node, argv, user, None).await?,
+        Readiness::CommandSucceeds { argv: check, user } => {
+            command.extend(argv(&[
+                r#"until "$@" >/dev/null 2>&1; do sleep 0.2; done"#,
+                "wait",
+            ]));
+            command.extend(check.iter().cloned());
+            user.clone()
+        }
     };
-    Ok(output.code == 0)
+    (command, user)
 }
 
 async fn run_step<E: Executor>(
@@ -250,16 +271,19 @@ async fn run_step<E: Executor>(
             until,
             timeout_secs,
         } => {
-            let deadline = Instant::now() + Duration::from_secs(u64::from(*timeout_secs));
-            loop {
-                if check(executor, node, until).await? {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    bail!("still not ready after {timeout_secs} s");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            let (command, user) = wait_command(until, *timeout_secs);
+            let output = executor.run(node, &command, &user, None).await?;
+            if output.code == 0 {
+                return Ok(());
             }
+            bail!(
+                "still not ready after {timeout_secs} s{}",
+                if output.code == 124 {
+                    String::new()
+                } else {
+                    format!(" (the wait exited with {})", output.code)
+                }
+            );
         }
     }
 }
@@ -441,6 +465,32 @@ mod tests {
             format!("{events:?}").find(&repmgr).is_none(),
             "events never carry a password"
         );
+    }
+
+    #[test]
+    fn waits_poll_inside_the_node_with_their_sql_and_commands_as_parameters() {
+        let sql = "SELECT status FROM pg_stat_wal_receiver WHERE x = '$(reboot)'";
+        let (command, user) = wait_command(
+            &Readiness::Query {
+                sql: sql.into(),
+                expect: "streaming".into(),
+            },
+            60,
+        );
+        assert_eq!(user, "postgres");
+        assert_eq!(command[..4], ["timeout", "60", "sh", "-c"]);
+        assert!(!command[4].contains("pg_stat_wal_receiver"), "{command:?}");
+        assert_eq!(command[5..], ["wait", sql, "streaming"]);
+        let (command, user) = wait_command(
+            &Readiness::CommandSucceeds {
+                argv: argv(&["barman", "check", "kestrel"]),
+                user: "barman".into(),
+            },
+            120,
+        );
+        assert_eq!(user, "barman");
+        assert_eq!(command[1], "120");
+        assert_eq!(command[5..], ["wait", "barman", "check", "kestrel"]);
     }
 
     #[tokio::test]
