@@ -17,6 +17,7 @@ use bollard::query_parameters::{
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
+use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg};
 use m1studio_shared::{Kind, Topology};
@@ -56,7 +57,13 @@ pub struct DockerExecutor {
     /// The files each node was created with, until its first `write_files`: writing the same
     /// files again is then nothing to do.
     created_with: Arc<Mutex<HashMap<String, Vec<File>>>>,
+    /// Each node's container start, from `create` on: a command on a node waits for its own
+    /// container only.
+    starting: Arc<Mutex<HashMap<String, Starting>>>,
 }
+
+/// A container start that any number of commands can wait for.
+type Starting = Shared<BoxFuture<'static, std::result::Result<(), String>>>;
 
 impl DockerExecutor {
     /// The executor for cluster `cluster`.
@@ -65,7 +72,95 @@ impl DockerExecutor {
             docker,
             cluster: cluster.to_string(),
             created_with: Arc::default(),
+            starting: Arc::default(),
         }
+    }
+
+    /// Waits until node `node`'s container, if `create` is starting it, has started.
+    async fn started(&self, node: &str) -> Result<()> {
+        let starting = lock(&self.starting).get(node).cloned();
+        if let Some(starting) = starting {
+            starting.await.map_err(|e| anyhow::anyhow!(e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `argv` in node `node`'s container as `user`, now.
+    async fn exec(
+        &self,
+        node: &str,
+        argv: &[String],
+        user: &str,
+        stdin: Option<&str>,
+    ) -> Result<Output> {
+        let name = container_name(&self.cluster, node);
+        let exec = self
+            .docker
+            .create_exec(
+                &name,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    user: Some(user.to_string()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(stdin.is_some()),
+                    working_dir: Some("/".to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "running {} in {name}",
+                    argv.first().map(String::as_str).unwrap_or_default()
+                )
+            })?;
+        let mut result = Output::default();
+        if let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await?
+        {
+            if let Some(text) = stdin {
+                input
+                    .write_all(text.as_bytes())
+                    .await
+                    .context("writing to the command's input")?;
+                input
+                    .shutdown()
+                    .await
+                    .context("closing the command's input")?;
+            }
+            drop(input);
+            while let Some(chunk) = output.next().await {
+                match chunk? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        result.stdout.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    bollard::container::LogOutput::StdErr { message } => {
+                        result.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let inspect = self.docker.inspect_exec(&exec.id).await?;
+        result.code = inspect.exit_code.unwrap_or(-1);
+        Ok(result)
+    }
+
+    /// Starts a service that the node's files defined (they were loaded when written).
+
+    /// Waits until every container `create` started has started.
+    pub async fn all_started(&self) -> Result<()> {
+        let starting: Vec<Starting> = lock(&self.starting).values().cloned().collect();
+        for start in starting {
+            start.await.map_err(|e| anyhow::anyhow!(e))?;
+        }
+        Ok(())
     }
 
     /// The numeric user and group ids of the image's users, read from the `/etc/passwd` of the
@@ -138,6 +233,7 @@ impl DockerExecutor {
         image: &str,
         annotations: &[(&str, &str)],
         files: &HashMap<String, Vec<File>>,
+        waves: &[Vec<String>],
     ) -> Result<()> {
         if !self.containers().await?.is_empty() {
             bail!(
@@ -235,7 +331,7 @@ impl DockerExecutor {
             Some(first) if !files.is_empty() => self.ids_in(first).await?,
             _ => HashMap::new(),
         };
-        let starts = topology
+        let uploads = topology
             .instances
             .iter()
             .zip(&names)
@@ -247,14 +343,56 @@ impl DockerExecutor {
                         self.upload(name, files, ids).await?;
                         lock(&self.created_with).insert(instance.name.clone(), files.clone());
                     }
-                    self.docker
-                        .start_container(name, None)
-                        .await
-                        .with_context(|| format!("starting the container {name}"))?;
-                    self.wait_for_supervisor(&instance.name).await
+                    anyhow::Ok(())
                 }
             });
-        futures_util::future::try_join_all(starts).await?;
+        futures_util::future::try_join_all(uploads).await?;
+        // The containers start wave by wave, in the order the plan needs them, so that the
+        // first get the machine to themselves; each node's commands wait for its own start.
+        let mut waves = waves.to_vec();
+        let listed: Vec<&String> = waves.iter().flatten().collect();
+        let rest: Vec<String> = topology
+            .instances
+            .iter()
+            .map(|i| i.name.clone())
+            .filter(|n| !listed.contains(&n))
+            .collect();
+        if !rest.is_empty() {
+            waves.push(rest);
+        }
+        let mut before: Option<Starting> = None;
+        for wave in waves {
+            let mut this_wave = Vec::new();
+            for node in wave {
+                let executor = self.clone();
+                let previous = before.clone();
+                let name = node.clone();
+                let start: Starting = async move {
+                    if let Some(previous) = previous {
+                        previous.await?;
+                    }
+                    executor
+                        .start_container(&name)
+                        .await
+                        .map_err(|e| format!("{e:#}"))
+                }
+                .boxed()
+                .shared();
+                tokio::spawn(start.clone());
+                lock(&self.starting).insert(node, start.clone());
+                this_wave.push(start);
+            }
+            before = Some(
+                async move {
+                    for start in this_wave {
+                        start.await?;
+                    }
+                    Ok(())
+                }
+                .boxed()
+                .shared(),
+            );
+        }
         Ok(())
     }
 
@@ -284,17 +422,23 @@ impl DockerExecutor {
 
     /// Waits until supervisord answers in `node`.
     async fn wait_for_supervisor(&self, node: &str) -> Result<()> {
-        for _ in 0..200 {
-            let output = self
-                .run(node, &argv(&["supervisorctl", "status"]), "root", None)
-                .await?;
-            // supervisorctl status exits 3 when programs are stopped, 4 when it cannot connect.
-            if output.code != 4 && !output.stdout.contains("no such file") {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Waits inside the container: one exec, and no Python client started over and over
+        // while supervisord itself starts. The socket appears once supervisord listens; after
+        // a restart the old one is still there, so supervisorctl confirms (it exits with 4
+        // while it cannot connect).
+        let wait = argv(&[
+            "timeout",
+            "20",
+            "sh",
+            "-c",
+            "until [ -S /var/run/supervisor.sock ]; do sleep 0.02; done; \
+             until supervisorctl status >/dev/null 2>&1; [ $? -ne 4 ]; do sleep 0.05; done",
+        ]);
+        let output = self.exec(node, &wait, "root", None).await?;
+        if output.code != 0 {
+            bail!("supervisord did not start in {node} within 20 s");
         }
-        bail!("supervisord did not start in {node}")
+        Ok(())
     }
 
     /// Disconnects node `node`'s container from the cluster's network, as a cut cable would.
@@ -523,66 +667,10 @@ impl Executor for DockerExecutor {
         user: &str,
         stdin: Option<&str>,
     ) -> Result<Output> {
-        let name = container_name(&self.cluster, node);
-        let exec = self
-            .docker
-            .create_exec(
-                &name,
-                CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
-                    user: Some(user.to_string()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    attach_stdin: Some(stdin.is_some()),
-                    working_dir: Some("/".to_string()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| {
-                format!(
-                    "running {} in {name}",
-                    argv.first().map(String::as_str).unwrap_or_default()
-                )
-            })?;
-        let mut result = Output::default();
-        if let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = self
-            .docker
-            .start_exec(&exec.id, Some(StartExecOptions::default()))
-            .await?
-        {
-            if let Some(text) = stdin {
-                input
-                    .write_all(text.as_bytes())
-                    .await
-                    .context("writing to the command's input")?;
-                input
-                    .shutdown()
-                    .await
-                    .context("closing the command's input")?;
-            }
-            drop(input);
-            while let Some(chunk) = output.next().await {
-                match chunk? {
-                    bollard::container::LogOutput::StdOut { message } => {
-                        result.stdout.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    bollard::container::LogOutput::StdErr { message } => {
-                        result.stderr.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let inspect = self.docker.inspect_exec(&exec.id).await?;
-        result.code = inspect.exit_code.unwrap_or(-1);
-        Ok(result)
+        self.started(node).await?;
+        self.exec(node, argv, user, stdin).await
     }
 
-    /// Starts a service that the node's files defined (they were loaded when written).
     async fn start(&self, node: &str, service: &str) -> Result<()> {
         let words = ["supervisorctl", "start", service];
         let output = self.run(node, &argv(&words), "root", None).await?;

@@ -410,10 +410,18 @@ impl Runner {
                         )
                     })
                     .collect(),
+                &prepared.plan.start_order(
+                    configured
+                        .topology
+                        .instances
+                        .iter()
+                        .map(|i| i.name.as_str()),
+                ),
             )
             .await?;
         let events = self.plan_events(id);
         run_plan(&executor, &prepared.plan, secrets, &events).await?;
+        executor.all_started().await?;
         self.emit(
             id,
             EventKind::Progress,

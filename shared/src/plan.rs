@@ -282,6 +282,31 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// `nodes` in the order the plan needs them: grouped by the first phase with a step on
+    /// them other than writing their files, earliest first; nodes it never needs come last.
+    /// Containers can start wave by wave, so that the first ones get the machine to
+    /// themselves.
+    pub fn start_order<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> Vec<Vec<String>> {
+        let first_need = |node: &str| {
+            self.phases.iter().position(|phase| {
+                phase
+                    .steps
+                    .iter()
+                    .any(|s| s.node == node && !matches!(s.action, Action::WriteFiles))
+            })
+        };
+        let mut waves: Vec<(usize, Vec<String>)> = Vec::new();
+        for node in nodes {
+            let at = first_need(node).unwrap_or(usize::MAX);
+            match waves.iter_mut().find(|(w, _)| *w == at) {
+                Some((_, wave)) => wave.push(node.to_string()),
+                None => waves.push((at, vec![node.to_string()])),
+            }
+        }
+        waves.sort_by_key(|(at, _)| *at);
+        waves.into_iter().map(|(_, wave)| wave).collect()
+    }
+
     /// The files of node `name`.
     pub fn files_of(&self, name: &str) -> &[File] {
         self.nodes
@@ -677,7 +702,7 @@ impl Context<'_> {
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
-                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming): every second for the first\n# minute, so that the first WAL file is archived at once, then every 5 seconds.\ni=0\nwhile true; do\n    /usr/bin/barman -q cron\n    if [ \"$i\" -lt 60 ]; then i=$((i + 1)); sleep 1; else sleep 5; fi\ndone\n".to_string(),
+                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming) every 5 seconds. The deployment\n# does not wait for it: switch-wal --archive and backup --wait archive by themselves.\nwhile true; do\n    /usr/bin/barman -q cron\n    sleep 5\ndone\n".to_string(),
             ),
             file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
@@ -833,19 +858,6 @@ impl Context<'_> {
         statements
     }
 
-    /// Waits on `primary` until Barman's receive-wal streams from it.
-    fn barman_streams(&self, primary: &str) -> Step {
-        wait(
-            primary,
-            "Barman streams WAL from the primary",
-            Readiness::Query {
-                sql: "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'".into(),
-                expect: "1".into(),
-            },
-            60,
-        )
-    }
-
     fn phases(&self) -> Vec<Phase> {
         if self.design.failover() == FailoverManager::Patroni {
             return self.patroni_phases();
@@ -878,12 +890,33 @@ impl Context<'_> {
             "postgres",
             &["repmgr", "-f", "/etc/repmgr.conf", "primary", "register"],
         ));
+        // The witness's own Postgres needs nothing else: it is made beside the primary, and
+        // registered once the primary is.
+        let witness = self
+            .topology
+            .of_kind(Kind::Barman)
+            .find(|b| b.has(Role::Witness))
+            .map(|b| b.name.clone());
+        let mut init_title = format!("Initialise the primary, {primary}");
+        if let Some(w) = &witness {
+            init.extend(self.new_postgres(w, "initialise the witness", &[]));
+            init.push(self.sql(
+                w,
+                "create the repmgr role and database",
+                &format!(
+                    "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}';\nCREATE DATABASE repmgr OWNER repmgr",
+                    secret("repmgr")
+                ),
+            ));
+            init_title.push_str(&format!(", and the witness's Postgres on {w}"));
+        }
         phases.push(Phase {
-            title: format!("Initialise the primary, {primary}"),
+            title: init_title,
             steps: init,
         });
 
-        let clone = |node: &str, upstream: &str, upstream_id: u32| -> Vec<Step> {
+        let clone = |instance: &Instance, upstream: &str, upstream_id: u32| -> Vec<Step> {
+            let node = instance.name.as_str();
             let id = upstream_id.to_string();
             vec![
                 self.directories(node),
@@ -931,19 +964,41 @@ impl Context<'_> {
                         "register",
                         "--upstream-node-id",
                         &id,
-                        "--wait-sync=60",
                     ],
+                ),
+                // repmgrd needs the node's record in its own copy of the metadata: it comes
+                // from the primary through the upstream. Polled here every 50 ms, where
+                // `--wait-sync` checks once a second.
+                wait(
+                    node,
+                    "the registration reached the standby",
+                    Readiness::CommandSucceeds {
+                        // Fails (division by zero) until the record is there.
+                        argv: argv(&[
+                            "psql",
+                            "-XAtq",
+                            "-d",
+                            "repmgr",
+                            "-c",
+                            &format!(
+                                "SELECT 1 / count(*) FROM repmgr.nodes WHERE node_id = {}",
+                                instance.node
+                            ),
+                        ]),
+                        user: "postgres".into(),
+                    },
+                    60,
                 ),
             ]
         };
         // Barman needs only the primary: it starts streaming while the replica is cloned, and
         // takes its first backup while the cascaded replicas are cloned.
         let barman = self.topology.of_kind(Kind::Barman).next().cloned();
-        let mut replica_phase = clone(&replica, &primary, 1);
+        let mut replica_phase = clone(self.replica(), &primary, 1);
         let mut cascade_phase: Vec<Step> = self
             .topology
             .of_kind(Kind::CascadedReplica)
-            .flat_map(|i| clone(&i.name, &replica, 2))
+            .flat_map(|i| clone(i, &replica, 2))
             .collect();
         let mut title = format!("Clone the replica, {replica}, from the primary");
         let mut second = if cascade_phase.is_empty() {
@@ -968,52 +1023,36 @@ impl Context<'_> {
                         service: "barman-cron".into(),
                     },
                 ),
-                self.barman_streams(&primary),
+                barman_streaming(b, &primary),
+                barman_switch_wal(b, &primary),
             ]);
-            let backup = barman_backup(b, &primary, "take the first backup");
+            let backup = barman_first_backup(b, &primary, "take the first backup");
             second = if second.is_empty() {
                 format!("Back up {primary} with Barman on {b}")
             } else {
                 format!("{second}; back up {primary} with Barman on {b}")
             };
             cascade_phase.extend(backup);
-            if barman.has(Role::Witness) {
-                // The witness needs only the primary too.
-                cascade_phase.extend(
-                    [
-                        self.new_postgres(b, "initialise the witness", &[]),
-                        vec![
-                            self.sql(
-                                b,
-                                "create the repmgr role and database",
-                                &format!(
-                                    "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}';\nCREATE DATABASE repmgr OWNER repmgr",
-                                    secret("repmgr")
-                                ),
-                            ),
-                            run(
-                                b,
-                                "register the witness",
-                                "postgres",
-                                &[
-                                    "repmgr",
-                                    "-f",
-                                    "/etc/repmgr.conf",
-                                    "-h",
-                                    &primary,
-                                    "-U",
-                                    "repmgr",
-                                    "-d",
-                                    "repmgr",
-                                    "witness",
-                                    "register",
-                                ],
-                            ),
-                        ],
-                    ]
-                    .concat(),
-                );
-                second.push_str(&format!("; make {b} a repmgr witness"));
+            if witness.is_some() {
+                replica_phase.push(run(
+                    b,
+                    "register the witness",
+                    "postgres",
+                    &[
+                        "repmgr",
+                        "-f",
+                        "/etc/repmgr.conf",
+                        "-h",
+                        &primary,
+                        "-U",
+                        "repmgr",
+                        "-d",
+                        "repmgr",
+                        "witness",
+                        "register",
+                    ],
+                ));
+                title.push_str(&format!("; register the witness on {b}"));
             }
         }
         phases.push(Phase {
@@ -1027,23 +1066,14 @@ impl Context<'_> {
                 .instances
                 .iter()
                 .filter(|i| self.runs_postgres(i))
-                .flat_map(|i| {
-                    [
-                        step(
-                            &i.name,
-                            "start sshd",
-                            Action::Start {
-                                service: "sshd".into(),
-                            },
-                        ),
-                        step(
-                            &i.name,
-                            "start repmgrd",
-                            Action::Start {
-                                service: "repmgrd".into(),
-                            },
-                        ),
-                    ]
+                .map(|i| {
+                    // One supervisorctl for both: each costs a Python start on a busy node.
+                    run(
+                        &i.name,
+                        "start sshd and repmgrd",
+                        "root",
+                        &["supervisorctl", "start", "sshd", "repmgrd"],
+                    )
                 }),
         );
         if second.is_empty() {
@@ -1123,21 +1153,60 @@ pub fn plan(
 /// Barman's steps on node `b` for server `server` once WAL streams: a WAL switch that it
 /// archives, `barman check` green, and a backup titled `backup_title`.
 fn barman_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
-    vec![
-        run(
-            b,
-            "switch to a new WAL file",
-            "barman",
-            &[
+    let mut steps = vec![barman_switch_wal(b, server)];
+    steps.extend(barman_first_backup(b, server, backup_title));
+    steps
+}
+
+/// Waits on the Barman node until receive-wal streams from `primary`, as the primary sees it.
+/// A WAL switch before that would close a file that receive-wal, starting at the current
+/// position, never receives.
+fn barman_streaming(b: &str, primary: &str) -> Step {
+    wait(
+        b,
+        &format!("receive-wal streams from {primary}"),
+        Readiness::CommandSucceeds {
+            // Fails (division by zero) until the primary lists the stream.
+            argv: argv(&[
+                "psql",
+                "-XAtq",
+                "-h",
+                primary,
+                "-U",
                 "barman",
-                "switch-wal",
-                "--force",
-                "--archive",
-                "--archive-timeout",
-                "60",
-                server,
-            ],
-        ),
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT 1 / count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'",
+            ]),
+            user: "barman".into(),
+        },
+        60,
+    )
+}
+
+/// Closes the current WAL file and waits until Barman has archived it (`--archive` archives
+/// by itself, without waiting for `barman cron`).
+fn barman_switch_wal(b: &str, server: &str) -> Step {
+    run(
+        b,
+        "switch to a new WAL file",
+        "barman",
+        &[
+            "barman",
+            "switch-wal",
+            "--force",
+            "--archive",
+            "--archive-timeout",
+            "60",
+            server,
+        ],
+    )
+}
+
+/// `barman check` green, then a backup: once a WAL file is archived.
+fn barman_first_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
+    vec![
         wait(
             b,
             "barman check is green",
@@ -1215,6 +1284,12 @@ pub fn retarget_barman(
                         argv: argv(&["barman", "receive-wal", "--stop", server]),
                         user: "barman".into(),
                     },
+                ),
+                run(
+                    b,
+                    "make the slot and stream from the new primary (barman cron)",
+                    "barman",
+                    &["barman", "-q", "cron"],
                 ),
             ],
         },

@@ -4,8 +4,8 @@
 //! Patroni's REST API.
 
 use super::{
-    Action, Context, File, PATRONI_CONFIG, PGDATA, Phase, Profile, Readiness, Step, barman_backup,
-    file, secret, step, wait,
+    Action, Context, File, PATRONI_CONFIG, PGDATA, Phase, Profile, Readiness, Step, file, secret,
+    step, wait,
 };
 use crate::topology::{Instance, Kind};
 use std::fmt::Write as _;
@@ -389,9 +389,17 @@ impl Context<'_> {
         if let Some(barman) = self.topology.of_kind(Kind::Barman).next() {
             let b = barman.name.as_str();
             // Patroni makes the permanent slot; barman cron starts streaming into it.
-            second.extend([self.start(b, "barman-cron"), self.barman_streams(&primary)]);
+            second.extend([
+                self.start(b, "barman-cron"),
+                super::barman_streaming(b, &primary),
+                super::barman_switch_wal(b, &primary),
+            ]);
             second_title.push_str(&format!("; Barman on {b} streams WAL"));
-            third.extend(barman_backup(b, &primary, "take the first backup"));
+            third.extend(super::barman_first_backup(
+                b,
+                &primary,
+                "take the first backup",
+            ));
             third_title = if third_title.is_empty() {
                 format!("Back up {primary} with Barman on {b}")
             } else {
