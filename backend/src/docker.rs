@@ -152,8 +152,6 @@ impl DockerExecutor {
         Ok(result)
     }
 
-    /// Starts a service that the node's files defined (they were loaded when written).
-
     /// Waits until every container `create` started has started.
     pub async fn all_started(&self) -> Result<()> {
         let starting: Vec<Starting> = lock(&self.starting).values().cloned().collect();
@@ -671,6 +669,7 @@ impl Executor for DockerExecutor {
         self.exec(node, argv, user, stdin).await
     }
 
+    /// Starts a service that the node's files defined (they were loaded when written).
     async fn start(&self, node: &str, service: &str) -> Result<()> {
         let words = ["supervisorctl", "start", service];
         let output = self.run(node, &argv(&words), "root", None).await?;
