@@ -1065,8 +1065,10 @@ impl Runner {
                     }
                 );
                 let executor = executor.clone();
+                // The command's own end, not when the watcher next looks.
                 switchover = Some(tokio::spawn(async move {
-                    executor.run(&node, &command, "postgres", None).await
+                    let output = executor.run(&node, &command, "postgres", None).await;
+                    (output, Instant::now())
                 }));
                 text
             }
@@ -1102,18 +1104,24 @@ impl Runner {
         let mut settled_at: Option<Instant> = None;
         while fault.elapsed() < Duration::from_secs(150) + isolation.unwrap_or_default() {
             if let Some(finished) = switchover.take_if(|h| h.is_finished()) {
-                let m = moment(match finished.await {
-                    Ok(Ok(output)) if output.code == 0 => {
-                        "the switchover command finished".to_string()
-                    }
-                    Ok(Ok(output)) => format!(
+                let (outcome, at) = match finished.await {
+                    Ok((outcome, at)) => (outcome, at),
+                    Err(e) => (Err(anyhow::anyhow!("{e}")), Instant::now()),
+                };
+                let what = match outcome {
+                    Ok(output) if output.code == 0 => "the switchover command finished".to_string(),
+                    Ok(output) => format!(
                         "the switchover command failed ({}): {}",
                         output.code,
                         crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 4)
                     ),
-                    Ok(Err(e)) => format!("the switchover command could not run: {e:#}"),
-                    Err(e) => format!("the switchover command could not run: {e}"),
-                });
+                    Err(e) => format!("the switchover command could not run: {e:#}"),
+                };
+                let m = Moment {
+                    after_ms: i64::try_from(at.duration_since(fault).as_millis())
+                        .unwrap_or(i64::MAX),
+                    what,
+                };
                 self.note(id, &mut report, EventKind::Observed, None, m);
             }
             if !etcd_stopped.is_empty()
@@ -1681,11 +1689,12 @@ fn conflict(existing: &Record) -> Problem {
 }
 
 /// Reads every node's container state, Postgres role, timeline, lag and upstream, all nodes at
-/// once, and, when `with_barman`, Barman's state (which takes longer).
+/// once, and, when `full`, what etcd, HAProxy and Barman say (which takes longer: drills,
+/// which poll several times a second, leave them out).
 pub async fn cluster_status(
     executor: &DockerExecutor,
     configured: &Configured,
-    with_barman: bool,
+    full: bool,
 ) -> Result<ClusterStatus> {
     let containers: HashMap<String, String> = executor
         .containers()
@@ -1707,7 +1716,7 @@ pub async fn cluster_status(
                 service: None,
             };
             if !instance.kind.is_postgres() {
-                if container == "running" {
+                if full && container == "running" {
                     status.service = match instance.kind {
                         Kind::Etcd => Some(crate::services::etcd(executor, &instance.name).await),
                         Kind::Haproxy => {
@@ -1756,7 +1765,7 @@ pub async fn cluster_status(
         .topology
         .of_kind(Kind::Barman)
         .next()
-        .filter(|_| with_barman)
+        .filter(|_| full)
     {
         Some(barman) if containers.get(&barman.name).is_some_and(|s| s == "running") => {
             // The server keeps the first primary's name; its conninfo says where it connects.

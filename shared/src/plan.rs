@@ -501,7 +501,7 @@ impl Context<'_> {
              service_restart_command='/usr/bin/supervisorctl restart postgres'\n\
              service_reload_command='/usr/bin/supervisorctl signal HUP postgres'\n\
              log_file='/var/log/postgresql/repmgr.log'\n\
-             ssh_options='-q -o ConnectTimeout=5 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n{clone_options}",
+             ssh_options='-q -o ConnectTimeout=5 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ControlMaster=auto -o ControlPath=/tmp/m1studio-ssh-%C -o ControlPersist=30 -o ServerAliveInterval=2 -o ServerAliveCountMax=2'\n{clone_options}",
             clone_options = if self.options.profile == Profile::Fast {
                 // A fast-profile (workshop) cluster is made anew, never recovered: skip the final fsync.
                 "pg_basebackup_options='--no-sync'\n"
