@@ -546,4 +546,72 @@ mod tests {
             assert!(svg.ends_with("</svg>"));
         }
     }
+
+    #[test]
+    fn live_etcd_and_haproxy_nodes_say_what_their_services_say() {
+        use m1studio_shared::api::{NodeStatus, Route, ServiceStatus};
+        let configured = configure(&Draft {
+            failover_manager: Some("patroni".into()),
+            enable_haproxy: true,
+            ..Draft::starter()
+        })
+        .0
+        .expect("valid");
+        let topology = &configured.topology;
+        let nodes = topology
+            .instances
+            .iter()
+            .map(|i| NodeStatus {
+                name: i.name.clone(),
+                designed: i.kind,
+                container: "running".into(),
+                postgres: None,
+                timeline: None,
+                lag_bytes: None,
+                upstream: None,
+                service: match i.kind {
+                    Kind::Etcd => Some(ServiceStatus {
+                        healthy: false,
+                        summary: "no quorum".into(),
+                        leader: Some(false),
+                        routes: Vec::new(),
+                    }),
+                    Kind::Haproxy => Some(ServiceStatus {
+                        healthy: true,
+                        summary: "rw → kestrel".into(),
+                        leader: None,
+                        routes: vec![
+                            Route {
+                                port: 5432,
+                                up: vec!["kestrel".into()],
+                            },
+                            Route {
+                                port: 5433,
+                                up: Vec::new(),
+                            },
+                        ],
+                    }),
+                    _ => None,
+                },
+            })
+            .collect();
+        let status = ClusterStatus {
+            nodes,
+            primary: None,
+            barman: None,
+        };
+        let svg = live_svg(&configured.design, topology, &status);
+        assert_eq!(
+            count(&svg, r#"data-live="unhealthy""#),
+            3,
+            "three etcd members without a quorum"
+        );
+        assert_eq!(count(&svg, ">no quorum<"), 3);
+        assert_eq!(count(&svg, ">rw → kestrel<"), 2);
+        assert_eq!(
+            count(&svg, "<title>5432 → kestrel; 5433 → nothing</title>"),
+            2
+        );
+        assert_eq!(count(&svg, "<g"), count(&svg, "</g>"));
+    }
 }
