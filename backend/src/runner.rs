@@ -1044,17 +1044,22 @@ impl Runner {
                         ]),
                     )
                 } else {
-                    (
-                        target.clone(),
-                        argv(&[
-                            "repmgr",
-                            "-f",
-                            "/etc/repmgr.conf",
-                            "standby",
-                            "switchover",
-                            "--siblings-follow",
-                        ]),
-                    )
+                    let mut command =
+                        argv(&["repmgr", "-f", "/etc/repmgr.conf", "standby", "switchover"]);
+                    // The cascaded replicas of M1 stream from the replica: when the replica
+                    // hands over, they stay with it (it becomes a standby that they still
+                    // stream from). Otherwise the old primary's standbys follow the new one,
+                    // and a witness always re-reads the metadata from it.
+                    let replica = configured.topology.of_kind(Kind::Replica).next();
+                    let witness = configured
+                        .topology
+                        .instances
+                        .iter()
+                        .any(|i| i.has(m1studio_shared::Role::Witness));
+                    if witness || replica.is_none_or(|r| r.name != *old) {
+                        command.push("--siblings-follow".into());
+                    }
+                    (target.clone(), command)
                 };
                 let text = format!(
                     "{}: {old} hands over to {target}",
@@ -1301,11 +1306,23 @@ impl Runner {
                 .iter()
                 .find(|m| m.what.contains("is the new primary"))
                 .map(|m| Duration::from_millis(u64::try_from(m.after_ms).unwrap_or(0)));
+            // Every standby streams from the new primary or from another standby; the old
+            // primary counts only once it is a standby itself (after a switchover, the
+            // cascaded replicas stay with the replica that handed over).
             let following = status.as_ref().is_some_and(|s| {
+                let standby = |name: &str| {
+                    s.nodes
+                        .iter()
+                        .any(|n| n.name == name && n.postgres == Some(PostgresRole::Standby))
+                };
                 s.nodes
                     .iter()
                     .filter(|n| n.postgres == Some(PostgresRole::Standby))
-                    .all(|n| n.upstream.as_deref().is_some_and(|u| u != old))
+                    .all(|n| {
+                        n.upstream.as_deref().is_some_and(|u| {
+                            u != old || (matches!(drill, Drill::Switchover { .. }) && standby(u))
+                        })
+                    })
             });
             let overdue =
                 promoted_at.is_some_and(|p| fault.elapsed() >= p + Duration::from_secs(30));
