@@ -133,6 +133,17 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         assert!(start.status.success(), "{said}");
         assert!(said.contains("kestrel rejoined as a standby of quartz"), "{said}");
         assert_eq!(query(&executor, "kestrel", "SELECT pg_is_in_recovery()").await?, "t");
+
+        // A switchover back to kestrel: the cascaded replica stays with quartz, which is a
+        // standby of kestrel again, as M1 draws them.
+        let switchover = m1studio(&["drill", &cluster, "switchover", "--to", "kestrel"], &dir)?;
+        let report = String::from_utf8_lossy(&switchover.stdout).into_owned();
+        assert!(switchover.status.success(), "{report}{}", String::from_utf8_lossy(&switchover.stderr));
+        assert!(report.contains("the switchover command finished"), "{report}");
+        assert!(report.contains("acknowledged lost:    0"), "{report}");
+        assert_eq!(query(&executor, "kestrel", "SELECT pg_is_in_recovery()").await?, "f");
+        eventually(&executor, "quartz", "SELECT sender_host FROM pg_stat_wal_receiver", "kestrel", Duration::from_secs(30)).await?;
+        eventually(&executor, "uplift", "SELECT sender_host FROM pg_stat_wal_receiver", "quartz", Duration::from_secs(30)).await?;
         anyhow::Ok(())
     }
     .await;
