@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 };
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg};
+use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg, SERVICE_COMMAND};
 use m1studio_shared::{Kind, Topology};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -671,8 +671,13 @@ impl Executor for DockerExecutor {
 
     /// Starts a service that the node's files defined (they were loaded when written).
     async fn start(&self, node: &str, service: &str) -> Result<()> {
-        let words = ["supervisorctl", "start", service];
-        let output = self.run(node, &argv(&words), "root", None).await?;
+        let mut words = [SERVICE_COMMAND, "start", service];
+        let mut output = self.run(node, &argv(&words), "root", None).await?;
+        if matches!(output.code, 126 | 127) {
+            // A node made by an older version, without the service program.
+            words = ["supervisorctl", "start", service];
+            output = self.run(node, &argv(&words), "root", None).await?;
+        }
         if output.code != 0 {
             bail!(
                 "`{}` on {node} exited with {}: {}{}",

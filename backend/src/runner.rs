@@ -1358,7 +1358,9 @@ impl Runner {
                 break;
             }
             self.inner.store.save_report(id, &report)?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The watcher's own load (a query per node each round) slows what it watches on a
+            // small machine: twice a second is enough, the writer times the recovery.
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = writer.await;

@@ -496,10 +496,10 @@ impl Context<'_> {
              reconnect_interval={interval}\n\
              monitor_interval_secs={monitor}\n\
              connection_check_type='ping'\n\
-             service_start_command='/usr/bin/supervisorctl start postgres'\n\
-             service_stop_command='/usr/bin/supervisorctl stop postgres'\n\
-             service_restart_command='/usr/bin/supervisorctl restart postgres'\n\
-             service_reload_command='/usr/bin/supervisorctl signal HUP postgres'\n\
+             service_start_command='{SERVICE_COMMAND} start postgres'\n\
+             service_stop_command='{SERVICE_COMMAND} stop postgres'\n\
+             service_restart_command='{SERVICE_COMMAND} restart postgres'\n\
+             service_reload_command='{SERVICE_COMMAND} hup postgres'\n\
              log_file='/var/log/postgresql/repmgr.log'\n\
              ssh_options='-q -o ConnectTimeout=5 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ControlMaster=auto -o ControlPath=/tmp/m1studio-ssh-%C -o ControlPersist=30 -o ServerAliveInterval=2 -o ServerAliveCountMax=2'\n{clone_options}",
             clone_options = if self.options.profile == Profile::Fast {
@@ -581,9 +581,18 @@ impl Context<'_> {
     }
 
     fn files(&self, instance: &Instance) -> Vec<File> {
-        if self.design.failover() == FailoverManager::Patroni {
-            return self.patroni_files(instance);
+        let mut files = if self.design.failover() == FailoverManager::Patroni {
+            self.patroni_files(instance)
+        } else {
+            self.repmgr_files(instance)
+        };
+        if !files.is_empty() {
+            files.push(file(SERVICE_COMMAND, "root", 0o755, SERVICE_SCRIPT.into()));
         }
+        files
+    }
+
+    fn repmgr_files(&self, instance: &Instance) -> Vec<File> {
         let mut files = Vec::new();
         let pgpass = |user: &str| {
             format!(
@@ -1067,12 +1076,12 @@ impl Context<'_> {
                 .iter()
                 .filter(|i| self.runs_postgres(i))
                 .map(|i| {
-                    // One supervisorctl for both: each costs a Python start on a busy node.
+                    // One call for both: each costs a Python start on a busy node.
                     run(
                         &i.name,
                         "start sshd and repmgrd",
                         "root",
-                        &["supervisorctl", "start", "sshd", "repmgrd"],
+                        &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
                     )
                 }),
         );
@@ -1224,6 +1233,67 @@ fn barman_first_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
         ),
     ]
 }
+
+/// The program that starts, stops, restarts or signals supervisord's programs on every node.
+pub const SERVICE_COMMAND: &str = "/usr/local/bin/m1studio-service";
+
+/// `SERVICE_COMMAND`: supervisord's own XML-RPC interface on its socket, from Python's standard
+/// library. It does what `supervisorctl start`, `stop`, `restart` and `signal HUP` do, without
+/// loading supervisorctl, whose start takes about 0.4 s on a busy node.
+const SERVICE_SCRIPT: &str = r#"#!/usr/bin/python3 -S
+# Written by m1studio: starts, stops, restarts or signals supervisord's programs through its
+# socket, as supervisorctl does, in a fraction of supervisorctl's start-up time.
+import http.client
+import socket
+import sys
+import xmlrpc.client
+
+
+class Connection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect("/var/run/supervisor.sock")
+
+
+class Transport(xmlrpc.client.Transport):
+    def make_connection(self, host):
+        return Connection("localhost")
+
+
+def run(supervisor, action, name):
+    if action in ("stop", "restart"):
+        try:
+            supervisor.stopProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+    if action in ("start", "restart"):
+        try:
+            supervisor.startProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise
+    if action == "hup":
+        supervisor.signalProcess(name, "HUP")
+
+
+def main(argv):
+    if len(argv) < 3 or argv[1] not in ("start", "stop", "restart", "hup"):
+        print("usage: m1studio-service start|stop|restart|hup NAME...", file=sys.stderr)
+        return 2
+    proxy = xmlrpc.client.ServerProxy("http://localhost", transport=Transport())
+    for name in argv[2:]:
+        try:
+            run(proxy.supervisor, argv[1], name)
+        except (OSError, xmlrpc.client.Fault) as error:
+            print(f"{name}: {argv[1]} failed: {error}", file=sys.stderr)
+            return 1
+        print(f"{name}: {argv[1]} done")
+    return 0
+
+
+sys.exit(main(sys.argv))
+"#;
 
 /// The path of Barman's server file on the Barman node.
 pub fn barman_server_file(topology: &Topology) -> String {
