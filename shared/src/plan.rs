@@ -557,6 +557,8 @@ impl Context<'_> {
              conninfo = host={source} user=barman dbname=postgres connect_timeout=5\n\
              streaming_conninfo = host={source} user=streaming_barman dbname=postgres connect_timeout=5\n\
              backup_method = postgres\n\
+             ; A backup starts at once rather than after a spread checkpoint.\n\
+             immediate_checkpoint = true\n\
              streaming_archiver = on\n\
              slot_name = barman\n\
              create_slot = auto\n\
