@@ -517,31 +517,30 @@ fn every_profile_keeps_patronis_rules_and_orders_the_failover_times() {
 
 #[test]
 fn containers_start_in_the_order_the_plan_needs_them() {
-    let (invocation, _) = common::parse(
-        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas 3",
-    );
-    let configured = configure(&invocation.draft).0.unwrap();
-    let plan = m1studio_shared::plan::plan(
-        &configured.design,
-        &configured.topology,
-        PlanOptions::default(),
-    )
-    .unwrap();
-    let names: Vec<&str> = configured
-        .topology
-        .instances
-        .iter()
-        .map(|i| i.name.as_str())
-        .collect();
-    let waves = plan.start_order(names.iter().copied());
+    // Each node's name and the waves the plan starts them in, for n cascaded replicas.
+    let waves_for = |n: u32| {
+        let (invocation, _) = common::parse(&format!(
+            "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas {n}"
+        ));
+        let configured = configure(&invocation.draft).0.unwrap();
+        let waves = repmgr(n).start_order(
+            configured
+                .topology
+                .instances
+                .iter()
+                .map(|i| i.name.as_str()),
+        );
+        (configured.topology, waves)
+    };
+    let (topology, waves) = waves_for(3);
+    let names: Vec<&str> = topology.instances.iter().map(|i| i.name.as_str()).collect();
     // The primary alone, then the replica and Barman, then the cascaded replicas.
     assert_eq!(waves.len(), 3, "{waves:?}");
     assert_eq!(waves[0], [names[0]]);
     assert!(waves[1].contains(&names[1].to_string()), "{waves:?}");
-    let barman = configured.topology.of_kind(Kind::Barman).next().unwrap();
+    let barman = topology.of_kind(Kind::Barman).next().unwrap();
     assert!(waves[1].contains(&barman.name), "{waves:?}");
-    let cascades: Vec<String> = configured
-        .topology
+    let cascades: Vec<String> = topology
         .of_kind(Kind::CascadedReplica)
         .map(|i| i.name.clone())
         .collect();
@@ -549,24 +548,8 @@ fn containers_start_in_the_order_the_plan_needs_them() {
     assert_eq!(waves.concat().len(), names.len(), "every node once");
 
     // A witness on the Barman node gets its Postgres beside the primary's.
-    let (invocation, _) = common::parse(
-        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas 2",
-    );
-    let configured = configure(&invocation.draft).0.unwrap();
-    let plan = m1studio_shared::plan::plan(
-        &configured.design,
-        &configured.topology,
-        PlanOptions::default(),
-    )
-    .unwrap();
-    let barman = configured.topology.of_kind(Kind::Barman).next().unwrap();
+    let (topology, waves) = waves_for(2);
+    let barman = topology.of_kind(Kind::Barman).next().unwrap();
     assert!(barman.has(m1studio_shared::Role::Witness));
-    let waves = plan.start_order(
-        configured
-            .topology
-            .instances
-            .iter()
-            .map(|i| i.name.as_str()),
-    );
     assert_eq!(waves[0], ["kestrel".to_string(), barman.name.clone()]);
 }
