@@ -869,10 +869,6 @@ pub async fn build_image(
     Ok(())
 }
 
-/// What the packages leave that a node must not share with every other one, or that a
-/// container without an init system needs otherwise: the SSH host keys go (each container makes
-/// its own), and supervisord's socket is opened to the postgres group, so that repmgr, running as
-/// postgres, can stop and start Postgres in a switchover.
 /// Installs the Postgres server packages from the PostgreSQL project's apt repository into
 /// `rootfs`, with the repository's signing key from Debian's postgresql-common. Services are not
 /// started in the chroot, and no default cluster is created: the plan makes its own.
@@ -929,6 +925,10 @@ async fn install_from_pgdg(rootfs: &std::path::Path, pgdg: &Pgdg) -> Result<()> 
     Ok(())
 }
 
+/// What the packages leave that a node must not share with every other one, or that a
+/// container without an init system needs otherwise: the SSH host keys go (each container makes
+/// its own), and supervisord's socket is opened to the postgres group, so that repmgr, running as
+/// postgres, can stop and start Postgres in a switchover.
 fn prepare_rootfs(rootfs: &std::path::Path) -> Result<()> {
     for entry in std::fs::read_dir(rootfs.join("etc/ssh"))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("ssh_host_") {

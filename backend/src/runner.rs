@@ -1319,9 +1319,9 @@ impl Runner {
                     .iter()
                     .filter(|n| n.postgres == Some(PostgresRole::Standby))
                     .all(|n| {
-                        n.upstream.as_deref().is_some_and(|u| {
-                            u != old || (matches!(drill, Drill::Switchover { .. }) && standby(u))
-                        })
+                        n.upstream
+                            .as_deref()
+                            .is_some_and(|u| u != old || standby(u))
                     })
             });
             let overdue =

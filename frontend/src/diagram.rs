@@ -2,7 +2,7 @@
 //! instance, and arrows for streaming, cascading, backups and routing. The same text is shown on
 //! the page and offered as a download. Pure, and tested natively.
 
-use m1studio_shared::api::{ClusterStatus, PostgresRole};
+use m1studio_shared::api::{ClusterStatus, NodeStatus, PostgresRole};
 use m1studio_shared::{Design, FailoverManager, Instance, Kind, Role, Topology};
 use std::fmt::Write as _;
 
@@ -89,9 +89,8 @@ fn role_text(instance: &Instance) -> &'static str {
 }
 
 /// What the live status says of a node: its CSS state and a short text.
-fn live_text(status: &ClusterStatus, name: &str) -> Option<(&'static str, String)> {
-    let node = status.nodes.iter().find(|n| n.name == name)?;
-    Some(match node.postgres {
+fn live_text(node: &NodeStatus) -> (&'static str, String) {
+    match node.postgres {
         Some(PostgresRole::Primary) => (
             "primary",
             format!("primary · timeline {}", node.timeline.unwrap_or(0)),
@@ -111,11 +110,12 @@ fn live_text(status: &ClusterStatus, name: &str) -> Option<(&'static str, String
         },
         None if node.container == "missing" => ("missing", "no container".into()),
         None => ("exited", format!("container {}", node.container)),
-    })
+    }
 }
 
 fn node(out: &mut String, instance: &Instance, at: Box2, live: Option<&ClusterStatus>) {
-    let state = live.and_then(|status| live_text(status, &instance.name));
+    let status = live.and_then(|status| status.nodes.iter().find(|n| n.name == instance.name));
+    let state = status.map(live_text);
     let down = matches!(state, Some(("down" | "missing" | "exited", _)));
     let _ = write!(
         out,
@@ -144,8 +144,7 @@ fn node(out: &mut String, instance: &Instance, at: Box2, live: Option<&ClusterSt
         );
     }
     if let Some((class, text)) = state {
-        let routes = live
-            .and_then(|status| status.nodes.iter().find(|n| n.name == instance.name))
+        let routes = status
             .and_then(|n| n.service.as_ref())
             .map(|service| service.routes_text())
             .filter(|routes| !routes.is_empty());

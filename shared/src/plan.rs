@@ -980,25 +980,12 @@ impl Context<'_> {
                 // repmgrd needs the node's record in its own copy of the metadata: it comes
                 // from the primary through the upstream. Polled here every 50 ms, where
                 // `--wait-sync` checks once a second.
-                wait(
+                rows_exist(
                     node,
                     "the registration reached the standby",
-                    Readiness::CommandSucceeds {
-                        // Fails (division by zero) until the record is there.
-                        argv: argv(&[
-                            "psql",
-                            "-XAtq",
-                            "-d",
-                            "repmgr",
-                            "-c",
-                            &format!(
-                                "SELECT 1 / count(*) FROM repmgr.nodes WHERE node_id = {}",
-                                instance.node
-                            ),
-                        ]),
-                        user: "postgres".into(),
-                    },
-                    60,
+                    "postgres",
+                    &["-d", "repmgr"],
+                    &format!("repmgr.nodes WHERE node_id = {}", instance.node),
                 ),
             ]
         };
@@ -1173,24 +1160,27 @@ fn barman_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
 /// A WAL switch before that would close a file that receive-wal, starting at the current
 /// position, never receives.
 fn barman_streaming(b: &str, primary: &str) -> Step {
-    wait(
+    rows_exist(
         b,
         &format!("receive-wal streams from {primary}"),
+        "barman",
+        &["-h", primary, "-U", "barman", "-d", "postgres"],
+        "pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'",
+    )
+}
+
+/// Waits on `node`, as `user`, until `psql` with `connection` finds a row in `rows` (a table
+/// and its condition): the query fails, dividing by zero, while there is none.
+fn rows_exist(node: &str, title: &str, user: &str, connection: &[&str], rows: &str) -> Step {
+    let mut command = argv(&["psql", "-XAtq"]);
+    command.extend(argv(connection));
+    command.extend(argv(&["-c", &format!("SELECT 1 / count(*) FROM {rows}")]));
+    wait(
+        node,
+        title,
         Readiness::CommandSucceeds {
-            // Fails (division by zero) until the primary lists the stream.
-            argv: argv(&[
-                "psql",
-                "-XAtq",
-                "-h",
-                primary,
-                "-U",
-                "barman",
-                "-d",
-                "postgres",
-                "-c",
-                "SELECT 1 / count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND state = 'streaming'",
-            ]),
-            user: "barman".into(),
+            argv: command,
+            user: user.into(),
         },
         60,
     )
@@ -1262,19 +1252,19 @@ class Transport(xmlrpc.client.Transport):
         return Connection("localhost")
 
 
+def call(method, name, harmless):
+    try:
+        method(name, True)
+    except xmlrpc.client.Fault as fault:
+        if harmless not in fault.faultString:
+            raise
+
+
 def run(supervisor, action, name):
     if action in ("stop", "restart"):
-        try:
-            supervisor.stopProcess(name, True)
-        except xmlrpc.client.Fault as fault:
-            if "NOT_RUNNING" not in fault.faultString:
-                raise
+        call(supervisor.stopProcess, name, "NOT_RUNNING")
     if action in ("start", "restart"):
-        try:
-            supervisor.startProcess(name, True)
-        except xmlrpc.client.Fault as fault:
-            if "ALREADY_STARTED" not in fault.faultString:
-                raise
+        call(supervisor.startProcess, name, "ALREADY_STARTED")
     if action == "hup":
         supervisor.signalProcess(name, "HUP")
 
