@@ -59,11 +59,20 @@ pub struct DockerExecutor {
     created_with: Arc<Mutex<HashMap<String, Vec<File>>>>,
     /// Each node's container start, from `create` on: a command on a node waits for its own
     /// container only.
-    starting: Arc<Mutex<HashMap<String, Starting>>>,
+    starting: Arc<Mutex<HashMap<String, NodeStart>>>,
 }
 
 /// A container start that any number of commands can wait for.
 type Starting = Shared<BoxFuture<'static, std::result::Result<(), String>>>;
+
+/// A node's start, in two stages: its container runs (a command can run), then its
+/// supervisord answers (a service can start). Commands such as initdb need only the first, so
+/// they run while supervisord is still starting.
+#[derive(Clone)]
+struct NodeStart {
+    container: Starting,
+    supervisor: Starting,
+}
 
 impl DockerExecutor {
     /// The executor for cluster `cluster`.
@@ -76,11 +85,17 @@ impl DockerExecutor {
         }
     }
 
-    /// Waits until node `node`'s container, if `create` is starting it, has started.
-    async fn started(&self, node: &str) -> Result<()> {
+    /// Waits until node `node`'s container, if `create` is starting it, runs, and with
+    /// `supervisor` until its supervisord answers too.
+    async fn started(&self, node: &str, supervisor: bool) -> Result<()> {
         let starting = lock(&self.starting).get(node).cloned();
-        if let Some(starting) = starting {
-            starting.await.map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(start) = starting {
+            let stage = if supervisor {
+                start.supervisor
+            } else {
+                start.container
+            };
+            stage.await.map_err(|e| anyhow::anyhow!(e))?;
         }
         Ok(())
     }
@@ -154,9 +169,9 @@ impl DockerExecutor {
 
     /// Waits until every container `create` started has started.
     pub async fn all_started(&self) -> Result<()> {
-        let starting: Vec<Starting> = lock(&self.starting).values().cloned().collect();
+        let starting: Vec<NodeStart> = lock(&self.starting).values().cloned().collect();
         for start in starting {
-            start.await.map_err(|e| anyhow::anyhow!(e))?;
+            start.supervisor.await.map_err(|e| anyhow::anyhow!(e))?;
         }
         Ok(())
     }
@@ -358,6 +373,7 @@ impl DockerExecutor {
         if !rest.is_empty() {
             waves.push(rest);
         }
+        // A wave starts once the one before has its supervisords up.
         let mut before: Option<Starting> = None;
         for wave in waves {
             let mut this_wave = Vec::new();
@@ -365,20 +381,38 @@ impl DockerExecutor {
                 let executor = self.clone();
                 let previous = before.clone();
                 let name = node.clone();
-                let start: Starting = async move {
+                let container: Starting = async move {
                     if let Some(previous) = previous {
                         previous.await?;
                     }
                     executor
-                        .start_container(&name)
+                        .start_only(&name)
                         .await
                         .map_err(|e| format!("{e:#}"))
                 }
                 .boxed()
                 .shared();
-                tokio::spawn(start.clone());
-                lock(&self.starting).insert(node, start.clone());
-                this_wave.push(start);
+                let executor = self.clone();
+                let name = node.clone();
+                let running = container.clone();
+                let supervisor: Starting = async move {
+                    running.await?;
+                    executor
+                        .wait_for_supervisor(&name, true)
+                        .await
+                        .map_err(|e| format!("{e:#}"))
+                }
+                .boxed()
+                .shared();
+                tokio::spawn(supervisor.clone());
+                lock(&self.starting).insert(
+                    node,
+                    NodeStart {
+                        container,
+                        supervisor: supervisor.clone(),
+                    },
+                );
+                this_wave.push(supervisor);
             }
             before = Some(
                 async move {
@@ -418,20 +452,23 @@ impl DockerExecutor {
             .with_context(|| format!("writing files into {name}"))
     }
 
-    /// Waits until supervisord answers in `node`.
-    async fn wait_for_supervisor(&self, node: &str) -> Result<()> {
+    /// Waits until supervisord answers in `node`; `fresh` when the container has never run
+    /// before.
+    async fn wait_for_supervisor(&self, node: &str, fresh: bool) -> Result<()> {
         // Waits inside the container: one exec, and no Python client started over and over
-        // while supervisord itself starts. The socket appears once supervisord listens; after
+        // while supervisord itself starts. The socket appears once supervisord listens. After
         // a restart the old one is still there, so supervisorctl confirms (it exits with 4
-        // while it cannot connect).
-        let wait = argv(&[
-            "timeout",
-            "20",
-            "sh",
-            "-c",
-            "until [ -S /var/run/supervisor.sock ]; do sleep 0.02; done; \
-             until supervisorctl status >/dev/null 2>&1; [ $? -ne 4 ]; do sleep 0.05; done",
-        ]);
+        // while it cannot connect); a new container has none, and needs no such confirmation
+        // (a Python start each).
+        let socket = "until [ -S /var/run/supervisor.sock ]; do sleep 0.02; done";
+        let script = if fresh {
+            socket.to_string()
+        } else {
+            format!(
+                "{socket}; until supervisorctl status >/dev/null 2>&1; [ $? -ne 4 ]; do sleep 0.05; done"
+            )
+        };
+        let wait = argv(&["timeout", "20", "sh", "-c", &script]);
         let output = self.exec(node, &wait, "root", None).await?;
         if output.code != 0 {
             bail!("supervisord did not start in {node} within 20 s");
@@ -495,12 +532,17 @@ impl DockerExecutor {
     /// Starts node `node`'s stopped container again and waits for its supervisord. Its services
     /// stay stopped until asked for.
     pub async fn start_container(&self, node: &str) -> Result<()> {
+        self.start_only(node).await?;
+        self.wait_for_supervisor(node, false).await
+    }
+
+    /// Starts node `node`'s container, without waiting for anything in it.
+    async fn start_only(&self, node: &str) -> Result<()> {
         let name = container_name(&self.cluster, node);
         self.docker
             .start_container(&name, None)
             .await
-            .with_context(|| format!("starting {name}"))?;
-        self.wait_for_supervisor(node).await
+            .with_context(|| format!("starting {name}"))
     }
 
     /// Kills node `node`'s container (as a power failure would).
@@ -665,7 +707,11 @@ impl Executor for DockerExecutor {
         user: &str,
         stdin: Option<&str>,
     ) -> Result<Output> {
-        self.started(node).await?;
+        // The service programs talk to supervisord; anything else needs only the container.
+        let supervisor = argv
+            .first()
+            .is_some_and(|a| a == SERVICE_COMMAND || a == "supervisorctl");
+        self.started(node, supervisor).await?;
         self.exec(node, argv, user, stdin).await
     }
 

@@ -713,7 +713,7 @@ impl Context<'_> {
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
-                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming) every 5 seconds. The deployment\n# does not wait for it: switch-wal --archive and backup --wait archive by themselves.\nwhile true; do\n    /usr/bin/barman -q cron\n    sleep 5\ndone\n".to_string(),
+                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming) every 15 seconds (Debian's\n# cron.d runs it every minute). Deployments do not wait for it: they archive the first WAL file\n# themselves, and backup --wait archives too.\nwhile true; do\n    /usr/bin/barman -q cron\n    sleep 15\ndone\n".to_string(),
             ),
             file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
@@ -889,6 +889,11 @@ impl Context<'_> {
             statements.push("ALTER ROLE repmgr SET synchronous_commit = local".into());
         }
         statements.extend(self.barman_roles());
+        if self.topology.of_kind(Kind::Barman).next().is_some() {
+            // Barman's slot, reserving WAL from now on: receive-wal starts streaming into it
+            // once barman cron starts it.
+            statements.push("SELECT pg_create_physical_replication_slot('barman', true)".into());
+        }
         statements.push("CREATE DATABASE repmgr OWNER repmgr".into());
         init.push(self.sql(
             &primary,
@@ -1008,12 +1013,6 @@ impl Context<'_> {
             let b = barman.name.as_str();
             title.push_str(&format!("; start Barman on {b}"));
             replica_phase.extend([
-                run(
-                    b,
-                    "create the replication slot",
-                    "barman",
-                    &["barman", "receive-wal", "--create-slot", &primary],
-                ),
                 step(
                     b,
                     "start barman cron",
@@ -1022,8 +1021,8 @@ impl Context<'_> {
                     },
                 ),
                 barman_streaming(b, &primary),
-                barman_switch_wal(b, &primary),
             ]);
+            replica_phase.extend(barman_close_wal(b, &primary, &primary));
             let backup = barman_first_backup(b, &primary, "take the first backup");
             second = if second.is_empty() {
                 format!("Back up {primary} with Barman on {b}")
@@ -1148,10 +1147,10 @@ pub fn plan(
     })
 }
 
-/// Barman's steps on node `b` for server `server` once WAL streams: a WAL switch that it
-/// archives, `barman check` green, and a backup titled `backup_title`.
-fn barman_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
-    let mut steps = vec![barman_switch_wal(b, server)];
+/// Barman's steps on node `b` for server `server`, once WAL streams from `primary`: a closed
+/// WAL file that it archives, `barman check` green, and a backup titled `backup_title`.
+fn barman_backup(b: &str, server: &str, primary: &str, backup_title: &str) -> Vec<Step> {
+    let mut steps = barman_close_wal(b, server, primary);
     steps.extend(barman_first_backup(b, server, backup_title));
     steps
 }
@@ -1186,23 +1185,42 @@ fn rows_exist(node: &str, title: &str, user: &str, connection: &[&str], rows: &s
     )
 }
 
-/// Closes the current WAL file and waits until Barman has archived it (`--archive` archives
-/// by itself, without waiting for `barman cron`).
-fn barman_switch_wal(b: &str, server: &str) -> Step {
-    run(
-        b,
-        "switch to a new WAL file",
-        "barman",
-        &[
+/// Closes the primary's current WAL file and archives it on the Barman node `b`, so that
+/// `barman check` finds an archived file. Barman archives a streamed file only once receive-wal
+/// has opened the next one, and an idle primary writes nothing for up to 15 s after a switch
+/// (`barman switch-wal --archive` waited that long): a transaction is committed after the
+/// switch, so that the next file opens at once. If the archive runs before it has, `barman
+/// cron` archives the file within 15 s.
+fn barman_close_wal(b: &str, server: &str, primary: &str) -> Vec<Step> {
+    vec![
+        run(
+            b,
+            "close the current WAL file",
             "barman",
-            "switch-wal",
-            "--force",
-            "--archive",
-            "--archive-timeout",
-            "60",
-            server,
-        ],
-    )
+            &[
+                "psql",
+                "-XAtq",
+                "-h",
+                primary,
+                "-U",
+                "barman",
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT txid_current()",
+                "-c",
+                "SELECT pg_switch_wal()",
+                "-c",
+                "SELECT txid_current()",
+            ],
+        ),
+        run(
+            b,
+            "archive the closed WAL file",
+            "barman",
+            &["barman", "-q", "archive-wal", server],
+        ),
+    ]
 }
 
 /// `barman check` green, then a backup: once a WAL file is archived.
@@ -1330,7 +1348,7 @@ pub fn retarget_barman(
     // barman cron makes the slot (create_slot = auto) and restarts receive-wal against it, once
     // the receive-wal of the old source has stopped (after a switchover it would go on
     // streaming from the old primary, now a standby).
-    let mut check = barman_backup(b, server, &format!("back up {source}"));
+    let mut check = barman_backup(b, server, source, &format!("back up {source}"));
     if !backup {
         check.pop();
     }

@@ -101,6 +101,62 @@ fn cascaded_replicas_are_cloned_from_node_two_in_one_phase() {
 }
 
 #[test]
+fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write() {
+    // Barman archives a streamed WAL file only once receive-wal has opened the next one: the
+    // plan commits a transaction after the switch, and archives before `barman check`.
+    for plan in [repmgr(1), patroni(1, false)] {
+        let karma: Vec<&m1studio_shared::plan::Step> = plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter(|s| s.node == "karma")
+            .collect();
+        let position = |title: &str| {
+            karma
+                .iter()
+                .position(|s| s.title == title)
+                .unwrap_or_else(|| panic!("karma has no step {title:?}"))
+        };
+        let close = karma[position("close the current WAL file")];
+        let Action::Run { argv, user, .. } = &close.action else {
+            panic!("closing the WAL file is a command: {close:?}");
+        };
+        assert_eq!(user, "barman");
+        let switch = argv.iter().position(|a| a == "SELECT pg_switch_wal()");
+        let commit = argv.iter().rposition(|a| a == "SELECT txid_current()");
+        assert!(
+            matches!((switch, commit), (Some(s), Some(c)) if c > s),
+            "a commit follows the switch: {argv:?}"
+        );
+        assert!(
+            position("receive-wal streams from kestrel") < position("close the current WAL file")
+        );
+        assert!(position("close the current WAL file") < position("archive the closed WAL file"));
+        assert!(position("archive the closed WAL file") < position("barman check is green"));
+        assert!(position("barman check is green") < position("take the first backup"));
+    }
+    // With repmgr the primary's set-up makes Barman's slot; Barman itself no longer does.
+    let plan = repmgr(1);
+    let set_up = plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| s.title == "create the roles and the repmgr database")
+        .expect("the primary's set-up");
+    let Action::Run {
+        stdin: Some(sql), ..
+    } = &set_up.action
+    else {
+        panic!("the set-up is SQL on psql's input: {set_up:?}");
+    };
+    assert!(
+        sql.contains("pg_create_physical_replication_slot('barman', true)"),
+        "{sql}"
+    );
+    assert!(!full_text(&plan).contains("--create-slot"));
+}
+
+#[test]
 fn the_witness_is_set_up_exactly_when_the_rule_says() {
     for (n, witness) in [(0, true), (1, false), (2, true), (5, false)] {
         let plan = repmgr(n);

@@ -392,8 +392,8 @@ impl Context<'_> {
             second.extend([
                 self.start(b, "barman-cron"),
                 super::barman_streaming(b, &primary),
-                super::barman_switch_wal(b, &primary),
             ]);
+            second.extend(super::barman_close_wal(b, &primary, &primary));
             second_title.push_str(&format!("; Barman on {b} streams WAL"));
             third.extend(super::barman_first_backup(
                 b,
