@@ -1001,6 +1001,7 @@ impl Runner {
             _ => Vec::new(),
         };
         let mut switchover = None;
+        let mut witness_follows: Option<(String, String)> = None;
         let fault_text = match drill {
             Drill::KillPrimary { .. } => {
                 executor.kill(old).await?;
@@ -1048,16 +1049,20 @@ impl Runner {
                         argv(&["repmgr", "-f", "/etc/repmgr.conf", "standby", "switchover"]);
                     // The cascaded replicas of M1 stream from the replica: when the replica
                     // hands over, they stay with it (it becomes a standby that they still
-                    // stream from). Otherwise the old primary's standbys follow the new one,
-                    // and a witness always re-reads the metadata from it.
+                    // stream from). Otherwise the old primary's standbys follow the new one.
                     let replica = configured.topology.of_kind(Kind::Replica).next();
-                    let witness = configured
-                        .topology
-                        .instances
-                        .iter()
-                        .any(|i| i.has(m1studio_shared::Role::Witness));
-                    if witness || replica.is_none_or(|r| r.name != *old) {
+                    if replica.is_none_or(|r| r.name != *old) {
                         command.push("--siblings-follow".into());
+                    } else {
+                        // Without --siblings-follow a witness would stay with the old
+                        // primary: it is registered again with the new one, and its repmgrd
+                        // restarted to monitor it.
+                        witness_follows = configured
+                            .topology
+                            .instances
+                            .iter()
+                            .find(|i| i.has(m1studio_shared::Role::Witness))
+                            .map(|w| (w.name.clone(), target.clone()));
                     }
                     (target.clone(), command)
                 };
@@ -1073,7 +1078,16 @@ impl Runner {
                 // The command's own end, not when the watcher next looks.
                 switchover = Some(tokio::spawn(async move {
                     let output = executor.run(&node, &command, "postgres", None).await;
-                    (output, Instant::now())
+                    let at = Instant::now();
+                    let succeeded = output.as_ref().is_ok_and(|o| o.code == 0);
+                    let witness = match witness_follows.filter(|_| succeeded) {
+                        Some((witness, primary)) => {
+                            let outcome = witness_follow(&executor, &witness, &primary).await;
+                            Some((witness, primary, outcome, Instant::now()))
+                        }
+                        None => None,
+                    };
+                    (output, at, witness)
                 }));
                 text
             }
@@ -1109,9 +1123,9 @@ impl Runner {
         let mut settled_at: Option<Instant> = None;
         while fault.elapsed() < Duration::from_secs(150) + isolation.unwrap_or_default() {
             if let Some(finished) = switchover.take_if(|h| h.is_finished()) {
-                let (outcome, at) = match finished.await {
-                    Ok((outcome, at)) => (outcome, at),
-                    Err(e) => (Err(anyhow::anyhow!("{e}")), Instant::now()),
+                let (outcome, at, witness) = match finished.await {
+                    Ok(finished) => finished,
+                    Err(e) => (Err(anyhow::anyhow!("{e}")), Instant::now(), None),
                 };
                 let what = match outcome {
                     Ok(output) if output.code == 0 => "the switchover command finished".to_string(),
@@ -1128,6 +1142,20 @@ impl Runner {
                     what,
                 };
                 self.note(id, &mut report, EventKind::Observed, None, m);
+                if let Some((witness, primary, outcome, at)) = witness {
+                    let what = match outcome {
+                        Ok(()) => format!("the witness {witness} follows {primary}"),
+                        Err(e) => {
+                            format!("the witness {witness} could not follow {primary}: {e:#}")
+                        }
+                    };
+                    let m = Moment {
+                        after_ms: i64::try_from(at.duration_since(fault).as_millis())
+                            .unwrap_or(i64::MAX),
+                        what,
+                    };
+                    self.note(id, &mut report, EventKind::Observed, Some(&witness), m);
+                }
             }
             if !etcd_stopped.is_empty()
                 && let Some(after) = isolation.filter(|a| !reconnected && fault.elapsed() >= *a)
@@ -1848,6 +1876,39 @@ pub async fn cluster_status(
 
 /// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
 /// a primary that is gone.
+/// Registers the repmgr witness `witness` again with the primary `primary` after a switchover
+/// that left it out (`--siblings-follow` would have moved the cascaded replicas too), then
+/// restarts its repmgrd, which otherwise goes on watching the old primary.
+async fn witness_follow(executor: &DockerExecutor, witness: &str, primary: &str) -> Result<()> {
+    let register = argv(&[
+        "repmgr",
+        "-f",
+        "/etc/repmgr.conf",
+        "witness",
+        "register",
+        "-h",
+        primary,
+        "-U",
+        "repmgr",
+        "-d",
+        "repmgr",
+        "--force",
+    ]);
+    let restart = argv(&[m1studio_shared::plan::SERVICE_COMMAND, "restart", "repmgrd"]);
+    for (command, user) in [(register, "postgres"), (restart, "root")] {
+        let output = executor.run(witness, &command, user, None).await?;
+        if output.code != 0 {
+            anyhow::bail!(
+                "`{}` exited with {}: {}",
+                command.join(" "),
+                output.code,
+                crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 3)
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn executor_run(
     executor: &DockerExecutor,
     node: &str,

@@ -43,6 +43,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         );
         let barman = &created["instances"][2];
         assert_eq!(barman["roles"], json!(["barman", "witness"]), "{barman}");
+        let witness = barman["name"].as_str().context("the witness's name")?.to_string();
         wait_for_event(server.addr, &first, Duration::from_secs(300), |e| {
             e["kind"] == "phase"
                 && e["title"]
@@ -251,6 +252,32 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             report["timeline"].to_string().contains("the switchover command finished"),
             "{report}"
         );
+        // The replica handed over without --siblings-follow: the witness is registered again
+        // with the new primary, and both copies of repmgr's metadata say so.
+        assert!(
+            report["timeline"]
+                .to_string()
+                .contains(&format!("the witness {witness} follows kestrel")),
+            "{report}"
+        );
+        for node in ["kestrel", witness.as_str()] {
+            let upstream = executor
+                .run(
+                    node,
+                    &argv(&[
+                        "psql",
+                        "-XAtq",
+                        "-d",
+                        "repmgr",
+                        "-c",
+                        "SELECT u.node_name FROM repmgr.nodes n JOIN repmgr.nodes u ON u.node_id = n.upstream_node_id WHERE n.type = 'witness'",
+                    ]),
+                    "postgres",
+                    None,
+                )
+                .await?;
+            assert_eq!(upstream.stdout.trim(), "kestrel", "the witness's upstream as {node} sees it: {upstream:?}");
+        }
         eprintln!("switchover report: {report}");
         wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
             e["title"]
