@@ -21,6 +21,27 @@ pub fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Runs `body`, a test's work on the cluster of `executor`. Whether it fails with an error or
+/// a panic (a failed `assert!`), the cluster is destroyed before the failure goes on, so that a
+/// failed test leaves no network or container behind to trouble the next one.
+pub async fn destroy_on_failure<T>(
+    executor: &m1studio::docker::DockerExecutor,
+    body: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(body).catch_unwind().await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => {
+            let _ = executor.destroy().await;
+            Err(err)
+        }
+        Err(panic) => {
+            let _ = executor.destroy().await;
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
 /// The local Docker engine; without one, `None` after saying loudly that `what` did not run,
 /// except on CI, where it is an error.
 pub async fn docker_or_skip(what: &str) -> Result<Option<m1studio::docker::Docker>> {

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
 use m1studio_e2e::rest::{call, get, wait_for_event};
-use m1studio_e2e::{Server, docker_or_skip, refuses_writes};
+use m1studio_e2e::{Server, destroy_on_failure, docker_or_skip, refuses_writes};
 use serde_json::json;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
     });
     let executor = DockerExecutor::new(docker.clone(), &cluster);
 
-    let result = async {
+    let result = destroy_on_failure(&executor, async {
         // Start a deployment and crash the server while the replica is being cloned.
         let server = Server::start_with_store(&db)?;
         let (status, created) = call(
@@ -305,11 +305,8 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         )?;
         assert_eq!(status, 200, "{destroyed}");
         anyhow::Ok(())
-    }
+    })
     .await;
-    if result.is_err() {
-        let _ = executor.destroy().await;
-    }
     assert!(
         executor.containers().await?.is_empty(),
         "nothing of the cluster is left"

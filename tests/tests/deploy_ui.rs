@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use fantoccini::Locator;
 use m1studio::docker::DockerExecutor;
 use m1studio_e2e::page::{count, eval, open, wait_for, wait_for_within};
-use m1studio_e2e::{Browser, Server, docker_or_skip, http_get};
+use m1studio_e2e::{Browser, Server, destroy_on_failure, docker_or_skip, http_get};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,7 +23,7 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
     let cluster = format!("ui{}", std::process::id() % 100000);
     let executor = DockerExecutor::new(docker, &cluster);
 
-    let result = async {
+    let result = destroy_on_failure(&executor, async {
         // A design the runner cannot deploy: the page lists why, and nothing is created.
         open(c, &format!("{}#v=1&name={cluster}&pg=16&fm=repmgr&platform=docker", server.url())).await?;
         wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
@@ -96,11 +96,8 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         wait_for_within(c, "document.querySelector('#deployment[data-state=destroyed]') !== null", Duration::from_secs(60)).await?;
         assert!(executor.containers().await?.is_empty(), "nothing of the cluster is left");
         anyhow::Ok(())
-    }
+    })
     .await;
-    if result.is_err() {
-        let _ = executor.destroy().await;
-    }
     browser.close().await;
     result
 }

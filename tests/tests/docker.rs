@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
-use m1studio_e2e::{Server, binary, docker_or_skip, http_get, m1studio};
+use m1studio_e2e::{Server, binary, destroy_on_failure, docker_or_skip, http_get, m1studio};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         String::from_utf8_lossy(&configure.stderr)
     );
     let executor = DockerExecutor::new(docker, &cluster);
-    let result = async {
+    let result = destroy_on_failure(&executor, async {
         let deploy = m1studio(&["deploy", &cluster, "--profile", "fast"], &dir)?;
         let stderr = String::from_utf8_lossy(&deploy.stderr).into_owned();
         assert!(deploy.status.success(), "deploy failed:\n{stderr}");
@@ -145,7 +145,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         eventually(&executor, "quartz", "SELECT sender_host FROM pg_stat_wal_receiver", "kestrel", Duration::from_secs(30)).await?;
         eventually(&executor, "uplift", "SELECT sender_host FROM pg_stat_wal_receiver", "quartz", Duration::from_secs(30)).await?;
         anyhow::Ok(())
-    }
+    })
     .await;
 
     // Destroy removes everything of the cluster, and doing it again is harmless.

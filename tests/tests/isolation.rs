@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
 use m1studio_e2e::rest::{call, get, wait_for_event};
-use m1studio_e2e::{Server, docker_or_skip};
+use m1studio_e2e::{Server, destroy_on_failure, docker_or_skip};
 use serde_json::json;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_ba
     let executor_docker = docker.clone();
     let executor = DockerExecutor::new(docker, &cluster);
     let server = Server::start_with_store(&dir.join("m1studio.db"))?;
-    let result = async {
+    let result = destroy_on_failure(&executor, async {
         let design = json!({
             "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.221.0.0%2F24"),
         });
@@ -103,11 +103,8 @@ async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_ba
         )?;
         anyhow::ensure!(status == 200, "{destroyed}");
         anyhow::Ok(())
-    }
+    })
     .await;
-    if result.is_err() {
-        let _ = executor.destroy().await;
-    }
     assert!(executor.containers().await?.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, ensure};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
 use m1studio_e2e::rest::{call, get, wait_for_event};
-use m1studio_e2e::{Server, docker_or_skip, refuses_writes};
+use m1studio_e2e::{Server, destroy_on_failure, docker_or_skip, refuses_writes};
 use m1studio_shared::plan::PATRONI_CONFIG;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
     let cluster = format!("pat{}", std::process::id() % 100000);
     let executor = DockerExecutor::new(docker, &cluster);
     let server = Server::start_with_store(&dir.join("m1studio.db"))?;
-    let result = async {
+    let result = destroy_on_failure(&executor, async {
         let design = json!({
             "link": format!("v=1&name={cluster}&pg=15&fm=patroni&haproxy=1&platform=docker&net={NETWORK}.0%2F24"),
             "profile": "fast",
@@ -288,11 +288,8 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         )?;
         ensure!(status == 200, "{destroyed}");
         anyhow::Ok(())
-    }
+    })
     .await;
-    if result.is_err() {
-        let _ = executor.destroy().await;
-    }
     assert!(executor.containers().await?.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
     result
