@@ -777,13 +777,15 @@ impl Runner {
             &config,
             "postgres",
         ]);
-        let recovered = executor.run(node, &single, "postgres", Some("")).await?;
-        if recovered.code != 0 {
-            anyhow::bail!(
-                "crash recovery in single-user mode failed: {}",
-                crate::engine::tail(&recovered.stderr, 4)
-            );
-        }
+        run_checked(
+            executor,
+            node,
+            &single,
+            "postgres",
+            Some(""),
+            "crash recovery in single-user mode",
+        )
+        .await?;
         let source = format!("host={primary} user=repmgr dbname=repmgr connect_timeout=2");
         let rejoin = argv(&[
             "repmgr",
@@ -795,13 +797,15 @@ impl Runner {
             &source,
             "--force-rewind",
         ]);
-        let output = executor.run(node, &rejoin, "postgres", None).await?;
-        if output.code != 0 {
-            anyhow::bail!(
-                "repmgr node rejoin failed: {}",
-                crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 6)
-            );
-        }
+        let output = run_checked(
+            executor,
+            node,
+            &rejoin,
+            "postgres",
+            None,
+            "repmgr node rejoin",
+        )
+        .await?;
         let start = argv(&["supervisorctl", "start", "repmgrd", "sshd"]);
         executor.run(node, &start, "root", None).await?;
         Ok(crate::engine::tail(
@@ -1102,10 +1106,11 @@ impl Runner {
             .get(old)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("{old} is not in the design"))?;
-        let moment = |what: String| Moment {
-            after_ms: i64::try_from(fault.elapsed().as_millis()).unwrap_or(i64::MAX),
+        let moment_at = |at: Instant, what: String| Moment {
+            after_ms: i64::try_from(at.duration_since(fault).as_millis()).unwrap_or(i64::MAX),
             what,
         };
+        let moment = |what: String| moment_at(Instant::now(), what);
         report.timeline.push(Moment {
             after_ms: 0,
             what: fault_text.clone(),
@@ -1136,12 +1141,13 @@ impl Runner {
                     ),
                     Err(e) => format!("the switchover command could not run: {e:#}"),
                 };
-                let m = Moment {
-                    after_ms: i64::try_from(at.duration_since(fault).as_millis())
-                        .unwrap_or(i64::MAX),
-                    what,
-                };
-                self.note(id, &mut report, EventKind::Observed, None, m);
+                self.note(
+                    id,
+                    &mut report,
+                    EventKind::Observed,
+                    None,
+                    moment_at(at, what),
+                );
                 if let Some((witness, primary, outcome, at)) = witness {
                     let what = match outcome {
                         Ok(()) => format!("the witness {witness} follows {primary}"),
@@ -1149,11 +1155,7 @@ impl Runner {
                             format!("the witness {witness} could not follow {primary}: {e:#}")
                         }
                     };
-                    let m = Moment {
-                        after_ms: i64::try_from(at.duration_since(fault).as_millis())
-                            .unwrap_or(i64::MAX),
-                        what,
-                    };
+                    let m = moment_at(at, what);
                     self.note(id, &mut report, EventKind::Observed, Some(&witness), m);
                 }
             }
@@ -1258,15 +1260,13 @@ impl Runner {
                     .iter()
                     .any(|m| m.what.starts_with("writes refused"))
             {
-                let after_ms =
-                    i64::try_from(at.duration_since(fault).as_millis()).unwrap_or(i64::MAX);
                 let what = format!("writes refused (row {row})");
                 self.note(
                     id,
                     &mut report,
                     EventKind::Observed,
                     None,
-                    Moment { after_ms, what },
+                    moment_at(at, what),
                 );
             }
             // Recovery ends with the first write after the fault that another node acknowledged
@@ -1874,8 +1874,6 @@ pub async fn cluster_status(
     })
 }
 
-/// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
-/// a primary that is gone.
 /// Registers the repmgr witness `witness` again with the primary `primary` after a switchover
 /// that left it out (`--siblings-follow` would have moved the cascaded replicas too), then
 /// restarts its repmgrd, which otherwise goes on watching the old primary.
@@ -1894,21 +1892,51 @@ async fn witness_follow(executor: &DockerExecutor, witness: &str, primary: &str)
         "repmgr",
         "--force",
     ]);
+    run_checked(
+        executor,
+        witness,
+        &register,
+        "postgres",
+        None,
+        "repmgr witness register",
+    )
+    .await?;
     let restart = argv(&[m1studio_shared::plan::SERVICE_COMMAND, "restart", "repmgrd"]);
-    for (command, user) in [(register, "postgres"), (restart, "root")] {
-        let output = executor.run(witness, &command, user, None).await?;
-        if output.code != 0 {
-            anyhow::bail!(
-                "`{}` exited with {}: {}",
-                command.join(" "),
-                output.code,
-                crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 3)
-            );
-        }
-    }
+    run_checked(
+        executor,
+        witness,
+        &restart,
+        "root",
+        None,
+        "restarting repmgrd",
+    )
+    .await?;
     Ok(())
 }
 
+/// Runs `command` on `node` as `user`; a non-zero exit is an error saying that `what` failed,
+/// with the end of what the command printed.
+async fn run_checked(
+    executor: &DockerExecutor,
+    node: &str,
+    command: &[String],
+    user: &str,
+    stdin: Option<&str>,
+    what: &str,
+) -> Result<crate::engine::Output> {
+    let output = executor.run(node, command, user, stdin).await?;
+    if output.code != 0 {
+        anyhow::bail!(
+            "{what} failed (exit {}): {}",
+            output.code,
+            crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 6)
+        );
+    }
+    Ok(output)
+}
+
+/// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
+/// a primary that is gone.
 async fn executor_run(
     executor: &DockerExecutor,
     node: &str,

@@ -560,7 +560,7 @@ impl Context<'_> {
              ; A backup starts at once rather than after a spread checkpoint.\n\
              immediate_checkpoint = true\n\
              streaming_archiver = on\n\
-             slot_name = barman\n\
+             slot_name = {BARMAN_SLOT}\n\
              create_slot = auto\n\
              path_prefix = {bindir}\n\
              retention_policy = REDUNDANCY 3\n",
@@ -892,7 +892,9 @@ impl Context<'_> {
         if self.topology.of_kind(Kind::Barman).next().is_some() {
             // Barman's slot, reserving WAL from now on: receive-wal starts streaming into it
             // once barman cron starts it.
-            statements.push("SELECT pg_create_physical_replication_slot('barman', true)".into());
+            statements.push(format!(
+                "SELECT pg_create_physical_replication_slot('{BARMAN_SLOT}', true)"
+            ));
         }
         statements.push("CREATE DATABASE repmgr OWNER repmgr".into());
         init.push(self.sql(
@@ -1243,6 +1245,9 @@ fn barman_first_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
         ),
     ]
 }
+
+/// The replication slot Barman streams WAL through, on the primary.
+const BARMAN_SLOT: &str = "barman";
 
 /// The program that starts, stops, restarts or signals supervisord's programs on every node.
 pub const SERVICE_COMMAND: &str = "/usr/local/bin/m1studio-service";

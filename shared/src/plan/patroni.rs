@@ -103,7 +103,7 @@ impl Context<'_> {
              \x20   # Barman's slot is permanent: Patroni keeps it on the leader and on the standbys,\n\
              \x20   # so that it is there on whichever node is promoted.\n\
              \x20   slots:\n\
-             \x20     barman:\n\
+             \x20     {barman_slot}:\n\
              \x20       type: physical\n\
              \x20 initdb:\n\
              \x20 - data-checksums\n\
@@ -161,6 +161,7 @@ impl Context<'_> {
                 ""
             },
             bindir = self.bindir,
+            barman_slot = super::BARMAN_SLOT,
             // A fast-profile (workshop) cluster is made anew, never recovered: skip the final fsync.
             initdb_fast = if fast { "  - no-sync\n" } else { "" },
             basebackup_fast = if fast { "  - no-sync\n" } else { "" },
