@@ -3,9 +3,10 @@
 //! and standard input here and nowhere else; events report every step as it starts and ends.
 
 use anyhow::{Context as _, Result, bail};
-use m1studio_shared::plan::{Action, File, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB};
+use m1studio_shared::plan::{Action, File, Phase, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB};
 use std::collections::BTreeMap;
 use std::time::Instant;
+use tokio::sync::watch;
 
 /// What a command printed, and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -267,6 +268,9 @@ async fn run_step<E: Executor>(
             Ok(())
         }
         Action::Start { service } => executor.start(node, service).await,
+        Action::After { node, title } => {
+            bail!("waiting for \"{title}\" on {node} needs the other lanes of a phase")
+        }
         Action::Wait {
             until,
             timeout_secs,
@@ -288,7 +292,33 @@ async fn run_step<E: Executor>(
     }
 }
 
-/// Runs `plan`, reporting through `events`. Stops at the first failed step.
+/// Waits until the step `title` of `node`, in another lane of `phase` than `lane`, has
+/// finished. A failed step stops the whole phase, so the wait ends either way.
+async fn after(
+    phase: &Phase,
+    lane: &str,
+    mut finished: watch::Receiver<Vec<(String, String)>>,
+    node: &str,
+    title: &str,
+) -> Result<()> {
+    if !phase
+        .steps
+        .iter()
+        .any(|s| s.node == node && s.title == title && s.lane_key() != lane)
+    {
+        bail!(
+            "the plan waits for \"{title}\" on {node}, which is not in another lane of this phase"
+        );
+    }
+    finished
+        .wait_for(|done| done.iter().any(|(n, t)| n == node && t == title))
+        .await
+        .context("the phase ended")?;
+    Ok(())
+}
+
+/// Runs `plan`, reporting through `events`. Stops at the first failed step, leaving the other
+/// lanes of its phase where they are.
 pub async fn run_plan<E: Executor>(
     executor: &E,
     plan: &Plan,
@@ -302,41 +332,70 @@ pub async fn run_plan<E: Executor>(
             of: phases,
             title: phase.title.clone(),
         });
-        let mut nodes: Vec<&str> = Vec::new();
+        let mut lanes: Vec<String> = Vec::new();
         for step in &phase.steps {
-            if !nodes.contains(&step.node.as_str()) {
-                nodes.push(&step.node);
+            let lane = step.lane_key();
+            if !lanes.contains(&lane) {
+                lanes.push(lane);
             }
         }
-        let lanes = nodes.iter().map(|node| async move {
-            for step in phase.steps.iter().filter(|s| s.node == *node) {
+        // The steps of this phase that have finished, for lanes that wait for another's step,
+        // and those under way, to report as stopped if another fails.
+        let (finished, _) = watch::channel(Vec::<(String, String)>::new());
+        let finished = &finished;
+        let under_way = &std::sync::Mutex::new(Vec::<(String, String)>::new());
+        let lanes = lanes.into_iter().map(|lane| async move {
+            for step in phase.steps.iter().filter(|s| s.lane_key() == lane) {
+                let node = step.node.as_str();
+                let this = (step.node.clone(), step.title.clone());
                 events(Event::Started {
                     node: step.node.clone(),
                     title: step.title.clone(),
                 });
+                crate::lock(under_way).push(this.clone());
                 let started = Instant::now();
-                match run_step(executor, plan, secrets, node, &step.action).await {
-                    Ok(()) => events(Event::Finished {
-                        node: step.node.clone(),
-                        title: step.title.clone(),
-                        millis: started.elapsed().as_millis(),
-                    }),
-                    Err(err) => {
-                        let reason = secrets.hide(&format!("{err:#}"));
-                        events(Event::Failed {
+                let result = match &step.action {
+                    Action::After { node, title } => {
+                        after(phase, &lane, finished.subscribe(), node, title).await
+                    }
+                    action => run_step(executor, plan, secrets, node, action).await,
+                };
+                crate::lock(under_way).retain(|s| *s != this);
+                match result {
+                    Ok(()) => {
+                        finished.send_modify(|done| done.push(this));
+                        events(Event::Finished {
                             node: step.node.clone(),
                             title: step.title.clone(),
-                            reason: reason.clone(),
+                            millis: started.elapsed().as_millis(),
                         });
-                        return Err(anyhow::anyhow!("{node}: {}: {reason}", step.title));
                     }
+                    Err(err) => return Err((this, secrets.hide(&format!("{err:#}")))),
                 }
             }
             Ok(())
         });
-        let results = futures_util::future::join_all(lanes).await;
-        if let Some(err) = results.into_iter().find_map(Result::err) {
-            return Err(err).context(format!("phase {} ({}) failed", number + 1, phase.title));
+        // The first failed lane stops the others: a lane waiting for a node that failed would
+        // otherwise wait until its timeout. The steps it stops are reported first, so that the
+        // last failure reported is the one that stopped the deployment.
+        if let Err(((node, title), reason)) = futures_util::future::try_join_all(lanes).await {
+            for (other, other_title) in std::mem::take(&mut *crate::lock(under_way)) {
+                events(Event::Failed {
+                    node: other,
+                    title: other_title,
+                    reason: format!("stopped: {title} failed on {node}"),
+                });
+            }
+            events(Event::Failed {
+                node: node.clone(),
+                title: title.clone(),
+                reason: reason.clone(),
+            });
+            return Err(anyhow::anyhow!("{node}: {title}: {reason}")).context(format!(
+                "phase {} ({}) failed",
+                number + 1,
+                phase.title
+            ));
         }
     }
     Ok(())
@@ -345,15 +404,25 @@ pub async fn run_plan<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use m1studio_shared::plan::{PlanOptions, plan};
+    use m1studio_shared::plan::{PlanOptions, Step, plan};
     use m1studio_shared::{Draft, configure};
     use std::sync::Mutex;
 
-    /// Records what it is asked to do, and answers every check as ready.
+    /// Records what it is asked to do, and answers every check as ready: except a command
+    /// containing `fail_on`, which fails once the other lanes have had their turn, and one
+    /// containing `hang_on`, which never ends.
     #[derive(Default)]
     struct Recording {
         log: Mutex<Vec<String>>,
         fail_on: Option<&'static str>,
+        hang_on: Option<&'static str>,
+    }
+
+    impl Recording {
+        /// Whether no command containing `word` ran.
+        fn never_ran(&self, word: &str) -> bool {
+            self.log.lock().unwrap().iter().all(|l| !l.contains(word))
+        }
     }
 
     impl Executor for Recording {
@@ -385,7 +454,14 @@ mod tests {
                 stdin.map(|s| format!(" <<< {s}")).unwrap_or_default()
             );
             self.log.lock().unwrap().push(line.clone());
+            if self.hang_on.is_some_and(|h| line.contains(h)) {
+                std::future::pending::<()>().await;
+            }
             let code = i64::from(self.fail_on.is_some_and(|f| line.contains(f)));
+            if code != 0 {
+                // Fails after the other lanes have had their turn, as a real command would.
+                tokio::task::yield_now().await;
+            }
             let stdout = if argv.iter().any(|a| a.contains("pg_stat_wal_receiver")) {
                 "streaming"
             } else if argv.iter().any(|a| a.contains("barman_receive_wal")) {
@@ -449,17 +525,23 @@ mod tests {
         let cascade = log
             .find("uplift postgres: repmgr -f /etc/repmgr.conf -h quartz")
             .unwrap();
+        let registered = log
+            .find("quartz postgres: timeout 60 sh -c until \"$@\" >/dev/null 2>&1; do sleep 0.2; done wait psql -XAtq -d repmgr")
+            .unwrap();
         let backup = log
             .find("karma barman: barman backup --wait kestrel")
             .unwrap();
-        assert!(init < clone && clone < cascade && cascade < backup, "{log}");
+        assert!(
+            init < clone && clone < registered && registered < cascade && init < backup,
+            "{log}"
+        );
         let events = events.lock().unwrap();
         assert_eq!(
             events
                 .iter()
                 .filter(|e| matches!(e, Event::Phase { .. }))
                 .count(),
-            4
+            3
         );
         assert!(
             format!("{events:?}").find(&repmgr).is_none(),
@@ -493,6 +575,150 @@ mod tests {
         assert_eq!(command[5..], ["wait", "barman", "check", "kestrel"]);
     }
 
+    /// A plan of one phase with the steps `(node, title, action)`.
+    fn one_phase(steps: Vec<(&str, &str, Action)>) -> Plan {
+        Plan {
+            cluster: "m1".into(),
+            nodes: Vec::new(),
+            phases: vec![Phase {
+                title: "the phase".into(),
+                steps: steps
+                    .into_iter()
+                    .map(|(node, title, action)| Step {
+                        node: node.into(),
+                        title: title.into(),
+                        action,
+                        lane: None,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    fn command(word: &str) -> Action {
+        Action::Run {
+            argv: vec![word.into()],
+            user: "postgres".into(),
+            stdin: None,
+        }
+    }
+
+    /// uplift waits for quartz's step "get ready", then clones; quartz starts.
+    fn follows_quartz() -> Vec<(&'static str, &'static str, Action)> {
+        vec![
+            (
+                "uplift",
+                "quartz is ready",
+                Action::After {
+                    node: "quartz".into(),
+                    title: "get ready".into(),
+                },
+            ),
+            ("uplift", "clone", command("clone")),
+            ("quartz", "start", command("start")),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_lane_that_follows_another_nodes_step_runs_after_it() {
+        // uplift's lane is listed, and so polled, first: it must still wait for quartz.
+        let mut steps = follows_quartz();
+        steps.push(("quartz", "get ready", command("ready")));
+        let plan = one_phase(steps);
+        let executor = Recording::default();
+        let events = Mutex::new(Vec::new());
+        run_plan(&executor, &plan, &Secrets::generate().unwrap(), &|e| {
+            events.lock().unwrap().push(e)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            *executor.log.lock().unwrap(),
+            [
+                "quartz postgres: start",
+                "quartz postgres: ready",
+                "uplift postgres: clone"
+            ]
+        );
+        assert!(events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            Event::Finished { node, title, .. } if node == "uplift" && title == "quartz is ready"
+        )));
+    }
+
+    #[tokio::test]
+    async fn following_a_step_that_is_not_in_the_phase_fails_at_once() {
+        let plan = one_phase(follows_quartz());
+        let executor = Recording::default();
+        let err = run_plan(&executor, &plan, &Secrets::generate().unwrap(), &|_| {})
+            .await
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("uplift: quartz is ready")
+                && message.contains("\"get ready\" on quartz"),
+            "{message}"
+        );
+        assert!(executor.never_ran("clone"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_lane_stops_its_phase_without_waiting_for_the_other_lanes() {
+        // Barman's wait for an archived WAL file never ends here, as a wait does not while
+        // its node is stuck; the replica's failed clone must still stop the plan at once.
+        let executor = Recording {
+            fail_on: Some("quartz postgres: repmgr -f /etc/repmgr.conf -h kestrel"),
+            hang_on: Some("karma barman: timeout 60 sh -c"),
+            ..Recording::default()
+        };
+        let secrets = Secrets::generate().unwrap();
+        let plan = starter_plan();
+        let events = Mutex::new(Vec::new());
+        let record = |e| events.lock().unwrap().push(e);
+        let run = run_plan(&executor, &plan, &secrets, &record);
+        let err = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .expect("the plan stops instead of waiting for the hung lane")
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("phase 3") && message.contains("quartz: clone from kestrel"),
+            "{message}"
+        );
+        let log = executor.log.lock().unwrap();
+        assert!(
+            log.iter().all(|l| !l.contains("uplift postgres: repmgr")),
+            "the cascaded replica, which follows the replica, never clones: {log:?}"
+        );
+        // The stopped steps are reported as such, before the failure that stopped them, so
+        // that the last failure is the cause.
+        let failures: Vec<(String, String, String)> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Failed {
+                    node,
+                    title,
+                    reason,
+                } => Some((node.clone(), title.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect();
+        let (node, title, _) = failures.last().unwrap();
+        assert_eq!(
+            (node.as_str(), title.as_str()),
+            ("quartz", "clone from kestrel")
+        );
+        for stopped in ["a WAL file is archived", "quartz is registered"] {
+            assert!(
+                failures.iter().any(|(_, t, reason)| t == stopped
+                    && reason == "stopped: clone from kestrel failed on quartz"),
+                "{failures:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_failed_step_stops_the_plan_and_hides_passwords_in_the_reason() {
         let executor = Recording {
@@ -513,12 +739,7 @@ mod tests {
             "{message}"
         );
         assert!(
-            executor
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|l| !l.contains("standby clone")),
+            executor.never_ran("standby clone"),
             "nothing after the failure"
         );
         assert!(

@@ -231,6 +231,15 @@ pub enum Action {
         /// The service's name.
         service: String,
     },
+    /// Wait until the step titled `title` of node `node`, in another lane of the same phase,
+    /// has finished: a lane that needs another node ready first begins with it. It costs the
+    /// nodes nothing, where polling from the node would start a client every time.
+    After {
+        /// The other step's node.
+        node: String,
+        /// The other step's title.
+        title: String,
+    },
     /// Wait until something holds, up to `timeout_secs`.
     Wait {
         /// What must hold.
@@ -249,10 +258,25 @@ pub struct Step {
     pub title: String,
     /// How.
     pub action: Action,
+    /// The lane it runs in, beside the node's own, where a node does two things at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+}
+
+impl Step {
+    /// The lane the step runs in: its node's name, or the node's name and its own lane.
+    pub fn lane_key(&self) -> String {
+        match &self.lane {
+            Some(lane) => format!("{} ({lane})", self.node),
+            None => self.node.clone(),
+        }
+    }
 }
 
 /// A phase: steps that may run at the same time. Phases run one after the other; within a
-/// phase, the steps of one node run in order.
+/// phase, the steps of one lane (a node, or one of a node's named lanes) run in order, and
+/// lanes run at the same time. A lane that needs another node to be ready first begins by
+/// waiting for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
     /// What the phase achieves.
@@ -283,21 +307,23 @@ pub struct Plan {
 
 impl Plan {
     /// `nodes` in the order the plan needs them: grouped by the first phase with a step on
-    /// them other than writing their files, earliest first; nodes it never needs come last.
-    /// Containers can start wave by wave, so that the first ones get the machine to
+    /// them other than writing their files, earliest first, and within a phase the nodes whose
+    /// lane begins by waiting for another node's step after the others; nodes it never needs
+    /// come last. Containers can start wave by wave, so that the first ones get the machine to
     /// themselves.
     pub fn start_order<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> Vec<Vec<String>> {
         let first_need = |node: &str| {
-            self.phases.iter().position(|phase| {
-                phase
+            self.phases.iter().enumerate().find_map(|(at, phase)| {
+                let first = phase
                     .steps
                     .iter()
-                    .any(|s| s.node == node && !matches!(s.action, Action::WriteFiles))
+                    .find(|s| s.node == node && !matches!(s.action, Action::WriteFiles))?;
+                Some((at, matches!(first.action, Action::After { .. })))
             })
         };
-        let mut waves: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut waves: Vec<((usize, bool), Vec<String>)> = Vec::new();
         for node in nodes {
-            let at = first_need(node).unwrap_or(usize::MAX);
+            let at = first_need(node).unwrap_or((usize::MAX, true));
             match waves.iter_mut().find(|(w, _)| *w == at) {
                 Some((_, wave)) => wave.push(node.to_string()),
                 None => waves.push((at, vec![node.to_string()])),
@@ -339,12 +365,13 @@ impl Plan {
                         format!("as {user}, may fail: {}", argv.join(" "))
                     }
                     Action::Start { service } => format!("start {service}"),
+                    Action::After { node, title } => format!("after [{node}] {title}"),
                     Action::Wait {
                         until,
                         timeout_secs,
                     } => format!("wait up to {timeout_secs} s for {until:?}"),
                 };
-                let _ = writeln!(out, "   [{}] {}: {how}", step.node, step.title);
+                let _ = writeln!(out, "   [{}] {}: {how}", step.lane_key(), step.title);
             }
         }
         out
@@ -364,7 +391,19 @@ fn step(node: &str, title: &str, action: Action) -> Step {
         node: node.to_string(),
         title: title.to_string(),
         action,
+        lane: None,
     }
+}
+
+/// `steps` in their node's lane named `lane`.
+fn in_lane(lane: &str, steps: Vec<Step>) -> Vec<Step> {
+    steps
+        .into_iter()
+        .map(|s| Step {
+            lane: Some(lane.to_string()),
+            ..s
+        })
+        .collect()
 }
 
 fn run(node: &str, title: &str, user: &str, parts: &[&str]) -> Step {
@@ -933,11 +972,27 @@ impl Context<'_> {
             steps: init,
         });
 
+        // The rest runs at once, lane by lane: each node starts sshd and repmgrd as soon as it
+        // is ready, the cascaded replicas clone as soon as the replica is registered, and
+        // Barman streams and backs up beside them all.
         let clone = |instance: &Instance, upstream: &str, upstream_id: u32| -> Vec<Step> {
             let node = instance.name.as_str();
             let id = upstream_id.to_string();
-            vec![
-                self.directories(node),
+            let mut steps = Vec::new();
+            if upstream != primary {
+                // A clone from a standby starts once the standby's own registration has
+                // reached it: repmgr's clone reads the upstream's record there.
+                steps.push(step(
+                    node,
+                    &format!("{upstream} is registered"),
+                    Action::After {
+                        node: upstream.to_string(),
+                        title: REGISTRATION_REACHED.into(),
+                    },
+                ));
+            }
+            steps.push(self.directories(node));
+            steps.extend([
                 run(
                     node,
                     &format!("clone from {upstream}"),
@@ -985,36 +1040,45 @@ impl Context<'_> {
                     ],
                 ),
                 // repmgrd needs the node's record in its own copy of the metadata: it comes
-                // from the primary through the upstream. Polled here every 50 ms, where
+                // from the primary through the upstream. Polled here every 200 ms, where
                 // `--wait-sync` checks once a second.
                 rows_exist(
                     node,
-                    "the registration reached the standby",
+                    REGISTRATION_REACHED,
                     "postgres",
                     &["-d", "repmgr"],
                     &format!("repmgr.nodes WHERE node_id = {}", instance.node),
                 ),
-            ]
+            ]);
+            steps
         };
-        // Barman needs only the primary: it starts streaming while the replica is cloned, and
-        // takes its first backup while the cascaded replicas are cloned.
-        let barman = self.topology.of_kind(Kind::Barman).next().cloned();
-        let mut replica_phase = clone(self.replica(), &primary, 1);
-        let mut cascade_phase: Vec<Step> = self
-            .topology
-            .of_kind(Kind::CascadedReplica)
-            .flat_map(|i| clone(i, &replica, 2))
-            .collect();
+        // One call for both sshd and repmgrd: each call costs a Python start on a busy node.
+        let services = |node: &str| {
+            run(
+                node,
+                "start sshd and repmgrd",
+                "root",
+                &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
+            )
+        };
+        let mut steps = vec![services(&primary)];
+        steps.extend(clone(self.replica(), &primary, 1));
+        steps.push(services(&replica));
+        let cascades: Vec<&Instance> = self.topology.of_kind(Kind::CascadedReplica).collect();
+        for cascade in &cascades {
+            steps.extend(clone(cascade, &replica, 2));
+            steps.push(services(&cascade.name));
+        }
         let mut title = format!("Clone the replica, {replica}, from the primary");
-        let mut second = if cascade_phase.is_empty() {
-            String::new()
-        } else {
-            format!("Clone the cascaded replicas from {replica}, all at once")
-        };
-        if let Some(barman) = &barman {
+        if !cascades.is_empty() {
+            title.push_str(&format!(
+                ", and the cascaded replicas from {replica} once it is registered, all at once"
+            ));
+        }
+        if let Some(barman) = self.topology.of_kind(Kind::Barman).next() {
             let b = barman.name.as_str();
-            title.push_str(&format!("; start Barman on {b}"));
-            replica_phase.extend([
+            title.push_str(&format!("; start Barman on {b} and back up {primary}"));
+            steps.extend([
                 step(
                     b,
                     "start barman cron",
@@ -1024,66 +1088,38 @@ impl Context<'_> {
                 ),
                 barman_streaming(b, &primary),
             ]);
-            replica_phase.extend(barman_close_wal(b, &primary, &primary));
-            let backup = barman_first_backup(b, &primary, "take the first backup");
-            second = if second.is_empty() {
-                format!("Back up {primary} with Barman on {b}")
-            } else {
-                format!("{second}; back up {primary} with Barman on {b}")
-            };
-            cascade_phase.extend(backup);
-            if witness.is_some() {
-                replica_phase.push(run(
-                    b,
-                    "register the witness",
-                    "postgres",
-                    &[
-                        "repmgr",
-                        "-f",
-                        "/etc/repmgr.conf",
-                        "-h",
-                        &primary,
-                        "-U",
-                        "repmgr",
-                        "-d",
-                        "repmgr",
-                        "witness",
-                        "register",
+            steps.extend(barman_close_wal(b, &primary, &primary));
+            steps.extend(barman_first_backup_beside_check(b, &primary));
+            if let Some(w) = &witness {
+                title.push_str(&format!("; register the witness on {w}"));
+                steps.extend(in_lane(
+                    "witness",
+                    vec![
+                        run(
+                            w,
+                            "register the witness",
+                            "postgres",
+                            &[
+                                "repmgr",
+                                "-f",
+                                "/etc/repmgr.conf",
+                                "-h",
+                                &primary,
+                                "-U",
+                                "repmgr",
+                                "-d",
+                                "repmgr",
+                                "witness",
+                                "register",
+                            ],
+                        ),
+                        services(w),
                     ],
                 ));
-                title.push_str(&format!("; register the witness on {b}"));
             }
         }
-        phases.push(Phase {
-            title,
-            steps: replica_phase,
-        });
-        // repmgrd starts on each node as soon as the node is ready, the cascaded replicas and
-        // the witness last in their lanes.
-        cascade_phase.extend(
-            self.topology
-                .instances
-                .iter()
-                .filter(|i| self.runs_postgres(i))
-                .map(|i| {
-                    // One call for both: each costs a Python start on a busy node.
-                    run(
-                        &i.name,
-                        "start sshd and repmgrd",
-                        "root",
-                        &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
-                    )
-                }),
-        );
-        if second.is_empty() {
-            second = "Start repmgrd".into();
-        } else {
-            second.push_str("; start repmgrd everywhere");
-        }
-        phases.push(Phase {
-            title: second,
-            steps: cascade_phase,
-        });
+        title.push_str("; start repmgrd on each node once it is ready");
+        phases.push(Phase { title, steps });
         phases
     }
 }
@@ -1225,18 +1261,67 @@ fn barman_close_wal(b: &str, server: &str, primary: &str) -> Vec<Step> {
     ]
 }
 
+/// Barman's first backup of `server` on node `b`, once a WAL file is archived, and `barman
+/// check` beside it. `barman backup` runs Barman's checks itself and refuses to start if one
+/// fails (the archived WAL file is one); `barman check` shows them to people.
+fn barman_first_backup_beside_check(b: &str, server: &str) -> Vec<Step> {
+    let mut steps = vec![
+        wal_archived(b, server),
+        run(
+            b,
+            "take the first backup",
+            "barman",
+            &["barman", "backup", "--wait", server],
+        ),
+    ];
+    steps.extend(in_lane(
+        "check",
+        vec![wal_archived(b, server), barman_check(b, server)],
+    ));
+    steps
+}
+
+/// Waits on the Barman node `b` until a WAL file of `server` is in Barman's catalogue:
+/// `xlog.db` in the server's WAL directory, named `SERVER-xlog.db` from Barman 3.13 on. If
+/// `barman archive-wal` ran before receive-wal had opened the next file, barman cron archives
+/// it within 15 s.
+fn wal_archived(b: &str, server: &str) -> Step {
+    let wals = format!("/var/lib/barman/{server}/wals");
+    wait(
+        b,
+        "a WAL file is archived",
+        Readiness::CommandSucceeds {
+            argv: argv(&[
+                "test",
+                "-s",
+                &format!("{wals}/xlog.db"),
+                "-o",
+                "-s",
+                &format!("{wals}/{server}-xlog.db"),
+            ]),
+            user: "barman".into(),
+        },
+        60,
+    )
+}
+
+/// Waits until `barman check` is green for `server`.
+fn barman_check(b: &str, server: &str) -> Step {
+    wait(
+        b,
+        "barman check is green",
+        Readiness::CommandSucceeds {
+            argv: argv(&["barman", "check", server]),
+            user: "barman".into(),
+        },
+        120,
+    )
+}
+
 /// `barman check` green, then a backup: once a WAL file is archived.
 fn barman_first_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
     vec![
-        wait(
-            b,
-            "barman check is green",
-            Readiness::CommandSucceeds {
-                argv: argv(&["barman", "check", server]),
-                user: "barman".into(),
-            },
-            120,
-        ),
+        barman_check(b, server),
         run(
             b,
             backup_title,
@@ -1245,6 +1330,9 @@ fn barman_first_backup(b: &str, server: &str, backup_title: &str) -> Vec<Step> {
         ),
     ]
 }
+
+/// The step after which a repmgr standby's own record is in its copy of the metadata.
+const REGISTRATION_REACHED: &str = "the registration reached the standby";
 
 /// The replication slot Barman streams WAL through, on the primary.
 const BARMAN_SLOT: &str = "barman";

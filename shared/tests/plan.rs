@@ -78,13 +78,13 @@ fn commands_are_argument_vectors_never_a_shell() {
 }
 
 #[test]
-fn cascaded_replicas_are_cloned_from_node_two_in_one_phase() {
+fn cascaded_replicas_are_cloned_from_node_two_at_once_once_it_is_registered() {
     let plan = repmgr(5);
     let phase = plan
         .phases
         .iter()
-        .find(|p| p.title.starts_with("Clone the cascaded replicas"))
-        .expect("a cascade phase");
+        .find(|p| p.title.contains("the cascaded replicas from quartz"))
+        .expect("a phase that clones the cascaded replicas");
     let clones: Vec<&str> = phase
         .steps
         .iter()
@@ -92,11 +92,48 @@ fn cascaded_replicas_are_cloned_from_node_two_in_one_phase() {
         .map(|s| s.node.as_str())
         .collect();
     assert_eq!(clones, ["uplift", "karma", "quarry", "unison", "kingdom"]);
+    // The replica is cloned in the same phase: each cascaded replica's lane first waits until
+    // the replica's registration has reached it.
     assert!(
-        repmgr(0)
-            .phases
+        phase
+            .steps
             .iter()
-            .all(|p| !p.title.starts_with("Clone the cascaded"))
+            .any(|s| s.node == "quartz" && s.title == "clone from kestrel")
+    );
+    for node in clones {
+        let lane: Vec<&m1studio_shared::plan::Step> =
+            phase.steps.iter().filter(|s| s.node == node).collect();
+        let wait = lane
+            .iter()
+            .position(|s| s.title == "quartz is registered")
+            .unwrap_or_else(|| panic!("{node} waits for quartz"));
+        let clone = lane
+            .iter()
+            .position(|s| s.title == "clone from quartz")
+            .unwrap();
+        assert!(wait < clone, "{node}: {lane:?}");
+        assert_eq!(wait, 0, "{node} waits before anything else: {lane:?}");
+        let Action::After { node: other, title } = &lane[wait].action else {
+            panic!("{:?}", lane[wait]);
+        };
+        // The step it waits for is in the replica's lane of the same phase.
+        assert_eq!(other, "quartz");
+        assert!(
+            phase
+                .steps
+                .iter()
+                .any(|s| s.node == "quartz" && &s.title == title && s.lane.is_none()),
+            "{title}"
+        );
+        assert_eq!(lane.last().unwrap().title, "start sshd and repmgrd");
+    }
+    let none = repmgr(0);
+    assert!(none.phases.iter().all(|p| !p.title.contains("cascaded")));
+    assert!(
+        none.phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .all(|s| s.title != "quartz is registered")
     );
 }
 
@@ -132,8 +169,29 @@ fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write()
             position("receive-wal streams from kestrel") < position("close the current WAL file")
         );
         assert!(position("close the current WAL file") < position("archive the closed WAL file"));
-        assert!(position("archive the closed WAL file") < position("barman check is green"));
-        assert!(position("barman check is green") < position("take the first backup"));
+        // The backup waits for the archived file in Barman's own lane, and `barman check`
+        // runs beside it in a lane of its own, once the file is archived too.
+        let lane = |name: Option<&str>| -> Vec<&str> {
+            karma
+                .iter()
+                .filter(|s| s.lane.as_deref() == name)
+                .map(|s| s.title.as_str())
+                .collect()
+        };
+        let main = lane(None);
+        let archive = main
+            .iter()
+            .position(|t| *t == "archive the closed WAL file")
+            .unwrap();
+        assert_eq!(
+            main[archive + 1..],
+            ["a WAL file is archived", "take the first backup"],
+            "{main:?}"
+        );
+        assert_eq!(
+            lane(Some("check")),
+            ["a WAL file is archived", "barman check is green"]
+        );
     }
     // With repmgr the primary's set-up makes Barman's slot; Barman itself no longer does.
     let plan = repmgr(1);
@@ -319,10 +377,17 @@ fn patroni_starts_etcd_and_the_leader_before_any_replica_and_cascades_from_node_
             phase_of(&cascades[0], "start patroni"),
             "the cascaded replicas start together"
         );
+        // In the replica's phase, a cascaded replica's lane begins by waiting for the
+        // replica to stream.
+        let streams = format!("streaming from {leader}");
+        let phase = &plan.phases[phase_of(replica, &streams)];
+        let lane: Vec<&m1studio_shared::plan::Step> =
+            phase.steps.iter().filter(|s| &s.node == cascade).collect();
         assert!(
-            phase_of(cascade, "start patroni")
-                > phase_of(replica, &format!("streaming from {leader}"))
+            matches!(&lane[0].action, Action::After { node, title } if node == replica && *title == streams),
+            "{lane:?}"
         );
+        assert!(lane.iter().any(|s| s.title == "start patroni"));
         let yml = &plan
             .files_of(cascade)
             .iter()
@@ -602,10 +667,53 @@ fn containers_start_in_the_order_the_plan_needs_them() {
         .collect();
     assert_eq!(waves[2], cascades);
     assert_eq!(waves.concat().len(), names.len(), "every node once");
-
+    // The cascaded replicas are cloned in the replica's phase, but first wait for it: they
+    // start after the replica and Barman.
     // A witness on the Barman node gets its Postgres beside the primary's.
     let (topology, waves) = waves_for(2);
     let barman = topology.of_kind(Kind::Barman).next().unwrap();
     assert!(barman.has(m1studio_shared::Role::Witness));
     assert_eq!(waves[0], ["kestrel".to_string(), barman.name.clone()]);
+}
+
+#[test]
+fn every_wait_for_another_lane_names_a_step_of_another_lane_in_its_phase() {
+    let plans = [
+        repmgr(0),
+        repmgr(1),
+        repmgr(2),
+        repmgr(5),
+        patroni(0, false),
+        patroni(1, true),
+        patroni(2, true),
+    ];
+    let mut waits = 0;
+    for plan in &plans {
+        for phase in &plan.phases {
+            for step in &phase.steps {
+                let Action::After { node, title } = &step.action else {
+                    continue;
+                };
+                waits += 1;
+                let target = phase
+                    .steps
+                    .iter()
+                    .find(|s| &s.node == node && &s.title == title)
+                    .unwrap_or_else(|| panic!("{step:?} waits for a step not in its phase"));
+                assert_ne!(target.lane_key(), step.lane_key(), "{step:?}");
+                // The step waited for never waits itself: no lane can wait for a lane that
+                // waits for it.
+                assert!(
+                    phase
+                        .steps
+                        .iter()
+                        .filter(|s| s.lane_key() == target.lane_key())
+                        .all(|s| !matches!(s.action, Action::After { .. })),
+                    "{target:?}"
+                );
+            }
+        }
+    }
+    // Cascaded replicas (1 + 2 + 5 with repmgr, 1 + 2 with Patroni) each wait for the replica.
+    assert_eq!(waits, 11);
 }

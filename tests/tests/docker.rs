@@ -67,8 +67,19 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         let deploy = m1studio(&["deploy", &cluster, "--profile", "fast"], &dir)?;
         let stderr = String::from_utf8_lossy(&deploy.stderr).into_owned();
         assert!(deploy.status.success(), "deploy failed:\n{stderr}");
-        assert!(stderr.contains("[4/4] Clone the cascaded replicas from quartz, all at once; back up kestrel with Barman on karma; start repmgrd everywhere"), "{stderr}");
+        assert!(stderr.contains("[3/3] Clone the replica, quartz, from the primary, and the cascaded replicas from quartz once it is registered, all at once; start Barman on karma and back up kestrel; start repmgrd on each node once it is ready"), "{stderr}");
+        // The cascaded replica clones once the replica's registration has reached it.
+        let at = |line: &str| {
+            stderr
+                .find(line)
+                .unwrap_or_else(|| panic!("no {line:?} in:\n{stderr}"))
+        };
+        assert!(
+            at("quartz: the registration reached the standby") < at("uplift: quartz is registered")
+        );
+        assert!(at("uplift: quartz is registered") < at("uplift: clone from quartz"));
         assert!(stderr.contains("karma: take the first backup"), "{stderr}");
+        assert!(stderr.contains("karma: barman check is green"), "{stderr}");
         let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
         assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.4:5432/postgres?target_session_attrs=read-write"), "{stdout}");
 

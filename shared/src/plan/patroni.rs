@@ -303,8 +303,9 @@ impl Context<'_> {
         )
     }
 
-    /// etcd first (Patroni on the primary waits for it), then the leader, the replica, and the
-    /// cascaded replicas from the replica; Barman streams and backs up beside them.
+    /// etcd first (Patroni on the primary waits for it), then the leader, then the replica, and
+    /// the cascaded replicas from the replica once it streams; Barman streams and backs up
+    /// beside them.
     pub(super) fn patroni_phases(&self) -> Vec<Phase> {
         let primary = self.primary().name.clone();
         let replica = self.replica().name.clone();
@@ -369,24 +370,32 @@ impl Context<'_> {
             self.start(&replica, "patroni"),
             self.streaming_from(&replica, &primary),
         ];
-        let mut third: Vec<Step> = self
-            .topology
-            .of_kind(Kind::CascadedReplica)
-            .flat_map(|i| {
-                [
-                    self.directories(&i.name),
-                    self.data_directory(&i.name),
-                    self.start(&i.name, "patroni"),
-                    self.streaming_from(&i.name, &replica),
-                ]
-            })
-            .collect();
-        let mut second_title = format!("Patroni clones the replica, {replica}, from the primary");
-        let mut third_title = if third.is_empty() {
-            String::new()
-        } else {
-            format!("Patroni clones the cascaded replicas from {replica}, all at once")
-        };
+        // The cascaded replicas clone from the replica (its `clonefrom` tag) once it streams.
+        let replica_streams = format!("streaming from {primary}");
+        let cascades: Vec<&Instance> = self.topology.of_kind(Kind::CascadedReplica).collect();
+        for cascade in &cascades {
+            let node = cascade.name.as_str();
+            second.extend([
+                step(
+                    node,
+                    &format!("{replica} streams"),
+                    Action::After {
+                        node: replica.clone(),
+                        title: replica_streams.clone(),
+                    },
+                ),
+                self.directories(node),
+                self.data_directory(node),
+                self.start(node, "patroni"),
+                self.streaming_from(node, &replica),
+            ]);
+        }
+        let mut title = format!("Patroni clones the replica, {replica}, from the primary");
+        if !cascades.is_empty() {
+            title.push_str(&format!(
+                ", and the cascaded replicas from {replica} once it streams, all at once"
+            ));
+        }
         if let Some(barman) = self.topology.of_kind(Kind::Barman).next() {
             let b = barman.name.as_str();
             // Patroni makes the permanent slot; barman cron starts streaming into it.
@@ -395,17 +404,10 @@ impl Context<'_> {
                 super::barman_streaming(b, &primary),
             ]);
             second.extend(super::barman_close_wal(b, &primary, &primary));
-            second_title.push_str(&format!("; Barman on {b} streams WAL"));
-            third.extend(super::barman_first_backup(
-                b,
-                &primary,
-                "take the first backup",
+            second.extend(super::barman_first_backup_beside_check(b, &primary));
+            title.push_str(&format!(
+                "; Barman on {b} streams WAL and backs up {primary}"
             ));
-            third_title = if third_title.is_empty() {
-                format!("Back up {primary} with Barman on {b}")
-            } else {
-                format!("{third_title}; back up {primary} with Barman on {b}")
-            };
         }
         for proxy in self.topology.of_kind(Kind::Haproxy) {
             second.push(wait(
@@ -419,15 +421,9 @@ impl Context<'_> {
             ));
         }
         phases.push(Phase {
-            title: second_title,
+            title,
             steps: second,
         });
-        if !third.is_empty() {
-            phases.push(Phase {
-                title: third_title,
-                steps: third,
-            });
-        }
         phases
     }
 }
