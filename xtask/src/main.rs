@@ -19,6 +19,8 @@ Commands:
   bench-deploy       deploy times (1 and 8 cascaded replicas) and every drill's recovery on Docker
   bench-deploy kills N MANAGER
                      N kills of a synchronous repmgr or patroni cluster's primary: rows lost
+  bench-deploy deploys N
+                     N deployments each of the default design and of 8 cascaded replicas
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";

@@ -8,6 +8,10 @@
 //! `cargo xtask bench-deploy kills N MANAGER` instead deploys a synchronous design with MANAGER
 //! (repmgr or patroni) and kills its primary N times, bringing the old one back as a standby
 //! each time, and sums the acknowledged rows lost.
+//!
+//! `cargo xtask bench-deploy deploys N` deploys the default design and the one with 8
+//! cascaded replicas N times each, one after the other, and prints each time with the minimum,
+//! median and maximum: one run says little on a machine whose speed drifts.
 
 use anyhow::{Context as _, Result, bail};
 use m1studio::docker::{DockerExecutor, connect};
@@ -42,6 +46,12 @@ async fn main() -> Result<()> {
         let count: u32 = count.parse().context("N must be a whole number")?;
         return repeated_kills(count, manager).await;
     }
+    if let [command, count] = &args[..]
+        && command == "deploys"
+    {
+        let count: u32 = count.parse().context("N must be a whole number")?;
+        return repeated_deploys(count);
+    }
     let docker = connect().await?;
     let dir = std::env::temp_dir().join(format!("m1studio-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -51,25 +61,7 @@ async fn main() -> Result<()> {
         ("bench1", 1, "10.214.0.0/24"),
         ("bench8", 8, "10.215.0.0/24"),
     ] {
-        let n = n.to_string();
-        m1studio(
-            &[
-                "configure",
-                name,
-                "-a",
-                "M1",
-                "--postgresql",
-                "15",
-                "--enable-repmgr",
-                "--platform",
-                "docker",
-                "--network",
-                network,
-                "--num-cascaded-replicas",
-                &n,
-            ],
-            &dir,
-        )?;
+        configure(name, n, network, &dir)?;
         let started = Instant::now();
         m1studio(&["deploy", name, "--profile", "fast"], &dir)?;
         let took = started.elapsed();
@@ -338,6 +330,71 @@ async fn drills(manager: &str, profile: Profile) -> Result<()> {
     .await;
     let _ = runner.destroy(&id).await;
     result
+}
+
+/// Configures the repmgr design `name` with `n` cascaded replicas on `network` in `dir`.
+fn configure(name: &str, n: u32, network: &str, dir: &std::path::Path) -> Result<()> {
+    let n = n.to_string();
+    m1studio(
+        &[
+            "configure",
+            name,
+            "-a",
+            "M1",
+            "--postgresql",
+            "15",
+            "--enable-repmgr",
+            "--platform",
+            "docker",
+            "--network",
+            network,
+            "--num-cascaded-replicas",
+            &n,
+        ],
+        dir,
+    )
+}
+
+/// Deploys the default design and the one with 8 cascaded replicas `count` times each, in
+/// turns, timing `m1studio deploy` as a user would.
+fn repeated_deploys(count: u32) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("m1studio-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let designs = [("bench1", 1, "10.214.0.0/24"), ("bench8", 8, "10.215.0.0/24")];
+    for (name, n, network) in designs {
+        configure(name, n, network, &dir)?;
+    }
+    // Warm up, so that a missing node image is built outside the measurement.
+    m1studio(&["deploy", "bench1", "--profile", "fast"], &dir)?;
+    m1studio(&["destroy", "bench1"], &dir)?;
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=count {
+        for (at, (name, n, _)) in designs.iter().enumerate() {
+            let started = Instant::now();
+            m1studio(&["deploy", name, "--profile", "fast"], &dir)?;
+            let took = started.elapsed().as_secs_f64();
+            m1studio(&["destroy", name], &dir)?;
+            println!("round {round}: deploy with {n} cascaded replica(s): {took:.1} s");
+            times[at].push(took);
+        }
+    }
+    let mut medians = Vec::new();
+    for ((_, n, _), times) in designs.iter().zip(&mut times) {
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        medians.push(median);
+        println!(
+            "deploy with {n} cascaded replica(s), {count} runs: min {:.1} s, median {median:.1} s, max {:.1} s",
+            times[0],
+            times[times.len() - 1],
+        );
+    }
+    println!(
+        "8 cascaded replicas take {:.2} times as long as 1 (medians)",
+        medians[1] / medians[0]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 /// Kills the primary of a synchronous design `count` times, bringing the old one back as a
