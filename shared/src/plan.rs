@@ -1016,14 +1016,17 @@ impl Context<'_> {
                 ),
                 self.start_postgres(node),
                 self.postgres_ready(node),
-                wait(
+                // As the upstream sees it, where `repmgr standby register` looks: a standby
+                // still catching up (the upstream's walsender in state `catchup`, as while
+                // Barman's backup writes WAL) is refused, though its own receiver streams.
+                rows_exist(
                     node,
                     &format!("streaming from {upstream}"),
-                    Readiness::Query {
-                        sql: "SELECT status FROM pg_stat_wal_receiver".into(),
-                        expect: "streaming".into(),
-                    },
-                    60,
+                    "postgres",
+                    &["-h", upstream, "-U", "repmgr", "-d", "repmgr"],
+                    &format!(
+                        "pg_stat_replication WHERE application_name = '{node}' AND state = 'streaming'"
+                    ),
                 ),
                 run(
                     node,

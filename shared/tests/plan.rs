@@ -126,6 +126,25 @@ fn cascaded_replicas_are_cloned_from_node_two_at_once_once_it_is_registered() {
             "{title}"
         );
         assert_eq!(lane.last().unwrap().title, "start sshd and repmgrd");
+        // It registers once quartz itself sees it streaming (not catching up), which is what
+        // `repmgr standby register` checks.
+        let streaming = lane
+            .iter()
+            .position(|s| s.title == "streaming from quartz")
+            .unwrap();
+        let register = lane
+            .iter()
+            .position(|s| s.title == "register the standby with repmgr")
+            .unwrap();
+        assert!(streaming < register);
+        let text = format!("{:?}", lane[streaming].action);
+        assert!(
+            text.contains("\"-h\", \"quartz\"")
+                && text.contains(&format!(
+                    "pg_stat_replication WHERE application_name = '{node}' AND state = 'streaming'"
+                )),
+            "{text}"
+        );
     }
     let none = repmgr(0);
     assert!(none.phases.iter().all(|p| !p.title.contains("cascaded")));

@@ -94,6 +94,31 @@ pub fn m1studio(args: &[&str], dir: &Path) -> Result<std::process::Output> {
         .output()?)
 }
 
+/// Runs `m1studio configure NAME -a M1` in `dir` for a repmgr design on Docker with
+/// PostgreSQL 15 on `network`, followed by `extra` options.
+pub fn configure_repmgr_on_docker(
+    name: &str,
+    network: &str,
+    extra: &[&str],
+    dir: &Path,
+) -> Result<std::process::Output> {
+    let mut args = vec![
+        "configure",
+        name,
+        "-a",
+        "M1",
+        "--postgresql",
+        "15",
+        "--enable-repmgr",
+        "--platform",
+        "docker",
+        "--network",
+        network,
+    ];
+    args.extend_from_slice(extra);
+    m1studio(&args, dir)
+}
+
 /// One plain HTTP GET on loopback: the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     http(addr, "GET", path, None)

@@ -4,7 +4,10 @@
 use anyhow::{Result, bail};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
-use m1studio_e2e::{Server, binary, destroy_on_failure, docker_or_skip, http_get, m1studio};
+use m1studio_e2e::{
+    Server, binary, configure_repmgr_on_docker, destroy_on_failure, docker_or_skip, http_get,
+    m1studio,
+};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -41,22 +44,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
     let dir = std::env::temp_dir().join(format!("m1studio-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cluster = format!("e2e{}", std::process::id() % 100000);
-    let configure = m1studio(
-        &[
-            "configure",
-            &cluster,
-            "-a",
-            "M1",
-            "--postgresql",
-            "15",
-            "--enable-repmgr",
-            "--platform",
-            "docker",
-            "--network",
-            "10.212.0.0/24",
-        ],
-        &dir,
-    )?;
+    let configure = configure_repmgr_on_docker(&cluster, "10.212.0.0/24", &[], &dir)?;
     assert!(
         configure.status.success(),
         "{}",

@@ -335,24 +335,19 @@ async fn drills(manager: &str, profile: Profile) -> Result<()> {
 /// Configures the repmgr design `name` with `n` cascaded replicas on `network` in `dir`.
 fn configure(name: &str, n: u32, network: &str, dir: &std::path::Path) -> Result<()> {
     let n = n.to_string();
-    m1studio(
-        &[
-            "configure",
-            name,
-            "-a",
-            "M1",
-            "--postgresql",
-            "15",
-            "--enable-repmgr",
-            "--platform",
-            "docker",
-            "--network",
-            network,
-            "--num-cascaded-replicas",
-            &n,
-        ],
+    let out = m1studio_e2e::configure_repmgr_on_docker(
+        name,
+        network,
+        &["--num-cascaded-replicas", &n],
         dir,
-    )
+    )?;
+    if !out.status.success() {
+        bail!(
+            "configuring {name} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Deploys the default design and the one with 8 cascaded replicas `count` times each, in
@@ -360,7 +355,10 @@ fn configure(name: &str, n: u32, network: &str, dir: &std::path::Path) -> Result
 fn repeated_deploys(count: u32) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("m1studio-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let designs = [("bench1", 1, "10.214.0.0/24"), ("bench8", 8, "10.215.0.0/24")];
+    let designs = [
+        ("bench1", 1, "10.214.0.0/24"),
+        ("bench8", 8, "10.215.0.0/24"),
+    ];
     for (name, n, network) in designs {
         configure(name, n, network, &dir)?;
     }
