@@ -687,19 +687,7 @@ fn deployment_view(
         .instances
         .iter()
         .map(|i| {
-            let last = events.iter().rev().find(|e| {
-                e.node.as_deref() == Some(i.name.as_str())
-                    && matches!(
-                        e.kind,
-                        EventKind::Started | EventKind::Finished | EventKind::Failed
-                    )
-            });
-            let (step, mark) = match last {
-                Some(e) if e.kind == EventKind::Failed => (e.title.clone(), "failed"),
-                Some(e) if e.kind == EventKind::Started => (e.title.clone(), "working"),
-                Some(e) => (e.title.clone(), "done"),
-                None => ("waiting".to_string(), "waiting"),
-            };
+            let (step, mark) = node_step(events, &i.name);
             html! {
                 <tr data-node={i.name.clone()} class={mark}>
                     <td class="node-name">{ i.name.clone() }</td>
@@ -848,5 +836,89 @@ fn deployment_view(
             <h4>{ "Timeline" }</h4>
             <ol class="timeline" id="timeline">{ timeline }</ol>
         </div>
+    }
+}
+
+/// Node `node`'s row in the progress table: its latest step and a mark (`waiting`, `working`,
+/// `done` or `failed`). A node that does two things at once (Barman backs up while `barman
+/// check` runs) is working while either is under way.
+fn node_step(events: &[DeploymentEvent], node: &str) -> (String, &'static str) {
+    let steps: Vec<&DeploymentEvent> = events
+        .iter()
+        .filter(|e| {
+            e.node.as_deref() == Some(node)
+                && matches!(
+                    e.kind,
+                    EventKind::Started | EventKind::Finished | EventKind::Failed
+                )
+        })
+        .collect();
+    // A step is under way while it has started more often than it has ended: two lanes may
+    // run steps of the same title.
+    let count = |started: bool, title: &str| {
+        steps
+            .iter()
+            .filter(|e| (e.kind == EventKind::Started) == started && e.title == title)
+            .count()
+    };
+    let under_way = steps
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Started && count(true, &e.title) > count(false, &e.title));
+    match (steps.last(), under_way) {
+        (Some(e), _) if e.kind == EventKind::Failed => (e.title.clone(), "failed"),
+        (_, Some(e)) => (e.title.clone(), "working"),
+        (Some(e), None) => (e.title.clone(), "done"),
+        (None, None) => ("waiting".to_string(), "waiting"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind, node: &str, title: &str) -> DeploymentEvent {
+        DeploymentEvent {
+            seq: 0,
+            at_ms: 0,
+            kind,
+            node: Some(node.into()),
+            title: title.into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_node_is_working_while_any_of_its_lanes_is() {
+        use EventKind::{Failed, Finished, Started};
+        let mut events = vec![
+            event(Started, "karma", "a WAL file is archived"),
+            event(Started, "karma", "a WAL file is archived"),
+            event(Finished, "karma", "a WAL file is archived"),
+            event(Started, "karma", "take the first backup"),
+            event(Finished, "karma", "a WAL file is archived"),
+            event(Started, "karma", "barman check is green"),
+            event(Finished, "karma", "barman check is green"),
+        ];
+        // The check finished last, but the backup is still under way.
+        assert_eq!(
+            node_step(&events, "karma"),
+            ("take the first backup".to_string(), "working")
+        );
+        events.push(event(Finished, "karma", "take the first backup"));
+        assert_eq!(
+            node_step(&events, "karma"),
+            ("take the first backup".to_string(), "done")
+        );
+        events.push(event(Started, "karma", "back up kestrel"));
+        events.push(event(Failed, "karma", "back up kestrel"));
+        assert_eq!(
+            node_step(&events, "karma"),
+            ("back up kestrel".to_string(), "failed")
+        );
+        assert_eq!(
+            node_step(&events, "quartz"),
+            ("waiting".to_string(), "waiting")
+        );
     }
 }
