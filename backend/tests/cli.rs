@@ -306,7 +306,17 @@ fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
         "the demo profile"
     );
     assert!(
-        stdout.contains("4. Clone the cascaded replicas from quartz, all at once; back up kestrel with Barman on karma"),
+        stdout.contains("3. Clone the replica, quartz, from the primary, and the cascaded replicas from quartz once it is registered, all at once; start Barman on karma and back up kestrel"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "[uplift] quartz is registered: after [quartz] the registration reached the standby"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[karma (check)] barman check is green"),
         "{stdout}"
     );
     assert!(stdout.contains("${secret:repmgr}"));
