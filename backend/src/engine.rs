@@ -1,6 +1,7 @@
-//! Carries out a deployment plan through an [`Executor`]: phases one after the other, the nodes
-//! of a phase at the same time, each node's steps in order. Secrets are put into files, commands
-//! and standard input here and nowhere else; events report every step as it starts and ends.
+//! Carries out a deployment plan through an [`Executor`]: phases one after the other, the lanes
+//! of a phase at the same time (a lane that follows another lane's step waits for it here),
+//! each lane's steps in order. Secrets are put into files, commands and standard input here and
+//! nowhere else; events report every step as it starts and ends.
 
 use anyhow::{Context as _, Result, bail};
 use m1studio_shared::plan::{Action, File, Phase, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB};
@@ -317,8 +318,8 @@ async fn after(
     Ok(())
 }
 
-/// Runs `plan`, reporting through `events`. Stops at the first failed step, leaving the other
-/// lanes of its phase where they are.
+/// Runs `plan`, reporting through `events`. Stops at the first failed step: the steps under way
+/// in the other lanes of its phase are dropped and reported as stopped, before the failure.
 pub async fn run_plan<E: Executor>(
     executor: &E,
     plan: &Plan,
