@@ -1141,13 +1141,8 @@ impl Runner {
                     ),
                     Err(e) => format!("the switchover command could not run: {e:#}"),
                 };
-                self.note(
-                    id,
-                    &mut report,
-                    EventKind::Observed,
-                    None,
-                    moment_at(at, what),
-                );
+                let m = moment_at(at, what);
+                self.note(id, &mut report, EventKind::Observed, None, m);
                 if let Some((witness, primary, outcome, at)) = witness {
                     let what = match outcome {
                         Ok(()) => format!("the witness {witness} follows {primary}"),
@@ -1260,14 +1255,8 @@ impl Runner {
                     .iter()
                     .any(|m| m.what.starts_with("writes refused"))
             {
-                let what = format!("writes refused (row {row})");
-                self.note(
-                    id,
-                    &mut report,
-                    EventKind::Observed,
-                    None,
-                    moment_at(at, what),
-                );
+                let m = moment_at(at, format!("writes refused (row {row})"));
+                self.note(id, &mut report, EventKind::Observed, None, m);
             }
             // Recovery ends with the first write after the fault that another node acknowledged
             // (the old primary may still take a few while it shuts down). Where no other node

@@ -364,26 +364,24 @@ impl Context<'_> {
             steps: first,
         });
 
+        let replica_streams = self.streaming_from(&replica, &primary);
+        // The cascaded replicas clone from the replica (its `clonefrom` tag) once it streams:
+        // they wait for that very step.
+        let after_replica = Action::After {
+            node: replica.clone(),
+            title: replica_streams.title.clone(),
+        };
         let mut second = vec![
             self.directories(&replica),
             self.data_directory(&replica),
             self.start(&replica, "patroni"),
-            self.streaming_from(&replica, &primary),
+            replica_streams,
         ];
-        // The cascaded replicas clone from the replica (its `clonefrom` tag) once it streams.
-        let replica_streams = format!("streaming from {primary}");
         let cascades: Vec<&Instance> = self.topology.of_kind(Kind::CascadedReplica).collect();
         for cascade in &cascades {
             let node = cascade.name.as_str();
             second.extend([
-                step(
-                    node,
-                    &format!("{replica} streams"),
-                    Action::After {
-                        node: replica.clone(),
-                        title: replica_streams.clone(),
-                    },
-                ),
+                step(node, &format!("{replica} streams"), after_replica.clone()),
                 self.directories(node),
                 self.data_directory(node),
                 self.start(node, "patroni"),
