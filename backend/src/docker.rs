@@ -3,11 +3,11 @@
 //! through archive uploads, services through supervisord. Also builds the node image from
 //! Debian's archive, with no registry. The only module that talks to Docker.
 
+use crate::agent::{Agent, Failure};
 use crate::engine::{Executor, Output, argv};
 use crate::lock;
 use anyhow::{Context as _, Result, bail};
 pub use bollard::Docker;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
     MountType, NetworkCreateRequest, NetworkingConfig,
@@ -17,18 +17,54 @@ use bollard::query_parameters::{
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
+use futures_util::TryStreamExt as _;
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg, SERVICE_COMMAND};
 use m1studio_shared::{Kind, Topology};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt as _;
+use std::sync::{Arc, LazyLock, Mutex};
+use tokio::sync::OnceCell;
 
 /// The label every object of a cluster carries, with the cluster's name.
 pub const CLUSTER_LABEL: &str = "m1studio.cluster";
 const NODE_LABEL: &str = "m1studio.node";
 const ROLE_LABEL: &str = "m1studio.role";
+
+/// A container's agent, once started: the commands of every executor go through the same one.
+type AgentCell = Arc<OnceCell<Arc<Agent>>>;
+
+/// The agent of every container this process has run a command in, by container name.
+static AGENTS: LazyLock<Mutex<HashMap<String, AgentCell>>> = LazyLock::new(Mutex::default);
+
+/// Container `name`'s agent, started if it has none that runs.
+async fn agent_of(docker: &Docker, name: &str) -> Result<Arc<Agent>> {
+    loop {
+        let cell = lock(&AGENTS).entry(name.to_string()).or_default().clone();
+        let agent = cell
+            .get_or_try_init(|| Agent::start(docker, name))
+            .await?
+            .clone();
+        if agent.alive() {
+            return Ok(agent);
+        }
+        forget_agent(name, Some(&agent));
+    }
+}
+
+/// Forgets container `name`'s agent (only if it is still `agent`, when given), so that its next
+/// command starts a new one: its container stopped, or is gone.
+fn forget_agent(name: &str, agent: Option<&Arc<Agent>>) {
+    let mut agents = lock(&AGENTS);
+    let current = agents.get(name).and_then(|cell| cell.get());
+    if agent.is_none_or(|agent| current.is_none_or(|current| Arc::ptr_eq(current, agent)))
+        && let Some(forgotten) = agents.remove(name).and_then(|cell| cell.get().cloned())
+    {
+        forgotten.close();
+    }
+}
+
+/// The `PATH` of Docker's containers when their image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Names of a cluster's Docker objects.
 fn container_name(cluster: &str, node: &str) -> String {
@@ -100,71 +136,48 @@ impl DockerExecutor {
         Ok(())
     }
 
-    /// Runs `argv` in node `node`'s container as `user`, now.
+    /// Runs `argv` in node `node`'s container as `user`, now, through the container's agent;
+    /// `inline` for a Python program that the agent calls itself (`Agent::call`).
     async fn exec(
         &self,
         node: &str,
         argv: &[String],
         user: &str,
         stdin: Option<&str>,
+        inline: bool,
     ) -> Result<Output> {
         let name = container_name(&self.cluster, node);
-        let exec = self
-            .docker
-            .create_exec(
-                &name,
-                CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
-                    user: Some(user.to_string()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    attach_stdin: Some(stdin.is_some()),
-                    working_dir: Some("/".to_string()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| {
-                format!(
-                    "running {} in {name}",
+        // An agent can have stopped with its container since it last ran a command: the
+        // command then goes to a new one.
+        for _ in 0..2 {
+            let agent = agent_of(&self.docker, &name).await?;
+            let answer = if inline {
+                agent.call(argv).await
+            } else {
+                agent.run(argv, user, stdin).await
+            };
+            match answer {
+                Ok(output) => return Ok(output),
+                Err(Failure::NotSent) => forget_agent(&name, Some(&agent)),
+                Err(Failure::Lost) => bail!(
+                    "{name} stopped while `{}` ran in it",
                     argv.first().map(String::as_str).unwrap_or_default()
-                )
-            })?;
-        let mut result = Output::default();
-        if let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = self
-            .docker
-            .start_exec(&exec.id, Some(StartExecOptions::default()))
-            .await?
-        {
-            if let Some(text) = stdin {
-                input
-                    .write_all(text.as_bytes())
-                    .await
-                    .context("writing to the command's input")?;
-                input
-                    .shutdown()
-                    .await
-                    .context("closing the command's input")?;
-            }
-            drop(input);
-            while let Some(chunk) = output.next().await {
-                match chunk? {
-                    bollard::container::LogOutput::StdOut { message } => {
-                        result.stdout.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    bollard::container::LogOutput::StdErr { message } => {
-                        result.stderr.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    _ => {}
-                }
+                ),
             }
         }
-        let inspect = self.docker.inspect_exec(&exec.id).await?;
-        result.code = inspect.exit_code.unwrap_or(-1);
-        Ok(result)
+        bail!("m1studio's agent in {name} stops as soon as it starts: is the container restarting?")
+    }
+
+    /// Forgets the agents of the cluster's containers: they are about to go, or to be new.
+    fn forget_agents(&self) {
+        let prefix = container_name(&self.cluster, "");
+        lock(&AGENTS).retain(|name, cell| {
+            let keep = !name.starts_with(&prefix);
+            if let Some(agent) = cell.get().filter(|_| !keep) {
+                agent.close();
+            }
+            keep
+        });
     }
 
     /// Waits until every container `create` started has started.
@@ -243,7 +256,7 @@ impl DockerExecutor {
         &self,
         topology: &Topology,
         network: &str,
-        image: &str,
+        image: &NodeImage,
         annotations: &[(&str, &str)],
         files: &HashMap<String, Vec<File>>,
         waves: &[Vec<String>],
@@ -254,6 +267,7 @@ impl DockerExecutor {
                 self.cluster
             );
         }
+        self.forget_agents();
         let labels = |extra: &[(&str, &str)]| -> HashMap<String, String> {
             let mut labels = HashMap::from([(CLUSTER_LABEL.to_string(), self.cluster.clone())]);
             labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -281,6 +295,9 @@ impl DockerExecutor {
             .iter()
             .filter_map(|i| i.ip_address.map(|ip| format!("{}:{ip}", i.name)))
             .collect();
+        // Postgres's own programs come first: Debian's wrappers of the same names (`psql`,
+        // `pg_isready`, `repmgr`) are Perl, and cost about 45 ms of CPU more per call.
+        let path = format!("PATH={}:{DEFAULT_PATH}", image.bindir);
         let containers = topology.instances.iter().map(|instance| {
             let name = container_name(&self.cluster, &instance.name);
             let mut mounts = vec![Mount {
@@ -312,7 +329,8 @@ impl DockerExecutor {
             container_labels.extend_from_slice(annotations);
             let body = ContainerCreateBody {
                 hostname: Some(instance.name.clone()),
-                image: Some(image.to_string()),
+                image: Some(image.tag.clone()),
+                env: Some(vec![path.clone()]),
                 labels: Some(labels(&container_labels)),
                 host_config: Some(HostConfig {
                     mounts: Some(mounts),
@@ -469,7 +487,7 @@ impl DockerExecutor {
             )
         };
         let wait = argv(&["timeout", "20", "sh", "-c", &script]);
-        let output = self.exec(node, &wait, "root", None).await?;
+        let output = self.exec(node, &wait, "root", None, false).await?;
         if output.code != 0 {
             bail!("supervisord did not start in {node} within 20 s");
         }
@@ -516,6 +534,7 @@ impl DockerExecutor {
     /// Stops node `node`'s container cleanly (Postgres gets a fast shutdown).
     pub async fn stop(&self, node: &str) -> Result<()> {
         let name = container_name(&self.cluster, node);
+        forget_agent(&name, None);
         self.docker
             .stop_container(
                 &name,
@@ -539,6 +558,7 @@ impl DockerExecutor {
     /// Starts node `node`'s container, without waiting for anything in it.
     async fn start_only(&self, node: &str) -> Result<()> {
         let name = container_name(&self.cluster, node);
+        forget_agent(&name, None);
         self.docker
             .start_container(&name, None)
             .await
@@ -548,6 +568,7 @@ impl DockerExecutor {
     /// Kills node `node`'s container (as a power failure would).
     pub async fn kill(&self, node: &str) -> Result<()> {
         let name = container_name(&self.cluster, node);
+        forget_agent(&name, None);
         self.docker
             .kill_container(
                 &name,
@@ -564,6 +585,7 @@ impl DockerExecutor {
     /// Removes every container, volume and network of the cluster, and nothing else. Doing it
     /// twice is harmless.
     pub async fn destroy(&self) -> Result<usize> {
+        self.forget_agents();
         let filters = self.filters();
         let mut removed = 0;
         let containers = self.list().await?;
@@ -712,7 +734,10 @@ impl Executor for DockerExecutor {
             .first()
             .is_some_and(|a| a == SERVICE_COMMAND || a == "supervisorctl");
         self.started(node, supervisor).await?;
-        self.exec(node, argv, user, stdin).await
+        // The agent calls the service program itself: no Python start for it.
+        let inline =
+            argv.first().is_some_and(|a| a == SERVICE_COMMAND) && user == "root" && stdin.is_none();
+        self.exec(node, argv, user, stdin, inline).await
     }
 
     /// Starts a service that the node's files defined (they were loaded when written).

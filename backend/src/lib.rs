@@ -3,6 +3,7 @@
 //! Every rule comes from `m1studio-shared`; this crate is where IO happens: files, sockets, the
 //! store, and the executors that deploy clusters.
 
+mod agent;
 pub mod cli;
 mod deploy;
 pub mod docker;

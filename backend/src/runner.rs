@@ -393,7 +393,7 @@ impl Runner {
             .create(
                 &configured.topology,
                 &network,
-                &image.tag,
+                image,
                 &[
                     (LINK_LABEL, &link),
                     (DEPLOYMENT_LABEL, id),

@@ -1171,7 +1171,7 @@ pub fn plan(
         design,
         topology,
         options,
-        bindir: format!("/usr/lib/postgresql/{}/bin", design.version()),
+        bindir: bindir(design.version()),
         network,
     };
     Ok(Plan {
@@ -1345,7 +1345,9 @@ pub const SERVICE_COMMAND: &str = "/usr/local/bin/m1studio-service";
 
 /// `SERVICE_COMMAND`: supervisord's own XML-RPC interface on its socket, from Python's standard
 /// library. It does what `supervisorctl start`, `stop`, `restart` and `signal HUP` do, without
-/// loading supervisorctl, whose start takes about 0.4 s on a busy node.
+/// loading supervisorctl, whose start takes about 0.4 s on a busy node. Its `main` takes the
+/// streams it writes to, so that a Python program that has loaded it (the Docker executor's
+/// agent) can call it without a process start.
 const SERVICE_SCRIPT: &str = r#"#!/usr/bin/python3 -S
 # Written by m1studio: starts, stops, restarts or signals supervisord's programs through its
 # socket, as supervisorctl does, in a fraction of supervisorctl's start-up time.
@@ -1383,22 +1385,23 @@ def run(supervisor, action, name):
         supervisor.signalProcess(name, "HUP")
 
 
-def main(argv):
+def main(argv, out=sys.stdout, err=sys.stderr):
     if len(argv) < 3 or argv[1] not in ("start", "stop", "restart", "hup"):
-        print("usage: m1studio-service start|stop|restart|hup NAME...", file=sys.stderr)
+        print("usage: m1studio-service start|stop|restart|hup NAME...", file=err)
         return 2
     proxy = xmlrpc.client.ServerProxy("http://localhost", transport=Transport())
     for name in argv[2:]:
         try:
             run(proxy.supervisor, argv[1], name)
         except (OSError, xmlrpc.client.Fault) as error:
-            print(f"{name}: {argv[1]} failed: {error}", file=sys.stderr)
+            print(f"{name}: {argv[1]} failed: {error}", file=err)
             return 1
-        print(f"{name}: {argv[1]} done")
+        print(f"{name}: {argv[1]} done", file=out)
     return 0
 
 
-sys.exit(main(sys.argv))
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
 "#;
 
 /// The path of Barman's server file on the Barman node.
@@ -1436,7 +1439,7 @@ pub fn retarget_barman(
         design,
         topology,
         options: PlanOptions::default(),
-        bindir: format!("/usr/lib/postgresql/{}/bin", design.version()),
+        bindir: bindir(design.version()),
         network: String::new(),
     };
     let server = topology.instances[0].name.as_str();
@@ -1513,6 +1516,13 @@ pub struct NodeImage {
     pub pgdg: Option<Pgdg>,
     /// The tag, made from the recipe's content: the same recipe always has the same tag.
     pub tag: String,
+    /// Where its Postgres's programs are.
+    pub bindir: String,
+}
+
+/// Where Debian's packages put the programs of Postgres `version`.
+pub fn bindir(version: u32) -> String {
+    format!("/usr/lib/postgresql/{version}/bin")
 }
 
 /// The PostgreSQL project's apt repository, for a version Debian's archive does not carry.
@@ -1614,5 +1624,6 @@ pub fn node_image(design: &Design, pgdg: Option<&str>) -> Result<NodeImage, Diag
         packages,
         pgdg,
         tag: format!("m1studio-node:{suite}-pg{version}{source}-{hex}"),
+        bindir: bindir(version),
     })
 }

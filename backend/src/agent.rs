@@ -1,0 +1,472 @@
+//! The agent: one long-lived process in each node's container that runs the commands of the
+//! plan, and of status and drills, sent to it as JSON lines over one `docker exec`. A command
+//! then costs a process start in the container, where a `docker exec` of its own costs about
+//! 60 ms of CPU in Docker's daemons and runc (measured on a 2-core machine), with many of them
+//! per deployment. The agent is Python's standard library, which every node image has.
+
+use crate::engine::Output;
+use crate::lock;
+use anyhow::{Context as _, Result, bail};
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures_util::{Stream, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::oneshot;
+
+/// The agent's program.
+const PROGRAM: &str = include_str!("agent.py");
+
+/// The command that runs the agent: Python without site packages or user settings.
+const COMMAND: [&str; 6] = ["python3", "-I", "-S", "-u", "-c", PROGRAM];
+
+/// A command for the agent.
+#[derive(Serialize)]
+struct Request<'a> {
+    id: u64,
+    argv: &'a [String],
+    user: &'a str,
+    stdin: Option<&'a str>,
+    /// `argv[0]` is a Python program whose `main(argv, out, err)` the agent calls itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    inline: bool,
+}
+
+/// A command's end, from the agent.
+#[derive(Deserialize)]
+struct Reply {
+    id: u64,
+    code: i64,
+    stdout: String,
+    stderr: String,
+}
+
+/// Hands `reply` to the command waiting for it.
+fn answer(waiting: &Waiting, reply: Reply) {
+    let sender = lock(waiting)
+        .as_mut()
+        .and_then(|waiting| waiting.remove(&reply.id));
+    if let Some(sender) = sender {
+        let _ = sender.send(Output {
+            code: reply.code,
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+        });
+    }
+}
+
+/// Why a command did not come back.
+pub(crate) enum Failure {
+    /// The agent had already stopped: the command never reached it.
+    NotSent,
+    /// The agent stopped while the command ran (its container stopped or was killed).
+    Lost,
+}
+
+/// The commands sent and not yet answered, by id; `None` once the agent has stopped.
+type Waiting = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Output>>>>>;
+
+/// One container's agent.
+pub(crate) struct Agent {
+    /// Its input, until it is closed.
+    input: tokio::sync::Mutex<Option<Pin<Box<dyn AsyncWrite + Send>>>>,
+    waiting: Waiting,
+    next: AtomicU64,
+}
+
+impl Agent {
+    /// Starts the agent in the running container `container`.
+    pub(crate) async fn start(docker: &Docker, container: &str) -> Result<Arc<Agent>> {
+        let exec = docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(COMMAND.map(String::from).to_vec()),
+                    user: Some("root".to_string()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    working_dir: Some("/".to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("starting m1studio's agent in {container}"))?;
+        match docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .with_context(|| format!("starting m1studio's agent in {container}"))?
+        {
+            StartExecResults::Attached { output, input } => {
+                Ok(Agent::over(container, output, input))
+            }
+            StartExecResults::Detached => bail!("m1studio's agent in {container} started detached"),
+        }
+    }
+
+    /// The agent `name` that reads commands from `input` and answers on `output`.
+    fn over<E: std::fmt::Display>(
+        name: &str,
+        mut output: impl Stream<Item = std::result::Result<LogOutput, E>> + Send + Unpin + 'static,
+        input: Pin<Box<dyn AsyncWrite + Send>>,
+    ) -> Arc<Agent> {
+        let waiting: Waiting = Arc::new(Mutex::new(Some(HashMap::new())));
+        let answers = waiting.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let mut pending = Vec::new();
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(LogOutput::StdOut { message }) => {
+                        pending.extend_from_slice(&message);
+                        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=end).collect();
+                            match serde_json::from_slice::<Reply>(&line) {
+                                Ok(reply) => answer(&answers, reply),
+                                Err(e) => {
+                                    tracing::warn!(agent = %name, "an unreadable answer: {e}")
+                                }
+                            }
+                        }
+                    }
+                    Ok(LogOutput::StdErr { message }) => tracing::warn!(
+                        agent = %name,
+                        "{}",
+                        String::from_utf8_lossy(&message).trim_end()
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(agent = %name, "its output broke off: {e}");
+                        break;
+                    }
+                }
+            }
+            // Every command still waiting gets `Failure::Lost`, and later ones `NotSent`.
+            lock(&answers).take();
+        });
+        Arc::new(Agent {
+            input: tokio::sync::Mutex::new(Some(input)),
+            waiting,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// Ends the agent's input: it exits once the commands it runs have ended. Commands sent
+    /// after this are `Failure::NotSent`.
+    pub(crate) fn close(self: &Arc<Self>) {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            if let Some(mut input) = agent.input.lock().await.take() {
+                let _ = input.shutdown().await;
+            }
+        });
+    }
+
+    /// Whether the agent still runs, as far as its output says.
+    pub(crate) fn alive(&self) -> bool {
+        lock(&self.waiting).is_some()
+    }
+
+    /// Runs `argv` as `user`, with `stdin` as its input, and waits for its end.
+    pub(crate) async fn run(
+        &self,
+        argv: &[String],
+        user: &str,
+        stdin: Option<&str>,
+    ) -> std::result::Result<Output, Failure> {
+        self.send(argv, user, stdin, false).await
+    }
+
+    /// Calls the `main(argv, out, err)` of the Python program `argv[0]` inside the agent, as
+    /// root: the program's start is saved. A missing program exits with 127.
+    pub(crate) async fn call(&self, argv: &[String]) -> std::result::Result<Output, Failure> {
+        self.send(argv, "root", None, true).await
+    }
+
+    async fn send(
+        &self,
+        argv: &[String],
+        user: &str,
+        stdin: Option<&str>,
+        inline: bool,
+    ) -> std::result::Result<Output, Failure> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut line = serde_json::to_vec(&Request {
+            id,
+            argv,
+            user,
+            stdin,
+            inline,
+        })
+        .map_err(|_| Failure::NotSent)?;
+        line.push(b'\n');
+        let (sender, answer) = oneshot::channel();
+        match lock(&self.waiting).as_mut() {
+            Some(waiting) => waiting.insert(id, sender),
+            None => return Err(Failure::NotSent),
+        };
+        let sent = match self.input.lock().await.as_mut() {
+            Some(input) => match input.write_all(&line).await {
+                Ok(()) => input.flush().await.is_ok(),
+                Err(_) => false,
+            },
+            None => false,
+        };
+        if !sent {
+            if let Some(waiting) = lock(&self.waiting).as_mut() {
+                waiting.remove(&id);
+            }
+            return Err(Failure::NotSent);
+        }
+        answer.await.map_err(|_| Failure::Lost)
+    }
+}
+
+impl Drop for Agent {
+    /// An agent nobody holds any more is closed, so that its program exits too.
+    fn drop(&mut self) {
+        if let (Some(mut input), Ok(runtime)) = (
+            self.input.get_mut().take(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            runtime.spawn(async move {
+                let _ = input.shutdown().await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::process::{Child, Command};
+    use tokio_util::io::ReaderStream;
+
+    /// The agent's program run by this machine's Python, as a container's would run it.
+    fn local() -> (Arc<Agent>, Child) {
+        let mut child = Command::new(COMMAND[0])
+            .args(&COMMAND[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs the agent (Debian's python3 package)");
+        let output = ReaderStream::new(child.stdout.take().unwrap())
+            .map(|read| read.map(|message| LogOutput::StdOut { message }));
+        let input = Box::pin(child.stdin.take().unwrap());
+        (Agent::over("local", output, input), child)
+    }
+
+    fn words(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    async fn run(agent: &Agent, argv: &[&str], user: &str, stdin: Option<&str>) -> Output {
+        match agent.run(&words(argv), user, stdin).await {
+            Ok(output) => output,
+            Err(Failure::NotSent) => panic!("{argv:?} was not sent"),
+            Err(Failure::Lost) => panic!("{argv:?} was lost"),
+        }
+    }
+
+    fn me() -> String {
+        std::env::var("USER").unwrap_or_else(|_| {
+            String::from_utf8(
+                std::process::Command::new("id")
+                    .arg("-un")
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim()
+            .to_string()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_command_gets_its_input_and_reports_its_output_and_exit_code() {
+        let (agent, _child) = local();
+        let output = run(
+            &agent,
+            &["sh", "-c", "cat; echo 'to stderr' >&2; exit 3"],
+            &me(),
+            Some("hello\nsecond line é\n"),
+        )
+        .await;
+        assert_eq!(output.code, 3);
+        assert_eq!(output.stdout, "hello\nsecond line é\n");
+        assert_eq!(output.stderr, "to stderr\n");
+        // Without input, a command reads nothing rather than waiting.
+        let output = run(&agent, &["cat"], &me(), None).await;
+        assert_eq!((output.code, output.stdout.as_str()), (0, ""));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_or_user_is_an_exit_code_with_a_reason() {
+        let (agent, _child) = local();
+        let output = run(&agent, &["/no/such/program"], &me(), None).await;
+        assert_eq!(output.code, 127);
+        assert!(output.stderr.contains("/no/such/program"), "{output:?}");
+        let output = run(&agent, &["true"], "no-such-user-m1", None).await;
+        assert_eq!(output.code, 126);
+        assert!(output.stderr.contains("no-such-user-m1"), "{output:?}");
+        // A command killed by a signal reports 128 + the signal, as a shell would.
+        let output = run(&agent, &["sh", "-c", "kill -TERM $$"], &me(), None).await;
+        assert_eq!(output.code, 128 + 15);
+    }
+
+    #[tokio::test]
+    async fn a_command_runs_as_its_user_with_that_users_home_and_groups() {
+        let (agent, _child) = local();
+        let output = run(
+            &agent,
+            &[
+                "sh",
+                "-c",
+                "id -un; echo $HOME; getent passwd \"$(id -un)\" | cut -d: -f6",
+            ],
+            &me(),
+            None,
+        )
+        .await;
+        let lines: Vec<&str> = output.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{output:?}");
+        assert_eq!(lines[0], me());
+        assert_eq!(lines[1], lines[2], "HOME is the user's home");
+        if me() == "root" {
+            let output = run(&agent, &["sh", "-c", "id -un; id -gn"], "nobody", None).await;
+            assert_eq!(output.stdout, "nobody\nnogroup\n", "{output:?}");
+        } else {
+            // Only root can run a command as someone else.
+            let output = run(&agent, &["id"], "root", None).await;
+            assert_eq!(output.code, 126, "{output:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn commands_run_at_once() {
+        let (agent, _child) = local();
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("flag");
+        let flag = flag.to_str().unwrap();
+        // The first command ends only once the second has run.
+        let user = me();
+        let wait = [
+            "sh",
+            "-c",
+            "until [ -e \"$1\" ]; do sleep 0.01; done; echo seen",
+            "w",
+            flag,
+        ];
+        let touch = ["touch", flag];
+        let waiting = run(&agent, &wait, &user, None);
+        let touching = run(&agent, &touch, &user, None);
+        let both = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            tokio::join!(waiting, touching)
+        });
+        let (waited, touched) = both
+            .await
+            .expect("the agent ran the commands one after the other");
+        assert_eq!((waited.stdout.as_str(), touched.code), ("seen\n", 0));
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_keeps_the_output_open_does_not_hold_its_command() {
+        let (agent, _child) = local();
+        let output = run(
+            &agent,
+            &["sh", "-c", "sleep 601 & echo started"],
+            &me(),
+            None,
+        )
+        .await;
+        assert_eq!((output.code, output.stdout.as_str()), (0, "started\n"));
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", "^sleep 601$"])
+            .status();
+    }
+
+    #[tokio::test]
+    async fn a_stopped_agent_loses_its_running_commands_and_takes_no_more() {
+        let (agent, mut child) = local();
+        let running = tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.run(&words(&["sleep", "600"]), &me(), None).await }
+        });
+        // The command is in the agent once the agent has answered one sent after it.
+        assert_eq!(run(&agent, &["true"], &me(), None).await.code, 0);
+        child.kill().await.unwrap();
+        assert!(matches!(running.await.unwrap(), Err(Failure::Lost)));
+        while agent.alive() {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            agent.run(&words(&["true"]), &me(), None).await,
+            Err(Failure::NotSent)
+        ));
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", "^sleep 600$"])
+            .status();
+    }
+
+    #[tokio::test]
+    async fn a_closed_agent_finishes_what_it_runs_and_then_exits() {
+        let (agent, mut child) = local();
+        let running = tokio::spawn({
+            let agent = agent.clone();
+            async move {
+                agent
+                    .run(&words(&["sh", "-c", "sleep 0.3; echo done"]), &me(), None)
+                    .await
+            }
+        });
+        assert_eq!(run(&agent, &["true"], &me(), None).await.code, 0);
+        agent.close();
+        let finished = running.await.unwrap();
+        assert!(matches!(&finished, Ok(output) if output.stdout == "done\n"));
+        assert!(child.wait().await.unwrap().success());
+    }
+
+    #[tokio::test]
+    async fn an_inline_program_is_called_inside_the_agent_and_reloaded_when_it_changes() {
+        let (agent, _child) = local();
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("program");
+        let write = |text: &str| std::fs::write(&program, text).unwrap();
+        write(
+            "import os\ndef main(argv, out, err):\n    print(os.getpid(), *argv[1:], file=out)\n    print('note', file=err)\n    return 4\n",
+        );
+        let argv = words(&[program.to_str().unwrap(), "a", "b"]);
+        let Ok(first) = agent.call(&argv).await else {
+            panic!("the call was not answered")
+        };
+        assert_eq!((first.code, first.stderr.as_str()), (4, "note\n"));
+        let pid = first.stdout.split_whitespace().next().unwrap().to_string();
+        assert_eq!(first.stdout, format!("{pid} a b\n"));
+        // The agent's own process ran it: no process was started for it.
+        let Ok(second) = agent.call(&argv).await else {
+            panic!("the call was not answered")
+        };
+        assert_eq!(second.stdout, first.stdout);
+        // A program changed on disk is loaded again.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(
+            "def main(argv, out, err):\n    print('new', file=out)\n    raise RuntimeError('broken')\n",
+        );
+        let Ok(changed) = agent.call(&argv).await else {
+            panic!("the call was not answered")
+        };
+        assert_eq!((changed.code, changed.stdout.as_str()), (1, "new\n"));
+        assert!(changed.stderr.contains("broken"), "{changed:?}");
+        let Ok(missing) = agent.call(&words(&["/no/such/program"])).await else {
+            panic!("the call was not answered")
+        };
+        assert_eq!(missing.code, 127);
+    }
+}
