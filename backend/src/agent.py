@@ -31,7 +31,6 @@ def collect(stream, chunks):
 
 
 def inline(request):
-    answer = {"id": request["id"], "code": 126, "stdout": "", "stderr": ""}
     path = request["argv"][0]
     try:
         with loading:
@@ -39,32 +38,25 @@ def inline(request):
             loaded = programs.get(path)
             if loaded is None or loaded[0] != changed:
                 loaded = programs[path] = (changed, runpy.run_path(path, run_name="program"))
-        main = loaded[1]["main"]
     except FileNotFoundError:
-        answer["code"] = 127
-        answer["stderr"] = "%s: not found" % path
-        return reply(answer)
-    except Exception as error:
-        answer["stderr"] = "%s cannot be loaded: %r" % (path, error)
-        return reply(answer)
+        return 127, "", "%s: not found" % path
+    main = loaded[1]["main"]
     out, err = io.StringIO(), io.StringIO()
     try:
         code = main(request["argv"], out, err)
-        answer["code"] = code if isinstance(code, int) else 0
     except Exception as error:
-        answer["code"] = 1
+        code = 1
         err.write("%s failed: %r\n" % (path, error))
-    answer["stdout"], answer["stderr"] = out.getvalue(), err.getvalue()
-    reply(answer)
+    return (code if isinstance(code, int) else 0), out.getvalue(), err.getvalue()
 
 
 def run(request):
-    if request.get("inline"):
-        return inline(request)
-    answer = {"id": request["id"], "code": 126, "stdout": "", "stderr": ""}
     argv, stdin = request["argv"], request.get("stdin")
     try:
         user = pwd.getpwnam(request["user"])
+    except KeyError:
+        return 126, "", "no user named %s in this container" % request["user"]
+    try:
         child = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
@@ -76,13 +68,9 @@ def run(request):
             group=user.pw_gid,
             extra_groups=os.getgrouplist(user.pw_name, user.pw_gid),
         )
-    except KeyError:
-        answer["stderr"] = "no user named %s in this container" % request["user"]
-        return reply(answer)
     except OSError as error:
-        answer["code"] = 127 if isinstance(error, FileNotFoundError) else 126
-        answer["stderr"] = "%s: %s" % (argv[0] if argv else "", error.strerror)
-        return reply(answer)
+        code = 127 if isinstance(error, FileNotFoundError) else 126
+        return code, "", "%s: %s" % (argv[0], error.strerror)
     out, err = [], []
     readers = [
         threading.Thread(target=collect, args=(child.stdout, out), daemon=True),
@@ -100,16 +88,25 @@ def run(request):
     # A daemon the command started may keep its output open: what came so far is the output.
     for reader in readers:
         reader.join(2)
-    answer["code"] = code if code >= 0 else 128 - code
-    answer["stdout"] = b"".join(out).decode(errors="replace")
-    answer["stderr"] = b"".join(err).decode(errors="replace")
-    reply(answer)
+    stdout = b"".join(out).decode(errors="replace")
+    stderr = b"".join(err).decode(errors="replace")
+    return (code if code >= 0 else 128 - code), stdout, stderr
+
+
+def answer(request):
+    # Every request is answered, whatever happens: its sender waits for it.
+    try:
+        code, stdout, stderr = (inline if request.get("inline") else run)(request)
+    except Exception as error:
+        code, stdout, stderr = 126, "", "m1studio's agent could not run it: %r" % error
+    reply({"id": request["id"], "code": code, "stdout": stdout, "stderr": stderr})
 
 
 for line in sys.stdin.buffer:
     try:
         request = json.loads(line)
-    except ValueError as error:
+        request["id"]
+    except (ValueError, TypeError, KeyError) as error:
         print("unreadable request: %s" % error, file=sys.stderr, flush=True)
         continue
-    threading.Thread(target=run, args=(request,)).start()
+    threading.Thread(target=answer, args=(request,)).start()

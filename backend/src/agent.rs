@@ -128,9 +128,13 @@ impl Agent {
                             let line: Vec<u8> = pending.drain(..=end).collect();
                             match serde_json::from_slice::<Reply>(&line) {
                                 Ok(reply) => answer(&answers, reply),
-                                Err(e) => {
-                                    tracing::warn!(agent = %name, "an unreadable answer: {e}")
-                                }
+                                // Only where, never what: an answer carries a command's output.
+                                Err(e) => tracing::warn!(
+                                    agent = %name,
+                                    "an unreadable answer ({:?} at column {})",
+                                    e.classify(),
+                                    e.column()
+                                ),
                             }
                         }
                     }
@@ -316,6 +320,9 @@ mod tests {
         let output = run(&agent, &["true"], "no-such-user-m1", None).await;
         assert_eq!(output.code, 126);
         assert!(output.stderr.contains("no-such-user-m1"), "{output:?}");
+        // Whatever goes wrong, a command is answered: no argument vector at all.
+        let output = run(&agent, &[], &me(), None).await;
+        assert_eq!(output.code, 126, "{output:?}");
         // A command killed by a signal reports 128 + the signal, as a shell would.
         let output = run(&agent, &["sh", "-c", "kill -TERM $$"], &me(), None).await;
         assert_eq!(output.code, 128 + 15);
