@@ -168,18 +168,6 @@ impl DockerExecutor {
         bail!("m1studio's agent in {name} stops as soon as it starts: is the container restarting?")
     }
 
-    /// Forgets the agents of the cluster's containers: they are about to go, or to be new.
-    fn forget_agents(&self) {
-        let prefix = container_name(&self.cluster, "");
-        lock(&AGENTS).retain(|name, cell| {
-            let keep = !name.starts_with(&prefix);
-            if let Some(agent) = cell.get().filter(|_| !keep) {
-                agent.close();
-            }
-            keep
-        });
-    }
-
     /// Waits until every container `create` started has started.
     pub async fn all_started(&self) -> Result<()> {
         let starting: Vec<NodeStart> = lock(&self.starting).values().cloned().collect();
@@ -267,7 +255,10 @@ impl DockerExecutor {
                 self.cluster
             );
         }
-        self.forget_agents();
+        // Agents of containers of the same names, gone since: the new ones get new agents.
+        for instance in &topology.instances {
+            forget_agent(&container_name(&self.cluster, &instance.name), None);
+        }
         let labels = |extra: &[(&str, &str)]| -> HashMap<String, String> {
             let mut labels = HashMap::from([(CLUSTER_LABEL.to_string(), self.cluster.clone())]);
             labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -585,11 +576,13 @@ impl DockerExecutor {
     /// Removes every container, volume and network of the cluster, and nothing else. Doing it
     /// twice is harmless.
     pub async fn destroy(&self) -> Result<usize> {
-        self.forget_agents();
         let filters = self.filters();
         let mut removed = 0;
         let containers = self.list().await?;
         for c in containers {
+            for name in c.names.iter().flatten() {
+                forget_agent(name.trim_start_matches('/'), None);
+            }
             if let Some(id) = c.id {
                 self.docker
                     .remove_container(
