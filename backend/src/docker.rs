@@ -1,7 +1,8 @@
 //! The Docker executor: one network and one container per instance (labelled with the cluster,
-//! node and role, with volumes for Postgres's and Barman's data), commands through exec, files
-//! through archive uploads, services through supervisord. Also builds the node image from
-//! Debian's archive, with no registry. The only module that talks to Docker.
+//! node and role, with volumes for Postgres's and Barman's data), commands through each
+//! container's agent (`crate::agent`), files through archive uploads, services through
+//! supervisord. Also builds the node image from Debian's archive, with no registry. With the
+//! agent's start, the only code that talks to Docker.
 
 use crate::agent::{Agent, Failure};
 use crate::engine::{Executor, Output, argv};
@@ -38,7 +39,8 @@ static AGENTS: LazyLock<Mutex<HashMap<String, AgentCell>>> = LazyLock::new(Mutex
 
 /// Container `name`'s agent, started if it has none that runs.
 async fn agent_of(docker: &Docker, name: &str) -> Result<Arc<Agent>> {
-    loop {
+    // A known agent may have stopped with its container: then one new one.
+    for _ in 0..2 {
         let cell = lock(&AGENTS).entry(name.to_string()).or_default().clone();
         let agent = cell
             .get_or_try_init(|| Agent::start(docker, name))
@@ -49,6 +51,7 @@ async fn agent_of(docker: &Docker, name: &str) -> Result<Arc<Agent>> {
         }
         forget_agent(name, Some(&agent));
     }
+    bail!("m1studio's agent in {name} stops as soon as it starts: does the image have python3?")
 }
 
 /// Forgets container `name`'s agent (only if it is still `agent`, when given), so that its next
