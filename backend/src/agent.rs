@@ -2,7 +2,8 @@
 //! plan, and of status and drills, sent to it as JSON lines over one `docker exec`. A command
 //! then costs a process start in the container, where a `docker exec` of its own costs about
 //! 60 ms of CPU in Docker's daemons and runc (measured on a 2-core machine), with many of them
-//! per deployment. The agent is Python's standard library, which every node image has.
+//! per deployment. The agent is a Python program using only the standard library: every node
+//! image has Python, for supervisord and Barman.
 
 use crate::engine::Output;
 use crate::lock;
