@@ -249,6 +249,7 @@ impl Drop for Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::argv;
     use tokio::process::{Child, Command};
     use tokio_util::io::ReaderStream;
 
@@ -267,16 +268,42 @@ mod tests {
         (Agent::over("local", output, input), child)
     }
 
-    fn words(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| w.to_string()).collect()
-    }
-
-    async fn run(agent: &Agent, argv: &[&str], user: &str, stdin: Option<&str>) -> Output {
-        match agent.run(&words(argv), user, stdin).await {
+    /// The answer to `sent`, a command of `argv`.
+    fn answered(sent: std::result::Result<Output, Failure>, argv: &[&str]) -> Output {
+        match sent {
             Ok(output) => output,
             Err(Failure::NotSent) => panic!("{argv:?} was not sent"),
             Err(Failure::Lost) => panic!("{argv:?} was lost"),
         }
+    }
+
+    async fn run(agent: &Agent, words: &[&str], user: &str, stdin: Option<&str>) -> Output {
+        answered(agent.run(&argv(words), user, stdin).await, words)
+    }
+
+    async fn call(agent: &Agent, words: &[&str]) -> Output {
+        answered(agent.call(&argv(words)).await, words)
+    }
+
+    /// Sends `words` to `agent` from a task of its own, and returns once the agent has it: it
+    /// has then answered a command sent after it.
+    async fn running(
+        agent: &Arc<Agent>,
+        words: &[&str],
+    ) -> tokio::task::JoinHandle<std::result::Result<Output, Failure>> {
+        let task = tokio::spawn({
+            let (agent, argv) = (agent.clone(), argv(words));
+            async move { agent.run(&argv, &me(), None).await }
+        });
+        assert_eq!(run(agent, &["true"], &me(), None).await.code, 0);
+        task
+    }
+
+    /// Ends the `sleep SECONDS` a test left behind.
+    fn end_sleeps(seconds: u32) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &format!("^sleep {seconds}$")])
+            .status();
     }
 
     fn me() -> String {
@@ -395,46 +422,29 @@ mod tests {
         )
         .await;
         assert_eq!((output.code, output.stdout.as_str()), (0, "started\n"));
-        let _ = std::process::Command::new("pkill")
-            .args(["-f", "^sleep 601$"])
-            .status();
+        end_sleeps(601);
     }
 
     #[tokio::test]
     async fn a_stopped_agent_loses_its_running_commands_and_takes_no_more() {
         let (agent, mut child) = local();
-        let running = tokio::spawn({
-            let agent = agent.clone();
-            async move { agent.run(&words(&["sleep", "600"]), &me(), None).await }
-        });
-        // The command is in the agent once the agent has answered one sent after it.
-        assert_eq!(run(&agent, &["true"], &me(), None).await.code, 0);
+        let running = running(&agent, &["sleep", "600"]).await;
         child.kill().await.unwrap();
         assert!(matches!(running.await.unwrap(), Err(Failure::Lost)));
         while agent.alive() {
             tokio::task::yield_now().await;
         }
         assert!(matches!(
-            agent.run(&words(&["true"]), &me(), None).await,
+            agent.run(&argv(&["true"]), &me(), None).await,
             Err(Failure::NotSent)
         ));
-        let _ = std::process::Command::new("pkill")
-            .args(["-f", "^sleep 600$"])
-            .status();
+        end_sleeps(600);
     }
 
     #[tokio::test]
     async fn a_closed_agent_finishes_what_it_runs_and_then_exits() {
         let (agent, mut child) = local();
-        let running = tokio::spawn({
-            let agent = agent.clone();
-            async move {
-                agent
-                    .run(&words(&["sh", "-c", "sleep 0.3; echo done"]), &me(), None)
-                    .await
-            }
-        });
-        assert_eq!(run(&agent, &["true"], &me(), None).await.code, 0);
+        let running = running(&agent, &["sh", "-c", "sleep 0.3; echo done"]).await;
         agent.close();
         let finished = running.await.unwrap();
         assert!(matches!(&finished, Ok(output) if output.stdout == "done\n"));
@@ -450,31 +460,23 @@ mod tests {
         write(
             "import os\ndef main(argv, out, err):\n    print(os.getpid(), *argv[1:], file=out)\n    print('note', file=err)\n    return 4\n",
         );
-        let argv = words(&[program.to_str().unwrap(), "a", "b"]);
-        let Ok(first) = agent.call(&argv).await else {
-            panic!("the call was not answered")
-        };
+        let words = [program.to_str().unwrap(), "a", "b"];
+        let first = call(&agent, &words).await;
         assert_eq!((first.code, first.stderr.as_str()), (4, "note\n"));
         let pid = first.stdout.split_whitespace().next().unwrap().to_string();
         assert_eq!(first.stdout, format!("{pid} a b\n"));
         // The agent's own process ran it: no process was started for it.
-        let Ok(second) = agent.call(&argv).await else {
-            panic!("the call was not answered")
-        };
+        let second = call(&agent, &words).await;
         assert_eq!(second.stdout, first.stdout);
         // A program changed on disk is loaded again.
         std::thread::sleep(std::time::Duration::from_millis(20));
         write(
             "def main(argv, out, err):\n    print('new', file=out)\n    raise RuntimeError('broken')\n",
         );
-        let Ok(changed) = agent.call(&argv).await else {
-            panic!("the call was not answered")
-        };
+        let changed = call(&agent, &words).await;
         assert_eq!((changed.code, changed.stdout.as_str()), (1, "new\n"));
         assert!(changed.stderr.contains("broken"), "{changed:?}");
-        let Ok(missing) = agent.call(&words(&["/no/such/program"])).await else {
-            panic!("the call was not answered")
-        };
+        let missing = call(&agent, &["/no/such/program"]).await;
         assert_eq!(missing.code, 127);
     }
 }

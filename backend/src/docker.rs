@@ -467,7 +467,7 @@ impl DockerExecutor {
     /// Waits until supervisord answers in `node`; `fresh` when the container has never run
     /// before.
     async fn wait_for_supervisor(&self, node: &str, fresh: bool) -> Result<()> {
-        // Waits inside the container: one exec, and no Python client started over and over
+        // Waits inside the container: one command, and no Python client started over and over
         // while supervisord itself starts. The socket appears once supervisord listens. After
         // a restart the old one is still there, so supervisorctl confirms (it exits with 4
         // while it cannot connect); a new container has none, and needs no such confirmation

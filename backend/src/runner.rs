@@ -766,7 +766,7 @@ impl Runner {
         node: &str,
         primary: &str,
     ) -> Result<String> {
-        let bin = format!("/usr/lib/postgresql/{}/bin", configured.design.version());
+        let bin = m1studio_shared::plan::bindir(configured.design.version());
         let config = format!("config_file={CONFIG_DIR}/postgresql.conf");
         let single = argv(&[
             &format!("{bin}/postgres"),
@@ -1185,8 +1185,8 @@ impl Runner {
                         let stop = argv(&["supervisorctl", "stop", "repmgrd"]);
                         executor.run(old, &stop, "root", None).await?;
                         let pg_ctl = format!(
-                            "/usr/lib/postgresql/{}/bin/pg_ctl",
-                            configured.design.version()
+                            "{}/pg_ctl",
+                            m1studio_shared::plan::bindir(configured.design.version())
                         );
                         let immediate = argv(&[&pg_ctl, "-D", PGDATA, "stop", "-m", "immediate"]);
                         let output = executor.run(old, &immediate, "postgres", None).await?;
