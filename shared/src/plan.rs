@@ -459,6 +459,15 @@ impl Context<'_> {
         instance.roles.iter().any(|r| r.is_postgres()) || instance.has(Role::Witness)
     }
 
+    /// `recovery_init_sync_method` where it is not Postgres's default: `syncfs` on the fast
+    /// profile, from Postgres 14 on. A standby's first start from its copy, like a start after
+    /// a crash, first flushes the whole data directory; one `syncfs()` of its file system is
+    /// faster than opening and flushing its 1,300 files one by one, and also flushes whatever
+    /// else on that file system is unwritten, which only a machine of throwaway clusters wants.
+    fn sync_method(&self) -> Option<&'static str> {
+        (self.options.profile == Profile::Fast && self.design.version() >= 14).then_some("syncfs")
+    }
+
     fn postgresql_conf(&self, instance: &Instance) -> String {
         format!(
             "# Written by m1studio for {name} (node {node}) of cluster {cluster}.\n\
@@ -478,8 +487,16 @@ impl Context<'_> {
              full_page_writes = on\n\
              shared_preload_libraries = 'repmgr'\n\
              cluster_name = '{cluster}-{name}'\n\
-             log_line_prefix = '%m [%p] %q%u@%d '\n{synchronous}",
+             log_line_prefix = '%m [%p] %q%u@%d '\n{sync_method}{synchronous}",
             name = instance.name,
+            sync_method = match self.sync_method() {
+                Some(method) => format!(
+                    "# A fast-profile (workshop) cluster: a start from a fresh copy or after a crash flushes\n\
+                     # the data directory's file system at once rather than each of its files.\n\
+                     recovery_init_sync_method = {method}\n"
+                ),
+                None => String::new(),
+            },
             node = instance.node,
             cluster = self.design.cluster_name(),
             // Every Postgres node carries it, for whenever it is the primary (pg_rewind copies
@@ -621,6 +638,24 @@ impl Context<'_> {
             .to_string()
     }
 
+    /// Streams WAL at once when started: `barman receive-wal` for the server, once. barman
+    /// cron starts it too, but only after three other Barman processes of its own, and restarts
+    /// it within 15 s whenever it stops (its primary stopped, or Barman was pointed at another).
+    fn barman_receive_wal_service(&self) -> String {
+        format!(
+            "[program:barman-receive-wal]\n\
+             command=/usr/bin/barman -q receive-wal {server}\n\
+             user=barman\n\
+             environment=HOME=\"/var/lib/barman\"\n\
+             autostart=false\n\
+             autorestart=false\n\
+             startsecs=0\n\
+             redirect_stderr=true\n\
+             stdout_logfile=/var/log/barman/receive-wal.log\n",
+            server = self.topology.instances[0].name
+        )
+    }
+
     fn files(&self, instance: &Instance) -> Vec<File> {
         let mut files = if self.design.failover() == FailoverManager::Patroni {
             self.patroni_files(instance)
@@ -752,13 +787,19 @@ impl Context<'_> {
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
-                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming) every 15 seconds (Debian's\n# cron.d runs it every minute). Deployments do not wait for it: they archive the first WAL file\n# themselves, and backup --wait archives too.\nwhile true; do\n    /usr/bin/barman -q cron\n    sleep 15\ndone\n".to_string(),
+                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming) every 15 seconds (Debian's\n# cron.d runs it every minute). Deployments do not wait for it: they start receive-wal and archive\n# the first WAL file themselves, and backup --wait archives too.\nwhile true; do\n    /usr/bin/barman -q cron\n    sleep 15\ndone\n".to_string(),
             ),
             file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
                 "root",
                 0o644,
                 self.barman_cron_service(),
+            ),
+            file(
+                "/etc/supervisor/conf.d/barman-receive-wal.conf",
+                "root",
+                0o644,
+                self.barman_receive_wal_service(),
             ),
         ]
     }
@@ -1081,18 +1122,7 @@ impl Context<'_> {
         if let Some(barman) = self.topology.of_kind(Kind::Barman).next() {
             let b = barman.name.as_str();
             title.push_str(&format!("; start Barman on {b} and back up {primary}"));
-            steps.extend([
-                step(
-                    b,
-                    "start barman cron",
-                    Action::Start {
-                        service: "barman-cron".into(),
-                    },
-                ),
-                barman_streaming(b, &primary),
-            ]);
-            steps.extend(barman_close_wal(b, &primary, &primary));
-            steps.extend(barman_first_backup_beside_check(b, &primary));
+            steps.extend(barman_stream_and_back_up(b, &primary));
             if let Some(w) = &witness {
                 title.push_str(&format!("; register the witness on {w}"));
                 steps.extend(in_lane(
@@ -1262,6 +1292,27 @@ fn barman_close_wal(b: &str, server: &str, primary: &str) -> Vec<Step> {
             &["barman", "-q", "archive-wal", server],
         ),
     ]
+}
+
+/// Barman on node `b`, at a cluster's start: WAL streams from `primary` (receive-wal started
+/// on its own, at once), a closed WAL file is archived, the first backup is taken with `barman
+/// check` beside it, then barman cron keeps it all going. cron's first run would start three
+/// Barman processes of its own while the backup runs.
+fn barman_stream_and_back_up(b: &str, primary: &str) -> Vec<Step> {
+    let start = |service: &str| {
+        step(
+            b,
+            &format!("start {service}"),
+            Action::Start {
+                service: service.into(),
+            },
+        )
+    };
+    let mut steps = vec![start("barman-receive-wal"), barman_streaming(b, primary)];
+    steps.extend(barman_close_wal(b, primary, primary));
+    steps.extend(barman_first_backup_beside_check(b, primary));
+    steps.push(start("barman-cron"));
+    steps
 }
 
 /// Barman's first backup of `server` on node `b`, once a WAL file is archived, and `barman

@@ -204,9 +204,19 @@ fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write()
             .unwrap();
         assert_eq!(
             main[archive + 1..],
-            ["a WAL file is archived", "take the first backup"],
+            [
+                "a WAL file is archived",
+                "take the first backup",
+                "start barman-cron"
+            ],
             "{main:?}"
         );
+        // receive-wal starts on its own, not from barman cron's first run.
+        let streams = main
+            .iter()
+            .position(|t| *t == "receive-wal streams from kestrel")
+            .unwrap();
+        assert_eq!(main[streams - 1], "start barman-receive-wal", "{main:?}");
         assert_eq!(
             lane(Some("check")),
             ["a WAL file is archived", "barman check is green"]
@@ -290,6 +300,53 @@ fn the_demo_profile_fails_over_within_ten_seconds() {
         conf.contains("reconnect_attempts=1\nreconnect_interval=1\n"),
         "{conf}"
     );
+}
+
+#[test]
+fn only_fast_clusters_flush_a_copy_with_one_syncfs() {
+    // A standby's first start from its copy flushes the data directory: the fast profile does
+    // it with one syncfs() (Postgres 14 on), the others file by file, Postgres's default.
+    let setting = |manager: &str, version: u32, profile: Profile| {
+        let plan = plan_for(
+            &format!(
+                "m1 -a M1 --postgresql {version} --failover-manager {manager} --platform docker"
+            ),
+            PlanOptions {
+                profile,
+                edb_token: false,
+            },
+        )
+        .unwrap();
+        let path = if manager == "patroni" {
+            PATRONI_CONFIG
+        } else {
+            "/etc/m1studio/postgresql.conf"
+        };
+        let content = &plan
+            .files_of("quartz")
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("quartz has {path}"))
+            .content;
+        content
+            .lines()
+            .find(|l| l.contains("recovery_init_sync_method"))
+            .map(|l| l.trim().to_string())
+    };
+    assert_eq!(
+        setting("repmgr", 15, Profile::Fast).as_deref(),
+        Some("recovery_init_sync_method = syncfs")
+    );
+    assert_eq!(
+        setting("patroni", 17, Profile::Fast).as_deref(),
+        Some("recovery_init_sync_method: syncfs")
+    );
+    for profile in [Profile::Normal, Profile::Safe] {
+        assert_eq!(setting("repmgr", 15, profile), None, "{profile:?}");
+        assert_eq!(setting("patroni", 15, profile), None, "{profile:?}");
+    }
+    // Postgres 13 has no such setting, and would refuse to start with it.
+    assert_eq!(setting("repmgr", 13, Profile::Fast), None);
 }
 
 #[test]

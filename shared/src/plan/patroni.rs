@@ -135,7 +135,7 @@ impl Context<'_> {
              \x20   password_encryption: scram-sha-256\n\
              \x20   shared_buffers: 128MB\n\
              \x20   cluster_name: {cluster}-{name}\n\
-             \x20   log_line_prefix: '%m [%p] %q%u@%d '\n\
+             \x20   log_line_prefix: '%m [%p] %q%u@%d '\n{sync_method}\
              \x20 pg_hba:\n\
              \x20 - local all all peer\n\
              \x20 - host replication replicator {net} scram-sha-256\n\
@@ -165,6 +165,10 @@ impl Context<'_> {
             // A fast-profile (workshop) cluster is made anew, never recovered: skip the final fsync.
             initdb_fast = if fast { "  - no-sync\n" } else { "" },
             basebackup_fast = if fast { "  - no-sync\n" } else { "" },
+            sync_method = match self.sync_method() {
+                Some(method) => format!("    recovery_init_sync_method: {method}\n"),
+                None => String::new(),
+            },
             // As with repmgr, only the first replica may be promoted: the cascaded replicas are
             // in the other location.
             nofailover = instance.kind == Kind::CascadedReplica,
@@ -396,13 +400,8 @@ impl Context<'_> {
         }
         if let Some(barman) = self.topology.of_kind(Kind::Barman).next() {
             let b = barman.name.as_str();
-            // Patroni makes the permanent slot; barman cron starts streaming into it.
-            second.extend([
-                self.start(b, "barman-cron"),
-                super::barman_streaming(b, &primary),
-            ]);
-            second.extend(super::barman_close_wal(b, &primary, &primary));
-            second.extend(super::barman_first_backup_beside_check(b, &primary));
+            // Patroni makes the permanent slot; receive-wal streams into it.
+            second.extend(super::barman_stream_and_back_up(b, &primary));
             title.push_str(&format!(
                 "; Barman on {b} streams WAL and backs up {primary}"
             ));
