@@ -625,35 +625,25 @@ impl Context<'_> {
         )
     }
 
+    /// barman cron, every 15 s, restarted by supervisord if it ever stops.
     fn barman_cron_service(&self) -> String {
-        "[program:barman-cron]\n\
-         command=/usr/local/bin/m1studio-barman-cron\n\
-         user=barman\n\
-         environment=HOME=\"/var/lib/barman\"\n\
-         autostart=false\n\
-         autorestart=true\n\
-         startsecs=0\n\
-         redirect_stderr=true\n\
-         stdout_logfile=/var/log/barman/cron.log\n"
-            .to_string()
+        barman_program(
+            "barman-cron",
+            "/usr/local/bin/m1studio-barman-cron",
+            true,
+            "cron",
+        )
     }
 
     /// Streams WAL at once when started: `barman receive-wal` for the server, once. barman
     /// cron starts it too, but only after three other Barman processes of its own, and restarts
     /// it within 15 s whenever it stops (its primary stopped, or Barman was pointed at another).
     fn barman_receive_wal_service(&self) -> String {
-        format!(
-            "[program:barman-receive-wal]\n\
-             command=/usr/bin/barman -q receive-wal {server}\n\
-             user=barman\n\
-             environment=HOME=\"/var/lib/barman\"\n\
-             autostart=false\n\
-             autorestart=false\n\
-             startsecs=0\n\
-             redirect_stderr=true\n\
-             stdout_logfile=/var/log/barman/receive-wal.log\n",
-            server = self.topology.instances[0].name
-        )
+        let command = format!(
+            "/usr/bin/barman -q receive-wal {}",
+            self.topology.instances[0].name
+        );
+        barman_program("barman-receive-wal", &command, false, "receive-wal")
     }
 
     fn files(&self, instance: &Instance) -> Vec<File> {
@@ -1454,6 +1444,22 @@ def main(argv, out=sys.stdout, err=sys.stderr):
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
 "#;
+
+/// A supervisord program of Barman's, run as barman, started only when asked for, logging to
+/// `/var/log/barman/LOG.log`.
+fn barman_program(name: &str, command: &str, autorestart: bool, log: &str) -> String {
+    format!(
+        "[program:{name}]\n\
+         command={command}\n\
+         user=barman\n\
+         environment=HOME=\"/var/lib/barman\"\n\
+         autostart=false\n\
+         autorestart={autorestart}\n\
+         startsecs=0\n\
+         redirect_stderr=true\n\
+         stdout_logfile=/var/log/barman/{log}.log\n"
+    )
+}
 
 /// The path of Barman's server file on the Barman node.
 pub fn barman_server_file(topology: &Topology) -> String {
