@@ -395,6 +395,17 @@ fn step(node: &str, title: &str, action: Action) -> Step {
     }
 }
 
+/// Starts supervisord's program `service` on `node`.
+fn start(node: &str, service: &str) -> Step {
+    step(
+        node,
+        &format!("start {service}"),
+        Action::Start {
+            service: service.into(),
+        },
+    )
+}
+
 /// `steps` in their node's lane named `lane`.
 fn in_lane(lane: &str, steps: Vec<Step>) -> Vec<Step> {
     steps
@@ -639,10 +650,8 @@ impl Context<'_> {
     /// cron starts it too, but only after three other Barman processes of its own, and restarts
     /// it within 15 s whenever it stops (its primary stopped, or Barman was pointed at another).
     fn barman_receive_wal_service(&self) -> String {
-        let command = format!(
-            "/usr/bin/barman -q receive-wal {}",
-            self.topology.instances[0].name
-        );
+        // Barman's server is named after the designed primary, as in `barman_conf`.
+        let command = format!("/usr/bin/barman -q receive-wal {}", self.primary().name);
         barman_program("barman-receive-wal", &command, false, "receive-wal")
     }
 
@@ -1289,19 +1298,10 @@ fn barman_close_wal(b: &str, server: &str, primary: &str) -> Vec<Step> {
 /// check` beside it, then barman cron keeps it all going. cron's first run would start three
 /// Barman processes of its own while the backup runs.
 fn barman_stream_and_back_up(b: &str, primary: &str) -> Vec<Step> {
-    let start = |service: &str| {
-        step(
-            b,
-            &format!("start {service}"),
-            Action::Start {
-                service: service.into(),
-            },
-        )
-    };
-    let mut steps = vec![start("barman-receive-wal"), barman_streaming(b, primary)];
+    let mut steps = vec![start(b, "barman-receive-wal"), barman_streaming(b, primary)];
     steps.extend(barman_close_wal(b, primary, primary));
     steps.extend(barman_first_backup_beside_check(b, primary));
-    steps.push(start("barman-cron"));
+    steps.push(start(b, "barman-cron"));
     steps
 }
 

@@ -5,7 +5,7 @@
 
 use super::{
     Action, Context, File, PATRONI_CONFIG, PGDATA, Phase, Profile, Readiness, Step, file, secret,
-    step, wait,
+    start, step, wait,
 };
 use crate::topology::{Instance, Kind};
 use std::fmt::Write as _;
@@ -285,16 +285,6 @@ impl Context<'_> {
         }
     }
 
-    fn start(&self, node: &str, service: &str) -> Step {
-        step(
-            node,
-            &format!("start {service}"),
-            Action::Start {
-                service: service.into(),
-            },
-        )
-    }
-
     fn streaming_from(&self, node: &str, upstream: &str) -> Step {
         wait(
             node,
@@ -317,7 +307,7 @@ impl Context<'_> {
 
         let mut first = Vec::new();
         for member in self.etcd_members() {
-            first.push(self.start(&member.name, "etcd"));
+            first.push(start(&member.name, "etcd"));
             first.push(wait(
                 &member.name,
                 "etcd answers",
@@ -337,7 +327,7 @@ impl Context<'_> {
         first.extend([
             self.directories(&primary),
             self.data_directory(&primary),
-            self.start(&primary, "patroni"),
+            start(&primary, "patroni"),
             wait(
                 &primary,
                 "Patroni initialises the leader",
@@ -354,7 +344,7 @@ impl Context<'_> {
             &self.barman_roles().join(";\n"),
         ));
         for proxy in self.topology.of_kind(Kind::Haproxy) {
-            first.push(self.start(&proxy.name, "haproxy"));
+            first.push(start(&proxy.name, "haproxy"));
         }
         phases.push(Phase {
             title: format!(
@@ -378,7 +368,7 @@ impl Context<'_> {
         let mut second = vec![
             self.directories(&replica),
             self.data_directory(&replica),
-            self.start(&replica, "patroni"),
+            start(&replica, "patroni"),
             replica_streams,
         ];
         let cascades: Vec<&Instance> = self.topology.of_kind(Kind::CascadedReplica).collect();
@@ -388,7 +378,7 @@ impl Context<'_> {
                 step(node, &format!("{replica} streams"), after_replica.clone()),
                 self.directories(node),
                 self.data_directory(node),
-                self.start(node, "patroni"),
+                start(node, "patroni"),
                 self.streaming_from(node, &replica),
             ]);
         }
