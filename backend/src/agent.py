@@ -3,7 +3,12 @@
 # `docker exec` would, and writes back one JSON line per command ({"id", "code", "stdout",
 # "stderr"}) when it ends. An "inline" command is a Python program with a function
 # `main(argv, out, err)`, which the agent loads once and calls itself, as root, saving the
-# program's start. At the end of its input it waits for the commands still running, then exits.
+# program's start. A command with "repeat" ({"every", "timeout", "expect", "file", "status"}) is
+# run again every "every" seconds until it exits 0 (with "expect" as its output, stripped, when
+# given), once "file" exists (with its eighth line, a postmaster.pid's status, one of "status",
+# when given); it is answered as it last ended, or with 124 after "timeout" seconds, as
+# `timeout` would. Its argument vector may be empty: the file alone is then waited for. At the
+# end of its input the agent waits for the commands still running, then exits.
 import io
 import json
 import os
@@ -12,6 +17,7 @@ import runpy
 import subprocess
 import sys
 import threading
+import time
 
 replies = threading.Lock()
 loading = threading.Lock()
@@ -50,7 +56,7 @@ def inline(request):
     return (code if isinstance(code, int) else 0), out.getvalue(), err.getvalue()
 
 
-def run(request):
+def run(request, deadline=None):
     argv, stdin = request["argv"], request.get("stdin")
     try:
         user = pwd.getpwnam(request["user"])
@@ -84,7 +90,12 @@ def run(request):
             child.stdin.close()
         except BrokenPipeError:
             pass
-    code = child.wait()
+    try:
+        code = child.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        code = 124
     # A daemon the command started may keep its output open: what came so far is the output.
     for reader in readers:
         reader.join(2)
@@ -93,10 +104,43 @@ def run(request):
     return (code if code >= 0 else 128 - code), stdout, stderr
 
 
+def passed(repeat):
+    path = repeat.get("file")
+    if path is None:
+        return True
+    status = repeat.get("status")
+    if status is None:
+        return os.path.exists(path)
+    try:
+        with open(path) as file:
+            lines = file.read().split("\n")
+    except OSError:
+        return False
+    return len(lines) > 7 and lines[7].strip() in status
+
+
+def repeat(request):
+    repeat = request["repeat"]
+    deadline = time.monotonic() + repeat["timeout"]
+    every, expect = repeat["every"], repeat.get("expect")
+    last = 124, "", ""
+    while time.monotonic() < deadline:
+        if passed(repeat):
+            if not request["argv"]:
+                return 0, "", ""
+            code, stdout, stderr = run(request, deadline)
+            if code == 0 and (expect is None or stdout.strip() == expect):
+                return code, stdout, stderr
+            last = 124, stdout, stderr
+        time.sleep(min(every, max(deadline - time.monotonic(), 0)))
+    return last
+
+
 def answer(request):
     # Every request is answered, whatever happens: its sender waits for it.
     try:
-        code, stdout, stderr = (inline if request.get("inline") else run)(request)
+        kind = inline if request.get("inline") else repeat if request.get("repeat") else run
+        code, stdout, stderr = kind(request)
     except Exception as error:
         code, stdout, stderr = 126, "", "m1studio's agent could not run it: %r" % error
     reply({"id": request["id"], "code": code, "stdout": stdout, "stderr": stderr})

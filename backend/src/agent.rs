@@ -36,6 +36,26 @@ struct Request<'a> {
     /// `argv[0]` is a Python program whose `main(argv, out, err)` the agent calls itself.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     inline: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeat: Option<&'a Repeat>,
+}
+
+/// How the agent repeats a command until it succeeds, itself: no shell loop and no `sleep`
+/// process between two checks, and no check at all while a file says it cannot succeed yet.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub(crate) struct Repeat {
+    /// Seconds between the end of one run and the next.
+    pub every: f64,
+    /// Seconds until the agent gives up and answers 124, as `timeout` does.
+    pub timeout: f64,
+    /// The output (stripped) that counts as success, besides exit code 0.
+    pub expect: Option<String>,
+    /// A file that must exist before the command runs at all (an empty command then succeeds
+    /// as soon as it does).
+    pub file: Option<String>,
+    /// The statuses, in the eighth line of `file` (a `postmaster.pid`), in which the command
+    /// can succeed: Postgres writes `ready` or `standby` there once it accepts connections.
+    pub status: Option<Vec<String>>,
 }
 
 /// A command's end, from the agent.
@@ -184,13 +204,24 @@ impl Agent {
         user: &str,
         stdin: Option<&str>,
     ) -> std::result::Result<Output, Failure> {
-        self.send(argv, user, stdin, false).await
+        self.send(argv, user, stdin, false, None).await
     }
 
     /// Calls the `main(argv, out, err)` of the Python program `argv[0]` inside the agent, as
     /// root: the program's start is saved. A missing program exits with 127.
     pub(crate) async fn call(&self, argv: &[String]) -> std::result::Result<Output, Failure> {
-        self.send(argv, "root", None, true).await
+        self.send(argv, "root", None, true, None).await
+    }
+
+    /// Runs `argv` as `user` as `repeat` says, until it succeeds or times out (exit code 124,
+    /// with the last run's output).
+    pub(crate) async fn repeat(
+        &self,
+        argv: &[String],
+        user: &str,
+        repeat: &Repeat,
+    ) -> std::result::Result<Output, Failure> {
+        self.send(argv, user, None, false, Some(repeat)).await
     }
 
     async fn send(
@@ -199,6 +230,7 @@ impl Agent {
         user: &str,
         stdin: Option<&str>,
         inline: bool,
+        repeat: Option<&Repeat>,
     ) -> std::result::Result<Output, Failure> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let mut line = serde_json::to_vec(&Request {
@@ -207,6 +239,7 @@ impl Agent {
             user,
             stdin,
             inline,
+            repeat,
         })
         .map_err(|_| Failure::NotSent)?;
         line.push(b'\n');
@@ -478,5 +511,114 @@ mod tests {
         assert!(changed.stderr.contains("broken"), "{changed:?}");
         let missing = call(&agent, &["/no/such/program"]).await;
         assert_eq!(missing.code, 127);
+    }
+
+    fn repeat(every: f64, timeout: f64) -> Repeat {
+        Repeat {
+            every,
+            timeout,
+            expect: None,
+            file: None,
+            status: None,
+        }
+    }
+
+    async fn repeated(agent: &Agent, words: &[&str], repeat: &Repeat) -> Output {
+        answered(agent.repeat(&argv(words), &me(), repeat).await, words)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_command_runs_until_it_prints_what_is_expected() {
+        let (agent, _child) = local();
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let count = count.to_str().unwrap();
+        // Each run counts itself and prints its number: the third run is the one expected.
+        let words = [
+            "sh",
+            "-c",
+            "n=$(($(cat \"$1\" 2>/dev/null || echo 0) + 1)); echo $n > \"$1\"; echo $n",
+            "count",
+            count,
+        ];
+        let third = Repeat {
+            expect: Some("3".into()),
+            ..repeat(0.01, 60.0)
+        };
+        let output = repeated(&agent, &words, &third).await;
+        assert_eq!((output.code, output.stdout.as_str()), (0, "3\n"));
+        assert_eq!(
+            std::fs::read_to_string(count).unwrap(),
+            "3\n",
+            "no run after it"
+        );
+        // Exit code 0 alone is enough without an expected output.
+        let output = repeated(&agent, &words, &repeat(0.01, 60.0)).await;
+        assert_eq!((output.code, output.stdout.as_str()), (0, "4\n"));
+    }
+
+    #[tokio::test]
+    async fn a_repeated_command_that_never_succeeds_times_out_with_its_last_words() {
+        let (agent, _child) = local();
+        let words = ["sh", "-c", "echo 'not yet' >&2; exit 1"];
+        let output = repeated(&agent, &words, &repeat(0.05, 0.3)).await;
+        assert_eq!((output.code, output.stderr.as_str()), (124, "not yet\n"));
+        // A check that hangs is ended at the deadline, not waited for.
+        let started = std::time::Instant::now();
+        let output = repeated(&agent, &["sleep", "602"], &repeat(0.05, 0.3)).await;
+        assert_eq!(output.code, 124);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the hanging check was waited for"
+        );
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 602$"])
+            .output()
+            .unwrap();
+        assert!(left.stdout.is_empty(), "the hanging check still runs");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_command_waits_for_its_file_and_the_status_in_it() {
+        let (agent, _child) = local();
+        let dir = tempfile::tempdir().unwrap();
+        let (pid, log) = (dir.path().join("postmaster.pid"), dir.path().join("log"));
+        let log_path = log.to_str().unwrap().to_string();
+        let gate = Repeat {
+            file: Some(pid.to_str().unwrap().into()),
+            status: Some(vec!["ready".into(), "standby".into()]),
+            ..repeat(0.01, 60.0)
+        };
+        let task = tokio::spawn({
+            let (agent, gate) = (agent.clone(), gate.clone());
+            let words = argv(&["sh", "-c", "echo ran >> \"$1\"", "ran", &log_path]);
+            async move { agent.repeat(&words, &me(), &gate).await }
+        });
+        // postmaster.pid's lines, with its status last, as Postgres pads it.
+        let write = |status: &str| {
+            let lines = ["7", "/data", "1", "5432", "/run", "*", "1 2", status];
+            std::fs::write(&pid, format!("{}\n", lines.join("\n"))).unwrap();
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        write("starting");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !log.exists(),
+            "the command ran before the status allowed it"
+        );
+        assert!(!task.is_finished());
+        write("standby ");
+        let output = task.await.unwrap();
+        assert!(matches!(&output, Ok(output) if output.code == 0));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
+        // Without a command, the file alone is waited for: here a socket, as supervisord's.
+        let socket = dir.path().join("socket");
+        let only_file = Repeat {
+            file: Some(socket.to_str().unwrap().into()),
+            ..repeat(0.01, 0.2)
+        };
+        assert_eq!(repeated(&agent, &[], &only_file).await.code, 124);
+        let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(repeated(&agent, &[], &only_file).await.code, 0);
     }
 }

@@ -4,7 +4,7 @@
 //! supervisord. Also builds the node image from Debian's archive, with no registry. With the
 //! agent's start, the only code that talks to Docker.
 
-use crate::agent::{Agent, Failure};
+use crate::agent::{Agent, Failure, Repeat};
 use crate::engine::{Executor, Output, argv};
 use crate::lock;
 use anyhow::{Context as _, Result, bail};
@@ -20,11 +20,58 @@ use bollard::query_parameters::{
 };
 use futures_util::TryStreamExt as _;
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
-use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg, SERVICE_COMMAND};
+use m1studio_shared::plan::{File, NodeImage, PGDATA, Pgdg, Readiness, SERVICE_COMMAND};
 use m1studio_shared::{Kind, Topology};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use tokio::sync::OnceCell;
+
+/// How the agent runs a command.
+#[derive(Clone, Copy)]
+enum How<'a> {
+    /// As a process, with this input.
+    Run(Option<&'a str>),
+    /// As a Python program's `main` inside the agent (`Agent::call`).
+    Call,
+    /// Again and again until it succeeds (`Agent::repeat`).
+    Repeat(&'a Repeat),
+}
+
+/// supervisord's socket in every node.
+const SUPERVISOR_SOCKET: &str = "/var/run/supervisor.sock";
+
+/// The check the agent repeats for `until`, its user, and how it repeats it.
+fn check_of(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String, Repeat) {
+    let repeat = |every: f64| Repeat {
+        every,
+        timeout: f64::from(timeout_secs),
+        expect: None,
+        file: None,
+        status: None,
+    };
+    match until {
+        // Postgres writes its status into postmaster.pid, as `pg_ctl start --wait` reads it;
+        // one pg_isready then confirms that the status is not a killed server's.
+        Readiness::PostgresReady => (
+            argv(&["pg_isready", "-q", "-h", "/var/run/postgresql"]),
+            "postgres".to_string(),
+            Repeat {
+                file: Some(format!("{PGDATA}/postmaster.pid")),
+                status: Some(vec!["ready".to_string(), "standby".to_string()]),
+                ..repeat(0.02)
+            },
+        ),
+        Readiness::Query { sql, expect } => (
+            argv(&["psql", "-XAt", "-d", "postgres", "-c", sql]),
+            "postgres".to_string(),
+            Repeat {
+                expect: Some(expect.clone()),
+                ..repeat(0.05)
+            },
+        ),
+        Readiness::CommandSucceeds { argv, user } => (argv.clone(), user.clone(), repeat(0.2)),
+    }
+}
 
 /// The label every object of a cluster carries, with the cluster's name.
 pub const CLUSTER_LABEL: &str = "m1studio.cluster";
@@ -139,25 +186,18 @@ impl DockerExecutor {
         Ok(())
     }
 
-    /// Runs `argv` in node `node`'s container as `user`, now, through the container's agent;
-    /// `inline` for a Python program that the agent calls itself (`Agent::call`).
-    async fn exec(
-        &self,
-        node: &str,
-        argv: &[String],
-        user: &str,
-        stdin: Option<&str>,
-        inline: bool,
-    ) -> Result<Output> {
+    /// Runs `argv` in node `node`'s container as `user`, now, through the container's agent,
+    /// as `how` says.
+    async fn exec(&self, node: &str, argv: &[String], user: &str, how: How<'_>) -> Result<Output> {
         let name = container_name(&self.cluster, node);
         // An agent can have stopped with its container since it last ran a command: the
         // command then goes to a new one.
         for _ in 0..2 {
             let agent = agent_of(&self.docker, &name).await?;
-            let answer = if inline {
-                agent.call(argv).await
-            } else {
-                agent.run(argv, user, stdin).await
+            let answer = match how {
+                How::Run(stdin) => agent.run(argv, user, stdin).await,
+                How::Call => agent.call(argv).await,
+                How::Repeat(repeat) => agent.repeat(argv, user, repeat).await,
             };
             match answer {
                 Ok(output) => return Ok(output),
@@ -472,16 +512,23 @@ impl DockerExecutor {
         // a restart the old one is still there, so supervisorctl confirms (it exits with 4
         // while it cannot connect); a new container has none, and needs no such confirmation
         // (a Python start each).
-        let socket = "until [ -S /var/run/supervisor.sock ]; do sleep 0.02; done";
-        let script = if fresh {
-            socket.to_string()
+        let output = if fresh {
+            let socket = Repeat {
+                every: 0.01,
+                timeout: 20.0,
+                expect: None,
+                file: Some(SUPERVISOR_SOCKET.to_string()),
+                status: None,
+            };
+            self.exec(node, &[], "root", How::Repeat(&socket)).await?
         } else {
-            format!(
-                "{socket}; until supervisorctl status >/dev/null 2>&1; [ $? -ne 4 ]; do sleep 0.05; done"
-            )
+            let script = format!(
+                "until [ -S {SUPERVISOR_SOCKET} ]; do sleep 0.02; done; \
+                 until supervisorctl status >/dev/null 2>&1; [ $? -ne 4 ]; do sleep 0.05; done"
+            );
+            let wait = argv(&["timeout", "20", "sh", "-c", &script]);
+            self.exec(node, &wait, "root", How::Run(None)).await?
         };
-        let wait = argv(&["timeout", "20", "sh", "-c", &script]);
-        let output = self.exec(node, &wait, "root", None, false).await?;
         if output.code != 0 {
             bail!("supervisord did not start in {node} within 20 s");
         }
@@ -731,9 +778,24 @@ impl Executor for DockerExecutor {
             .is_some_and(|a| a == SERVICE_COMMAND || a == "supervisorctl");
         self.started(node, supervisor).await?;
         // The agent calls the service program itself: no Python start for it.
-        let inline =
-            argv.first().is_some_and(|a| a == SERVICE_COMMAND) && user == "root" && stdin.is_none();
-        self.exec(node, argv, user, stdin, inline).await
+        let how = if argv.first().is_some_and(|a| a == SERVICE_COMMAND)
+            && user == "root"
+            && stdin.is_none()
+        {
+            How::Call
+        } else {
+            How::Run(stdin)
+        };
+        self.exec(node, argv, user, how).await
+    }
+
+    /// Waits through the node's agent, which repeats the check itself: no shell, no `sleep`
+    /// and no `timeout` process per check, and for Postgres no check at all until its
+    /// `postmaster.pid` says that it accepts connections.
+    async fn wait(&self, node: &str, until: &Readiness, timeout_secs: u32) -> Result<Output> {
+        self.started(node, false).await?;
+        let (check, user, repeat) = check_of(until, timeout_secs);
+        self.exec(node, &check, &user, How::Repeat(&repeat)).await
     }
 
     /// Starts a service that the node's files defined (they were loaded when written).

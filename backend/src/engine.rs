@@ -34,6 +34,20 @@ pub trait Executor: Sync {
     ) -> impl Future<Output = Result<Output>> + Send;
     /// Starts the supervised service `service` on `node`.
     fn start(&self, node: &str, service: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Waits on `node` until `until` holds, for at most `timeout_secs`: exit code 0 once it
+    /// does, 124 when the time is up, with the output of the last check. By default one
+    /// command that polls on the node (`wait_command`).
+    fn wait(
+        &self,
+        node: &str,
+        until: &Readiness,
+        timeout_secs: u32,
+    ) -> impl Future<Output = Result<Output>> + Send {
+        async move {
+            let (command, user) = wait_command(until, timeout_secs);
+            self.run(node, &command, &user, None).await
+        }
+    }
 }
 
 /// Something that happened while a plan ran.
@@ -276,17 +290,25 @@ async fn run_step<E: Executor>(
             until,
             timeout_secs,
         } => {
-            let (command, user) = wait_command(until, *timeout_secs);
-            let output = executor.run(node, &command, &user, None).await?;
+            let output = executor.wait(node, until, *timeout_secs).await?;
             if output.code == 0 {
                 return Ok(());
             }
+            let last = secrets.hide(&format!(
+                "{}\n{}",
+                tail(&output.stdout, 15),
+                tail(&output.stderr, 15)
+            ));
             bail!(
-                "still not ready after {timeout_secs} s{}",
+                "still not ready after {timeout_secs} s{}{}",
                 if output.code == 124 {
                     String::new()
                 } else {
                     format!(" (the wait exited with {})", output.code)
+                },
+                match last.trim() {
+                    "" => String::new(),
+                    last => format!("; the last check said:\n{last}"),
                 }
             );
         }
@@ -750,5 +772,57 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, Event::Failed { node, .. } if node == "kestrel"))
         );
+    }
+
+    /// Answers every wait as timed out, with a last check that printed `said`.
+    struct NeverReady {
+        said: String,
+    }
+
+    impl Executor for NeverReady {
+        async fn write_files(&self, _: &str, _: &[File]) -> Result<()> {
+            Ok(())
+        }
+
+        async fn run(&self, _: &str, _: &[String], _: &str, _: Option<&str>) -> Result<Output> {
+            panic!("a wait goes through Executor::wait")
+        }
+
+        async fn start(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+
+        async fn wait(&self, _: &str, _: &Readiness, _: u32) -> Result<Output> {
+            Ok(Output {
+                code: 124,
+                stdout: String::new(),
+                stderr: self.said.clone(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_times_out_says_what_its_last_check_said_without_passwords() {
+        let secrets = Secrets::generate().unwrap();
+        let password = secrets.fill("${secret:barman}");
+        let executor = NeverReady {
+            said: format!("ERROR: barman.ssh: FAILED\npassword {password} was refused\n"),
+        };
+        let until = Action::Wait {
+            until: Readiness::CommandSucceeds {
+                argv: argv(&["barman", "check", "kestrel"]),
+                user: "barman".into(),
+            },
+            timeout_secs: 120,
+        };
+        let plan = one_phase(vec![("quill", "barman check is green", until)]);
+        let err = run_plan(&executor, &plan, &secrets, &|_| {})
+            .await
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("still not ready after 120 s"), "{message}");
+        assert!(message.contains("the last check said:"), "{message}");
+        assert!(message.contains("barman.ssh: FAILED"), "{message}");
+        assert!(!message.contains(&password), "{message}");
     }
 }

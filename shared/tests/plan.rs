@@ -303,10 +303,11 @@ fn the_demo_profile_fails_over_within_ten_seconds() {
 }
 
 #[test]
-fn only_fast_clusters_flush_a_copy_with_one_syncfs() {
+fn only_fast_clusters_flush_a_copy_with_one_syncfs_and_write_no_zeros_into_new_wal_files() {
     // A standby's first start from its copy flushes the data directory: the fast profile does
-    // it with one syncfs() (Postgres 14 on), the others file by file, Postgres's default.
-    let setting = |manager: &str, version: u32, profile: Profile| {
+    // it with one syncfs() (Postgres 14 on), the others file by file, Postgres's default. The
+    // fast profile also makes a new WAL file without writing 16 MB of zeros into it first.
+    let setting = |manager: &str, version: u32, profile: Profile, name: &str| {
         let plan = plan_for(
             &format!(
                 "m1 -a M1 --postgresql {version} --failover-manager {manager} --platform docker"
@@ -330,23 +331,39 @@ fn only_fast_clusters_flush_a_copy_with_one_syncfs() {
             .content;
         content
             .lines()
-            .find(|l| l.contains("recovery_init_sync_method"))
+            .find(|l| l.trim_start().starts_with(name))
             .map(|l| l.trim().to_string())
     };
+    let sync = "recovery_init_sync_method";
+    let zero = "wal_init_zero";
     assert_eq!(
-        setting("repmgr", 15, Profile::Fast).as_deref(),
+        setting("repmgr", 15, Profile::Fast, sync).as_deref(),
         Some("recovery_init_sync_method = syncfs")
     );
     assert_eq!(
-        setting("patroni", 17, Profile::Fast).as_deref(),
+        setting("repmgr", 15, Profile::Fast, zero).as_deref(),
+        Some("wal_init_zero = off")
+    );
+    assert_eq!(
+        setting("patroni", 17, Profile::Fast, sync).as_deref(),
         Some("recovery_init_sync_method: syncfs")
     );
+    assert_eq!(
+        setting("patroni", 17, Profile::Fast, zero).as_deref(),
+        Some("wal_init_zero: off")
+    );
     for profile in [Profile::Normal, Profile::Safe] {
-        assert_eq!(setting("repmgr", 15, profile), None, "{profile:?}");
-        assert_eq!(setting("patroni", 15, profile), None, "{profile:?}");
+        for name in [sync, zero] {
+            assert_eq!(setting("repmgr", 15, profile, name), None, "{profile:?}");
+            assert_eq!(setting("patroni", 15, profile, name), None, "{profile:?}");
+        }
     }
-    // Postgres 13 has no such setting, and would refuse to start with it.
-    assert_eq!(setting("repmgr", 13, Profile::Fast), None);
+    // Postgres 13 has no recovery_init_sync_method, and would refuse to start with it.
+    assert_eq!(setting("repmgr", 13, Profile::Fast, sync), None);
+    assert_eq!(
+        setting("repmgr", 13, Profile::Fast, zero).as_deref(),
+        Some("wal_init_zero = off")
+    );
 }
 
 #[test]

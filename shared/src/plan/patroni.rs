@@ -135,7 +135,7 @@ impl Context<'_> {
              \x20   password_encryption: scram-sha-256\n\
              \x20   shared_buffers: 128MB\n\
              \x20   cluster_name: {cluster}-{name}\n\
-             \x20   log_line_prefix: '%m [%p] %q%u@%d '\n{sync_method}\
+             \x20   log_line_prefix: '%m [%p] %q%u@%d '\n{fast}\
              \x20 pg_hba:\n\
              \x20 - local all all peer\n\
              \x20 - host replication replicator {net} scram-sha-256\n\
@@ -165,10 +165,11 @@ impl Context<'_> {
             // A fast-profile (workshop) cluster is made anew, never recovered: skip the final fsync.
             initdb_fast = if fast { "  - no-sync\n" } else { "" },
             basebackup_fast = if fast { "  - no-sync\n" } else { "" },
-            sync_method = match self.sync_method() {
-                Some(method) => format!("    recovery_init_sync_method: {method}\n"),
-                None => String::new(),
-            },
+            fast = self
+                .fast_settings()
+                .iter()
+                .map(|(name, value)| format!("    {name}: {value}\n"))
+                .collect::<String>(),
             // As with repmgr, only the first replica may be promoted: the cascaded replicas are
             // in the other location.
             nofailover = instance.kind == Kind::CascadedReplica,
