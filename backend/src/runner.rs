@@ -757,8 +757,9 @@ impl Runner {
     }
 
     /// Makes `node`, a primary that failed, a standby of `primary`: crash recovery in single-user
-    /// mode (which listens nowhere), so that it is shut down cleanly, then `repmgr node rejoin`
-    /// with pg_rewind where its timeline went further, then repmgrd. Returns what repmgr said.
+    /// mode (which listens nowhere), so that it is shut down cleanly, a checkpoint on `primary`,
+    /// then `repmgr node rejoin` with pg_rewind where its timeline went further, then repmgrd.
+    /// Returns what repmgr said.
     async fn rejoin(
         &self,
         executor: &DockerExecutor,
@@ -784,6 +785,19 @@ impl Runner {
             "postgres",
             Some(""),
             "crash recovery in single-user mode",
+        )
+        .await?;
+        // pg_rewind finds the new primary's timeline in its control file, which a promotion
+        // updates only at the end of its first checkpoint, a spread one of several seconds: a
+        // rejoin before that sees one timeline, rewinds nothing, and the old primary, ahead
+        // of the fork, can never follow. A CHECKPOINT on the new primary ends it at once.
+        run_checked(
+            executor,
+            primary,
+            &crate::engine::psql("CHECKPOINT"),
+            "postgres",
+            None,
+            "a checkpoint on the new primary",
         )
         .await?;
         let source = format!("host={primary} user=repmgr dbname=repmgr connect_timeout=2");
@@ -1918,7 +1932,7 @@ async fn run_checked(
         anyhow::bail!(
             "{what} failed (exit {}): {}",
             output.code,
-            crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 6)
+            crate::engine::tail(&format!("{}\n{}", output.stdout, output.stderr), 15)
         );
     }
     Ok(output)

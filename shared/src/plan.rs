@@ -1313,11 +1313,37 @@ fn barman_close_wal(b: &str, server: &str, primary: &str) -> Vec<Step> {
 /// check` beside it, then barman cron keeps it all going. cron's first run would start three
 /// Barman processes of its own while the backup runs.
 fn barman_stream_and_back_up(b: &str, primary: &str) -> Vec<Step> {
-    let mut steps = vec![start(b, "barman-receive-wal"), barman_streaming(b, primary)];
+    let mut steps = vec![
+        barman_directories(b, primary),
+        start(b, "barman-receive-wal"),
+        barman_streaming(b, primary),
+    ];
     steps.extend(barman_close_wal(b, primary, primary));
     steps.extend(barman_first_backup_beside_check(b, primary));
     steps.push(start(b, "barman-cron"));
     steps
+}
+
+/// The directories of Barman's server `server` on node `b`, made before any Barman command
+/// runs. Each Barman command makes those missing as it starts, testing for each then making
+/// it: two of them started at once (the backup and `barman check` beside it) can both find one
+/// missing, and the slower fails its "directories" check.
+fn barman_directories(b: &str, server: &str) -> Step {
+    let mut command = argv(&["install", "-d", "-m", "0755"]);
+    command.extend(
+        ["", "/base", "/errors", "/incoming", "/streaming", "/wals"]
+            .iter()
+            .map(|dir| format!("/var/lib/barman/{server}{dir}")),
+    );
+    step(
+        b,
+        "create Barman's directories",
+        Action::Run {
+            argv: command,
+            user: "barman".into(),
+            stdin: None,
+        },
+    )
 }
 
 /// Barman's first backup of `server` on node `b`, once a WAL file is archived, and `barman

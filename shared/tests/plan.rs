@@ -217,6 +217,18 @@ fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write()
             .position(|t| *t == "receive-wal streams from kestrel")
             .unwrap();
         assert_eq!(main[streams - 1], "start barman-receive-wal", "{main:?}");
+        // Barman's directories exist before any Barman command, so that the backup and the
+        // check beside it never race to make one.
+        assert_eq!(main[streams - 2], "create Barman's directories", "{main:?}");
+        let first_barman = karma
+            .iter()
+            .position(|s| match &s.action {
+                Action::Run { argv, .. } => argv[0] == "barman",
+                Action::Start { service } => service.starts_with("barman"),
+                _ => false,
+            })
+            .unwrap();
+        assert!(position("create Barman's directories") < first_barman);
         assert_eq!(
             lane(Some("check")),
             ["a WAL file is archived", "barman check is green"]
