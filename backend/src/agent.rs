@@ -58,6 +58,20 @@ pub(crate) struct Repeat {
     pub status: Option<Vec<String>>,
 }
 
+impl Repeat {
+    /// A run every `every` seconds for at most `timeout` seconds, with no expected output and
+    /// no file to wait for.
+    pub(crate) fn every(every: f64, timeout: f64) -> Repeat {
+        Repeat {
+            every,
+            timeout,
+            expect: None,
+            file: None,
+            status: None,
+        }
+    }
+}
+
 /// A command's end, from the agent.
 #[derive(Deserialize)]
 struct Reply {
@@ -513,16 +527,6 @@ mod tests {
         assert_eq!(missing.code, 127);
     }
 
-    fn repeat(every: f64, timeout: f64) -> Repeat {
-        Repeat {
-            every,
-            timeout,
-            expect: None,
-            file: None,
-            status: None,
-        }
-    }
-
     async fn repeated(agent: &Agent, words: &[&str], repeat: &Repeat) -> Output {
         answered(agent.repeat(&argv(words), &me(), repeat).await, words)
     }
@@ -543,7 +547,7 @@ mod tests {
         ];
         let third = Repeat {
             expect: Some("3".into()),
-            ..repeat(0.01, 60.0)
+            ..Repeat::every(0.01, 60.0)
         };
         let output = repeated(&agent, &words, &third).await;
         assert_eq!((output.code, output.stdout.as_str()), (0, "3\n"));
@@ -553,7 +557,7 @@ mod tests {
             "no run after it"
         );
         // Exit code 0 alone is enough without an expected output.
-        let output = repeated(&agent, &words, &repeat(0.01, 60.0)).await;
+        let output = repeated(&agent, &words, &Repeat::every(0.01, 60.0)).await;
         assert_eq!((output.code, output.stdout.as_str()), (0, "4\n"));
     }
 
@@ -561,11 +565,11 @@ mod tests {
     async fn a_repeated_command_that_never_succeeds_times_out_with_its_last_words() {
         let (agent, _child) = local();
         let words = ["sh", "-c", "echo 'not yet' >&2; exit 1"];
-        let output = repeated(&agent, &words, &repeat(0.05, 0.3)).await;
+        let output = repeated(&agent, &words, &Repeat::every(0.05, 0.3)).await;
         assert_eq!((output.code, output.stderr.as_str()), (124, "not yet\n"));
         // A check that hangs is ended at the deadline, not waited for.
         let started = std::time::Instant::now();
-        let output = repeated(&agent, &["sleep", "602"], &repeat(0.05, 0.3)).await;
+        let output = repeated(&agent, &["sleep", "602"], &Repeat::every(0.05, 0.3)).await;
         assert_eq!(output.code, 124);
         assert!(
             started.elapsed() < std::time::Duration::from_secs(60),
@@ -587,7 +591,7 @@ mod tests {
         let gate = Repeat {
             file: Some(pid.to_str().unwrap().into()),
             status: Some(vec!["ready".into(), "standby".into()]),
-            ..repeat(0.01, 60.0)
+            ..Repeat::every(0.01, 60.0)
         };
         let task = tokio::spawn({
             let (agent, gate) = (agent.clone(), gate.clone());
@@ -615,7 +619,7 @@ mod tests {
         let socket = dir.path().join("socket");
         let only_file = Repeat {
             file: Some(socket.to_str().unwrap().into()),
-            ..repeat(0.01, 0.2)
+            ..Repeat::every(0.01, 0.2)
         };
         assert_eq!(repeated(&agent, &[], &only_file).await.code, 124);
         let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();

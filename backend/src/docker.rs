@@ -42,13 +42,7 @@ const SUPERVISOR_SOCKET: &str = "/var/run/supervisor.sock";
 
 /// The check the agent repeats for `until`, its user, and how it repeats it.
 fn check_of(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String, Repeat) {
-    let repeat = |every: f64| Repeat {
-        every,
-        timeout: f64::from(timeout_secs),
-        expect: None,
-        file: None,
-        status: None,
-    };
+    let repeat = |every: f64| Repeat::every(every, f64::from(timeout_secs));
     match until {
         // Postgres writes its status into postmaster.pid, as `pg_ctl start --wait` reads it;
         // one pg_isready then confirms that the status is not a killed server's.
@@ -514,11 +508,8 @@ impl DockerExecutor {
         // (a Python start each).
         let output = if fresh {
             let socket = Repeat {
-                every: 0.01,
-                timeout: 20.0,
-                expect: None,
                 file: Some(SUPERVISOR_SOCKET.to_string()),
-                status: None,
+                ..Repeat::every(0.01, 20.0)
             };
             self.exec(node, &[], "root", How::Repeat(&socket)).await?
         } else {

@@ -205,18 +205,23 @@ pub fn tail(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
+/// The last lines of what a command printed, passwords hidden.
+fn last_words(secrets: &Secrets, output: &Output) -> String {
+    secrets
+        .hide(&format!(
+            "{}\n{}",
+            tail(&output.stdout, 15),
+            tail(&output.stderr, 15)
+        ))
+        .trim()
+        .to_string()
+}
+
 fn failure(secrets: &Secrets, what: &str, output: &Output) -> anyhow::Error {
-    let tail = |text: &str| tail(text, 15);
     anyhow::anyhow!(
         "{what} exited with {}\n{}",
         output.code,
-        secrets
-            .hide(&format!(
-                "{}\n{}",
-                tail(&output.stdout),
-                tail(&output.stderr)
-            ))
-            .trim()
+        last_words(secrets, output)
     )
 }
 
@@ -294,11 +299,7 @@ async fn run_step<E: Executor>(
             if output.code == 0 {
                 return Ok(());
             }
-            let last = secrets.hide(&format!(
-                "{}\n{}",
-                tail(&output.stdout, 15),
-                tail(&output.stderr, 15)
-            ));
+            let last = last_words(secrets, &output);
             bail!(
                 "still not ready after {timeout_secs} s{}{}",
                 if output.code == 124 {
@@ -306,9 +307,10 @@ async fn run_step<E: Executor>(
                 } else {
                     format!(" (the wait exited with {})", output.code)
                 },
-                match last.trim() {
-                    "" => String::new(),
-                    last => format!("; the last check said:\n{last}"),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the last check said:\n{last}")
                 }
             );
         }

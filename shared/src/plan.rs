@@ -480,15 +480,25 @@ impl Context<'_> {
     ///   its 16 MB of zeros. Every standby makes one each time the primary switches files (a
     ///   base backup does, and so does Barman's archiving): 600 MB of zeros at each deployment
     ///   with 8 cascaded replicas.
-    fn fast_settings(&self) -> Vec<(&'static str, &'static str)> {
+    ///
+    /// Each comes with what it does, for the file that shows it.
+    fn fast_settings(&self) -> Vec<(&'static str, &'static str, &'static str)> {
         if self.options.profile != Profile::Fast {
             return Vec::new();
         }
         let mut settings = Vec::new();
         if self.design.version() >= 14 {
-            settings.push(("recovery_init_sync_method", "syncfs"));
+            settings.push((
+                "recovery_init_sync_method",
+                "syncfs",
+                "a start from a fresh copy or after a crash flushes the data directory's file system at once",
+            ));
         }
-        settings.push(("wal_init_zero", "off"));
+        settings.push((
+            "wal_init_zero",
+            "off",
+            "a new WAL file is not filled with zeros first",
+        ));
         settings
     }
 
@@ -516,11 +526,9 @@ impl Context<'_> {
             fast = match self.fast_settings().as_slice() {
                 [] => String::new(),
                 settings => settings.iter().fold(
-                    "# A fast-profile (workshop) cluster, made anew and never recovered: a start from a\n\
-                     # fresh copy or after a crash flushes the data directory's file system at once rather\n\
-                     # than each of its files, and a new WAL file is not filled with zeros first.\n"
+                    "# A fast-profile (workshop) cluster, made anew and never recovered.\n"
                         .to_string(),
-                    |text, (name, value)| text + &format!("{name} = {value}\n"),
+                    |text, (name, value, what)| text + &format!("# {what}\n{name} = {value}\n"),
                 ),
             },
             node = instance.node,
@@ -1329,21 +1337,19 @@ fn barman_stream_and_back_up(b: &str, primary: &str) -> Vec<Step> {
 /// it: two of them started at once (the backup and `barman check` beside it) can both find one
 /// missing, and the slower fails its "directories" check.
 fn barman_directories(b: &str, server: &str) -> Step {
-    let mut command = argv(&["install", "-d", "-m", "0755"]);
-    command.extend(
-        ["", "/base", "/errors", "/incoming", "/streaming", "/wals"]
-            .iter()
-            .map(|dir| format!("/var/lib/barman/{server}{dir}")),
-    );
-    step(
-        b,
-        "create Barman's directories",
-        Action::Run {
-            argv: command,
-            user: "barman".into(),
-            stdin: None,
-        },
-    )
+    let home = barman_server_directory(server);
+    let directories: Vec<String> = ["", "/base", "/errors", "/incoming", "/streaming", "/wals"]
+        .iter()
+        .map(|dir| format!("{home}{dir}"))
+        .collect();
+    let mut command = vec!["install", "-d", "-m", "0755"];
+    command.extend(directories.iter().map(String::as_str));
+    run(b, "create Barman's directories", "barman", &command)
+}
+
+/// Barman's directory of server `server`, where its backups and WAL files go.
+fn barman_server_directory(server: &str) -> String {
+    format!("/var/lib/barman/{server}")
 }
 
 /// Barman's first backup of `server` on node `b`, once a WAL file is archived, and `barman
@@ -1371,7 +1377,7 @@ fn barman_first_backup_beside_check(b: &str, server: &str) -> Vec<Step> {
 /// `barman archive-wal` ran before receive-wal had opened the next file, barman cron archives
 /// it within 15 s.
 fn wal_archived(b: &str, server: &str) -> Step {
-    let wals = format!("/var/lib/barman/{server}/wals");
+    let wals = format!("{}/wals", barman_server_directory(server));
     wait(
         b,
         "a WAL file is archived",

@@ -168,7 +168,7 @@ impl Context<'_> {
             fast = self
                 .fast_settings()
                 .iter()
-                .map(|(name, value)| format!("    {name}: {value}\n"))
+                .map(|(name, value, _)| format!("    {name}: {value}\n"))
                 .collect::<String>(),
             // As with repmgr, only the first replica may be promoted: the cascaded replicas are
             // in the other location.
