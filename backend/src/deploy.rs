@@ -263,15 +263,8 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
                 report.writes_acknowledged, report.writes_failed
             );
             println!(
-                "  acknowledged lost:    {} (replication is {})",
-                report
-                    .writes_lost
-                    .map_or_else(|| "not counted".to_string(), |l| l.to_string()),
-                if report.synchronous {
-                    "synchronous"
-                } else {
-                    "asynchronous"
-                }
+                "  acknowledged lost:    {}",
+                report.loss().unwrap_or_else(|| "not counted".to_string())
             );
             if let Some(note) = &report.note {
                 println!("  note: {note}");

@@ -117,6 +117,7 @@ pub fn document() -> Value {
                     "outage_ms": { "type": ["integer", "null"], "description": "How long no write was acknowledged: from the fault, or the last write acknowledged after it, to the first acknowledged by the node that took over (0: none refused)" },
                     "writes_acknowledged": { "type": "integer" }, "writes_failed": { "type": "integer" },
                     "writes_lost": { "type": ["integer", "null"], "description": "Acknowledged writes missing on the new primary" },
+                    "rpo_ms": { "type": ["integer", "null"], "description": "From the first lost write's acknowledgement to the fault: how far back the loss reaches (0 when nothing acknowledged before the fault was lost)" },
                     "synchronous": { "type": "boolean" },
                     "timeline": { "type": "array", "items": { "type": "object", "properties": { "after_ms": { "type": "integer" }, "what": { "type": "string" } } } },
                     "finished": { "type": "boolean" }, "note": { "type": ["string", "null"] } } }

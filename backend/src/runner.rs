@@ -936,6 +936,7 @@ impl Runner {
             writes_acknowledged: 0,
             writes_failed: 0,
             writes_lost: None,
+            rpo_ms: None,
             synchronous: configured.design.synchronous(),
             timeline: Vec::new(),
             finished: false,
@@ -1414,11 +1415,16 @@ impl Runner {
             if let Ok(present) = present {
                 let present: std::collections::HashSet<u64> =
                     present.split(',').filter_map(|v| v.parse().ok()).collect();
-                report.writes_lost = Some(
-                    writes
-                        .iter()
-                        .filter(|w| w.ok && !present.contains(&w.id))
-                        .count() as u64,
+                let lost: Vec<&Write> = writes
+                    .iter()
+                    .filter(|w| w.ok && !present.contains(&w.id))
+                    .collect();
+                report.writes_lost = Some(lost.len() as u64);
+                report.rpo_ms = Some(
+                    lost.iter()
+                        .map(|w| fault.saturating_duration_since(w.finished))
+                        .max()
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 );
             }
         }
@@ -1460,15 +1466,13 @@ impl Runner {
             None,
             &format!("drill {number} report"),
             Some(&format!(
-                "recovery {}, {} writes acknowledged, {} lost",
+                "recovery {}, {} writes acknowledged, lost: {}",
                 report.rto_ms.map_or_else(
                     || "none".to_string(),
                     |r| seconds(i64::try_from(r).unwrap_or(i64::MAX))
                 ),
                 report.writes_acknowledged,
-                report
-                    .writes_lost
-                    .map_or_else(|| "?".to_string(), |l| l.to_string())
+                report.loss().unwrap_or_else(|| "?".to_string())
             )),
         );
         if retarget_barman && let Some(new) = report.new_primary.clone() {

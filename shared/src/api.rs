@@ -490,6 +490,11 @@ pub struct DrillReport {
     /// Acknowledged writes missing on the new primary afterwards: the data loss.
     #[serde(default)]
     pub writes_lost: Option<u64>,
+    /// How far before the fault the lost writes reach: from the first lost write's
+    /// acknowledgement to the fault, the data loss in time (0 when none was lost, or only
+    /// writes acknowledged after the fault).
+    #[serde(default)]
+    pub rpo_ms: Option<u64>,
     /// Whether replication was synchronous (no acknowledged write can be lost).
     pub synchronous: bool,
     /// What happened, in order: fault, detection, promotion, writes resumed, standbys following.
@@ -501,10 +506,76 @@ pub struct DrillReport {
     pub note: Option<String>,
 }
 
+impl DrillReport {
+    /// The acknowledged writes lost, and why they could be: "0 (replication is synchronous)",
+    /// "2 (replication is asynchronous: writes acknowledged up to 4 ms before the fault had not
+    /// reached the standby)".
+    #[must_use]
+    pub fn loss(&self) -> Option<String> {
+        let lost = self.writes_lost?;
+        let replication = if self.synchronous {
+            "synchronous"
+        } else {
+            "asynchronous"
+        };
+        Some(match self.rpo_ms {
+            Some(rpo) if lost > 0 => format!(
+                "{lost} (replication is {replication}: writes acknowledged up to {rpo} ms before the fault had not reached the standby)"
+            ),
+            _ => format!("{lost} (replication is {replication})"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::configure;
+
+    fn report(writes_lost: Option<u64>, rpo_ms: Option<u64>, synchronous: bool) -> DrillReport {
+        DrillReport {
+            number: 1,
+            action: "kill-primary".into(),
+            target: "kestrel".into(),
+            fault_ms: 0,
+            new_primary: Some("quartz".into()),
+            rto_ms: Some(5000),
+            outage_ms: Some(5000),
+            writes_acknowledged: 40,
+            writes_failed: 3,
+            writes_lost,
+            rpo_ms,
+            synchronous,
+            timeline: Vec::new(),
+            finished: writes_lost.is_some(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_loss_says_how_far_before_the_fault_it_reaches() {
+        assert_eq!(report(None, None, false).loss(), None, "not counted yet");
+        assert_eq!(
+            report(Some(0), Some(0), true).loss().unwrap(),
+            "0 (replication is synchronous)"
+        );
+        assert_eq!(
+            report(Some(0), Some(0), false).loss().unwrap(),
+            "0 (replication is asynchronous)"
+        );
+        assert_eq!(
+            report(Some(2), Some(4), false).loss().unwrap(),
+            "2 (replication is asynchronous: writes acknowledged up to 4 ms before the fault had not reached the standby)"
+        );
+        // A report stored before the reach was measured reads as before.
+        let old: DrillReport = serde_json::from_value(serde_json::json!({
+            "number": 1, "action": "kill-primary", "target": "kestrel", "fault_ms": 0,
+            "writes_acknowledged": 9, "writes_failed": 0, "writes_lost": 1,
+            "synchronous": false, "timeline": [], "finished": true
+        }))
+        .unwrap();
+        assert_eq!(old.loss().unwrap(), "1 (replication is asynchronous)");
+    }
 
     #[test]
     fn the_read_write_string_lists_every_postgres_node_and_no_password() {

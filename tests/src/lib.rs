@@ -469,7 +469,31 @@ pub mod page {
     }
 }
 
-/// Calling the server's JSON API.
+/// The most a kill of the primary may lose with asynchronous replication: the writes
+/// acknowledged in the instant before it, which the standby had not yet received. A loss
+/// reaching back a second or more would mean a lagging standby or a failover that dropped data.
+pub const ASYNCHRONOUS_LOSS_MS: u64 = 1000;
+
+/// Checks a kill drill's loss as the CLI and the page word it (`DrillReport::loss`): none, or
+/// with asynchronous replication only the writes of the instant before the kill.
+pub fn lost_only_in_flight(loss: &str) -> Result<()> {
+    if loss.starts_with("0 (") {
+        return Ok(());
+    }
+    let reach = loss
+        .split_once("(replication is asynchronous: writes acknowledged up to ")
+        .and_then(|(_, rest)| rest.split_once(" ms before the fault"))
+        .and_then(|(ms, _)| ms.parse::<u64>().ok())
+        .with_context(|| {
+            format!("a loss without its reach, or with synchronous replication: {loss}")
+        })?;
+    anyhow::ensure!(
+        reach < ASYNCHRONOUS_LOSS_MS,
+        "acknowledged writes lost from {reach} ms before the fault: {loss}"
+    );
+    Ok(())
+}
+
 /// Checks that `node` refuses a write, as a standby does, rather than take it as a second primary.
 pub async fn refuses_writes(executor: &m1studio::docker::DockerExecutor, node: &str) -> Result<()> {
     use m1studio::engine::Executor as _;
@@ -545,5 +569,36 @@ pub mod rest {
             }
         }
         bail!("no such event within {} s", within.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use m1studio_shared::api::DrillReport;
+
+    fn loss(writes_lost: u64, rpo_ms: u64, synchronous: bool) -> String {
+        let report: DrillReport = serde_json::from_value(serde_json::json!({
+            "number": 1, "action": "kill-primary", "target": "kestrel", "fault_ms": 0,
+            "writes_acknowledged": 30, "writes_failed": 2, "writes_lost": writes_lost,
+            "rpo_ms": rpo_ms, "synchronous": synchronous, "timeline": [], "finished": true
+        }))
+        .unwrap();
+        report.loss().unwrap()
+    }
+
+    #[test]
+    fn only_a_loss_of_the_instant_before_the_kill_passes() {
+        assert!(lost_only_in_flight(&loss(0, 0, false)).is_ok());
+        assert!(lost_only_in_flight(&loss(0, 0, true)).is_ok());
+        assert!(lost_only_in_flight(&loss(1, 3, false)).is_ok());
+        let far = lost_only_in_flight(&loss(12, 1500, false)).unwrap_err();
+        assert!(
+            far.to_string().contains("from 1500 ms before the fault"),
+            "{far}"
+        );
+        // With synchronous replication nothing acknowledged may be lost at all.
+        assert!(lost_only_in_flight(&loss(1, 3, true)).is_err());
+        assert!(lost_only_in_flight("not counted").is_err());
     }
 }

@@ -618,19 +618,7 @@ fn report_view(report: &DrillReport) -> Html {
         || "not yet".to_string(),
         |ms| format!("{:.1} s", ms as f64 / 1000.0),
     );
-    let lost = report.writes_lost.map_or_else(
-        || "being counted".to_string(),
-        |l| {
-            format!(
-                "{l} (replication is {})",
-                if report.synchronous {
-                    "synchronous"
-                } else {
-                    "asynchronous"
-                }
-            )
-        },
-    );
+    let lost = report.loss().unwrap_or_else(|| "being counted".to_string());
     html! {
         <div class="drill-report" id="drill-report" data-finished={report.finished.to_string()}>
             <h4>{ format!("Drill {}: {} {}", report.number, report.action, report.target) }</h4>
