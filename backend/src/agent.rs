@@ -21,7 +21,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 
 /// The agent's program.
-const PROGRAM: &str = include_str!("agent.py");
+pub(crate) const PROGRAM: &str = include_str!("agent.py");
 
 /// The command that runs the agent: Python without site packages or user settings.
 const COMMAND: [&str; 6] = ["python3", "-I", "-S", "-u", "-c", PROGRAM];
@@ -142,6 +142,18 @@ impl Agent {
             }
             StartExecResults::Detached => bail!("m1studio's agent in {container} started detached"),
         }
+    }
+
+    /// The agent `name` run by a local process (an `ssh`): it reads commands from `input` and
+    /// answers on `output`, the process's own.
+    pub(crate) fn over_process(
+        name: &str,
+        output: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+        input: Pin<Box<dyn AsyncWrite + Send>>,
+    ) -> Arc<Agent> {
+        let output = tokio_util::io::ReaderStream::new(output)
+            .map(|read| read.map(|message| LogOutput::StdOut { message }));
+        Agent::over(name, output, input)
     }
 
     /// The agent `name` that reads commands from `input` and answers on `output`.
@@ -298,7 +310,6 @@ mod tests {
     use super::*;
     use crate::engine::argv;
     use tokio::process::{Child, Command};
-    use tokio_util::io::ReaderStream;
 
     /// The agent's program run by this machine's Python, as a container's would run it.
     fn local() -> (Arc<Agent>, Child) {
@@ -309,10 +320,9 @@ mod tests {
             .kill_on_drop(true)
             .spawn()
             .expect("python3 runs the agent (Debian's python3 package)");
-        let output = ReaderStream::new(child.stdout.take().unwrap())
-            .map(|read| read.map(|message| LogOutput::StdOut { message }));
+        let output = child.stdout.take().unwrap();
         let input = Box::pin(child.stdin.take().unwrap());
-        (Agent::over("local", output, input), child)
+        (Agent::over_process("local", output, input), child)
     }
 
     /// The answer to `sent`, a command of `argv`.

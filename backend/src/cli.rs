@@ -56,18 +56,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Deploy DIR/config.yml as containers on the local Docker engine (docker designs; repmgr or Patroni)
+    /// Deploy DIR/config.yml: as containers on the local Docker engine (docker designs), or on
+    /// existing hosts over SSH as root (bare designs, each instance with its ip_address); repmgr or Patroni
     Deploy {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
         /// How quickly failover reacts: fast (seconds), normal (half a minute) or safe (the manager's defaults)
         #[arg(long, value_enum, default_value = "fast")]
         profile: ProfileArg,
+        /// The private key that logs in to a bare design's hosts as root (otherwise ssh's own keys and agent)
+        #[arg(long, value_name = "FILE")]
+        ssh_key: Option<PathBuf>,
     },
     /// Show the live state of a deployed cluster: each node's role, timeline and lag, and Barman
     Status {
         /// The cluster directory, or the config.yml itself
         path: PathBuf,
+        /// The private key that logs in to a bare design's hosts as root (otherwise ssh's own keys and agent)
+        #[arg(long, value_name = "FILE")]
+        ssh_key: Option<PathBuf>,
     },
     /// Break or repair a deployed cluster and watch it react; fault drills run a writer and print
     /// their report (recovery time, time without writes, rows lost, timeline)
@@ -178,10 +185,16 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             token,
             parallel,
         } => serve_command(listen, token, db.as_deref(), parallel.into()),
-        Command::Deploy { path, profile } => {
-            crate::deploy::deploy_command(&path, profile.into(), db.as_deref())
+        Command::Deploy {
+            path,
+            profile,
+            ssh_key,
+        } => {
+            crate::deploy::deploy_command(&path, profile.into(), ssh_key.as_deref(), db.as_deref())
         }
-        Command::Status { path } => crate::deploy::status_command(&path, db.as_deref()),
+        Command::Status { path, ssh_key } => {
+            crate::deploy::status_command(&path, ssh_key.as_deref(), db.as_deref())
+        }
         Command::Destroy { path } => crate::deploy::destroy_command(&path, db.as_deref()),
         Command::Drill {
             path,

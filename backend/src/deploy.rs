@@ -3,12 +3,18 @@
 
 use crate::cli::{open_store, print_diagnostics, read_config, summary};
 use crate::docker::{self, DockerExecutor};
-use crate::runner::{Problem, Runner, cluster_status};
+use crate::engine::{Event, Secrets, run_plan};
+use crate::runner::{Problem, Runner, cluster_status, status_of};
+use crate::ssh::{SshExecutor, SshOptions};
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
-use m1studio_shared::api::{DeployRequest, DeploymentState, Drill, EventKind, PostgresRole};
-use m1studio_shared::plan::Profile;
+use m1studio_shared::api::{
+    ClusterStatus, DeployRequest, DeploymentState, Drill, EventKind, PostgresRole,
+};
+use m1studio_shared::plan::{PlanOptions, Profile};
+use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, configure, has_errors};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -45,11 +51,27 @@ fn report(problem: Problem) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Deploys a docker design, showing each phase and step as it runs.
-pub(crate) fn deploy_command(path: &Path, profile: Profile, db: Option<&Path>) -> Result<ExitCode> {
-    let Some((draft, _)) = load(path)? else {
+/// Deploys a design, showing each phase and step as it runs: a docker design as containers on
+/// the local engine, a bare one on its hosts over SSH.
+pub(crate) fn deploy_command(
+    path: &Path,
+    profile: Profile,
+    ssh_key: Option<&Path>,
+    db: Option<&Path>,
+) -> Result<ExitCode> {
+    let Some((draft, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
+    if matches!(configured.design.platform(), PlatformSpec::Bare) {
+        return deploy_bare(path, &configured, profile, ssh_key);
+    }
+    if ssh_key.is_some() {
+        eprintln!(
+            "error: --ssh-key is for bare designs (--platform bare), whose hosts m1studio reaches over SSH; this design is for {}: leave --ssh-key out",
+            configured.design.platform().platform().as_str()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let runner = Runner::new(open_store(db)?, 1);
     runtime()?.block_on(async {
         let request = DeployRequest {
@@ -92,12 +114,35 @@ pub(crate) fn deploy_command(path: &Path, profile: Profile, db: Option<&Path>) -
     })
 }
 
-/// Prints each node's container state, Postgres role, timeline and replay lag, and Barman's state.
-pub(crate) fn status_command(path: &Path, db: Option<&Path>) -> Result<ExitCode> {
+/// Prints each node's machine state (container, or host over SSH), Postgres role, timeline and
+/// replay lag, and Barman's state.
+pub(crate) fn status_command(
+    path: &Path,
+    ssh_key: Option<&Path>,
+    db: Option<&Path>,
+) -> Result<ExitCode> {
     let Some((_, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
     let cluster = configured.design.cluster_name().to_string();
+    let bare = matches!(configured.design.platform(), PlatformSpec::Bare);
+    if bare {
+        let executor = match bare_executor(path, &configured, ssh_key)? {
+            Ok(executor) => executor,
+            Err(problems) => {
+                for problem in &problems {
+                    eprintln!("error: {problem}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        runtime()?.block_on(async {
+            let reachable = executor.reachable().await;
+            let status = status_of(&executor, &reachable, &configured, true).await;
+            print_status(&status, "HOST");
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = open_store(db)?;
     if let Some(record) = store.live_by_cluster(&cluster)? {
         println!(
@@ -114,59 +159,64 @@ pub(crate) fn status_command(path: &Path, db: Option<&Path>) -> Result<ExitCode>
             return Ok(());
         }
         let status = cluster_status(&executor, &configured, true).await?;
-        println!(
-            "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
-            "NODE", "DESIGNED AS", "CONTAINER", "POSTGRES", "TIMELINE", "LAG (BYTES)", "UPSTREAM"
-        );
-        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        for node in &status.nodes {
-            let postgres = node.postgres.map(|p| match p {
-                PostgresRole::Primary => "primary",
-                PostgresRole::Standby => "standby",
-                PostgresRole::Down => "down",
-            });
-            println!(
-                "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
-                node.name,
-                node.designed.as_str(),
-                node.container,
-                postgres.unwrap_or("-"),
-                dash(node.timeline.map(|t| t.to_string())),
-                dash(node.lag_bytes.map(|l| l.to_string())),
-                dash(node.upstream.clone())
-            );
-        }
-        for node in &status.nodes {
-            if let Some(service) = &node.service {
-                let routes = service.routes_text();
-                println!(
-                    "{} on {}: {}{}",
-                    node.designed.as_str(),
-                    node.name,
-                    service.summary,
-                    if routes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({routes})")
-                    }
-                );
-            }
-        }
-        if let Some(barman) = &status.barman {
-            println!(
-                "barman on {} backs up {}: check {}, {} backup(s)",
-                barman.node,
-                barman.backs_up,
-                if barman.check_ok { "OK" } else { "FAILED" },
-                barman.backups
-            );
-            if let Some(warning) = &barman.warning {
-                println!("warning: {warning}");
-            }
-        }
+        print_status(&status, "CONTAINER");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The status table: `machine` heads the column of each node's container or host state.
+fn print_status(status: &ClusterStatus, machine: &str) {
+    println!(
+        "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
+        "NODE", "DESIGNED AS", machine, "POSTGRES", "TIMELINE", "LAG (BYTES)", "UPSTREAM"
+    );
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    for node in &status.nodes {
+        let postgres = node.postgres.map(|p| match p {
+            PostgresRole::Primary => "primary",
+            PostgresRole::Standby => "standby",
+            PostgresRole::Down => "down",
+        });
+        println!(
+            "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
+            node.name,
+            node.designed.as_str(),
+            node.container,
+            postgres.unwrap_or("-"),
+            dash(node.timeline.map(|t| t.to_string())),
+            dash(node.lag_bytes.map(|l| l.to_string())),
+            dash(node.upstream.clone())
+        );
+    }
+    for node in &status.nodes {
+        if let Some(service) = &node.service {
+            let routes = service.routes_text();
+            println!(
+                "{} on {}: {}{}",
+                node.designed.as_str(),
+                node.name,
+                service.summary,
+                if routes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({routes})")
+                }
+            );
+        }
+    }
+    if let Some(barman) = &status.barman {
+        println!(
+            "barman on {} backs up {}: check {}, {} backup(s)",
+            barman.node,
+            barman.backs_up,
+            if barman.check_ok { "OK" } else { "FAILED" },
+            barman.backups
+        );
+        if let Some(warning) = &barman.warning {
+            println!("warning: {warning}");
+        }
+    }
 }
 
 /// Runs `drill` on the cluster's running deployment, prints what happens, and for a fault
@@ -175,6 +225,12 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
     let Some((_, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
+    if matches!(configured.design.platform(), PlatformSpec::Bare) {
+        eprintln!(
+            "error: drills break containers (kill, stop, cut off the network), and this design's nodes are existing hosts that m1studio will not break: rehearse on a docker design (--platform docker), or use repmgr's own commands on the hosts (repmgr standby switchover)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let cluster = configured.design.cluster_name().to_string();
     let store = open_store(db)?;
     let Some(record) = store.live_by_cluster(&cluster)? else {
@@ -318,6 +374,15 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
 /// Removes the cluster's containers, volumes and network, and marks its deployment destroyed.
 pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode> {
     let (file, draft, _) = read_config(path)?;
+    if draft
+        .as_ref()
+        .is_some_and(|d| d.platform.as_deref() == Some("bare"))
+    {
+        eprintln!(
+            "error: m1studio never removes clusters from existing hosts, whose data it did not make disposable: stop the services and remove the data directories on the hosts yourself; `m1studio destroy` removes docker deployments"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let name = draft
         .map(|d| d.cluster_name)
         .filter(|n| !n.is_empty())
@@ -347,4 +412,175 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
         println!("cluster {name}: removed {removed} containers, volumes and networks");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+/// Where a bare cluster's passwords are kept: in its directory, readable by its owner only.
+const SECRETS_FILE: &str = "m1studio.secrets";
+
+/// Deploys a bare design on its hosts over SSH: every host is checked before any is changed,
+/// then the same plan runs as in containers.
+fn deploy_bare(
+    path: &Path,
+    configured: &Configured,
+    profile: Profile,
+    ssh_key: Option<&Path>,
+) -> Result<ExitCode> {
+    let (file, _, _) = read_config(path)?;
+    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut problems = Vec::new();
+    let executor = match bare_executor(path, configured, ssh_key)? {
+        Ok(executor) => Some(executor),
+        Err(found) => {
+            problems = found;
+            None
+        }
+    };
+    let plan = match m1studio_shared::plan::plan(
+        &configured.design,
+        &configured.topology,
+        PlanOptions {
+            profile,
+            edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some(),
+        },
+    ) {
+        Ok(plan) => Some(plan),
+        Err(diagnostics) => {
+            problems.extend(
+                diagnostics
+                    .iter()
+                    .map(|d| format!("{}: {}", d.path, d.message)),
+            );
+            None
+        }
+    };
+    let (Some(executor), Some(plan)) = (executor, plan) else {
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        eprintln!("nothing was changed on any host");
+        return Ok(ExitCode::FAILURE);
+    };
+    let hosts = executor.hosts().len();
+    let cluster = configured.design.cluster_name().to_string();
+    runtime()?.block_on(async {
+        eprintln!("checking the {hosts} hosts of cluster {cluster} over SSH");
+        if let Err(problems) = executor
+            .prepare(&configured.topology, &configured.design)
+            .await
+        {
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            eprintln!("nothing was changed on any host");
+            return Ok(ExitCode::FAILURE);
+        }
+        let secrets = cluster_secrets(&dir.join(SECRETS_FILE))?;
+        let started = std::time::Instant::now();
+        let outcome = run_plan(&executor, &plan, &secrets, &|event| match event {
+            Event::Phase { number, of, title } => eprintln!("[{number}/{of}] {title}"),
+            Event::Started { .. } => {}
+            Event::Finished {
+                node,
+                title,
+                millis,
+            } => eprintln!("      {node}: {title} ({:.1} s)", millis as f64 / 1000.0),
+            Event::Failed {
+                node,
+                title,
+                reason,
+            } => eprintln!("  FAILED {node}: {title}\n{reason}"),
+        })
+        .await;
+        if let Err(e) = outcome {
+            eprintln!("the deployment failed: {}", secrets.hide(&format!("{e:#}")));
+            eprintln!("the hosts keep what was done, for inspection");
+            return Ok(ExitCode::FAILURE);
+        }
+        let postgres: Vec<String> = configured
+            .topology
+            .instances
+            .iter()
+            .filter(|i| i.kind.is_postgres())
+            .map(|i| format!("{}:5432", executor.hosts()[&i.name]))
+            .collect();
+        println!(
+            "cluster {cluster} is running on its hosts ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "  writes go to: postgresql://postgres@{}/postgres?target_session_attrs=read-write",
+            postgres.join(",")
+        );
+        println!(
+            "  passwords: {} (readable by you only)",
+            dir.join(SECRETS_FILE).display()
+        );
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+/// The cluster's passwords and SSH key: those of an earlier run, or new ones, written first
+/// with mode 0600 so that they are never lost to a failed run.
+fn cluster_secrets(file: &Path) -> Result<Secrets> {
+    if file.exists() {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let entries: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not m1studio's secrets file", file.display()))?;
+        return Ok(Secrets::from_entries(entries));
+    }
+    let secrets = Secrets::generate()?;
+    let entries: std::collections::BTreeMap<&str, &str> = secrets.entries().collect();
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    std::io::Write::write_all(&mut out, serde_json::to_string_pretty(&entries)?.as_bytes())?;
+    Ok(secrets)
+}
+
+/// The SSH executor for a bare design's hosts, from the `ip_address` of each instance in its
+/// config.yml, or every problem with them.
+fn bare_executor(
+    path: &Path,
+    configured: &Configured,
+    ssh_key: Option<&Path>,
+) -> Result<std::result::Result<SshExecutor, Vec<String>>> {
+    let (file, _, _) = read_config(path)?;
+    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let text = std::fs::read_to_string(&file)?;
+    let addresses = m1studio_shared::config::addresses(&text);
+    let mut problems = Vec::new();
+    for (index, instance) in configured.topology.instances.iter().enumerate() {
+        if !addresses.contains_key(&instance.name) {
+            problems.push(format!(
+                "instances[{index}].ip_address: {} has no address; m1studio reaches each host of a bare design over SSH: add `ip_address: ADDRESS` to {} in {}",
+                instance.name,
+                instance.name,
+                file.display()
+            ));
+        }
+    }
+    if let Some(key) = ssh_key.filter(|k| !k.is_file()) {
+        problems.push(format!(
+            "--ssh-key {}: no such file; give the private key that logs in to the hosts as root",
+            key.display()
+        ));
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    Ok(Ok(SshExecutor::new(SshOptions {
+        hosts: configured
+            .topology
+            .instances
+            .iter()
+            .map(|i| (i.name.clone(), addresses[&i.name]))
+            .collect(),
+        key: ssh_key.map(Path::to_path_buf),
+        known_hosts: dir.join("known_hosts"),
+        bindir: m1studio_shared::plan::bindir(configured.design.version()),
+    })))
 }

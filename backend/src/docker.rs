@@ -41,7 +41,7 @@ enum How<'a> {
 const SUPERVISOR_SOCKET: &str = "/var/run/supervisor.sock";
 
 /// The check the agent repeats for `until`, its user, and how it repeats it.
-fn check_of(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String, Repeat) {
+pub(crate) fn check_of(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String, Repeat) {
     let repeat = |every: f64| Repeat::every(every, f64::from(timeout_secs));
     match until {
         // Postgres writes its status into postmaster.pid, as `pg_ctl start --wait` reads it;
@@ -737,23 +737,7 @@ impl Executor for DockerExecutor {
         let ids = passwd_ids(&users.stdout);
         self.upload(&container_name(&self.cluster, node), files, &ids)
             .await?;
-        // supervisord learns of new services now, so that starting one is a single call.
-        if files
-            .iter()
-            .any(|f| f.path.starts_with("/etc/supervisor/conf.d/"))
-        {
-            let output = self
-                .run(node, &argv(&["supervisorctl", "update"]), "root", None)
-                .await?;
-            if output.code != 0 {
-                bail!(
-                    "`supervisorctl update` on {node} exited with {}: {}",
-                    output.code,
-                    output.stdout.trim()
-                );
-            }
-        }
-        Ok(())
+        crate::engine::load_services(self, node, files).await
     }
 
     async fn run(

@@ -169,6 +169,27 @@ impl Secrets {
     }
 }
 
+/// Has supervisord on `node` load the services that `files`, just written, define, if any: so
+/// that starting one is a single call.
+pub async fn load_services<E: Executor>(executor: &E, node: &str, files: &[File]) -> Result<()> {
+    if files
+        .iter()
+        .any(|f| f.path.starts_with("/etc/supervisor/conf.d/"))
+    {
+        let output = executor
+            .run(node, &argv(&["supervisorctl", "update"]), "root", None)
+            .await?;
+        if output.code != 0 {
+            bail!(
+                "`supervisorctl update` on {node} exited with {}: {}",
+                output.code,
+                output.stdout.trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// An argument vector from words.
 pub fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod runner;
 pub mod server;
 pub mod services;
+pub mod ssh;
 pub mod store;
 
 /// The value behind `mutex`, even if a thread panicked while holding it: what it guards (lists,

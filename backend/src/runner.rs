@@ -5,7 +5,7 @@
 //! restart reconciles the store with what the Docker engine really runs.
 
 use crate::docker::{self, DockerExecutor, FoundCluster};
-use crate::engine::{Event, Executor as _, Secrets, argv, run_plan};
+use crate::engine::{Event, Executor, Secrets, argv, run_plan};
 use crate::lock;
 use crate::store::{InsertError, Record, Store, now_ms};
 use anyhow::Result;
@@ -1756,6 +1756,17 @@ pub async fn cluster_status(
         .into_iter()
         .map(|(node, _, state)| (node, state))
         .collect();
+    Ok(status_of(executor, &containers, configured, full).await)
+}
+
+/// The live state of the cluster's nodes, through `executor`, given whether each node's
+/// machine runs (`containers`: `running`, or what else it is).
+pub async fn status_of(
+    executor: &impl Executor,
+    containers: &HashMap<String, String>,
+    configured: &Configured,
+    full: bool,
+) -> ClusterStatus {
     let probes = configured.topology.instances.iter().map(|instance| {
         let container = containers.get(&instance.name).cloned().unwrap_or_else(|| "missing".into());
         async move {
@@ -1874,11 +1885,11 @@ pub async fn cluster_status(
         }),
         None => None,
     };
-    Ok(ClusterStatus {
+    ClusterStatus {
         nodes,
         primary,
         barman,
-    })
+    }
 }
 
 /// Registers the repmgr witness `witness` again with the primary `primary` after a switchover
@@ -1945,7 +1956,7 @@ async fn run_checked(
 /// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
 /// a primary that is gone.
 async fn executor_run(
-    executor: &DockerExecutor,
+    executor: &impl Executor,
     node: &str,
     command: &[String],
 ) -> Option<crate::engine::Output> {

@@ -356,6 +356,25 @@ struct Reader {
     out: Vec<Diagnostic>,
 }
 
+/// The `ip_address` of each instance of a config.yml that gives one, by instance name: the
+/// addresses of existing hosts, for a `bare` deployment. Anything else is left to `read`, which
+/// reports what is wrong.
+pub fn addresses(text: &str) -> BTreeMap<String, std::net::IpAddr> {
+    let Ok(root) = serde_yaml_ng::from_str::<Value>(text) else {
+        return BTreeMap::new();
+    };
+    root.get("instances")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|instance| {
+            let name = instance.get("Name")?.as_str()?;
+            let address = instance.get("ip_address")?.as_str()?.parse().ok()?;
+            Some((name.to_string(), address))
+        })
+        .collect()
+}
+
 fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "nothing",

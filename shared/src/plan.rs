@@ -744,10 +744,16 @@ impl Context<'_> {
         files
     }
 
+    /// Whether the nodes are existing hosts, reached over SSH: their own sshd serves postgres
+    /// too, where a container runs one of the plan's.
+    fn bare(&self) -> bool {
+        matches!(self.design.platform(), PlatformSpec::Bare)
+    }
+
     /// The SSH server and the cluster's key pair for postgres: `repmgr standby switchover`
-    /// stops the old primary and rejoins it over SSH.
+    /// stops the old primary and rejoins it over SSH. An existing host keeps its own SSH server.
     fn ssh_files(&self) -> Vec<File> {
-        vec![
+        let mut files = vec![
             file(
                 "/var/lib/postgresql/.ssh/id_ed25519",
                 "postgres",
@@ -760,6 +766,11 @@ impl Context<'_> {
                 0o600,
                 format!("{}\n", secret(SSH_KEY_PUB)),
             ),
+        ];
+        if self.bare() {
+            return files;
+        }
+        files.extend([
             file(
                 "/usr/local/bin/m1studio-sshd",
                 "root",
@@ -787,7 +798,8 @@ impl Context<'_> {
                  stdout_logfile=/var/log/sshd.log\n"
                     .to_string(),
             ),
-        ]
+        ]);
+        files
     }
 
     /// Barman's files: its server file, its passwords and its cron service.
@@ -1119,13 +1131,23 @@ impl Context<'_> {
             steps
         };
         // One call for both sshd and repmgrd: each call costs a Python start on a busy node.
+        // An existing host's own sshd already runs.
         let services = |node: &str| {
-            run(
-                node,
-                "start sshd and repmgrd",
-                "root",
-                &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
-            )
+            if self.bare() {
+                run(
+                    node,
+                    "start repmgrd",
+                    "root",
+                    &[SERVICE_COMMAND, "start", "repmgrd"],
+                )
+            } else {
+                run(
+                    node,
+                    "start sshd and repmgrd",
+                    "root",
+                    &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
+                )
+            }
         };
         let mut steps = vec![services(&primary)];
         steps.extend(clone(self.replica(), &primary, 1));

@@ -822,3 +822,56 @@ fn every_wait_for_another_lane_names_a_step_of_another_lane_in_its_phase() {
     // Cascaded replicas (1 + 2 + 5 with repmgr, 1 + 2 with Patroni) each wait for the replica.
     assert_eq!(waits, 11);
 }
+
+#[test]
+fn on_existing_hosts_the_plan_keeps_their_own_sshd() {
+    let bare = plan_for(
+        "m1 -a M1 --postgresql 15 --failover-manager repmgr --platform bare",
+        PlanOptions::default(),
+    )
+    .expect("bare designs deploy");
+    let docker = repmgr(1);
+    for node in &bare.nodes {
+        assert!(
+            node.files.iter().all(|f| !f.path.contains("sshd")),
+            "{}: {:?}",
+            node.node,
+            node.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+        );
+        let key = node
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("/.ssh/authorized_keys"));
+        let docker_key = docker
+            .nodes
+            .iter()
+            .find(|n| n.node == node.node)
+            .is_some_and(|n| {
+                n.files
+                    .iter()
+                    .any(|f| f.path.ends_with("/.ssh/authorized_keys"))
+            });
+        assert_eq!(
+            key, docker_key,
+            "{}: the cluster's key pair is there all the same",
+            node.node
+        );
+    }
+    let starts: Vec<String> = bare
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match &s.action {
+            Action::Run { argv, .. } if argv.iter().any(|a| a == "start") => Some(argv.join(" ")),
+            _ => None,
+        })
+        .collect();
+    assert!(!starts.is_empty());
+    assert!(starts.iter().all(|s| !s.contains("sshd")), "{starts:?}");
+    assert!(
+        docker.phases.iter().flat_map(|p| &p.steps).any(
+            |s| matches!(&s.action, Action::Run { argv, .. } if argv.iter().any(|a| a == "sshd"))
+        ),
+        "containers start a sshd of their own"
+    );
+}
