@@ -550,17 +550,19 @@ fn bare_executor(
 ) -> Result<std::result::Result<SshExecutor, Vec<String>>> {
     let (file, _, _) = read_config(path)?;
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let text = std::fs::read_to_string(&file)?;
-    let addresses = m1studio_shared::config::addresses(&text);
     let mut problems = Vec::new();
+    let mut hosts = std::collections::BTreeMap::new();
     for (index, instance) in configured.topology.instances.iter().enumerate() {
-        if !addresses.contains_key(&instance.name) {
-            problems.push(format!(
-                "instances[{index}].ip_address: {} has no address; m1studio reaches each host of a bare design over SSH: add `ip_address: ADDRESS` to {} in {}",
+        match instance.ip_address {
+            Some(address) => {
+                hosts.insert(instance.name.clone(), address);
+            }
+            None => problems.push(format!(
+                "instances[{index}].ip_address: {} has no address, and m1studio reaches each host of a bare design over SSH: add `ip_address: ADDRESS` to {} in {}, or give each host's address after its name in a --hostnames-from file when you configure",
                 instance.name,
                 instance.name,
                 file.display()
-            ));
+            )),
         }
     }
     if let Some(key) = ssh_key.filter(|k| !k.is_file()) {
@@ -573,12 +575,7 @@ fn bare_executor(
         return Ok(Err(problems));
     }
     Ok(Ok(SshExecutor::new(SshOptions {
-        hosts: configured
-            .topology
-            .instances
-            .iter()
-            .map(|i| (i.name.clone(), addresses[&i.name]))
-            .collect(),
+        hosts,
         key: ssh_key.map(Path::to_path_buf),
         known_hosts: dir.join("known_hosts"),
         bindir: m1studio_shared::plan::bindir(configured.design.version()),

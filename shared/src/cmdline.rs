@@ -3,7 +3,7 @@
 //! `m1studio configure …` and `tpaexec configure …` lines for a draft.
 
 use crate::diag::{Code, Diagnostic};
-use crate::hostnames::parse_hostnames_file;
+use crate::hostnames::{default_hostname, parse_hostnames_addresses, parse_hostnames_file};
 use crate::spec::{DEFAULT_INSTANCE_TYPE, DEFAULT_NETWORK, DEFAULT_REGION, Draft, Flavour};
 use crate::validate::closest;
 use std::fmt::Write as _;
@@ -516,7 +516,17 @@ impl Parser<'_> {
             Opt::HostnamesFrom => {
                 let path = one();
                 match (self.read_file)(&path) {
-                    Ok(text) => self.inv.draft.hostnames = Some(parse_hostnames_file(&text)),
+                    Ok(text) => {
+                        let names = parse_hostnames_file(&text);
+                        let addresses = parse_hostnames_addresses(&text);
+                        // A file that gives addresses to hosts of the default names names no
+                        // host itself, as config.yml does not.
+                        let defaults = (1..=names.len() as u32).map(default_hostname);
+                        if addresses.is_none() || !names.iter().cloned().eq(defaults) {
+                            self.inv.draft.hostnames = Some(names);
+                        }
+                        self.inv.draft.addresses = addresses;
+                    }
                     Err(err) => self.out.push(Diagnostic::error(
                         "hostnames",
                         Code::HostnamesFileUnreadable,
@@ -801,18 +811,35 @@ pub fn command_args(dir: &str, draft: &Draft) -> Vec<String> {
     if let Some(network) = &draft.network {
         push(Opt::Network, &[network]);
     }
-    if draft.hostnames.is_some() {
+    if hostnames_file(&draft).is_some() {
         push(Opt::HostnamesFrom, &[HOSTNAMES_FILE]);
     }
     args
 }
 
-/// The text of the `--hostnames-from` file a rendered command line refers to, if the draft has names.
+/// The text of the `--hostnames-from` file a rendered command line refers to, if the draft has
+/// names or addresses: a host a line, its name then its address where it has one.
 pub fn hostnames_file(draft: &Draft) -> Option<String> {
-    draft
-        .hostnames
-        .as_ref()
-        .map(|names| names.iter().map(|n| format!("{n}\n")).collect())
+    let addresses = draft.addresses.as_deref().unwrap_or_default();
+    let names: Vec<String> = match &draft.hostnames {
+        Some(names) => names.clone(),
+        None if !addresses.is_empty() => {
+            (1..=addresses.len() as u32).map(default_hostname).collect()
+        }
+        None => return None,
+    };
+    Some(
+        names
+            .iter()
+            .enumerate()
+            .map(
+                |(i, name)| match addresses.get(i).filter(|a| !a.is_empty()) {
+                    Some(address) => format!("{name} {address}\n"),
+                    None => format!("{name}\n"),
+                },
+            )
+            .collect(),
+    )
 }
 
 /// The whole command line for `program`, quoted for a POSIX shell.

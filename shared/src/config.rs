@@ -340,6 +340,8 @@ struct ReadInstance {
     roles: BTreeSet<Role>,
     upstream: Option<String>,
     backups: Vec<String>,
+    /// Its `ip_address`, where it is one.
+    address: Option<String>,
 }
 
 /// Reads a config.yml back into a draft. Checks the topology as TPA does (exactly one primary,
@@ -354,25 +356,6 @@ pub fn read(text: &str) -> (Option<Draft>, Vec<Diagnostic>) {
 
 struct Reader {
     out: Vec<Diagnostic>,
-}
-
-/// The `ip_address` of each instance of a config.yml that gives one, by instance name: the
-/// addresses of existing hosts, for a `bare` deployment. Anything else is left to `read`, which
-/// reports what is wrong.
-pub fn addresses(text: &str) -> BTreeMap<String, std::net::IpAddr> {
-    let Ok(root) = serde_yaml_ng::from_str::<Value>(text) else {
-        return BTreeMap::new();
-    };
-    root.get("instances")
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
-        .filter_map(|instance| {
-            let name = instance.get("Name")?.as_str()?;
-            let address = instance.get("ip_address")?.as_str()?.parse().ok()?;
-            Some((name.to_string(), address))
-        })
-        .collect()
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -719,14 +702,16 @@ impl Reader {
                 .into_iter()
                 .next();
             let backups = self.names(map, "backup", &format!("{path}.backup"));
-            if let Some(Value::String(address)) = map.get("ip_address")
-                && address.parse::<std::net::IpAddr>().is_err()
-            {
-                self.out.push(Diagnostic::error(
-                    format!("{path}.ip_address"),
-                    Code::ConfigWrongType,
-                    format!("{path}.ip_address '{address}' is not an IP address"),
-                ));
+            let mut address = None;
+            if let Some(Value::String(text)) = map.get("ip_address") {
+                match text.parse::<std::net::IpAddr>() {
+                    Ok(ip) => address = Some(ip.to_string()),
+                    Err(_) => self.out.push(Diagnostic::error(
+                        format!("{path}.ip_address"),
+                        Code::ConfigWrongType,
+                        format!("{path}.ip_address '{text}' is not an IP address"),
+                    )),
+                }
             }
             let (Some(name), Some(node), Some(location)) = (name, node, location) else {
                 for (key, what) in [
@@ -760,6 +745,7 @@ impl Reader {
                 roles,
                 upstream,
                 backups,
+                address,
             });
         }
         instances.sort_by_key(|i| i.node);
@@ -878,6 +864,17 @@ impl Reader {
         if !names.iter().cloned().eq(defaults) {
             draft.hostnames = Some(names);
         }
+        // Existing hosts' addresses; elsewhere the platform gives them.
+        if draft.platform.as_deref() == Some("bare")
+            && instances.iter().any(|i| i.address.is_some())
+        {
+            draft.addresses = Some(
+                instances
+                    .iter()
+                    .map(|i| i.address.clone().unwrap_or_default())
+                    .collect(),
+            );
+        }
     }
 
     /// Warns where the instances differ from the M1 layout of the design they describe.
@@ -971,7 +968,9 @@ fn remap(mut diagnostic: Diagnostic, draft: &Draft) -> Diagnostic {
             ),
             _ => "ec2_ami.Name".into(),
         },
-        "num_cascaded_replicas" | "enable_haproxy" | "hostnames" => "instances".into(),
+        "num_cascaded_replicas" | "enable_haproxy" | "hostnames" | "addresses" => {
+            "instances".into()
+        }
         "location_names" => "locations".into(),
         "owner" => "cluster_tags.Owner".into(),
         "network" if aws => "ec2_vpc".into(),
@@ -980,6 +979,7 @@ fn remap(mut diagnostic: Diagnostic, draft: &Draft) -> Diagnostic {
     };
     diagnostic.path = match head.as_str() {
         "hostnames" if !tail.is_empty() => format!("instances{tail}.Name"),
+        "addresses" if !tail.is_empty() => format!("instances{tail}.ip_address"),
         "location_names" if !tail.is_empty() => format!("locations{tail}.Name"),
         _ => place,
     };

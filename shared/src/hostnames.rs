@@ -41,14 +41,33 @@ pub fn dns_label_problem(name: &str) -> Option<&'static str> {
     None
 }
 
-/// The host names listed in the text of a `--hostnames-from` file.
-pub fn parse_hostnames_file(text: &str) -> Vec<String> {
+/// The lines of a `--hostnames-from` file that name a host, without comments.
+fn host_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
         .map(|line| line.split('#').next().unwrap_or_default().trim())
         .filter(|line| !line.is_empty())
+}
+
+/// The host names listed in the text of a `--hostnames-from` file.
+pub fn parse_hostnames_file(text: &str) -> Vec<String> {
+    host_lines(text)
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_string)
         .collect()
+}
+
+/// The addresses in the second column of a `--hostnames-from` file, one per host (empty where
+/// a line gives none), or `None` when no line gives one.
+pub fn parse_hostnames_addresses(text: &str) -> Option<Vec<String>> {
+    let addresses: Vec<String> = host_lines(text)
+        .map(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    addresses.iter().any(|a| !a.is_empty()).then_some(addresses)
 }
 
 #[cfg(test)]
@@ -70,6 +89,12 @@ mod tests {
     fn hostnames_file_skips_comments_blanks_and_addresses() {
         let text = "# hosts\nalpha 10.0.0.1\n\n  beta  # second\ngamma\n";
         assert_eq!(parse_hostnames_file(text), ["alpha", "beta", "gamma"]);
+        assert_eq!(
+            parse_hostnames_addresses(text).unwrap(),
+            ["10.0.0.1", "", ""],
+            "an address per host, empty where a line has none"
+        );
+        assert_eq!(parse_hostnames_addresses("alpha\nbeta # 10.0.0.9\n"), None);
     }
 
     #[test]

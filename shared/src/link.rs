@@ -76,6 +76,7 @@ pub fn encode(draft: &Draft) -> String {
         out.append_pair("net", network);
     }
     append_list(&mut out, "host", draft.hostnames.as_deref());
+    append_list(&mut out, "ip", draft.addresses.as_deref());
     out.finish()
 }
 
@@ -127,6 +128,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
     let mut seen: Vec<String> = Vec::new();
     let mut locations: Vec<String> = Vec::new();
     let mut hosts: Vec<String> = Vec::new();
+    let mut addresses: Vec<String> = Vec::new();
     let mut version_seen = false;
     let ignored = |out: &mut Vec<Diagnostic>, key: &str, why: String| {
         out.push(Diagnostic::warning(
@@ -148,7 +150,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
             );
             continue;
         }
-        if !matches!(key.as_str(), "loc" | "host") {
+        if !matches!(key.as_str(), "loc" | "host" | "ip") {
             if seen.contains(&key) {
                 ignored(
                     &mut out,
@@ -223,6 +225,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
             },
             "loc" => locations.push(value),
             "host" => hosts.push(value),
+            "ip" => addresses.push(value),
             _ => out.push(Diagnostic::warning(
                 format!("link.{key}"),
                 Code::LinkParameterUnknown,
@@ -245,6 +248,10 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
     }
     if !hosts.is_empty() {
         draft.hostnames = Some(hosts.into_iter().filter(|h| !h.is_empty()).collect());
+    }
+    // Position matters: an empty address is a host without one.
+    if addresses.iter().any(|a| !a.is_empty()) {
+        draft.addresses = Some(addresses);
     }
     (draft, out)
 }

@@ -71,6 +71,11 @@ pub struct Draft {
     pub network: Option<String>,
     /// Host names, in node order, from `--hostnames-from FILE`.
     pub hostnames: Option<Vec<String>>,
+    /// The hosts' addresses, in node order, from the second column of `--hostnames-from FILE`
+    /// (an empty one where a line gives none): where m1studio reaches the existing hosts of a
+    /// bare design.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<String>>,
 }
 
 impl Draft {
@@ -138,6 +143,22 @@ impl Draft {
             owner: self.owner.clone(),
             network: drop_where(!bare, &self.network, DEFAULT_NETWORK),
             hostnames: self.hostnames.clone(),
+            // Addresses go with host names: none past the last name given, and none past the
+            // last host that has one.
+            addresses: self
+                .addresses
+                .as_ref()
+                .map(|a| {
+                    let mut a: Vec<String> = match &self.hostnames {
+                        Some(names) => a.iter().take(names.len()).cloned().collect(),
+                        None => a.clone(),
+                    };
+                    while a.last().is_some_and(|last| last.trim().is_empty()) {
+                        a.pop();
+                    }
+                    a
+                })
+                .filter(|a| !a.is_empty()),
         }
     }
 }
@@ -429,6 +450,7 @@ pub struct Design {
     pub(crate) owner: Option<String>,
     pub(crate) network: Option<Ipv4Net>,
     pub(crate) hostnames: Option<Vec<String>>,
+    pub(crate) addresses: Option<Vec<Option<std::net::IpAddr>>>,
 }
 
 impl Design {
@@ -493,6 +515,10 @@ impl Design {
     /// Explicit host names, if given.
     pub fn hostnames(&self) -> Option<&[String]> {
         self.hostnames.as_deref()
+    }
+    /// The existing hosts' addresses, in node order, where given (bare designs only).
+    pub fn addresses(&self) -> Option<&[Option<std::net::IpAddr>]> {
+        self.addresses.as_deref()
     }
     /// How many Postgres nodes (primary, replica, cascaded replicas) the design has.
     pub fn postgres_nodes(&self) -> u32 {

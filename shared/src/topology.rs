@@ -5,7 +5,7 @@ use crate::hostnames::default_hostname;
 use crate::net;
 use crate::spec::{Design, FailoverManager, PlatformSpec};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// What an instance does. An instance may have several roles (Barman and witness).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,8 +114,9 @@ pub struct Instance {
     pub upstream: Option<String>,
     /// The Barman instance that backs it up.
     pub backup: Option<String>,
-    /// Its address, where the platform assigns one (docker).
-    pub ip_address: Option<Ipv4Addr>,
+    /// Its address: the one the platform assigns (docker), or the existing host's (bare, where
+    /// given).
+    pub ip_address: Option<IpAddr>,
     /// For HAProxy nodes: the Postgres instances behind it.
     pub backends: Vec<String>,
 }
@@ -218,7 +219,12 @@ pub fn topology(design: &Design) -> Topology {
         && let Some(addresses) = net::docker_addresses(network, count)
     {
         for (instance, address) in instances.iter_mut().zip(addresses) {
-            instance.ip_address = Some(address);
+            instance.ip_address = Some(IpAddr::V4(address));
+        }
+    }
+    if let (PlatformSpec::Bare, Some(addresses)) = (design.platform(), design.addresses()) {
+        for (instance, address) in instances.iter_mut().zip(addresses) {
+            instance.ip_address = *address;
         }
     }
     Topology { instances }

@@ -11,6 +11,7 @@ use crate::spec::{
     VERSIONS, default_os_version, instances_per_location, or_list,
 };
 use ipnet::Ipv4Net;
+use std::net::IpAddr;
 
 /// Checks `draft` against every rule. Returns the design when nothing is an error, and every
 /// diagnostic (errors, warnings and explanations) either way.
@@ -79,6 +80,11 @@ impl Checker<'_> {
             self.capacity(network, platform.platform(), counts);
         }
         let hostnames = self.hostnames(draft, counts.map(|[a, b]| a + b));
+        let addresses = self.addresses(
+            draft,
+            platform.as_ref().map(PlatformSpec::platform),
+            counts.map(|[a, b]| a + b),
+        );
         if let (Some(failover), Some(cascaded)) = (failover, cascaded) {
             self.explanations(failover, cascaded, locations.as_ref(), draft.synchronous);
         }
@@ -115,6 +121,7 @@ impl Checker<'_> {
             owner: owner.ok()?,
             network: network.ok()?,
             hostnames: hostnames.ok()?,
+            addresses: addresses.ok()?,
         })
     }
 
@@ -551,7 +558,7 @@ impl Checker<'_> {
                 self.error(
                     "network",
                     Code::NetworkNotOnBare,
-                    "--network does not apply to --platform bare, where hosts keep their own addresses: remove it, and set each instance's ip_address in config.yml",
+                    "--network does not apply to --platform bare, where hosts keep their own addresses: remove it, and give each host's address after its name in a --hostnames-from file (or as its ip_address in config.yml)",
                 );
                 return Err(());
             }
@@ -656,6 +663,79 @@ impl Checker<'_> {
         Ok(Some(
             names[..names.len().min(needed.unwrap_or(u32::MAX) as usize)].to_vec(),
         ))
+    }
+
+    /// The existing hosts' addresses, from the second column of the `--hostnames-from` file:
+    /// IP addresses, each host its own, on bare designs only.
+    #[allow(clippy::type_complexity)]
+    fn addresses(
+        &mut self,
+        draft: &Draft,
+        platform: Option<Platform>,
+        needed: Option<u32>,
+    ) -> Result<Option<Vec<Option<IpAddr>>>, ()> {
+        let Some(given) = draft.addresses.as_ref() else {
+            return Ok(None);
+        };
+        let first = given.iter().position(|a| !a.trim().is_empty());
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        if let Some(platform) = platform.filter(|p| *p != Platform::Bare) {
+            self.warning(
+                format!("addresses[{first}]"),
+                Code::AddressesNotOnPlatform,
+                format!(
+                    "the --hostnames-from file gives addresses (line {} has '{}'), which only bare designs use, so they are ignored: {}",
+                    first + 1,
+                    given[first].trim(),
+                    if platform == Platform::Docker {
+                        "docker designs take theirs from --network"
+                    } else {
+                        "AWS gives its instances theirs"
+                    }
+                ),
+            );
+            return Ok(None);
+        }
+        let mut ok = true;
+        let mut parsed = Vec::new();
+        for (i, text) in given.iter().enumerate() {
+            let text = text.trim();
+            if text.is_empty() {
+                parsed.push(None);
+                continue;
+            }
+            match text.parse::<IpAddr>() {
+                Ok(address) => {
+                    if parsed.contains(&Some(address)) {
+                        ok = false;
+                        self.error(
+                            format!("addresses[{i}]"),
+                            Code::AddressDuplicate,
+                            format!("address {address} (line {} of the --hostnames-from file) is given to two hosts: every instance needs a host of its own", i + 1),
+                        );
+                    }
+                    parsed.push(Some(address));
+                }
+                Err(_) => {
+                    ok = false;
+                    parsed.push(None);
+                    self.error(
+                        format!("addresses[{i}]"),
+                        Code::AddressInvalid,
+                        format!("'{text}' (line {} of the --hostnames-from file) is not an IP address: give the host's IPv4 or IPv6 address after its name, such as 192.0.2.10", i + 1),
+                    );
+                }
+            }
+        }
+        if !ok {
+            return Err(());
+        }
+        if let Some(needed) = needed {
+            parsed.truncate(needed as usize);
+        }
+        Ok(Some(parsed))
     }
 
     fn explanations(

@@ -244,28 +244,36 @@ fn hand_written_tpa_config_with_extra_keys_reads() {
 }
 
 #[test]
-fn the_addresses_of_existing_hosts_are_read_by_name() {
+fn the_addresses_of_existing_hosts_are_read_in_node_order() {
     let (invocation, _) = common::parse("m1 -a M1 --postgresql 15 --enable-repmgr --platform bare");
     let text = configure(&invocation.draft).0.unwrap().config_yml;
-    assert!(config::addresses(&text).is_empty(), "configure gives none");
+    assert_eq!(
+        config::read(&text).0.unwrap().addresses,
+        None,
+        "configure gives none"
+    );
     let text = text
         .replace(
             "  Name: kestrel\n",
             "  Name: kestrel\n  ip_address: 192.0.2.10\n",
         )
         .replace(
-            "  Name: quartz\n",
-            "  Name: quartz\n  ip_address: 2001:db8::2\n",
-        )
-        .replace(
             "  Name: uplift\n",
-            "  Name: uplift\n  ip_address: not-an-address\n",
+            "  Name: uplift\n  ip_address: 2001:db8::2\n",
         );
-    let addresses = config::addresses(&text);
-    assert_eq!(addresses.len(), 2, "{addresses:?}");
-    assert_eq!(addresses["kestrel"].to_string(), "192.0.2.10");
-    assert_eq!(addresses["quartz"].to_string(), "2001:db8::2");
-    // The reader names the one that is not an address.
-    check(&text, &["error config-wrong-type instances[2].ip_address"]);
-    assert!(config::addresses("not: [yaml").is_empty());
+    let draft = config::read(&text).0.unwrap();
+    assert_eq!(
+        draft.addresses.unwrap(),
+        ["192.0.2.10", "", "2001:db8::2", ""],
+        "a host without an address keeps its place"
+    );
+    // One that is not an address is named; two hosts on one address too.
+    check(
+        &text.replace("192.0.2.10", "not-an-address"),
+        &["error config-wrong-type instances[0].ip_address"],
+    );
+    check(
+        &text.replace("2001:db8::2", "192.0.2.10"),
+        &["error address-duplicate instances[2].ip_address"],
+    );
 }

@@ -59,6 +59,25 @@ fn links_round_trip_through_urls() {
     assert_eq!(draft, invocation.draft.normalized());
 }
 
+#[test]
+fn existing_hosts_addresses_travel_in_links() {
+    let (invocation, problems) = common::parse(
+        "prod -a M1 --postgresql 15 --enable-repmgr --platform bare --hostnames-from hosts.txt",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let link = encode(&invocation.draft);
+    assert!(
+        link.ends_with("&ip=192.0.2.10&ip=192.0.2.11&ip=2001%3Adb8%3A%3A12&ip=192.0.2.13"),
+        "{link}"
+    );
+    let (draft, diagnostics) = decode(&link);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    assert_eq!(draft, invocation.draft.normalized());
+    // A host without an address keeps its place.
+    let (draft, _) = decode("v=1&name=prod&pg=15&fm=repmgr&platform=bare&ip=&ip=192.0.2.11");
+    assert_eq!(draft.addresses.unwrap(), ["", "192.0.2.11"]);
+}
+
 /// Decodes `link` and checks the warnings and errors it gives (`severity code path`).
 fn check(link: &str, expected: &[&str]) -> Draft {
     let (draft, diagnostics) = decode(link);

@@ -50,12 +50,21 @@ fn drafts() -> impl Strategy<Value = Draft> {
                 "10.0.0.1/24",
             ]),
             option::of(proptest::collection::vec("[a-z]{1,8}", 0..12)),
+            option::of(proptest::collection::vec(
+                prop_oneof![
+                    Just(String::new()),
+                    "192\\.0\\.2\\.[0-9]{1,2}",
+                    "2001:db8::[0-9a-f]{1,3}",
+                    "[a-z.]{1,6}"
+                ],
+                0..12,
+            )),
         ),
     )
         .prop_map(
             |(
                 (name, arch, flavour, version, fm, platform, region, itype, synchronous),
-                (os, osv, n, haproxy, dcs, redwood, locs, owner, net, hosts),
+                (os, osv, n, haproxy, dcs, redwood, locs, owner, net, hosts, addresses),
             )| Draft {
                 cluster_name: name,
                 architecture: arch,
@@ -76,6 +85,7 @@ fn drafts() -> impl Strategy<Value = Draft> {
                 owner,
                 network: net,
                 hostnames: hosts,
+                addresses,
             },
         )
 }

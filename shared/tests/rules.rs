@@ -431,6 +431,66 @@ fn hostnames_cover_every_instance_once() {
 }
 
 #[test]
+fn existing_hosts_addresses_come_with_their_names() {
+    let bare = "m1 -a M1 --postgresql 15 --failover-manager repmgr --platform bare";
+    check(&format!("{bare} --hostnames-from hosts.txt"), &[]);
+    check(
+        &format!("{bare} --hostnames-from badhosts.txt"),
+        &[
+            "error address-invalid addresses[1]",
+            "error address-duplicate addresses[2]",
+        ],
+    );
+    // Other platforms give their instances addresses of their own: the file's are ignored.
+    check(
+        &format!("{BASE} --hostnames-from hosts.txt"),
+        &["warning addresses-not-on-platform addresses[0]"],
+    );
+    let (invocation, _) = common::parse(&format!("{bare} --hostnames-from hosts.txt"));
+    let configured = m1studio_shared::configure(&invocation.draft)
+        .0
+        .expect("a valid design");
+    let placed: Vec<String> = configured
+        .topology
+        .instances
+        .iter()
+        .map(|i| format!("{} {}", i.name, i.ip_address.unwrap()))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            "alpha 192.0.2.10",
+            "bravo 192.0.2.11",
+            "charlie 2001:db8::12",
+            "delta 192.0.2.13"
+        ]
+    );
+    // config.yml carries them, reads back to the same draft, and renders the same again.
+    assert!(
+        configured
+            .config_yml
+            .contains("  ip_address: 2001:db8::12\n")
+    );
+    let (read, diagnostics) = m1studio_shared::config::read(&configured.config_yml);
+    assert!(
+        diagnostics.iter().all(|d| d.severity == Severity::Info),
+        "{diagnostics:?}"
+    );
+    let read = read.expect("the file reads back");
+    assert_eq!(read.addresses, invocation.draft.addresses);
+    assert_eq!(
+        m1studio_shared::configure(&read).0.unwrap().config_yml,
+        configured.config_yml
+    );
+    // The equivalent command line's hostnames file gives them back.
+    let file = m1studio_shared::cmdline::hostnames_file(&invocation.draft).unwrap();
+    assert_eq!(
+        file,
+        "alpha 192.0.2.10\nbravo 192.0.2.11\ncharlie 2001:db8::12\ndelta 192.0.2.13\n"
+    );
+}
+
+#[test]
 fn unknown_and_incomplete_options_are_named() {
     check(
         &format!("{BASE} --num-cascade-replicas 2"),

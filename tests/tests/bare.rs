@@ -126,7 +126,6 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         )?;
         ensure!(configure.status.success(), "{}", said(&configure));
         let config = dir.join(&cluster).join("config.yml");
-        let without_addresses = std::fs::read_to_string(&config)?;
 
         // Without addresses nothing is tried, and each missing one is named.
         let refused = m1studio(&["deploy", &cluster, "--ssh-key", key.to_str().unwrap()], &dir)?;
@@ -140,15 +139,21 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         }
         ensure!(text.contains("nothing was changed on any host"), "{text}");
 
-        let mut with_addresses = without_addresses.clone();
-        for instance in &hosts.topology.instances {
-            let address = instance.ip_address.context("a host address")?;
-            with_addresses = with_addresses.replace(
-                &format!("  Name: {}\n", instance.name),
-                &format!("  Name: {}\n  ip_address: {address}\n", instance.name),
-            );
-        }
-        std::fs::write(&config, &with_addresses)?;
+        // Each host's address after its name, as TPA's --hostnames-from file gives them.
+        let hostnames: String = hosts
+            .topology
+            .instances
+            .iter()
+            .map(|i| format!("{} {}\n", i.name, i.ip_address.expect("a host address")))
+            .collect();
+        std::fs::write(dir.join("hosts.txt"), hostnames)?;
+        let configure = m1studio(
+            &["configure", &cluster, "-a", "M1", "--postgresql", "15", "--enable-repmgr", "--platform", "bare", "--hostnames-from", "hosts.txt", "--force"],
+            &dir,
+        )?;
+        ensure!(configure.status.success(), "{}", said(&configure));
+        let with_addresses = std::fs::read_to_string(&config)?;
+        ensure!(with_addresses.contains(&format!("  ip_address: {NETWORK}.2\n")), "{with_addresses}");
 
         // A host that already holds a data directory stops the deployment before any host is
         // changed: the others get neither files nor names.

@@ -288,7 +288,7 @@ pub fn DesignForm(props: &FormProps) -> Html {
                     </Field>
                 </div>
                 if platform_enum == Platform::Bare {
-                    <p class="hint not-applicable">{ "Network: bare hosts keep their own addresses; set each instance's ip_address in config.yml." }</p>
+                    <p class="hint not-applicable">{ "Network: bare hosts keep their own addresses; give each after its host's name in a --hostnames-from file, or as its ip_address in config.yml." }</p>
                 } else {
                     <Field id="network" label="Network (CIDR)" diagnostics={diags(view, "network")}>
                         <input id="network" type="text" value={draft.network.clone().unwrap_or_else(|| DEFAULT_NETWORK.into())} oninput={on_input(dispatch, F::Network)} aria-describedby={described_by("network")} autocomplete="off" spellcheck="false"/>

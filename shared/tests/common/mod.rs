@@ -14,6 +14,11 @@ pub fn files(path: &str) -> Result<String, String> {
                 .into(),
         ),
         "bad.txt" => Ok("alpha\nBravo_1\nalpha\ndelta\n".into()),
+        "hosts.txt" => Ok(
+            "# name and address of each existing host\nalpha 192.0.2.10\nbravo 192.0.2.11\ncharlie 2001:db8::12\ndelta 192.0.2.13\n"
+                .into(),
+        ),
+        "badhosts.txt" => Ok("alpha 192.0.2.10\nbravo 192.0.2.300\ncharlie 192.0.2.10\ndelta\n".into()),
         _ => Err("No such file or directory (os error 2)".into()),
     }
 }
