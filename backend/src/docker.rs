@@ -107,8 +107,9 @@ fn forget_agent(name: &str, agent: Option<&Arc<Agent>>) {
     }
 }
 
-/// The `PATH` of Docker's containers when their image sets none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` of Docker's containers when their image sets none, and of Debian's root.
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Names of a cluster's Docker objects.
 fn container_name(cluster: &str, node: &str) -> String {

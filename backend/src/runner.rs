@@ -115,15 +115,18 @@ fn prepare(
 ) -> std::result::Result<Prepared, Problem> {
     let design = &configured.design;
     let mut problems = Vec::new();
-    if !matches!(design.platform(), PlatformSpec::Docker) {
-        problems.push(Diagnostic::error(
+    match design.platform() {
+        PlatformSpec::Docker => {}
+        PlatformSpec::Bare => problems.push(Diagnostic::error(
             "platform",
             Code::DeployUnsupported,
-            format!(
-                "m1studio deploys docker designs (--platform docker); this one is for {}: deploy its config.yml with TPA",
-                design.platform().platform().as_str()
-            ),
-        ));
+            "the server deploys docker designs; a bare design's hosts are reached over SSH from the command line: write its config.yml (m1studio configure DIR …, with each host's address after its name in --hostnames-from), then run m1studio deploy DIR --ssh-key KEY",
+        )),
+        PlatformSpec::Aws { .. } => problems.push(Diagnostic::error(
+            "platform",
+            Code::DeployUnsupported,
+            "m1studio deploys docker designs (--platform docker), and bare designs on existing hosts from the command line; this one is for aws: deploy its config.yml with TPA",
+        )),
     }
     let options = PlanOptions {
         profile,

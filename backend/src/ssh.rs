@@ -73,6 +73,20 @@ except OSError:
         f.write(text)
 "##;
 
+/// Prints each of the TCP ports given as arguments that something on the host already listens
+/// on, or that cannot be taken otherwise.
+const BUSY_PORTS: &str = r#"import socket, sys
+for port in sys.argv[1:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("", int(port)))
+    except OSError:
+        print(port)
+    finally:
+        s.close()
+"#;
+
 /// supervisord's socket on Debian.
 const SUPERVISOR_SOCKET: &str = "/var/run/supervisor.sock";
 
@@ -100,6 +114,7 @@ pub struct SshExecutor {
 }
 
 impl SshExecutor {
+    /// The executor for the hosts `options` names; nothing connects before the first command.
     pub fn new(options: SshOptions) -> SshExecutor {
         SshExecutor {
             options: Arc::new(options),
@@ -132,8 +147,8 @@ impl SshExecutor {
             .collect()
     }
 
-    /// The `ssh` command that runs `remote` on `node` as root: the address is an `IpAddr`,
-    /// so it can never be read as an option.
+    /// The `ssh` command that starts the agent on `node`, as root: the address is an
+    /// `IpAddr`, so it can never be read as an option, and the remote command is `BOOTSTRAP`.
     fn ssh(&self, node: &str) -> Result<tokio::process::Command> {
         let address = self
             .options
@@ -150,8 +165,8 @@ impl SshExecutor {
             "-o",
         ]);
         command.arg(format!(
-            "UserKnownHostsFile={}",
-            self.options.known_hosts.display()
+            "UserKnownHostsFile=\"{}\"",
+            ssh_path(&self.options.known_hosts)?
         ));
         command.args([
             "-o",
@@ -164,9 +179,11 @@ impl SshExecutor {
             "root",
         ]);
         if let Some(key) = &self.options.key {
+            // As an option, not `-i`: ssh reads `-i`'s file name once as it is and once
+            // expanded, so that no spelling of a `%` in it passes both.
             command
-                .arg("-i")
-                .arg(key)
+                .arg("-o")
+                .arg(format!("IdentityFile=\"{}\"", ssh_path(key)?))
                 .args(["-o", "IdentitiesOnly=yes"]);
         }
         command.arg("--").arg(address.to_string()).arg(BOOTSTRAP);
@@ -186,10 +203,7 @@ impl SshExecutor {
         let mut input = child.stdin.take().context("ssh's input")?;
         let output = child.stdout.take().context("ssh's output")?;
         let errors = child.stderr.take().context("ssh's errors")?;
-        let path = format!(
-            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            self.options.bindir
-        );
+        let path = format!("{}:{}", self.options.bindir, crate::docker::DEFAULT_PATH);
         let mut first = serde_json::to_vec(&serde_json::json!({
             "env": { "PATH": path },
             "program": crate::agent::PROGRAM,
@@ -256,13 +270,13 @@ impl SshExecutor {
 
     /// Sends one command through `node`'s agent, with a new connection if the old one closed
     /// before the command was sent.
-    async fn send(&self, node: &str, command: Command<'_>) -> Result<Output> {
+    async fn send(&self, node: &str, request: Request<'_>) -> Result<Output> {
         for _ in 0..2 {
             let agent = self.agent(node).await?;
-            let sent = match &command {
-                Command::Run { argv, user, stdin } => agent.run(argv, user, *stdin).await,
-                Command::Call(argv) => agent.call(argv).await,
-                Command::Repeat { argv, user, repeat } => agent.repeat(argv, user, repeat).await,
+            let sent = match &request {
+                Request::Run { argv, user, stdin } => agent.run(argv, user, *stdin).await,
+                Request::Call(argv) => agent.call(argv).await,
+                Request::Repeat { argv, user, repeat } => agent.repeat(argv, user, repeat).await,
             };
             match sent {
                 Ok(output) => return Ok(output),
@@ -277,7 +291,7 @@ impl SshExecutor {
 }
 
 /// One request for an agent.
-enum Command<'a> {
+enum Request<'a> {
     Run {
         argv: &'a [String],
         user: &'a str,
@@ -321,16 +335,16 @@ impl Executor for SshExecutor {
     ) -> Result<Output> {
         // The agent calls the service program itself: no Python start for it.
         if argv.first().is_some_and(|a| a == SERVICE_COMMAND) && user == "root" && stdin.is_none() {
-            return self.send(node, Command::Call(argv)).await;
+            return self.send(node, Request::Call(argv)).await;
         }
-        self.send(node, Command::Run { argv, user, stdin }).await
+        self.send(node, Request::Run { argv, user, stdin }).await
     }
 
     async fn wait(&self, node: &str, until: &Readiness, timeout_secs: u32) -> Result<Output> {
         let (check, user, repeat) = crate::docker::check_of(until, timeout_secs);
         self.send(
             node,
-            Command::Repeat {
+            Request::Repeat {
                 argv: &check,
                 user: &user,
                 repeat: &repeat,
@@ -467,6 +481,26 @@ impl SshExecutor {
                 ));
             }
         }
+        let ports = host_ports(design, instance);
+        let mut check = argv(&["python3", "-I", "-S", "-c", BUSY_PORTS]);
+        check.extend(ports.iter().map(u16::to_string));
+        let busy = self.run(node, &check, "root", None).await?;
+        let busy: Vec<&str> = busy.stdout.split_whitespace().collect();
+        if !busy.is_empty() {
+            problems.push(format!(
+                "{node} ({address}): something already listens on port {}, which {} needs: stop it there{}",
+                busy.join(" and "),
+                instance.kind.as_str(),
+                if busy.contains(&"5432") {
+                    format!(
+                        " (a Postgres cluster that Debian's package made: pg_lsclusters lists it, and pg_dropcluster --stop {} main removes it if it holds nothing you need)",
+                        design.version()
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
         let data = self
             .run(node, &argv(&["ls", "-A", PGDATA]), "root", None)
             .await?;
@@ -479,9 +513,44 @@ impl SshExecutor {
     }
 }
 
+/// `path` as ssh reads a file name in an option's value: `%` doubled, since ssh expands `%h` and
+/// the like there, and in double quotes, so that a path with one cannot be given.
+fn ssh_path(path: &std::path::Path) -> Result<String> {
+    let text = path
+        .to_str()
+        .with_context(|| format!("{} is not UTF-8, which ssh cannot be given", path.display()))?;
+    if text.contains('"') {
+        bail!(
+            "{text} has a double quote, which ssh cannot take in a file name: move it to a path without one"
+        );
+    }
+    Ok(text.replace('%', "%%"))
+}
+
 /// Whether a mode in octal (`770`) lets the group read and write.
 fn mode_lets_group_write(mode: &str) -> bool {
     u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o060 == 0o060)
+}
+
+/// The TCP ports that `instance`'s services listen on.
+pub fn host_ports(design: &Design, instance: &Instance) -> Vec<u16> {
+    use m1studio_shared::plan::{
+        ETCD_CLIENT_PORT, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT, PATRONI_PORT,
+    };
+    let mut ports = Vec::new();
+    if instance.kind.is_postgres() || instance.has(Role::Witness) {
+        ports.push(5432);
+        if design.failover() == FailoverManager::Patroni {
+            ports.push(PATRONI_PORT);
+        }
+    }
+    match instance.kind {
+        // Clients, then the other members.
+        Kind::Etcd => ports.extend([ETCD_CLIENT_PORT, 2380]),
+        Kind::Haproxy => ports.extend([5432, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT]),
+        _ => {}
+    }
+    ports
 }
 
 /// The Debian packages that `instance`'s roles need on an existing host.
@@ -608,6 +677,37 @@ mod tests {
             std::fs::read_to_string(&hosts).unwrap(),
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n# m1studio: begin\n10.0.0.7\tkestrel\n10.0.0.8\tquartz\n# m1studio: end\n",
             "the second run replaced the first one's block"
+        );
+    }
+
+    #[test]
+    fn ports_that_something_listens_on_are_named() {
+        let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let taken = listener.local_addr().unwrap().port().to_string();
+        let free = std::net::TcpListener::bind("0.0.0.0:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        let out = python(BUSY_PORTS, &[&taken, &free], "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), taken);
+    }
+
+    #[test]
+    fn file_names_reach_ssh_unexpanded() {
+        let path = |p: &str| ssh_path(std::path::Path::new(p));
+        assert_eq!(path("/home/a b/100%/kh").unwrap(), "/home/a b/100%%/kh");
+        assert!(
+            path("/tmp/say \"hi\"")
+                .unwrap_err()
+                .to_string()
+                .contains("double quote")
         );
     }
 

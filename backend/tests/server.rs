@@ -304,7 +304,7 @@ async fn designs_the_runner_cannot_deploy_are_refused_before_anything_is_created
         (
             "v=1&name=lab&pg=15&fm=patroni&platform=bare",
             "platform",
-            "deploy its config.yml with TPA",
+            "m1studio deploy DIR --ssh-key KEY",
         ),
         (
             "v=1&name=lab&pg=16&fm=repmgr&platform=docker",

@@ -102,20 +102,21 @@ pub fn configure_repmgr_on_docker(
     extra: &[&str],
     dir: &Path,
 ) -> Result<std::process::Output> {
-    let mut args = vec![
-        "configure",
-        name,
-        "-a",
-        "M1",
-        "--postgresql",
-        "15",
+    let mut options = vec![
         "--enable-repmgr",
         "--platform",
         "docker",
         "--network",
         network,
     ];
-    args.extend_from_slice(extra);
+    options.extend_from_slice(extra);
+    configure_pg15(name, &options, dir)
+}
+
+/// `m1studio configure NAME -a M1 --postgresql 15` with `options`, in `dir`.
+pub fn configure_pg15(name: &str, options: &[&str], dir: &Path) -> Result<std::process::Output> {
+    let mut args = vec!["configure", name, "-a", "M1", "--postgresql", "15"];
+    args.extend_from_slice(options);
     m1studio(&args, dir)
 }
 
@@ -569,6 +570,143 @@ pub mod rest {
             }
         }
         bail!("no such event within {} s", within.as_secs())
+    }
+}
+
+/// Existing hosts for bare designs: containers of the node image prepared as an administrator
+/// prepares a machine (sshd running, a key authorised for root), and the binary run where they
+/// are reachable.
+pub mod hosts {
+    use crate::{binary, destroy_on_failure};
+    use anyhow::{Context as _, Result, ensure};
+    use m1studio::docker::{self, DockerExecutor};
+    use m1studio::engine::{Executor as _, argv};
+    use m1studio_shared::plan::File;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// `m1studio ARGS` run where the Docker engine's containers are reachable: inside the engine's
+    /// network namespace when it runs in one of its own (as `.ci/docker-engine` starts it).
+    pub fn m1studio_near_the_engine(args: &[&str], dir: &Path) -> Result<std::process::Output> {
+        let ours = std::fs::read_link("/proc/self/ns/net")?;
+        let engine = std::fs::read_to_string("/var/run/docker.pid")
+            .ok()
+            .map(|pid| format!("/proc/{}/ns/net", pid.trim()));
+        let mut command = match engine.filter(|ns| std::fs::read_link(ns).is_ok_and(|n| n != ours))
+        {
+            Some(ns) => {
+                let mut command = Command::new("nsenter");
+                command.arg(format!("--net={ns}")).arg("--").arg(binary()?);
+                command
+            }
+            None => Command::new(binary()?),
+        };
+        Ok(command.args(args).current_dir(dir).output()?)
+    }
+
+    /// What a command printed, both streams.
+    pub fn said(output: &std::process::Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    }
+
+    /// Machines for the instances of `draft`, on `network`, made from the node image, each running
+    /// sshd with a new key of the test's (in `dir`) authorised for root: existing hosts as an
+    /// administrator prepares them. Returns them, their design as containers, and the key.
+    pub async fn prepared_hosts(
+        engine: docker::Docker,
+        mut draft: m1studio_shared::Draft,
+        network: &str,
+        dir: &Path,
+    ) -> Result<(DockerExecutor, m1studio_shared::Configured, PathBuf)> {
+        let name = format!(
+            "hosts{}{}",
+            std::process::id() % 100000,
+            network.split('.').nth(1).unwrap_or_default()
+        );
+        draft.cluster_name = name.clone();
+        draft.platform = Some("docker".into());
+        draft.network = Some(network.to_string());
+        let hosts = m1studio_shared::configure(&draft)
+            .0
+            .context("the hosts' design")?;
+        let image = m1studio_shared::plan::node_image(&hosts.design, None)
+            .map_err(|d| anyhow::anyhow!(d.message))?;
+        if !docker::image_exists(&engine, &image.tag).await {
+            eprintln!("building the node image {}", image.tag);
+            docker::build_image(&engine, &image, &|line| eprintln!("  {line}")).await?;
+        }
+        let machines = DockerExecutor::new(engine, &name);
+        let key = dir.join("id_ed25519");
+        if !key.exists() {
+            let keygen = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key)
+                .output()
+                .context("ssh-keygen (Debian's openssh-client)")?;
+            ensure!(keygen.status.success(), "{}", said(&keygen));
+        }
+        let public = std::fs::read_to_string(dir.join("id_ed25519.pub"))?;
+        destroy_on_failure(&machines, async {
+            let authorized = File {
+                path: "/root/.ssh/authorized_keys".into(),
+                owner: "root".into(),
+                mode: 0o600,
+                content: public,
+            };
+            let files = hosts
+                .topology
+                .instances
+                .iter()
+                .map(|i| (i.name.clone(), vec![authorized.clone()]))
+                .collect();
+            machines
+                .create(&hosts.topology, network, &image, &[], &files, &[])
+                .await?;
+            machines.all_started().await?;
+            for instance in &hosts.topology.instances {
+                for words in [
+                    &["ssh-keygen", "-A"][..],
+                    &["install", "-d", "-m", "0755", "/run/sshd"],
+                    &["/usr/sbin/sshd"],
+                ] {
+                    let out = machines
+                        .run(&instance.name, &argv(words), "root", None)
+                        .await?;
+                    ensure!(
+                        out.code == 0,
+                        "{words:?} on {}: {}",
+                        instance.name,
+                        out.stderr
+                    );
+                }
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+        Ok((machines, hosts, key))
+    }
+
+    /// `m1studio configure NAME` of a bare design with PostgreSQL 15 whose hosts are those of
+    /// `hosts.txt` in `dir` (`hostnames_file`), with `extra` options (the failover manager…).
+    pub fn configure_bare(name: &str, extra: &[&str], dir: &Path) -> Result<std::process::Output> {
+        let mut options = vec!["--platform", "bare", "--hostnames-from", "hosts.txt"];
+        options.extend_from_slice(extra);
+        crate::configure_pg15(name, &options, dir)
+    }
+
+    /// A `--hostnames-from` file in `dir` that gives each of `hosts`' instances its address.
+    pub fn hostnames_file(hosts: &m1studio_shared::Configured, dir: &Path) -> Result<()> {
+        let text: String = hosts
+            .topology
+            .instances
+            .iter()
+            .map(|i| format!("{} {}\n", i.name, i.ip_address.expect("a host address")))
+            .collect();
+        Ok(std::fs::write(dir.join("hosts.txt"), text)?)
     }
 }
 

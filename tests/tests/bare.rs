@@ -4,41 +4,16 @@
 //! reaches them only over SSH, from the Docker engine's network namespace where it has one.
 
 use anyhow::{Context as _, Result, bail, ensure};
-use m1studio::docker::{self, DockerExecutor};
+use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
-use m1studio_e2e::{binary, destroy_on_failure, docker_or_skip, m1studio};
-use m1studio_shared::plan::{File, PlanOptions, Profile};
-use std::path::Path;
-use std::process::Command;
+use m1studio_e2e::hosts::{
+    configure_bare, hostnames_file, m1studio_near_the_engine, prepared_hosts, said,
+};
+use m1studio_e2e::{destroy_on_failure, docker_or_skip, m1studio};
+use m1studio_shared::plan::{PlanOptions, Profile};
 use std::time::{Duration, Instant};
 
 const NETWORK: &str = "10.219.0";
-
-/// `m1studio ARGS` run where the Docker engine's containers are reachable: inside the engine's
-/// network namespace when it runs in one of its own (as `.ci/docker-engine` starts it).
-fn m1studio_near_the_engine(args: &[&str], dir: &Path) -> Result<std::process::Output> {
-    let ours = std::fs::read_link("/proc/self/ns/net")?;
-    let engine = std::fs::read_to_string("/var/run/docker.pid")
-        .ok()
-        .map(|pid| format!("/proc/{}/ns/net", pid.trim()));
-    let mut command = match engine.filter(|ns| std::fs::read_link(ns).is_ok_and(|n| n != ours)) {
-        Some(ns) => {
-            let mut command = Command::new("nsenter");
-            command.arg(format!("--net={ns}")).arg("--").arg(binary()?);
-            command
-        }
-        None => Command::new(binary()?),
-    };
-    Ok(command.args(args).current_dir(dir).output()?)
-}
-
-fn said(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 async fn eventually(executor: &DockerExecutor, node: &str, sql: &str, expect: &str) -> Result<()> {
     let started = Instant::now();
@@ -58,66 +33,21 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
     let Some(engine) = docker_or_skip("the bare deployment test").await? else {
         return Ok(());
     };
-    let dir = std::env::temp_dir().join(format!("m1studio-bare-{}", std::process::id()));
+    // A directory with a space and a percent sign: ssh reads both in file names.
+    let dir = std::env::temp_dir().join(format!("m1studio bare 100% {}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
 
-    // The hosts: the default design's four machines, made from the node image.
-    let hosts_name = format!("hosts{}", std::process::id() % 100000);
-    let mut draft = m1studio_shared::Draft::starter();
-    draft.cluster_name = hosts_name.clone();
-    draft.platform = Some("docker".into());
-    draft.network = Some(format!("{NETWORK}.0/24"));
-    let hosts = m1studio_shared::configure(&draft)
-        .0
-        .context("the hosts' design")?;
-    let image = m1studio_shared::plan::node_image(&hosts.design, None)
-        .map_err(|d| anyhow::anyhow!(d.message))?;
-    if !docker::image_exists(&engine, &image.tag).await {
-        eprintln!("building the node image {}", image.tag);
-        docker::build_image(&engine, &image, &|line| eprintln!("  {line}")).await?;
-    }
-    let machines = DockerExecutor::new(engine, &hosts_name);
-    let key = dir.join("id_ed25519");
-    let keygen = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .context("ssh-keygen (Debian's openssh-client)")?;
-    ensure!(keygen.status.success(), "{}", said(&keygen));
-    let public = std::fs::read_to_string(dir.join("id_ed25519.pub"))?;
+    // The hosts: the default design's four machines.
+    let (machines, hosts, key) = prepared_hosts(
+        engine,
+        m1studio_shared::Draft::starter(),
+        &format!("{NETWORK}.0/24"),
+        &dir,
+    )
+    .await?;
 
     destroy_on_failure(&machines, async {
-        let files = hosts
-            .topology
-            .instances
-            .iter()
-            .map(|i| {
-                let authorized = File {
-                    path: "/root/.ssh/authorized_keys".into(),
-                    owner: "root".into(),
-                    mode: 0o600,
-                    content: public.clone(),
-                };
-                (i.name.clone(), vec![authorized])
-            })
-            .collect();
-        let waves: Vec<Vec<String>> = Vec::new();
-        machines
-            .create(&hosts.topology, &format!("{NETWORK}.0/24"), &image, &[], &files, &waves)
-            .await?;
-        machines.all_started().await?;
-        for instance in &hosts.topology.instances {
-            for words in [
-                &["ssh-keygen", "-A"][..],
-                &["install", "-d", "-m", "0755", "/run/sshd"],
-                &["/usr/sbin/sshd"],
-            ] {
-                let out = machines.run(&instance.name, &argv(words), "root", None).await?;
-                ensure!(out.code == 0, "{words:?} on {}: {}", instance.name, out.stderr);
-            }
-        }
-
         // The design: the same machines as a bare cluster, each instance with its address.
         let cluster = format!("bare{}", std::process::id() % 100000);
         let configure = m1studio(
@@ -140,31 +70,30 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         ensure!(text.contains("nothing was changed on any host"), "{text}");
 
         // Each host's address after its name, as TPA's --hostnames-from file gives them.
-        let hostnames: String = hosts
-            .topology
-            .instances
-            .iter()
-            .map(|i| format!("{} {}\n", i.name, i.ip_address.expect("a host address")))
-            .collect();
-        std::fs::write(dir.join("hosts.txt"), hostnames)?;
-        let configure = m1studio(
-            &["configure", &cluster, "-a", "M1", "--postgresql", "15", "--enable-repmgr", "--platform", "bare", "--hostnames-from", "hosts.txt", "--force"],
-            &dir,
-        )?;
+        hostnames_file(&hosts, &dir)?;
+        let configure = configure_bare(&cluster, &["--enable-repmgr", "--force"], &dir)?;
         ensure!(configure.status.success(), "{}", said(&configure));
         let with_addresses = std::fs::read_to_string(&config)?;
         ensure!(with_addresses.contains(&format!("  ip_address: {NETWORK}.2\n")), "{with_addresses}");
 
-        // A host that already holds a data directory stops the deployment before any host is
-        // changed: the others get neither files nor names.
+        // A host that already holds a data directory, and another where something listens on
+        // Postgres's port (as Debian's own cluster would), stop the deployment before any host
+        // is changed, both named at once: the others get neither files nor names.
         let primary = hosts.topology.instances[0].name.clone();
+        let second = hosts.topology.instances[1].name.clone();
         let touch = argv(&["install", "-o", "postgres", "-m", "0600", "/dev/null", "/var/lib/postgresql/data/PG_VERSION"]);
         ensure!(machines.run(&primary, &touch, "root", None).await?.code == 0);
+        let listen = "import os, socket, sys, time\ns = socket.socket()\ns.bind(('', 5432))\ns.listen()\nif os.fork():\n    os._exit(0)\nos.setsid()\nnull = os.open(os.devnull, os.O_RDWR)\nfor fd in (0, 1, 2):\n    os.dup2(null, fd)\ntime.sleep(600)\n";
+        let busy = machines.run(&second, &argv(&["python3", "-c", listen, "m1studio-busy-port"]), "root", None).await?;
+        ensure!(busy.code == 0, "{}", busy.stderr);
         let refused = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key.to_str().unwrap()], &dir)?;
         let text = said(&refused);
         ensure!(!refused.status.success(), "{text}");
         ensure!(text.contains(&format!("{primary} (")) && text.contains("already has a data directory in /var/lib/postgresql/data"), "{text}");
+        ensure!(text.contains(&format!("{second} (")) && text.contains("something already listens on port 5432, which replica needs"), "{text}");
         ensure!(text.contains("nothing was changed on any host"), "{text}");
+        let stop = machines.run(&second, &argv(&["pkill", "-f", "m1studio-busy-port"]), "root", None).await?;
+        ensure!(stop.code == 0, "{}", stop.stderr);
         for instance in &hosts.topology.instances {
             let repmgr = machines.run(&instance.name, &argv(&["test", "-e", "/etc/repmgr.conf"]), "root", None).await?;
             ensure!(repmgr.code != 0, "{} got files from a refused deployment", instance.name);
@@ -260,6 +189,103 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         let plan = m1studio_shared::plan::plan(&bare.design, &bare.topology, PlanOptions { profile: Profile::Fast, edb_token: false })
             .map_err(|d| anyhow::anyhow!("{d:?}"))?;
         ensure!(plan.nodes.iter().all(|n| n.files.iter().all(|f| !f.path.contains("sshd"))));
+        anyhow::Ok(())
+    })
+    .await?;
+    machines.destroy().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_patroni_design_with_haproxy_is_deployed_over_ssh() -> Result<()> {
+    let Some(engine) = docker_or_skip("the bare Patroni deployment test").await? else {
+        return Ok(());
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-bare-patroni-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut draft = m1studio_shared::Draft::starter();
+    draft.failover_manager = Some("patroni".into());
+    draft.enable_haproxy = true;
+    let (machines, hosts, key) = prepared_hosts(engine, draft, "10.220.0.0/24", &dir).await?;
+    destroy_on_failure(&machines, async {
+        hostnames_file(&hosts, &dir)?;
+        let cluster = format!("barep{}", std::process::id() % 100000);
+        let configure = configure_bare(&cluster, &["--enable-patroni", "--enable-haproxy"], &dir)?;
+        ensure!(configure.status.success(), "{}", said(&configure));
+        let key = key.to_str().unwrap();
+        let deployed = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key], &dir)?;
+        let text = said(&deployed);
+        ensure!(deployed.status.success(), "{text}");
+        eprintln!("{text}");
+
+        // The leader, its replica and the cascaded replica; etcd with a leader; HAProxy sends
+        // writes to the leader; Barman green.
+        let status = m1studio_near_the_engine(&["status", &cluster, "--ssh-key", key], &dir)?;
+        let text = said(&status);
+        ensure!(status.status.success(), "{text}");
+        let names: Vec<&str> = hosts
+            .topology
+            .instances
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        let row = |node: &str| {
+            text.lines()
+                .find(|l| l.starts_with(node))
+                .unwrap_or_default()
+                .to_string()
+        };
+        ensure!(row(names[0]).contains(" primary "), "{text}");
+        ensure!(
+            row(names[1]).contains(" standby ") && row(names[2]).contains(" standby "),
+            "{text}"
+        );
+        ensure!(text.contains("etcd leader"), "{text}");
+        ensure!(text.contains(&format!("rw → {}", names[0])), "{text}");
+        ensure!(text.contains("check OK, 1 backup(s)"), "{text}");
+
+        // A write through HAProxy reaches the cascaded replica.
+        let haproxy = hosts
+            .topology
+            .instances
+            .iter()
+            .find(|i| i.kind == m1studio_shared::Kind::Haproxy)
+            .context("an HAProxy node")?;
+        let barman = hosts
+            .topology
+            .instances
+            .iter()
+            .find(|i| i.kind == m1studio_shared::Kind::Barman)
+            .context("a Barman node")?;
+        let through = format!(
+            "host={} port=5432 user=barman dbname=postgres",
+            haproxy.name
+        );
+        let write = machines
+            .run(
+                &barman.name,
+                &argv(&[
+                    "psql",
+                    "-XAtq",
+                    "-d",
+                    &through,
+                    "-c",
+                    "CREATE TABLE through_haproxy (id int); INSERT INTO through_haproxy VALUES (1)",
+                ]),
+                "barman",
+                None,
+            )
+            .await?;
+        ensure!(write.code == 0, "{}", write.stderr);
+        eventually(
+            &machines,
+            names[2],
+            "SELECT count(*) FROM through_haproxy",
+            "1",
+        )
+        .await?;
         anyhow::Ok(())
     })
     .await?;

@@ -21,6 +21,8 @@ Commands:
                      N kills of a synchronous repmgr or patroni cluster's primary: rows lost
   bench-deploy deploys N
                      N deployments each of the default design and of 8 cascaded replicas
+  bench-deploy bare N
+                     N deployments of the default design over SSH on fresh prepared hosts
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";

@@ -12,6 +12,11 @@
 //! `cargo xtask bench-deploy deploys N` deploys the default design and the one with 8
 //! cascaded replicas N times each, one after the other, and prints each time with the minimum,
 //! median and maximum: one run says little on a machine whose speed drifts.
+//!
+//! `cargo xtask bench-deploy bare N` deploys the default design as a bare one, over SSH, on 4
+//! fresh prepared hosts (containers of the node image running sshd), N times, and prints each
+//! time with the minimum, median and maximum. Preparing the hosts is not measured; the SSH
+//! connections, the checks of every host and the plan are.
 
 use anyhow::{Context as _, Result, bail};
 use m1studio::docker::{DockerExecutor, connect};
@@ -51,6 +56,12 @@ async fn main() -> Result<()> {
     {
         let count: u32 = count.parse().context("N must be a whole number")?;
         return repeated_deploys(count);
+    }
+    if let [command, count] = &args[..]
+        && command == "bare"
+    {
+        let count: u32 = count.parse().context("N must be a whole number")?;
+        return repeated_bare_deploys(count).await;
     }
     let docker = connect().await?;
     let dir = std::env::temp_dir().join(format!("m1studio-bench-{}", std::process::id()));
@@ -392,6 +403,65 @@ fn repeated_deploys(count: u32) -> Result<()> {
         medians[1] / medians[0]
     );
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Deploys the default design `count` times over SSH on fresh prepared hosts, and prints the
+/// times of `m1studio deploy`.
+async fn repeated_bare_deploys(count: u32) -> Result<()> {
+    use m1studio_e2e::hosts::{
+        configure_bare, hostnames_file, m1studio_near_the_engine, prepared_hosts, said,
+    };
+    let mut times = Vec::new();
+    for round in 1..=count {
+        let dir = std::env::temp_dir().join(format!(
+            "m1studio-bench-bare-{}-{round}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let (machines, hosts, key) = prepared_hosts(
+            connect().await?,
+            m1studio_shared::Draft::starter(),
+            "10.223.0.0/24",
+            &dir,
+        )
+        .await?;
+        let measured = async {
+            hostnames_file(&hosts, &dir)?;
+            let configure = configure_bare("benchbare", &["--enable-repmgr"], &dir)?;
+            if !configure.status.success() {
+                bail!("configure failed:\n{}", said(&configure));
+            }
+            let started = Instant::now();
+            let out = m1studio_near_the_engine(
+                &[
+                    "deploy",
+                    "benchbare",
+                    "--ssh-key",
+                    key.to_str().context("a UTF-8 path")?,
+                ],
+                &dir,
+            )?;
+            let took = started.elapsed().as_secs_f64();
+            if !out.status.success() {
+                bail!("the bare deployment failed:\n{}", said(&out));
+            }
+            anyhow::Ok(took)
+        }
+        .await;
+        machines.destroy().await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let took = measured?;
+        println!("round {round}: bare deploy over SSH (4 hosts, 1 cascaded replica): {took:.1} s");
+        times.push(took);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "bare deploy over SSH, {count} runs: min {:.1} s, median {:.1} s, max {:.1} s",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
     Ok(())
 }
 
