@@ -18,9 +18,8 @@ use m1studio_shared::plan::{
     CONFIG_DIR, PATRONI_CONFIG, PGDATA, PlanOptions, Profile, barman_server_file, node_image, plan,
     retarget_barman,
 };
-use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{
-    Code, Configured, Diagnostic, Draft, FailoverManager, Kind, configure, has_errors, link,
+    Configured, Diagnostic, Draft, FailoverManager, Kind, configure, has_errors, link,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -115,19 +114,7 @@ fn prepare(
 ) -> std::result::Result<Prepared, Problem> {
     let design = &configured.design;
     let mut problems = Vec::new();
-    match design.platform() {
-        PlatformSpec::Docker => {}
-        PlatformSpec::Bare => problems.push(Diagnostic::error(
-            "platform",
-            Code::DeployUnsupported,
-            "the server deploys docker designs; a bare design's hosts are reached over SSH from the command line: write its config.yml (m1studio configure DIR …, with each host's address after its name in --hostnames-from), then run m1studio deploy DIR --ssh-key KEY",
-        )),
-        PlatformSpec::Aws { .. } => problems.push(Diagnostic::error(
-            "platform",
-            Code::DeployUnsupported,
-            "m1studio deploys docker designs (--platform docker), and bare designs on existing hosts from the command line; this one is for aws: deploy its config.yml with TPA",
-        )),
-    }
+    problems.extend(m1studio_shared::api::server_refusal(design));
     let options = PlanOptions {
         profile,
         edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),

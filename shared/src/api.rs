@@ -122,6 +122,27 @@ pub struct Connections {
     pub password: String,
 }
 
+/// Why the server cannot deploy `design` itself, if it cannot: it runs docker designs on its
+/// Docker engine; a bare design's hosts are reached over SSH from the command line, and an aws
+/// design deploys with TPA.
+pub fn server_refusal(design: &crate::Design) -> Option<Diagnostic> {
+    use crate::diag::Code;
+    use crate::spec::PlatformSpec;
+    match design.platform() {
+        PlatformSpec::Docker => None,
+        PlatformSpec::Bare => Some(Diagnostic::error(
+            "platform",
+            Code::DeployUnsupported,
+            "the server deploys docker designs; a bare design's hosts are reached over SSH from the command line: write its config.yml (m1studio configure DIR …, with each host's address after its name in --hostnames-from), then run m1studio deploy DIR --ssh-key KEY",
+        )),
+        PlatformSpec::Aws { .. } => Some(Diagnostic::error(
+            "platform",
+            Code::DeployUnsupported,
+            "m1studio deploys docker designs (--platform docker), and bare designs on existing hosts from the command line; this one is for aws: deploy its config.yml with TPA",
+        )),
+    }
+}
+
 /// The connection strings of `topology`'s Postgres nodes; each host is listed by its name and,
 /// where it has one, its address. `id` names the deployment whose credentials hold the password.
 pub fn connections(topology: &Topology, id: &str) -> Connections {

@@ -35,6 +35,14 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         assert!(error.contains("apt repository"), "{error}");
         assert!(executor.containers().await?.is_empty());
 
+        // A bare design deploys from the command line over SSH: the page says how, and offers
+        // no button that would fail.
+        open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=bare", server.url())).await?;
+        wait_for(c, "document.querySelector('#deploy-elsewhere') !== null").await?;
+        let elsewhere = c.find(Locator::Id("deploy-elsewhere")).await?.text().await?;
+        assert!(elsewhere.contains("m1studio deploy DIR --ssh-key KEY"), "{elsewhere}");
+        assert_eq!(eval(c, "document.getElementById('deploy-button').disabled").await?, serde_json::Value::Bool(true));
+
         // The real design: progress per node, then running.
         open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.214.0.0%2F24", server.url())).await?;
         wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;

@@ -422,8 +422,18 @@ pub fn Deploy(props: &DeployProps) -> Html {
         })
     };
 
+    // Where this design deploys, when not on the server's Docker engine.
+    let elsewhere = props
+        .view
+        .configured
+        .as_ref()
+        .and_then(|c| m1studio_shared::api::server_refusal(&c.design));
     let (class, text) = match &*server {
         Server::Checking => ("checking", "Looking for the m1studio server…".to_string()),
+        Server::Reachable(version) if elsewhere.is_some() => (
+            "reachable",
+            format!("Connected to the m1studio server {version}."),
+        ),
         Server::Reachable(version) => (
             "reachable",
             format!(
@@ -443,6 +453,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
         && !*needs_token
         && !*busy
         && props.view.configured.is_some()
+        && elsewhere.is_none()
         && live_deployment.is_none();
 
     let token_form = if *needs_token {
@@ -484,6 +495,9 @@ pub fn Deploy(props: &DeployProps) -> Html {
                     }) }
                 </select>
                 <button type="button" id="deploy-button" disabled={!can_deploy} onclick={deploy}>{ "Deploy to Docker" }</button>
+                if let Some(elsewhere) = &elsewhere {
+                    <p class="hint" id="deploy-elsewhere">{ elsewhere.message.clone() }</p>
+                }
             </div>
         }
     } else {
