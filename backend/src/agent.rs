@@ -6,12 +6,14 @@
 //! image has Python, for supervisord and Barman.
 
 use crate::engine::Output;
+use crate::engine::argv;
 use crate::lock;
 use anyhow::{Context as _, Result, bail};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::{Stream, StreamExt as _};
+use m1studio_shared::plan::{PGDATA, Readiness, SERVICE_COMMAND};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -69,6 +71,33 @@ impl Repeat {
             file: None,
             status: None,
         }
+    }
+}
+
+/// The check the agent repeats for `until`, its user, and how it repeats it.
+pub(crate) fn check_of(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String, Repeat) {
+    let repeat = |every: f64| Repeat::every(every, f64::from(timeout_secs));
+    match until {
+        // Postgres writes its status into postmaster.pid, as `pg_ctl start --wait` reads it;
+        // one pg_isready then confirms that the status is not a killed server's.
+        Readiness::PostgresReady => (
+            argv(&["pg_isready", "-q", "-h", "/var/run/postgresql"]),
+            "postgres".to_string(),
+            Repeat {
+                file: Some(format!("{PGDATA}/postmaster.pid")),
+                status: Some(vec!["ready".to_string(), "standby".to_string()]),
+                ..repeat(0.02)
+            },
+        ),
+        Readiness::Query { sql, expect } => (
+            argv(&["psql", "-XAt", "-d", "postgres", "-c", sql]),
+            "postgres".to_string(),
+            Repeat {
+                expect: Some(expect.clone()),
+                ..repeat(0.05)
+            },
+        ),
+        Readiness::CommandSucceeds { argv, user } => (argv.clone(), user.clone(), repeat(0.2)),
     }
 }
 
@@ -231,6 +260,21 @@ impl Agent {
         stdin: Option<&str>,
     ) -> std::result::Result<Output, Failure> {
         self.send(argv, user, stdin, false, None).await
+    }
+
+    /// Runs `argv` as `user` with `stdin` as its input; the plan's service program, run as
+    /// root without input, is called inside the agent instead: no Python start for it.
+    pub(crate) async fn command(
+        &self,
+        argv: &[String],
+        user: &str,
+        stdin: Option<&str>,
+    ) -> std::result::Result<Output, Failure> {
+        if argv.first().is_some_and(|a| a == SERVICE_COMMAND) && user == "root" && stdin.is_none() {
+            self.call(argv).await
+        } else {
+            self.run(argv, user, stdin).await
+        }
     }
 
     /// Calls the `main(argv, out, err)` of the Python program `argv[0]` inside the agent, as

@@ -394,15 +394,20 @@ fn write_config(dir: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The config.yml that `path` names: a cluster directory's, or the file itself.
+pub(crate) fn config_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("config.yml")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Reads the config.yml of a cluster directory (or the file itself).
 pub(crate) fn read_config(
     path: &Path,
 ) -> Result<(PathBuf, Option<m1studio_shared::Draft>, Vec<Diagnostic>)> {
-    let file = if path.is_dir() {
-        path.join("config.yml")
-    } else {
-        path.to_path_buf()
-    };
+    let file = config_file(path);
     if !file.exists() {
         bail!(
             "{} does not exist: give a cluster directory that holds a config.yml",
@@ -433,10 +438,7 @@ fn plan_command(
         );
         return Ok(ExitCode::FAILURE);
     };
-    let options = m1studio_shared::plan::PlanOptions {
-        profile,
-        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
-    };
+    let options = crate::runner::plan_options(profile);
     match m1studio_shared::plan::plan(&configured.design, &configured.topology, options) {
         Ok(plan) if json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Ok(plan) => {

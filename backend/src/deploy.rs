@@ -1,17 +1,17 @@
 //! `m1studio deploy`, `status`, `drill` and `destroy`: the runner from the command line, with a
 //! progress display. They use the same store as the server, so a cluster deployed here shows there.
 
-use crate::cli::{open_store, print_diagnostics, read_config, summary};
+use crate::cli::{config_file, open_store, print_diagnostics, read_config, summary};
 use crate::docker::{self, DockerExecutor};
-use crate::engine::{Event, Secrets, run_plan};
-use crate::runner::{Problem, Runner, cluster_status, status_of};
+use crate::engine::{Secrets, run_plan};
+use crate::runner::{Problem, Runner, cluster_status, deployment_event, plan_options, status_of};
 use crate::ssh::{SshExecutor, SshOptions};
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use m1studio_shared::api::{
     ClusterStatus, DeployRequest, DeploymentState, Drill, EventKind, PostgresRole,
 };
-use m1studio_shared::plan::{PlanOptions, Profile};
+use m1studio_shared::plan::Profile;
 use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, configure, has_errors};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -37,6 +37,27 @@ fn load(path: &Path) -> Result<Option<(m1studio_shared::Draft, Configured)>> {
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
+/// Prints a plan's phase, finished step or failed step, as the deployment's events say them.
+fn print_step(kind: EventKind, node: &str, title: &str, detail: &str) {
+    match kind {
+        EventKind::Phase => eprintln!("[{detail}] {title}"),
+        EventKind::Finished => eprintln!("      {node}: {title} ({detail})"),
+        EventKind::Failed => eprintln!("  FAILED {node}: {title}\n{detail}"),
+        _ => {}
+    }
+}
+
+/// Prints every problem, one per line, then `outcome`; the command fails.
+fn refused(problems: &[String], outcome: &str) -> ExitCode {
+    for problem in problems {
+        eprintln!("error: {problem}");
+    }
+    if !outcome.is_empty() {
+        eprintln!("{outcome}");
+    }
+    ExitCode::FAILURE
 }
 
 /// Prints a refused request; diagnostics one per line.
@@ -89,9 +110,7 @@ pub(crate) fn deploy_command(
             let node = event.node.as_deref().unwrap_or_default();
             let detail = event.detail.as_deref().unwrap_or_default();
             match event.kind {
-                EventKind::Phase => eprintln!("[{detail}] {}", event.title),
-                EventKind::Finished => eprintln!("      {node}: {} ({detail})", event.title),
-                EventKind::Failed => eprintln!("  FAILED {node}: {}\n{detail}", event.title),
+                EventKind::Phase | EventKind::Finished | EventKind::Failed => print_step(event.kind, node, &event.title, detail),
                 EventKind::Progress => eprintln!("  {}{}", event.title, if detail.is_empty() { String::new() } else { format!(": {detail}") }),
                 EventKind::State => match DeploymentState::parse(&event.title) {
                     Some(DeploymentState::Running) => {
@@ -127,14 +146,9 @@ pub(crate) fn status_command(
     let cluster = configured.design.cluster_name().to_string();
     let bare = matches!(configured.design.platform(), PlatformSpec::Bare);
     if bare {
-        let executor = match bare_executor(path, &configured, ssh_key)? {
+        let executor = match bare_executor(path, &configured, ssh_key) {
             Ok(executor) => executor,
-            Err(problems) => {
-                for problem in &problems {
-                    eprintln!("error: {problem}");
-                }
-                return Ok(ExitCode::FAILURE);
-            }
+            Err(problems) => return Ok(refused(&problems, "")),
         };
         runtime()?.block_on(async {
             let reachable = executor.reachable().await;
@@ -425,70 +439,48 @@ fn deploy_bare(
     profile: Profile,
     ssh_key: Option<&Path>,
 ) -> Result<ExitCode> {
-    let (file, _, _) = read_config(path)?;
-    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    const UNCHANGED: &str = "nothing was changed on any host";
     let mut problems = Vec::new();
-    let executor = match bare_executor(path, configured, ssh_key)? {
-        Ok(executor) => Some(executor),
-        Err(found) => {
-            problems = found;
-            None
-        }
-    };
-    let plan = match m1studio_shared::plan::plan(
+    let executor = bare_executor(path, configured, ssh_key)
+        .map_err(|found| problems.extend(found))
+        .ok();
+    let plan = m1studio_shared::plan::plan(
         &configured.design,
         &configured.topology,
-        PlanOptions {
-            profile,
-            edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some(),
-        },
-    ) {
-        Ok(plan) => Some(plan),
-        Err(diagnostics) => {
-            problems.extend(
-                diagnostics
-                    .iter()
-                    .map(|d| format!("{}: {}", d.path, d.message)),
-            );
-            None
-        }
-    };
+        plan_options(profile),
+    )
+    .map_err(|diagnostics| {
+        problems.extend(
+            diagnostics
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.message)),
+        );
+    })
+    .ok();
     let (Some(executor), Some(plan)) = (executor, plan) else {
-        for problem in &problems {
-            eprintln!("error: {problem}");
-        }
-        eprintln!("nothing was changed on any host");
-        return Ok(ExitCode::FAILURE);
+        return Ok(refused(&problems, UNCHANGED));
     };
     let hosts = executor.hosts().len();
     let cluster = configured.design.cluster_name().to_string();
+    let secrets_file = cluster_dir(path).join(SECRETS_FILE);
     runtime()?.block_on(async {
         eprintln!("checking the {hosts} hosts of cluster {cluster} over SSH");
         if let Err(problems) = executor
             .prepare(&configured.topology, &configured.design)
             .await
         {
-            for problem in &problems {
-                eprintln!("error: {problem}");
-            }
-            eprintln!("nothing was changed on any host");
-            return Ok(ExitCode::FAILURE);
+            return Ok(refused(&problems, UNCHANGED));
         }
-        let secrets = cluster_secrets(&dir.join(SECRETS_FILE))?;
+        let secrets = cluster_secrets(&secrets_file)?;
         let started = std::time::Instant::now();
-        let outcome = run_plan(&executor, &plan, &secrets, &|event| match event {
-            Event::Phase { number, of, title } => eprintln!("[{number}/{of}] {title}"),
-            Event::Started { .. } => {}
-            Event::Finished {
-                node,
-                title,
-                millis,
-            } => eprintln!("      {node}: {title} ({:.1} s)", millis as f64 / 1000.0),
-            Event::Failed {
-                node,
-                title,
-                reason,
-            } => eprintln!("  FAILED {node}: {title}\n{reason}"),
+        let outcome = run_plan(&executor, &plan, &secrets, &|event| {
+            let (kind, node, title, detail) = deployment_event(event);
+            print_step(
+                kind,
+                node.as_deref().unwrap_or_default(),
+                &title,
+                detail.as_deref().unwrap_or_default(),
+            );
         })
         .await;
         if let Err(e) = outcome {
@@ -513,7 +505,7 @@ fn deploy_bare(
         );
         println!(
             "  passwords: {} (readable by you only)",
-            dir.join(SECRETS_FILE).display()
+            secrets_file.display()
         );
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
@@ -541,15 +533,14 @@ fn cluster_secrets(file: &Path) -> Result<Secrets> {
     Ok(secrets)
 }
 
-/// The SSH executor for a bare design's hosts, from the `ip_address` of each instance in its
-/// config.yml, or every problem with them.
+/// The SSH executor for a bare design's hosts, at each instance's address, or every problem
+/// with them.
 fn bare_executor(
     path: &Path,
     configured: &Configured,
     ssh_key: Option<&Path>,
-) -> Result<std::result::Result<SshExecutor, Vec<String>>> {
-    let (file, _, _) = read_config(path)?;
-    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+) -> std::result::Result<SshExecutor, Vec<String>> {
+    let file = config_file(path);
     let mut problems = Vec::new();
     let mut hosts = std::collections::BTreeMap::new();
     for (index, instance) in configured.topology.instances.iter().enumerate() {
@@ -572,12 +563,20 @@ fn bare_executor(
         ));
     }
     if !problems.is_empty() {
-        return Ok(Err(problems));
+        return Err(problems);
     }
-    Ok(Ok(SshExecutor::new(SshOptions {
+    Ok(SshExecutor::new(SshOptions {
         hosts,
         key: ssh_key.map(Path::to_path_buf),
-        known_hosts: dir.join("known_hosts"),
+        known_hosts: cluster_dir(path).join("known_hosts"),
         bindir: m1studio_shared::plan::bindir(configured.design.version()),
-    })))
+    }))
+}
+
+/// The cluster directory of `path` (the directory, or the one that holds the config.yml given).
+fn cluster_dir(path: &Path) -> std::path::PathBuf {
+    config_file(path)
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
 }

@@ -29,43 +29,14 @@ use tokio::sync::OnceCell;
 /// How the agent runs a command.
 #[derive(Clone, Copy)]
 enum How<'a> {
-    /// As a process, with this input.
+    /// With this input (`Agent::command`).
     Run(Option<&'a str>),
-    /// As a Python program's `main` inside the agent (`Agent::call`).
-    Call,
     /// Again and again until it succeeds (`Agent::repeat`).
     Repeat(&'a Repeat),
 }
 
 /// supervisord's socket in every node.
 const SUPERVISOR_SOCKET: &str = "/var/run/supervisor.sock";
-
-/// The check the agent repeats for `until`, its user, and how it repeats it.
-pub(crate) fn check_of(until: &Readiness, timeout_secs: u32) -> (Vec<String>, String, Repeat) {
-    let repeat = |every: f64| Repeat::every(every, f64::from(timeout_secs));
-    match until {
-        // Postgres writes its status into postmaster.pid, as `pg_ctl start --wait` reads it;
-        // one pg_isready then confirms that the status is not a killed server's.
-        Readiness::PostgresReady => (
-            argv(&["pg_isready", "-q", "-h", "/var/run/postgresql"]),
-            "postgres".to_string(),
-            Repeat {
-                file: Some(format!("{PGDATA}/postmaster.pid")),
-                status: Some(vec!["ready".to_string(), "standby".to_string()]),
-                ..repeat(0.02)
-            },
-        ),
-        Readiness::Query { sql, expect } => (
-            argv(&["psql", "-XAt", "-d", "postgres", "-c", sql]),
-            "postgres".to_string(),
-            Repeat {
-                expect: Some(expect.clone()),
-                ..repeat(0.05)
-            },
-        ),
-        Readiness::CommandSucceeds { argv, user } => (argv.clone(), user.clone(), repeat(0.2)),
-    }
-}
 
 /// The label every object of a cluster carries, with the cluster's name.
 pub const CLUSTER_LABEL: &str = "m1studio.cluster";
@@ -190,8 +161,7 @@ impl DockerExecutor {
         for _ in 0..2 {
             let agent = agent_of(&self.docker, &name).await?;
             let answer = match how {
-                How::Run(stdin) => agent.run(argv, user, stdin).await,
-                How::Call => agent.call(argv).await,
+                How::Run(stdin) => agent.command(argv, user, stdin).await,
                 How::Repeat(repeat) => agent.repeat(argv, user, repeat).await,
             };
             match answer {
@@ -753,16 +723,7 @@ impl Executor for DockerExecutor {
             .first()
             .is_some_and(|a| a == SERVICE_COMMAND || a == "supervisorctl");
         self.started(node, supervisor).await?;
-        // The agent calls the service program itself: no Python start for it.
-        let how = if argv.first().is_some_and(|a| a == SERVICE_COMMAND)
-            && user == "root"
-            && stdin.is_none()
-        {
-            How::Call
-        } else {
-            How::Run(stdin)
-        };
-        self.exec(node, argv, user, how).await
+        self.exec(node, argv, user, How::Run(stdin)).await
     }
 
     /// Waits through the node's agent, which repeats the check itself: no shell, no `sleep`
@@ -770,7 +731,7 @@ impl Executor for DockerExecutor {
     /// `postmaster.pid` says that it accepts connections.
     async fn wait(&self, node: &str, until: &Readiness, timeout_secs: u32) -> Result<Output> {
         self.started(node, false).await?;
-        let (check, user, repeat) = check_of(until, timeout_secs);
+        let (check, user, repeat) = crate::agent::check_of(until, timeout_secs);
         self.exec(node, &check, &user, How::Repeat(&repeat)).await
     }
 

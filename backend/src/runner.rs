@@ -115,11 +115,7 @@ fn prepare(
     let design = &configured.design;
     let mut problems = Vec::new();
     problems.extend(m1studio_shared::api::server_refusal(design));
-    let options = PlanOptions {
-        profile,
-        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
-    };
-    let plan = plan(design, &configured.topology, options)
+    let plan = plan(design, &configured.topology, plan_options(profile))
         .map_err(|p| problems.extend(p))
         .ok();
     let pgdg = std::env::var("M1STUDIO_PGDG_MIRROR").ok();
@@ -839,37 +835,9 @@ impl Runner {
 
     /// Turns the stored events of a plan into the deployment's events.
     fn plan_events<'a>(&'a self, id: &'a str) -> impl Fn(Event) + Sync + 'a {
-        move |event: Event| match event {
-            Event::Phase { number, of, title } => {
-                self.emit(
-                    id,
-                    EventKind::Phase,
-                    None,
-                    &title,
-                    Some(&format!("{number}/{of}")),
-                );
-            }
-            Event::Started { node, title } => {
-                self.emit(id, EventKind::Started, Some(&node), &title, None);
-            }
-            Event::Finished {
-                node,
-                title,
-                millis,
-            } => self.emit(
-                id,
-                EventKind::Finished,
-                Some(&node),
-                &title,
-                Some(&format!("{:.1} s", millis as f64 / 1000.0)),
-            ),
-            Event::Failed {
-                node,
-                title,
-                reason,
-            } => {
-                self.emit(id, EventKind::Failed, Some(&node), &title, Some(&reason));
-            }
+        move |event: Event| {
+            let (kind, node, title, detail) = deployment_event(event);
+            self.emit(id, kind, node.as_deref(), &title, detail.as_deref());
         }
     }
 
@@ -1730,6 +1698,46 @@ fn conflict(existing: &Record) -> Problem {
         existing.id,
         existing.state.as_str()
     ))
+}
+
+/// A plan's event as a deployment's: its kind, node, title and detail (a phase's number of
+/// all, a step's duration, a failure's reason).
+pub(crate) fn deployment_event(
+    event: Event,
+) -> (EventKind, Option<String>, String, Option<String>) {
+    match event {
+        Event::Phase { number, of, title } => (
+            EventKind::Phase,
+            None,
+            title,
+            Some(format!("{number}/{of}")),
+        ),
+        Event::Started { node, title } => (EventKind::Started, Some(node), title, None),
+        Event::Finished {
+            node,
+            title,
+            millis,
+        } => (
+            EventKind::Finished,
+            Some(node),
+            title,
+            Some(format!("{:.1} s", millis as f64 / 1000.0)),
+        ),
+        Event::Failed {
+            node,
+            title,
+            reason,
+        } => (EventKind::Failed, Some(node), title, Some(reason)),
+    }
+}
+
+/// The options of a plan made here: `EDB_SUBSCRIPTION_TOKEN` counts when it is set and not
+/// empty.
+pub(crate) fn plan_options(profile: Profile) -> PlanOptions {
+    PlanOptions {
+        profile,
+        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
+    }
 }
 
 /// Reads every node's container state, Postgres role, timeline, lag and upstream, all nodes at

@@ -7,8 +7,8 @@
 use crate::agent::{Agent, Failure, Repeat};
 use crate::engine::{Executor, Output, argv};
 use anyhow::{Context as _, Result, bail};
-use m1studio_shared::plan::{File, PGDATA, Readiness, SERVICE_COMMAND};
-use m1studio_shared::{Design, FailoverManager, Instance, Kind, Role, Topology};
+use m1studio_shared::plan::{File, PGDATA, Readiness, SERVICE_COMMAND, host_packages, host_ports};
+use m1studio_shared::{Design, Instance, Topology};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -274,8 +274,7 @@ impl SshExecutor {
         for _ in 0..2 {
             let agent = self.agent(node).await?;
             let sent = match &request {
-                Request::Run { argv, user, stdin } => agent.run(argv, user, *stdin).await,
-                Request::Call(argv) => agent.call(argv).await,
+                Request::Run { argv, user, stdin } => agent.command(argv, user, *stdin).await,
                 Request::Repeat { argv, user, repeat } => agent.repeat(argv, user, repeat).await,
             };
             match sent {
@@ -297,7 +296,6 @@ enum Request<'a> {
         user: &'a str,
         stdin: Option<&'a str>,
     },
-    Call(&'a [String]),
     Repeat {
         argv: &'a [String],
         user: &'a str,
@@ -333,15 +331,11 @@ impl Executor for SshExecutor {
         user: &str,
         stdin: Option<&str>,
     ) -> Result<Output> {
-        // The agent calls the service program itself: no Python start for it.
-        if argv.first().is_some_and(|a| a == SERVICE_COMMAND) && user == "root" && stdin.is_none() {
-            return self.send(node, Request::Call(argv)).await;
-        }
         self.send(node, Request::Run { argv, user, stdin }).await
     }
 
     async fn wait(&self, node: &str, until: &Readiness, timeout_secs: u32) -> Result<Output> {
-        let (check, user, repeat) = crate::docker::check_of(until, timeout_secs);
+        let (check, user, repeat) = crate::agent::check_of(until, timeout_secs);
         self.send(
             node,
             Request::Repeat {
@@ -458,7 +452,7 @@ impl SshExecutor {
                 missing.join(" ")
             ));
         }
-        if instance.kind.is_postgres() || instance.has(Role::Witness) {
+        if instance.runs_postgres() {
             let socket = self
                 .run(
                     node,
@@ -530,48 +524,6 @@ fn ssh_path(path: &std::path::Path) -> Result<String> {
 /// Whether a mode in octal (`770`) lets the group read and write.
 fn mode_lets_group_write(mode: &str) -> bool {
     u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o060 == 0o060)
-}
-
-/// The TCP ports that `instance`'s services listen on.
-pub fn host_ports(design: &Design, instance: &Instance) -> Vec<u16> {
-    use m1studio_shared::plan::{
-        ETCD_CLIENT_PORT, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT, PATRONI_PORT,
-    };
-    let mut ports = Vec::new();
-    if instance.kind.is_postgres() || instance.has(Role::Witness) {
-        ports.push(5432);
-        if design.failover() == FailoverManager::Patroni {
-            ports.push(PATRONI_PORT);
-        }
-    }
-    match instance.kind {
-        // Clients, then the other members.
-        Kind::Etcd => ports.extend([ETCD_CLIENT_PORT, 2380]),
-        Kind::Haproxy => ports.extend([5432, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT]),
-        _ => {}
-    }
-    ports
-}
-
-/// The Debian packages that `instance`'s roles need on an existing host.
-pub fn host_packages(design: &Design, instance: &Instance) -> Vec<String> {
-    let version = design.version();
-    let mut packages = vec!["supervisor".to_string(), "procps".into()];
-    let postgres = instance.kind.is_postgres() || instance.has(Role::Witness);
-    if postgres {
-        packages.push(format!("postgresql-{version}"));
-        match design.failover() {
-            FailoverManager::Patroni => packages.push("patroni".into()),
-            _ => packages.push(format!("postgresql-{version}-repmgr")),
-        }
-    }
-    match instance.kind {
-        Kind::Barman => packages.extend(["barman".to_string(), "barman-cli".into()]),
-        Kind::Etcd => packages.extend(["etcd-server".to_string(), "etcd-client".into()]),
-        Kind::Haproxy => packages.push("haproxy".into()),
-        _ => {}
-    }
-    packages
 }
 
 #[cfg(test)]
@@ -718,51 +670,5 @@ mod tests {
         assert!(!mode_lets_group_write("700"));
         assert!(!mode_lets_group_write("740"));
         assert!(!mode_lets_group_write("rwx"));
-    }
-
-    #[test]
-    fn each_host_needs_the_packages_of_its_roles() {
-        let mut draft = m1studio_shared::Draft::starter();
-        draft.platform = Some("bare".into());
-        let configured = m1studio_shared::configure(&draft).0.unwrap();
-        let of = |name: &str| {
-            let instance = configured
-                .topology
-                .instances
-                .iter()
-                .find(|i| i.name == name)
-                .unwrap();
-            host_packages(&configured.design, instance)
-        };
-        assert_eq!(
-            of("kestrel"),
-            [
-                "supervisor",
-                "procps",
-                "postgresql-15",
-                "postgresql-15-repmgr"
-            ]
-        );
-        assert_eq!(
-            of("karma"),
-            ["supervisor", "procps", "barman", "barman-cli"]
-        );
-        draft.failover_manager = Some("patroni".into());
-        draft.enable_haproxy = true;
-        let configured = m1studio_shared::configure(&draft).0.unwrap();
-        let kinds: Vec<(Kind, Vec<String>)> = configured
-            .topology
-            .instances
-            .iter()
-            .map(|i| (i.kind, host_packages(&configured.design, i)))
-            .collect();
-        for (kind, packages) in kinds {
-            match kind {
-                Kind::Etcd => assert!(packages.contains(&"etcd-server".to_string())),
-                Kind::Haproxy => assert!(packages.contains(&"haproxy".to_string())),
-                k if k.is_postgres() => assert!(packages.contains(&"patroni".to_string())),
-                _ => {}
-            }
-        }
     }
 }

@@ -466,10 +466,6 @@ impl Context<'_> {
         &self.topology.instances[1]
     }
 
-    fn runs_postgres(&self, instance: &Instance) -> bool {
-        instance.roles.iter().any(|r| r.is_postgres()) || instance.has(Role::Witness)
-    }
-
     /// The settings of a fast-profile (workshop) cluster where they are not Postgres's
     /// defaults, for a cluster made anew and thrown away, never recovered:
     /// - `recovery_init_sync_method = syncfs` (Postgres 14 on): a standby's first start from its
@@ -699,7 +695,7 @@ impl Context<'_> {
                 secret(user)
             )
         };
-        if self.runs_postgres(instance) {
+        if instance.runs_postgres() {
             files.push(file(
                 &format!("{CONFIG_DIR}/postgresql.conf"),
                 "postgres",
@@ -1132,23 +1128,15 @@ impl Context<'_> {
         };
         // One call for both sshd and repmgrd: each call costs a Python start on a busy node.
         // An existing host's own sshd already runs.
-        let services = |node: &str| {
-            if self.bare() {
-                run(
-                    node,
-                    "start repmgrd",
-                    "root",
-                    &[SERVICE_COMMAND, "start", "repmgrd"],
-                )
-            } else {
-                run(
-                    node,
-                    "start sshd and repmgrd",
-                    "root",
-                    &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
-                )
-            }
+        let (services_title, services_argv): (&str, &[&str]) = if self.bare() {
+            ("start repmgrd", &[SERVICE_COMMAND, "start", "repmgrd"])
+        } else {
+            (
+                "start sshd and repmgrd",
+                &[SERVICE_COMMAND, "start", "sshd", "repmgrd"],
+            )
         };
+        let services = |node: &str| run(node, services_title, "root", services_argv);
         let mut steps = vec![services(&primary)];
         steps.extend(clone(self.replica(), &primary, 1));
         steps.push(services(&replica));
@@ -1630,6 +1618,53 @@ pub fn retarget_barman(
     })
 }
 
+/// The Postgres server packages of `version`: the server and repmgr.
+fn server_packages(version: u32) -> [String; 2] {
+    [
+        format!("postgresql-{version}"),
+        format!("postgresql-{version}-repmgr"),
+    ]
+}
+
+/// The Debian packages that `instance`'s roles need on an existing host (a container has them
+/// all, in the node image).
+pub fn host_packages(design: &Design, instance: &Instance) -> Vec<String> {
+    let mut packages = vec!["supervisor".to_string(), "procps".into()];
+    if instance.runs_postgres() {
+        let [server, repmgr] = server_packages(design.version());
+        packages.push(server);
+        packages.push(match design.failover() {
+            FailoverManager::Patroni => "patroni".into(),
+            _ => repmgr,
+        });
+    }
+    match instance.kind {
+        Kind::Barman => packages.extend(["barman".to_string(), "barman-cli".into()]),
+        Kind::Etcd => packages.extend(["etcd-server".to_string(), "etcd-client".into()]),
+        Kind::Haproxy => packages.push("haproxy".into()),
+        _ => {}
+    }
+    packages
+}
+
+/// The TCP ports that `instance`'s services listen on.
+pub fn host_ports(design: &Design, instance: &Instance) -> Vec<u16> {
+    let mut ports = Vec::new();
+    if instance.runs_postgres() {
+        ports.push(5432);
+        if design.failover() == FailoverManager::Patroni {
+            ports.push(PATRONI_PORT);
+        }
+    }
+    match instance.kind {
+        // Clients, then the other members.
+        Kind::Etcd => ports.extend([ETCD_CLIENT_PORT, 2380]),
+        Kind::Haproxy => ports.extend([5432, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT]),
+        _ => {}
+    }
+    ports
+}
+
 /// The container image every node of a docker deployment runs: Debian with the packages of
 /// every role, built from Debian's archive without a registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1681,10 +1716,7 @@ pub const PGDG_MIRROR: &str = "http://apt.postgresql.org/pub/repos/apt";
 /// repository where it is reachable.
 pub fn node_image(design: &Design, pgdg: Option<&str>) -> Result<NodeImage, Diagnostic> {
     let version = design.version();
-    let server = [
-        format!("postgresql-{version}"),
-        format!("postgresql-{version}-repmgr"),
-    ];
+    let server = server_packages(version);
     let (suite, pgdg) = match (DEBIAN_SUITES.iter().find(|(v, _)| *v == version), pgdg) {
         (Some((_, suite)), _) => (*suite, None),
         (None, Some(mirror)) if !mirror.trim().is_empty() => (

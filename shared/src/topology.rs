@@ -126,6 +126,11 @@ impl Instance {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// Whether the instance runs a Postgres server: the primary, the replicas, and a witness.
+    pub fn runs_postgres(&self) -> bool {
+        self.roles.iter().any(|r| r.is_postgres()) || self.has(Role::Witness)
+    }
 }
 
 /// Every instance of a design, in node order.

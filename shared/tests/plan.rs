@@ -875,3 +875,54 @@ fn on_existing_hosts_the_plan_keeps_their_own_sshd() {
         "containers start a sshd of their own"
     );
 }
+
+#[test]
+fn each_host_needs_the_packages_of_its_roles() {
+    let mut draft = m1studio_shared::Draft::starter();
+    draft.platform = Some("bare".into());
+    let configured = m1studio_shared::configure(&draft).0.unwrap();
+    let of = |name: &str| {
+        let instance = configured
+            .topology
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap();
+        m1studio_shared::plan::host_packages(&configured.design, instance)
+    };
+    assert_eq!(
+        of("kestrel"),
+        [
+            "supervisor",
+            "procps",
+            "postgresql-15",
+            "postgresql-15-repmgr"
+        ]
+    );
+    assert_eq!(
+        of("karma"),
+        ["supervisor", "procps", "barman", "barman-cli"]
+    );
+    draft.failover_manager = Some("patroni".into());
+    draft.enable_haproxy = true;
+    let configured = m1studio_shared::configure(&draft).0.unwrap();
+    let kinds: Vec<(Kind, Vec<String>)> = configured
+        .topology
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.kind,
+                m1studio_shared::plan::host_packages(&configured.design, i),
+            )
+        })
+        .collect();
+    for (kind, packages) in kinds {
+        match kind {
+            Kind::Etcd => assert!(packages.contains(&"etcd-server".to_string())),
+            Kind::Haproxy => assert!(packages.contains(&"haproxy".to_string())),
+            k if k.is_postgres() => assert!(packages.contains(&"patroni".to_string())),
+            _ => {}
+        }
+    }
+}
