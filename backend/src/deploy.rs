@@ -9,7 +9,7 @@ use crate::ssh::{SshExecutor, SshOptions};
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use m1studio_shared::api::{
-    ClusterStatus, DeployRequest, DeploymentState, Drill, EventKind, PostgresRole,
+    ClusterStatus, DeployRequest, DeploymentState, Drill, EventKind, PostgresRole, Signal,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::spec::PlatformSpec;
@@ -236,6 +236,16 @@ fn print_status(status: &ClusterStatus, machine: &str) {
 /// Runs `drill` on the cluster's running deployment, prints what happens, and for a fault
 /// drill, its report.
 pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Result<ExitCode> {
+    // `RUST_LOG=m1studio::drill=debug` logs each observation of the drill as a JSON line.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .try_init();
+    }
     let Some((_, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -259,26 +269,16 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
     runtime()?.block_on(async {
         let after = runner.store().events(&id, 0)?.last().map_or(0, |e| e.seq);
         let reports = runner.store().reports(&id)?.len();
-        let fault = matches!(
-            drill,
-            Drill::KillPrimary { .. }
-                | Drill::StopPrimary { .. }
-                | Drill::IsolatePrimary { .. }
-                | Drill::Switchover { .. }
-                | Drill::StopEtcd { .. }
-        );
-        let message = match runner.drill(&id, drill.clone()).await {
-            Ok(message) => message,
+        let fault = m1studio_shared::drill::is_fault(&drill);
+        let started = match runner.drill(&id, drill.clone()).await {
+            Ok(started) => started,
             Err(problem) => return Ok(report(problem)),
         };
-        eprintln!("{message}");
+        eprintln!("{}", started.message);
         // What to wait for: the report, Barman's check, a rejoin; or nothing.
-        let waits = fault
-            || matches!(drill, Drill::RetargetBarman)
-            || message.ends_with("follow the events");
-        if !waits {
+        let Some(until) = started.until else {
             return Ok(ExitCode::SUCCESS);
-        }
+        };
         let mut events = Box::pin(runner.follow(&id, after));
         while let Some(event) = events.next().await {
             let detail = event.detail.as_deref().unwrap_or_default();
@@ -300,14 +300,7 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
                 }
                 _ => {}
             }
-            let done = if fault {
-                event.title == format!("drill {} report", reports + 1)
-            } else {
-                event.kind == EventKind::Observed
-                    && (event.title.starts_with("Barman backs up")
-                        || event.title.contains("rejoined"))
-            };
-            if done {
+            if event.signal == Some(until) {
                 break;
             }
         }
@@ -347,21 +340,7 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
                 );
             }
             // A drill with Barman following goes on after the report.
-            if matches!(
-                drill,
-                Drill::KillPrimary {
-                    retarget_barman: true
-                } | Drill::StopPrimary {
-                    retarget_barman: true
-                } | Drill::IsolatePrimary {
-                    retarget_barman: true,
-                    ..
-                } | Drill::Switchover {
-                    retarget_barman: true,
-                    ..
-                }
-            ) && report.new_primary.is_some()
-            {
+            if m1studio_shared::drill::retargets_barman(&drill) && report.new_primary.is_some() {
                 while let Some(event) = events.next().await {
                     match event.kind {
                         EventKind::Failed => {
@@ -372,7 +351,7 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
                             );
                             return Ok(ExitCode::FAILURE);
                         }
-                        EventKind::Observed if event.title.starts_with("Barman backs up") => {
+                        _ if event.signal == Some(Signal::BarmanFollows) => {
                             eprintln!("  {}", event.title);
                             break;
                         }

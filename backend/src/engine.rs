@@ -100,6 +100,11 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// No secret: for plans that refer to none (a drill's repairs).
+    pub fn none() -> Secrets {
+        Secrets(BTreeMap::new())
+    }
+
     /// New random passwords for every secret a plan refers to.
     pub fn generate() -> Result<Secrets> {
         let mut map = BTreeMap::new();

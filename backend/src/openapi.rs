@@ -86,10 +86,12 @@ pub fn document() -> Value {
                         "nodes": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }] } },
                         "password": { "type": "string", "description": "Where the password is read" } } },
                     "queue_position": { "type": ["integer", "null"] } } },
+                "Signal": { "description": "What a drill's moment or an event means", "enum": ["fault", "detected", "promoted", "writes_refused", "writes_resumed", "settled", "fault_undone", "fenced", "fence_failed", "switchover_finished", "switchover_failed", "witness_follows", "witness_lost", "report", "barman_follows", "rejoined", "other"] },
                 "Event": { "type": "object", "properties": {
                     "seq": { "type": "integer" }, "at_ms": { "type": "integer" },
                     "kind": { "enum": ["state", "phase", "started", "finished", "failed", "progress", "drill", "observed"] },
-                    "node": { "type": ["string", "null"] }, "title": { "type": "string" }, "detail": { "type": ["string", "null"] } } },
+                    "node": { "type": ["string", "null"] }, "title": { "type": "string" }, "detail": { "type": ["string", "null"] },
+                    "signal": reference("Signal") } },
                 "Status": { "type": "object", "properties": {
                     "primary": { "type": ["string", "null"] },
                     "nodes": { "type": "array", "items": { "type": "object", "properties": {
@@ -119,7 +121,7 @@ pub fn document() -> Value {
                     "writes_lost": { "type": ["integer", "null"], "description": "Acknowledged writes missing on the new primary" },
                     "rpo_ms": { "type": ["integer", "null"], "description": "From the first lost write's acknowledgement to the fault: how far back the loss reaches (0 when nothing acknowledged before the fault was lost)" },
                     "synchronous": { "type": "boolean" },
-                    "timeline": { "type": "array", "items": { "type": "object", "properties": { "after_ms": { "type": "integer" }, "what": { "type": "string" } } } },
+                    "timeline": { "type": "array", "items": { "type": "object", "properties": { "after_ms": { "type": "integer" }, "kind": reference("Signal"), "node": { "type": "string" }, "what": { "type": "string" } } } },
                     "finished": { "type": "boolean" }, "note": { "type": ["string", "null"] } } }
             }
         },
@@ -159,7 +161,7 @@ pub fn document() -> Value {
                     "responses": ok("200", "The reports, in order", json!({ "type": "array", "items": reference("DrillReport") }), &["401", "404"]) },
                 "post": { "summary": "Break or repair the cluster: kill or stop the primary (with a writer and a report), start a node again, point Barman at the primary",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": reference("Drill") } } },
-                    "responses": ok("202", "Done; the events show how the cluster reacts", json!({ "type": "object", "properties": { "message": { "type": "string" } } }), &["400", "401", "404", "409", "503"]) } },
+                    "responses": ok("202", "Done or under way; the events show how the cluster reacts, and the event whose signal is `until` ends it", json!({ "type": "object", "properties": { "message": { "type": "string" }, "until": reference("Signal"), "number": { "type": "integer" } } }), &["400", "401", "404", "409", "503"]) } },
             "/api/deployments/{id}/credentials": {
                 "parameters": id_parameter(),
                 "get": { "summary": "The password of the postgres user, random per deployment",

@@ -273,16 +273,13 @@ async fn deployment_drill(
     State(state): State<AppState>,
     Path(id): Path<String>,
     request: Result<Json<Drill>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<m1studio_shared::api::DrillStarted>), ApiError> {
     let drill = body(
         request,
         r#"such as {"action": "kill-primary"}, {"action": "stop-primary"}, {"action": "start", "node": NAME} or {"action": "retarget-barman"}"#,
     )?;
-    let message = runner(&state)?.drill(&id, drill).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "message": message })),
-    ))
+    let started = runner(&state)?.drill(&id, drill).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
 }
 
 async fn deployment_drills(

@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result};
 use m1studio_shared::Draft;
-use m1studio_shared::api::{DeploymentEvent, DeploymentState, DrillReport, EventKind};
+use m1studio_shared::api::{DeploymentEvent, DeploymentState, DrillReport, EventKind, Signal};
 use m1studio_shared::plan::Profile;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::path::{Path, PathBuf};
@@ -50,6 +50,9 @@ const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL,
         PRIMARY KEY (deployment, number)
     );
+",
+    "
+    ALTER TABLE events ADD COLUMN signal TEXT;
 ",
 ];
 
@@ -120,6 +123,13 @@ fn kind_name(kind: EventKind) -> String {
         .unwrap_or_default()
 }
 
+fn signal_name(signal: Signal) -> String {
+    serde_json::to_value(signal)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 impl Store {
     /// Opens (creating it and its directory if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
@@ -155,7 +165,8 @@ impl Store {
             );
         }
         for (number, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = connection.transaction()?;
+            let tx =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", number + 1)?;
             tx.commit()?;
@@ -182,7 +193,8 @@ impl Store {
         let draft =
             serde_json::to_string(&record.draft).map_err(|e| InsertError::Other(e.into()))?;
         let result = (|| {
-            let tx = connection.transaction()?;
+            let tx =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -283,7 +295,7 @@ impl Store {
     /// Moves deployment `id` to `state`, with the reason when it failed. Passwords go when it is destroyed.
     pub fn set_state(&self, id: &str, state: DeploymentState, error: Option<&str>) -> Result<()> {
         let mut connection = self.lock();
-        let tx = connection.transaction()?;
+        let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE deployments SET state = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1",
             params![id, state.as_str(), error, now_ms()],
@@ -303,9 +315,12 @@ impl Store {
         node: Option<&str>,
         title: &str,
         detail: Option<&str>,
+        signal: Option<Signal>,
     ) -> Result<DeploymentEvent> {
         let mut connection = self.lock();
-        let tx = connection.transaction()?;
+        // Immediate: the read of the last number and the insert are one writer's, so that a
+        // writer in another process never meets a lock it cannot wait for.
+        let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let seq: u64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE deployment = ?1",
             [id],
@@ -313,8 +328,8 @@ impl Store {
         )?;
         let at_ms = now_ms();
         tx.execute(
-            "INSERT INTO events (deployment, seq, at_ms, kind, node, title, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, seq, at_ms, kind_name(kind), node, title, detail],
+            "INSERT INTO events (deployment, seq, at_ms, kind, node, title, detail, signal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![id, seq, at_ms, kind_name(kind), node, title, detail, signal.map(signal_name)],
         )?;
         tx.commit()?;
         Ok(DeploymentEvent {
@@ -324,6 +339,7 @@ impl Store {
             node: node.map(str::to_string),
             title: title.to_string(),
             detail: detail.map(str::to_string),
+            signal,
         })
     }
 
@@ -331,7 +347,7 @@ impl Store {
     pub fn events(&self, id: &str, after: u64) -> Result<Vec<DeploymentEvent>> {
         let connection = self.lock();
         let mut statement = connection.prepare(
-            "SELECT seq, at_ms, kind, node, title, detail FROM events WHERE deployment = ?1 AND seq > ?2 ORDER BY seq",
+            "SELECT seq, at_ms, kind, node, title, detail, signal FROM events WHERE deployment = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let rows = statement.query_map(params![id, after], |row| {
             let kind: String = row.get(2)?;
@@ -343,6 +359,9 @@ impl Store {
                 node: row.get(3)?,
                 title: row.get(4)?,
                 detail: row.get(5)?,
+                signal: row
+                    .get::<_, Option<String>>(6)?
+                    .and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok()),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -422,7 +441,7 @@ mod tests {
                 .insert(&record("d1", "m1"), &[("postgres", "s3cret")])
                 .unwrap();
             store
-                .append("d1", EventKind::Phase, None, "write files", None)
+                .append("d1", EventKind::Phase, None, "write files", None, None)
                 .unwrap();
             let second = store
                 .append(
@@ -431,6 +450,7 @@ mod tests {
                     Some("kestrel"),
                     "initdb",
                     Some("1.2 s"),
+                    Some(Signal::Rejoined),
                 )
                 .unwrap();
             assert_eq!(second.seq, 2);
@@ -451,6 +471,7 @@ mod tests {
         let events = store.events("d1", 1).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, EventKind::Finished);
+        assert_eq!(events[0].signal, Some(Signal::Rejoined), "signals are kept");
         assert_eq!(events[0].node.as_deref(), Some("kestrel"));
         assert_eq!(
             store.secrets("d1").unwrap(),

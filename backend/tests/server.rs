@@ -438,6 +438,7 @@ async fn events_stream_as_server_sent_events_and_resume_after_the_last_one_seen(
                 None,
                 title,
                 None,
+                None,
             )
             .unwrap();
     }

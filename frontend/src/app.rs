@@ -8,8 +8,6 @@ use crate::components::panels::{Diagram, LinkNotice, Outputs, Share, Summary};
 use crate::state::{Action, DesignState};
 use crate::view::View;
 use std::rc::Rc;
-use wasm_bindgen::JsCast as _;
-use wasm_bindgen::closure::Closure;
 use yew::prelude::*;
 
 /// How long the address bar may lag behind the design, in milliseconds.
@@ -35,7 +33,10 @@ pub fn App() -> Html {
     let pending_link = use_mut_ref(|| None::<String>);
     use_effect_with(view.link.clone(), move |link| {
         if let Some(started) = edited_at.borrow_mut().take() {
-            set_root_attribute("data-render-ms", browser::now() - started);
+            browser::set_root_attribute(
+                "data-render-ms",
+                &format!("{:.2}", browser::now() - started),
+            );
         }
         let first = pending_link.borrow_mut().replace(link.clone()).is_none();
         if first {
@@ -50,28 +51,16 @@ pub fn App() -> Html {
         // A link pasted into the address bar of an open page opens its design.
         let state = state.clone();
         use_effect_with((), move |_| {
-            let listener = Closure::<dyn Fn()>::new(move || {
+            let listener = browser::on_hash_change(move || {
                 state.dispatch(Action::OpenLink(browser::fragment()))
             });
-            let window = web_sys::window();
-            if let Some(window) = &window {
-                let _ = window.add_event_listener_with_callback(
-                    "hashchange",
-                    listener.as_ref().unchecked_ref(),
-                );
-            }
-            move || {
-                if let Some(window) = window {
-                    let _ = window.remove_event_listener_with_callback(
-                        "hashchange",
-                        listener.as_ref().unchecked_ref(),
-                    );
-                }
-            }
+            move || drop(listener)
         });
     }
     // When the page first became usable, for the load-time benchmark.
-    use_effect_with((), |_| set_root_attribute("data-ready-ms", browser::now()));
+    use_effect_with((), |_| {
+        browser::set_root_attribute("data-ready-ms", &format!("{:.2}", browser::now()))
+    });
     let reset = dispatch.reform(|_| Action::Reset);
     html! {
         <div class="app" data-ready="true">
@@ -98,15 +87,5 @@ pub fn App() -> Html {
                 </section>
             </main>
         </div>
-    }
-}
-
-/// Records a timing on the page's root element, where benchmarks read it.
-fn set_root_attribute(name: &str, milliseconds: f64) {
-    if let Some(root) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.document_element())
-    {
-        let _ = root.set_attribute(name, &format!("{milliseconds:.2}"));
     }
 }

@@ -32,6 +32,43 @@ pub fn replace_fragment(link: &str) {
     }
 }
 
+/// Calls `task` whenever the address bar's fragment changes, until the returned listener is
+/// dropped.
+pub fn on_hash_change(task: impl Fn() + 'static) -> HashListener {
+    let closure = wasm_bindgen::closure::Closure::<dyn Fn()>::new(task);
+    if let Some(window) = window() {
+        let _ =
+            window.add_event_listener_with_callback("hashchange", closure.as_ref().unchecked_ref());
+    }
+    HashListener { closure }
+}
+
+/// A `hashchange` listener, removed when dropped.
+pub struct HashListener {
+    closure: wasm_bindgen::closure::Closure<dyn Fn()>,
+}
+
+impl Drop for HashListener {
+    fn drop(&mut self) {
+        if let Some(window) = window() {
+            let _ = window.remove_event_listener_with_callback(
+                "hashchange",
+                self.closure.as_ref().unchecked_ref(),
+            );
+        }
+    }
+}
+
+/// Sets an attribute of the page's root element (where benchmarks read timings).
+pub fn set_root_attribute(name: &str, value: &str) {
+    if let Some(root) = window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute(name, value);
+    }
+}
+
 /// Runs `task` once, `milliseconds` from now.
 pub fn after(milliseconds: i32, task: impl FnOnce() + 'static) {
     let task = wasm_bindgen::closure::Closure::once_into_js(task);

@@ -274,6 +274,9 @@ pub struct DeploymentEvent {
     /// Logs, timings or reasons.
     #[serde(default)]
     pub detail: Option<String>,
+    /// What it means, where it is more than a step of a plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
 }
 
 /// What Postgres on a node says it is.
@@ -474,11 +477,84 @@ impl Drill {
     }
 }
 
+/// What a moment of a drill, or an event outside a plan, means: the typed signal that the CLI,
+/// the designer and the tests act on, whatever its sentence says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// The fault was made.
+    Fault,
+    /// The failover manager, or the watcher, saw the old primary go.
+    Detected,
+    /// Another node accepts writes.
+    Promoted,
+    /// The writer's first refused write after the fault.
+    WritesRefused,
+    /// The first write acknowledged after the fault by the node that took over.
+    WritesResumed,
+    /// Every standby streams again.
+    Settled,
+    /// The fault was undone (the isolated primary reconnected, etcd members started).
+    FaultUndone,
+    /// An old primary that would have come back beside a new one was fenced.
+    Fenced,
+    /// Fencing an old primary failed.
+    FenceFailed,
+    /// The switchover command ended well.
+    SwitchoverFinished,
+    /// The switchover command failed.
+    SwitchoverFailed,
+    /// The repmgr witness follows the new primary.
+    WitnessFollows,
+    /// The repmgr witness could not follow the new primary.
+    WitnessLost,
+    /// A fault drill's report is complete.
+    Report,
+    /// Barman backs up the primary and its check is green.
+    BarmanFollows,
+    /// An old primary rejoined as a standby.
+    Rejoined,
+    /// Anything else (moments stored before signals were typed).
+    #[serde(other)]
+    Other,
+}
+
+impl Signal {
+    /// Whether it is something the drill did (rather than saw).
+    pub fn is_action(self) -> bool {
+        matches!(self, Signal::Fault | Signal::FaultUndone)
+    }
+}
+
+fn other_signal() -> Signal {
+    Signal::Other
+}
+
+/// The answer to a drill: what is under way, and the signal that ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillStarted {
+    /// What is under way, for people.
+    pub message: String,
+    /// The event signal that ends it (`report`, `barman_follows`, `rejoined`); `None` when it
+    /// was over at once.
+    #[serde(default)]
+    pub until: Option<Signal>,
+    /// The fault drill's number, whose report to read.
+    #[serde(default)]
+    pub number: Option<u64>,
+}
+
 /// One moment of a drill, counted from the fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Moment {
     /// Milliseconds after the fault (negative before it).
     pub after_ms: i64,
+    /// What it means.
+    #[serde(default = "other_signal")]
+    pub kind: Signal,
+    /// The node it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// What happened.
     pub what: String,
 }

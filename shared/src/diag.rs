@@ -125,6 +125,8 @@ codes! {
     ConfigLocationUnknown => "config-location-unknown",
     ConfigLayoutDiffers => "config-layout-differs",
     DeployUnsupported => "deploy-unsupported",
+    DrillInvalid => "drill-invalid",
+    DrillNotNow => "drill-not-now",
 }
 
 impl fmt::Display for Code {

@@ -14,6 +14,7 @@ pub mod api;
 pub mod cmdline;
 pub mod config;
 pub mod diag;
+pub mod drill;
 pub mod hostnames;
 pub mod link;
 pub mod net;

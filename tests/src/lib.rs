@@ -541,6 +541,32 @@ pub mod rest {
     }
 
     /// Polls the deployment's events until one matches, and returns it.
+    /// Waits for the `nth` event (from 1) whose signal is `signal` (`report`, `promoted`,
+    /// `barman_follows`, `rejoined` …).
+    pub fn wait_for_signal(
+        addr: SocketAddr,
+        id: &str,
+        within: Duration,
+        signal: &str,
+        nth: usize,
+    ) -> Result<Value> {
+        let seen = std::cell::Cell::new(0);
+        wait_for_event(addr, id, within, |e| {
+            if e["signal"] == signal {
+                seen.set(seen.get() + 1);
+            }
+            seen.get() == nth && e["signal"] == signal
+        })
+    }
+
+    /// The moments of a drill report's timeline of kind `kind` (a signal's name).
+    pub fn moments<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+        report["timeline"]
+            .as_array()
+            .map(|t| t.iter().filter(|m| m["kind"] == kind).collect())
+            .unwrap_or_default()
+    }
+
     pub fn wait_for_event(
         addr: SocketAddr,
         id: &str,

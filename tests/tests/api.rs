@@ -5,7 +5,7 @@
 use anyhow::{Context as _, Result};
 use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
-use m1studio_e2e::rest::{call, get, wait_for_event};
+use m1studio_e2e::rest::{call, get, moments, wait_for_event, wait_for_signal};
 use m1studio_e2e::{
     Server, destroy_on_failure, docker_or_skip, lost_only_in_flight, refuses_writes,
 };
@@ -168,12 +168,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             Some(json!({"action": "kill-primary", "retarget_barman": true})),
         )?;
         assert_eq!(status, 202, "{drill}");
-        let promoted = wait_for_event(server.addr, &id, Duration::from_secs(60), |e| {
-            e["kind"] == "observed"
-                && e["title"]
-                    .as_str()
-                    .is_some_and(|t| t.contains("new primary"))
-        })?;
+        let promoted = wait_for_signal(server.addr, &id, Duration::from_secs(60), "promoted", 1)?;
         assert_eq!(promoted["node"], "quartz", "{promoted}");
         eprintln!("failover through the API: {}", promoted["detail"]);
 
@@ -181,9 +176,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
         let report = &reports[0];
         assert_eq!(report["target"], "kestrel", "{report}");
-        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
-            e["title"] == "drill 1 report"
-        })?;
+        wait_for_signal(server.addr, &id, Duration::from_secs(120), "report", 1)?;
         let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
         let report = &reports[0];
         assert_eq!(report["finished"], true, "{report}");
@@ -196,11 +189,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         eprintln!("drill report: recovery {rto} ms, {} writes acknowledged", report["writes_acknowledged"]);
 
         // Barman follows: it streams from the new primary, checks green, and backs it up.
-        wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
-            e["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Barman backs up quartz"))
-        })?;
+        wait_for_signal(server.addr, &id, Duration::from_secs(180), "barman_follows", 1)?;
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "quartz", "{status}");
         assert_eq!(status["barman"]["backs_up"], "quartz", "{status}");
@@ -217,18 +206,11 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             Some(json!({"action": "start", "node": "kestrel"})),
         )?;
         assert_eq!(status, 202, "{started}");
-        assert!(
-            started["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("rejoined as a standby of quartz"),
-            "{started}"
-        );
+        assert_eq!(started["until"], "rejoined", "the answer says what ends it: {started}");
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "quartz", "never two primaries: {status}");
-        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
-            e["kind"] == "observed" && e["title"] == "kestrel rejoined as a standby of quartz"
-        })?;
+        let rejoined = wait_for_signal(server.addr, &id, Duration::from_secs(120), "rejoined", 1)?;
+        assert_eq!(rejoined["node"], "kestrel", "{rejoined}");
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["nodes"][0]["postgres"], "standby", "{status}");
         assert_eq!(status["nodes"][0]["upstream"], "quartz", "{status}");
@@ -243,24 +225,18 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             Some(json!({"action": "switchover", "retarget_barman": true})),
         )?;
         assert_eq!(status, 202, "{drill}");
-        wait_for_event(server.addr, &id, Duration::from_secs(120), |e| {
-            e["title"] == "drill 2 report"
-        })?;
+        assert_eq!(drill["number"], 2, "{drill}");
+        wait_for_signal(server.addr, &id, Duration::from_secs(120), "report", 2)?;
         let reports = get(server.addr, &format!("/api/deployments/{id}/drills"))?;
         let report = &reports[1];
         assert_eq!(report["action"], "switchover", "{report}");
         assert_eq!(report["new_primary"], "kestrel", "{report}");
         assert_eq!(report["writes_lost"], 0, "{report}");
-        assert!(
-            report["timeline"].to_string().contains("the switchover command finished"),
-            "{report}"
-        );
+        assert_eq!(moments(report, "switchover_finished").len(), 1, "{report}");
         // The replica handed over without --siblings-follow: the witness is registered again
         // with the new primary, and both copies of repmgr's metadata say so.
         assert!(
-            report["timeline"]
-                .to_string()
-                .contains(&format!("the witness {witness} follows kestrel")),
+            moments(report, "witness_follows").iter().any(|m| m["node"] == witness.as_str()),
             "{report}"
         );
         for node in ["kestrel", witness.as_str()] {
@@ -282,11 +258,7 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             assert_eq!(upstream.stdout.trim(), "kestrel", "the witness's upstream as {node} sees it: {upstream:?}");
         }
         eprintln!("switchover report: {report}");
-        wait_for_event(server.addr, &id, Duration::from_secs(180), |e| {
-            e["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Barman backs up kestrel"))
-        })?;
+        wait_for_signal(server.addr, &id, Duration::from_secs(180), "barman_follows", 2)?;
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         assert_eq!(status["primary"], "kestrel", "{status}");
         assert_eq!(status["nodes"][1]["upstream"], "kestrel", "{status}");

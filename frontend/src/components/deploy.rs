@@ -35,6 +35,8 @@ enum Server {
 /// What the API refused, and why.
 #[derive(Clone, PartialEq, Default)]
 struct Refusal {
+    /// The HTTP status, or 0 where the server was not reached.
+    status: u16,
     message: String,
     diagnostics: Vec<Diagnostic>,
 }
@@ -108,22 +110,27 @@ impl Api {
         let answer = browser::api(method, path, body.as_deref(), self.token.as_deref())
             .await
             .map_err(|message| Refusal {
+                status: 0,
                 message,
                 diagnostics: Vec::new(),
             })?;
-        if (200..300).contains(&answer.status) {
+        let status = answer.status;
+        if (200..300).contains(&status) {
             return serde_json::from_str(&answer.text).map_err(|e| Refusal {
+                status,
                 message: format!("the server answered {path} with something unexpected: {e}"),
                 diagnostics: Vec::new(),
             });
         }
         match serde_json::from_str::<ErrorBody>(&answer.text) {
             Ok(body) => Err(Refusal {
+                status,
                 message: body.error.message,
                 diagnostics: body.error.diagnostics,
             }),
             Err(_) => Err(Refusal {
-                message: format!("{path} answered {}", answer.status),
+                status,
+                message: format!("{path} answered {status}"),
                 diagnostics: Vec::new(),
             }),
         }
@@ -283,7 +290,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
                             attach.emit(found);
                         }
                     }
-                    Err(refusal) if refusal.message.contains("token") => needs_token.set(true),
+                    Err(refusal) if refusal.status == 401 => needs_token.set(true),
                     Err(_) => {}
                 }
             });
@@ -887,6 +894,7 @@ mod tests {
             node: Some(node.into()),
             title: title.into(),
             detail: None,
+            signal: None,
         }
     }
 

@@ -1,0 +1,568 @@
+//! The runner: deployments from request to running cluster, shared by the server and the CLI.
+//! It checks a design completely before anything is created, records each deployment, its
+//! events and its passwords in the [`Store`], runs at most a few deployments at once (the rest
+//! wait in a queue), reads a cluster's live status, carries out drills, destroys, and after a
+//! restart reconciles the store with what the Docker engine really runs.
+
+mod drill;
+mod reconcile;
+mod status;
+
+pub use status::{cluster_status, status_of};
+
+use crate::docker::{self, DockerExecutor};
+use crate::engine::{Event, Secrets, run_plan};
+use crate::lock;
+use crate::store::{InsertError, Record, Store, now_ms};
+use anyhow::Result;
+use futures_util::Stream;
+use m1studio_shared::api::{
+    DeployRequest, Deployment, DeploymentEvent, DeploymentState, EventKind, Signal, connections,
+    read_design,
+};
+use m1studio_shared::plan::{PlanOptions, Profile, node_image, plan};
+use m1studio_shared::{Configured, Diagnostic, Draft, configure, has_errors, link};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, broadcast};
+
+/// The label that carries a cluster's design as share-link text.
+const LINK_LABEL: &str = "m1studio.link";
+/// The label that carries the deployment's identifier.
+const DEPLOYMENT_LABEL: &str = "m1studio.deployment";
+/// The label that carries the failover profile.
+const PROFILE_LABEL: &str = "m1studio.profile";
+
+/// Why a request was refused; each maps to one HTTP status and one CLI message.
+#[derive(Debug)]
+pub enum Problem {
+    /// The design is wrong: every diagnostic, nothing created.
+    Invalid(Vec<Diagnostic>),
+    /// The request itself is malformed.
+    BadRequest(String),
+    /// No such deployment.
+    NotFound(String),
+    /// The cluster name is taken, or the deployment is busy.
+    Conflict(String),
+    /// The Docker engine cannot be reached.
+    Unavailable(String),
+    /// Anything else.
+    Internal(anyhow::Error),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Invalid(diagnostics) => {
+                write!(f, "the design has problems; nothing was created")?;
+                for d in diagnostics.iter().filter(|d| d.is_error()) {
+                    write!(f, "\n  {d}")?;
+                }
+                Ok(())
+            }
+            Problem::BadRequest(m)
+            | Problem::NotFound(m)
+            | Problem::Conflict(m)
+            | Problem::Unavailable(m) => f.write_str(m),
+            Problem::Internal(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(e: anyhow::Error) -> Problem {
+        Problem::Internal(e)
+    }
+}
+
+/// The design of a request, checked, with the diagnostics of its source.
+pub fn resolve(
+    request: &DeployRequest,
+) -> std::result::Result<(Draft, Configured, Vec<Diagnostic>), Problem> {
+    let Some((draft, configured, diagnostics)) = read_design(
+        request.draft.as_ref(),
+        request.link.as_deref(),
+        request.config_yml.as_deref(),
+    ) else {
+        return Err(Problem::BadRequest(
+            "give exactly one of draft, link or config_yml".into(),
+        ));
+    };
+    match (draft, configured) {
+        (Some(draft), Some(configured)) if !has_errors(&diagnostics) => {
+            Ok((draft, configured, diagnostics))
+        }
+        _ => Err(Problem::Invalid(diagnostics)),
+    }
+}
+
+/// Everything a deployment needs, checked.
+struct Prepared {
+    draft: Draft,
+    configured: Configured,
+    plan: m1studio_shared::plan::Plan,
+    image: m1studio_shared::plan::NodeImage,
+    profile: Profile,
+}
+
+/// Checks that `configured` can be deployed to Docker with `profile`: the same diagnostics as
+/// everywhere else, all together.
+fn prepare(
+    draft: Draft,
+    configured: Configured,
+    profile: Profile,
+) -> std::result::Result<Prepared, Problem> {
+    let design = &configured.design;
+    let mut problems = Vec::new();
+    problems.extend(m1studio_shared::api::server_refusal(design));
+    let plan = plan(design, &configured.topology, plan_options(profile))
+        .map_err(|p| problems.extend(p))
+        .ok();
+    let pgdg = std::env::var("M1STUDIO_PGDG_MIRROR").ok();
+    let image = node_image(design, pgdg.as_deref())
+        .map_err(|p| problems.push(p))
+        .ok();
+    match (plan, image) {
+        (Some(plan), Some(image)) if problems.is_empty() => Ok(Prepared {
+            draft,
+            configured,
+            plan,
+            image,
+            profile,
+        }),
+        _ => Err(Problem::Invalid(problems)),
+    }
+}
+
+struct Inner {
+    store: Store,
+    slots: Arc<Semaphore>,
+    queue: Mutex<VecDeque<String>>,
+    channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
+    watching: Mutex<Vec<String>>,
+}
+
+/// Runs deployments; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn docker_connection() -> std::result::Result<docker::Docker, Problem> {
+    docker::connect()
+        .await
+        .map_err(|e| Problem::Unavailable(format!("{e:#}")))
+}
+
+impl Runner {
+    /// A runner over `store` that deploys at most `parallel` clusters at once.
+    pub fn new(store: Store, parallel: usize) -> Runner {
+        Runner {
+            inner: Arc::new(Inner {
+                store,
+                slots: Arc::new(Semaphore::new(parallel.max(1))),
+                queue: Mutex::new(VecDeque::new()),
+                channels: Mutex::new(HashMap::new()),
+                watching: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn sender(&self, id: &str) -> broadcast::Sender<DeploymentEvent> {
+        lock(&self.inner.channels)
+            .entry(id.to_string())
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .clone()
+    }
+
+    /// Records an event and tells everyone following the deployment.
+    fn emit(
+        &self,
+        id: &str,
+        kind: EventKind,
+        node: Option<&str>,
+        title: &str,
+        detail: Option<&str>,
+    ) {
+        self.record(id, kind, node, title, detail, None);
+    }
+
+    /// Records an event that means `signal`, and tells everyone following the deployment.
+    fn signal(
+        &self,
+        id: &str,
+        signal: Signal,
+        kind: EventKind,
+        node: Option<&str>,
+        title: &str,
+        detail: Option<&str>,
+    ) {
+        self.record(id, kind, node, title, detail, Some(signal));
+    }
+
+    fn record(
+        &self,
+        id: &str,
+        kind: EventKind,
+        node: Option<&str>,
+        title: &str,
+        detail: Option<&str>,
+        signal: Option<Signal>,
+    ) {
+        match self
+            .inner
+            .store
+            .append(id, kind, node, title, detail, signal)
+        {
+            Ok(event) => {
+                let _ = self.sender(id).send(event);
+            }
+            Err(e) => tracing::warn!("cannot record an event of deployment {id}: {e:#}"),
+        }
+    }
+
+    fn set_state(&self, id: &str, state: DeploymentState, error: Option<&str>) {
+        if let Err(e) = self.inner.store.set_state(id, state, error) {
+            tracing::warn!("cannot record the state of deployment {id}: {e:#}");
+        }
+        self.emit(id, EventKind::State, None, state.as_str(), error);
+    }
+
+    /// Turns the stored events of a plan into the deployment's events.
+    fn plan_events<'a>(&'a self, id: &'a str) -> impl Fn(Event) + Sync + 'a {
+        move |event: Event| {
+            let (kind, node, title, detail) = deployment_event(event);
+            self.emit(id, kind, node.as_deref(), &title, detail.as_deref());
+        }
+    }
+
+    /// The API's view of a stored deployment.
+    pub fn view(&self, record: &Record) -> Deployment {
+        let topology = configure(&record.draft)
+            .0
+            .map(|c| c.topology)
+            .unwrap_or_default();
+        let queue_position = lock(&self.inner.queue)
+            .iter()
+            .position(|q| *q == record.id)
+            .map(|p| p + 1);
+        Deployment {
+            id: record.id.clone(),
+            cluster: record.cluster.clone(),
+            state: record.state,
+            profile: record.profile,
+            created_ms: record.created_ms,
+            updated_ms: record.updated_ms,
+            error: record.error.clone(),
+            link: link::encode(&record.draft),
+            connections: connections(&topology, &record.id),
+            instances: topology.instances,
+            queue_position,
+        }
+    }
+
+    /// The deployment `id`.
+    pub fn get(&self, id: &str) -> std::result::Result<Record, Problem> {
+        self.inner.store.get(id)?.ok_or_else(|| {
+            Problem::NotFound(format!(
+                "no deployment {id}: list them with GET /api/deployments"
+            ))
+        })
+    }
+
+    /// Every deployment, newest first.
+    pub fn list(&self) -> Result<Vec<Deployment>> {
+        Ok(self
+            .inner
+            .store
+            .list()?
+            .iter()
+            .map(|r| self.view(r))
+            .collect())
+    }
+
+    /// Checks a request, records it as queued and starts it in the background. Nothing is
+    /// created when the design, the engine or the cluster name is wrong.
+    pub async fn submit(&self, request: DeployRequest) -> std::result::Result<Deployment, Problem> {
+        let (draft, configured, _) = resolve(&request)?;
+        let prepared = prepare(draft, configured, request.profile.unwrap_or(Profile::Fast))?;
+        let cluster = prepared.configured.design.cluster_name().to_string();
+        if let Some(existing) = self.inner.store.live_by_cluster(&cluster)? {
+            return Err(conflict(&existing));
+        }
+        let engine = docker_connection().await?;
+        if !DockerExecutor::new(engine.clone(), &cluster)
+            .containers()
+            .await?
+            .is_empty()
+        {
+            return Err(Problem::Conflict(format!(
+                "containers of a cluster named {cluster} already exist on the Docker engine: destroy them first (`m1studio destroy`), or give the design another cluster_name"
+            )));
+        }
+        let secrets = Secrets::generate()?;
+        let now = now_ms();
+        let record = Record {
+            id: new_id()?,
+            cluster,
+            state: DeploymentState::Queued,
+            profile: prepared.profile,
+            draft: prepared.draft.clone(),
+            created_ms: now,
+            updated_ms: now,
+            error: None,
+        };
+        let pairs: Vec<(&str, &str)> = secrets.entries().collect();
+        match self.inner.store.insert(&record, &pairs) {
+            Ok(()) => {}
+            Err(InsertError::Conflict(existing)) => return Err(conflict(&existing)),
+            Err(InsertError::Other(e)) => return Err(Problem::Internal(e)),
+        }
+        lock(&self.inner.queue).push_back(record.id.clone());
+        self.emit(&record.id, EventKind::State, None, "queued", None);
+        let runner = self.clone();
+        let id = record.id.clone();
+        tokio::spawn(async move {
+            let slots = runner.inner.slots.clone();
+            let permit = slots.acquire_owned().await;
+            lock(&runner.inner.queue).retain(|q| *q != id);
+            // It may have been cancelled while it waited.
+            let still_queued = runner
+                .inner
+                .store
+                .get(&id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.state == DeploymentState::Queued);
+            if !still_queued {
+                return;
+            }
+            if let Err(e) = runner.deploy(&id, &prepared, &secrets, engine).await {
+                let reason = secrets.hide(&format!("{e:#}"));
+                runner.set_state(&id, DeploymentState::Failed, Some(&reason));
+            }
+            drop(permit);
+        });
+        Ok(self.view(&record))
+    }
+
+    async fn deploy(
+        &self,
+        id: &str,
+        prepared: &Prepared,
+        secrets: &Secrets,
+        engine: docker::Docker,
+    ) -> Result<()> {
+        self.set_state(id, DeploymentState::Deploying, None);
+        let started = Instant::now();
+        let image = &prepared.image;
+        if !docker::image_exists(&engine, &image.tag).await {
+            self.emit(
+                id,
+                EventKind::Progress,
+                None,
+                &format!("building the node image {}", image.tag),
+                None,
+            );
+            let last = Mutex::new(Instant::now() - Duration::from_secs(10));
+            docker::build_image(&engine, image, &|line| {
+                // One line a second is enough to show it moving.
+                let mut last = lock(&last);
+                if last.elapsed() >= Duration::from_secs(1) {
+                    *last = Instant::now();
+                    self.emit(
+                        id,
+                        EventKind::Progress,
+                        None,
+                        "building the node image",
+                        Some(line),
+                    );
+                }
+            })
+            .await?;
+        }
+        let configured = &prepared.configured;
+        let cluster = configured.design.cluster_name();
+        let executor = DockerExecutor::new(engine, cluster);
+        let network = configured
+            .design
+            .network()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        self.emit(
+            id,
+            EventKind::Progress,
+            None,
+            &format!(
+                "creating {} containers",
+                configured.topology.instances.len()
+            ),
+            None,
+        );
+        let link = link::encode(&prepared.draft);
+        let profile = prepared.profile.as_str();
+        executor
+            .create(
+                &configured.topology,
+                &network,
+                image,
+                &[
+                    (LINK_LABEL, &link),
+                    (DEPLOYMENT_LABEL, id),
+                    (PROFILE_LABEL, profile),
+                ],
+                &prepared
+                    .plan
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.node.clone(),
+                            crate::engine::filled_files(&prepared.plan, secrets, &n.node),
+                        )
+                    })
+                    .collect(),
+                &prepared.plan.start_order(
+                    configured
+                        .topology
+                        .instances
+                        .iter()
+                        .map(|i| i.name.as_str()),
+                ),
+            )
+            .await?;
+        let events = self.plan_events(id);
+        run_plan(&executor, &prepared.plan, secrets, &events).await?;
+        executor.all_started().await?;
+        self.emit(
+            id,
+            EventKind::Progress,
+            None,
+            &format!(
+                "cluster {cluster} is running after {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            None,
+        );
+        self.set_state(id, DeploymentState::Running, None);
+        Ok(())
+    }
+
+    /// The events of `id` after number `after`, then each new one as it happens.
+    pub fn follow(
+        &self,
+        id: &str,
+        after: u64,
+    ) -> impl Stream<Item = DeploymentEvent> + Send + 'static {
+        // Subscribe first, so that nothing falls between the stored events and the live ones.
+        let receiver = self.sender(id).subscribe();
+        let runner = self.clone();
+        let id = id.to_string();
+        let backlog: VecDeque<DeploymentEvent> = self
+            .inner
+            .store
+            .events(&id, after)
+            .unwrap_or_default()
+            .into();
+        futures_util::stream::unfold(
+            (receiver, backlog, after, runner, id),
+            |(mut receiver, mut backlog, mut last, runner, id)| async move {
+                loop {
+                    if let Some(event) = backlog.pop_front() {
+                        last = event.seq;
+                        return Some((event, (receiver, backlog, last, runner, id)));
+                    }
+                    match receiver.recv().await {
+                        Ok(event) if event.seq > last => backlog.push_back(event),
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            backlog = runner
+                                .inner
+                                .store
+                                .events(&id, last)
+                                .unwrap_or_default()
+                                .into();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+    }
+
+    /// The password of the `postgres` user of deployment `id`.
+    pub fn credentials(&self, id: &str) -> std::result::Result<(String, String), Problem> {
+        let record = self.get(id)?;
+        let secrets = self.inner.store.secrets(&record.id)?;
+        secrets
+            .into_iter()
+            .find(|(name, _)| name == "postgres")
+            .map(|(_, password)| ("postgres".to_string(), password))
+            .ok_or_else(|| {
+                Problem::NotFound(format!(
+                    "deployment {id} keeps no password (it was destroyed, or found on the Docker engine rather than deployed by this store)"
+                ))
+            })
+    }
+}
+
+fn conflict(existing: &Record) -> Problem {
+    Problem::Conflict(format!(
+        "cluster_name: a cluster named {} is already deployed (deployment {}, {}): destroy it first, or give the design another cluster_name",
+        existing.cluster,
+        existing.id,
+        existing.state.as_str()
+    ))
+}
+
+/// A plan's event as a deployment's: its kind, node, title and detail (a phase's number of
+/// all, a step's duration, a failure's reason).
+pub(crate) fn deployment_event(
+    event: Event,
+) -> (EventKind, Option<String>, String, Option<String>) {
+    match event {
+        Event::Phase { number, of, title } => (
+            EventKind::Phase,
+            None,
+            title,
+            Some(format!("{number}/{of}")),
+        ),
+        Event::Started { node, title } => (EventKind::Started, Some(node), title, None),
+        Event::Finished {
+            node,
+            title,
+            millis,
+        } => (
+            EventKind::Finished,
+            Some(node),
+            title,
+            Some(format!("{:.1} s", millis as f64 / 1000.0)),
+        ),
+        Event::Failed {
+            node,
+            title,
+            reason,
+        } => (EventKind::Failed, Some(node), title, Some(reason)),
+    }
+}
+
+/// The options of a plan made here: `EDB_SUBSCRIPTION_TOKEN` counts when it is set and not
+/// empty.
+pub(crate) fn plan_options(profile: Profile) -> PlanOptions {
+    PlanOptions {
+        profile,
+        edb_token: std::env::var_os("EDB_SUBSCRIPTION_TOKEN").is_some_and(|t| !t.is_empty()),
+    }
+}

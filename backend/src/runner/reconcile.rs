@@ -1,0 +1,177 @@
+//! Destroying a deployment, and bringing the store in line with the engine after a restart.
+
+use super::{
+    DEPLOYMENT_LABEL, LINK_LABEL, PROFILE_LABEL, Problem, Runner, docker_connection, new_id,
+};
+use crate::docker::{self, DockerExecutor, FoundCluster};
+use crate::lock;
+use crate::store::{InsertError, Record, now_ms};
+use anyhow::Result;
+use m1studio_shared::api::{Deployment, DeploymentState, EventKind};
+use m1studio_shared::link;
+use m1studio_shared::plan::Profile;
+
+impl Runner {
+    /// Removes every container, volume and network of deployment `id`. Doing it twice is harmless.
+    /// Returns the deployment and how many Docker objects were removed.
+    pub async fn destroy(&self, id: &str) -> std::result::Result<(Deployment, usize), Problem> {
+        let record = self.get(id)?;
+        if record.state == DeploymentState::Queued {
+            // Nothing was created yet: it leaves the queue.
+            lock(&self.inner.queue).retain(|q| q != id);
+            self.emit(
+                id,
+                EventKind::Progress,
+                None,
+                "cancelled while queued",
+                None,
+            );
+            self.set_state(id, DeploymentState::Destroyed, None);
+            return Ok((self.view(&self.get(id)?), 0));
+        }
+        if record.state == DeploymentState::Deploying {
+            return Err(Problem::Conflict(format!(
+                "deployment {id} is deploying: wait until it is running or has failed, then destroy it"
+            )));
+        }
+        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        self.set_state(id, DeploymentState::Destroying, None);
+        let removed = match executor.destroy().await {
+            Ok(removed) => {
+                self.emit(
+                    id,
+                    EventKind::Progress,
+                    None,
+                    &format!("removed {removed} containers, volumes and networks"),
+                    None,
+                );
+                self.set_state(id, DeploymentState::Destroyed, None);
+                removed
+            }
+            Err(e) => {
+                self.set_state(
+                    id,
+                    DeploymentState::Failed,
+                    Some(&format!("destroying failed: {e:#}")),
+                );
+                return Err(Problem::Internal(e));
+            }
+        };
+        let record = self.get(id)?;
+        Ok((self.view(&record), removed))
+    }
+
+    /// Brings the store in line with the Docker engine after a restart: deployments that were
+    /// under way are marked failed (and can be destroyed), running ones whose containers are
+    /// gone are marked destroyed, and clusters found on the engine that the store does not know
+    /// are recorded from their labels. Returns what it changed.
+    pub async fn reconcile(&self) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        for record in self.inner.store.list()? {
+            if record.state.in_progress() {
+                let reason =
+                    "the server stopped during this deployment: destroy it, then deploy again";
+                self.set_state(&record.id, DeploymentState::Failed, Some(reason));
+                changes.push(format!(
+                    "{} ({}): failed, was {}",
+                    record.id,
+                    record.cluster,
+                    record.state.as_str()
+                ));
+            }
+        }
+        let engine = match docker::connect().await {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::warn!("not reconciling with Docker: {e:#}");
+                return Ok(changes);
+            }
+        };
+        let found = docker::clusters(&engine).await?;
+        for record in self.inner.store.list()? {
+            if record.state == DeploymentState::Running
+                && !found.iter().any(|c| c.name == record.cluster)
+            {
+                self.set_state(
+                    &record.id,
+                    DeploymentState::Destroyed,
+                    Some("its containers were removed outside this server"),
+                );
+                changes.push(format!(
+                    "{} ({}): destroyed outside",
+                    record.id, record.cluster
+                ));
+            }
+        }
+        for cluster in found {
+            if self.inner.store.live_by_cluster(&cluster.name)?.is_none()
+                && let Some(id) = self.adopt(&cluster)?
+            {
+                {
+                    changes.push(format!(
+                        "{id} ({}): found on the Docker engine",
+                        cluster.name
+                    ));
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Records a cluster found on the engine, from its labels.
+    fn adopt(&self, cluster: &FoundCluster) -> Result<Option<String>> {
+        let Some(text) = cluster.labels.get(LINK_LABEL) else {
+            return Ok(None);
+        };
+        let (draft, _) = link::decode(text);
+        if draft.cluster_name != cluster.name {
+            return Ok(None);
+        }
+        let id = cluster
+            .labels
+            .get(DEPLOYMENT_LABEL)
+            .filter(|id| self.inner.store.get(id).ok().flatten().is_none())
+            .cloned()
+            .map_or_else(new_id, Ok)?;
+        let profile = cluster
+            .labels
+            .get(PROFILE_LABEL)
+            .and_then(|p| Profile::parse(p))
+            .unwrap_or_default();
+        let now = now_ms();
+        let all_running = cluster.running == cluster.containers;
+        let record = Record {
+            id: id.clone(),
+            cluster: cluster.name.clone(),
+            state: if all_running {
+                DeploymentState::Running
+            } else {
+                DeploymentState::Failed
+            },
+            profile,
+            draft,
+            created_ms: now,
+            updated_ms: now,
+            error: (!all_running).then(|| {
+                format!(
+                    "{} of its {} containers run",
+                    cluster.running, cluster.containers
+                )
+            }),
+        };
+        match self.inner.store.insert(&record, &[]) {
+            Ok(()) => {
+                self.emit(
+                    &id,
+                    EventKind::Progress,
+                    None,
+                    "found on the Docker engine after a restart",
+                    None,
+                );
+                Ok(Some(id))
+            }
+            Err(InsertError::Conflict(_)) => Ok(None),
+            Err(InsertError::Other(e)) => Err(e),
+        }
+    }
+}

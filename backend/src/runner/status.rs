@@ -1,0 +1,192 @@
+//! A cluster's live state: every node's machine, Postgres role, timeline, lag and upstream,
+//! and what etcd, HAProxy and Barman say.
+
+use super::{Problem, Runner, docker_connection};
+use crate::docker::DockerExecutor;
+use crate::engine::{Executor, argv};
+use anyhow::Result;
+use m1studio_shared::api::{BarmanStatus, ClusterStatus, NodeStatus, PostgresRole};
+use m1studio_shared::plan::barman_server_file;
+use m1studio_shared::{Configured, Kind, configure};
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl Runner {
+    /// Deployment `id`'s live state, read from its containers.
+    pub async fn status(&self, id: &str) -> std::result::Result<ClusterStatus, Problem> {
+        let record = self.get(id)?;
+        let configured = configure(&record.draft).0.ok_or_else(|| {
+            Problem::Internal(anyhow::anyhow!(
+                "the stored design of {id} is no longer valid"
+            ))
+        })?;
+        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        Ok(cluster_status(&executor, &configured, true).await?)
+    }
+}
+
+/// Reads every node's container state, Postgres role, timeline, lag and upstream, all nodes at
+/// once, and, when `full`, what etcd, HAProxy and Barman say (which takes longer: drills,
+/// which poll several times a second, leave them out).
+pub async fn cluster_status(
+    executor: &DockerExecutor,
+    configured: &Configured,
+    full: bool,
+) -> Result<ClusterStatus> {
+    let containers: HashMap<String, String> = executor
+        .containers()
+        .await?
+        .into_iter()
+        .map(|(node, _, state)| (node, state))
+        .collect();
+    Ok(status_of(executor, &containers, configured, full).await)
+}
+
+/// The live state of the cluster's nodes, through `executor`, given whether each node's
+/// machine runs (`containers`: `running`, or what else it is).
+pub async fn status_of(
+    executor: &impl Executor,
+    containers: &HashMap<String, String>,
+    configured: &Configured,
+    full: bool,
+) -> ClusterStatus {
+    let probes = configured.topology.instances.iter().map(|instance| {
+        let container = containers.get(&instance.name).cloned().unwrap_or_else(|| "missing".into());
+        async move {
+            let mut status = NodeStatus {
+                name: instance.name.clone(),
+                designed: instance.kind,
+                container: container.clone(),
+                postgres: None,
+                timeline: None,
+                lag_bytes: None,
+                upstream: None,
+                service: None,
+            };
+            if !instance.kind.is_postgres() {
+                if full && container == "running" {
+                    status.service = match instance.kind {
+                        Kind::Etcd => Some(crate::services::etcd(executor, &instance.name).await),
+                        Kind::Haproxy => {
+                            Some(crate::services::haproxy(executor, &instance.name).await)
+                        }
+                        _ => None,
+                    };
+                }
+                return status;
+            }
+            status.postgres = Some(PostgresRole::Down);
+            if container != "running" {
+                return status;
+            }
+            let sql = "SELECT pg_is_in_recovery(), \
+                       CASE WHEN pg_is_in_recovery() \
+                            THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())) \
+                            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
+                       COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), \
+                       COALESCE((SELECT sender_host FROM pg_stat_wal_receiver), '')";
+            if let Ok(answer) = crate::engine::query(executor, &instance.name, sql).await {
+                let fields: Vec<&str> = answer.split('|').collect();
+                if let [recovery, timeline, lag, upstream] = fields[..] {
+                    let standby = recovery == "t";
+                    status.postgres = Some(if standby { PostgresRole::Standby } else { PostgresRole::Primary });
+                    status.timeline = timeline.parse().ok();
+                    if standby {
+                        status.lag_bytes = lag.parse::<f64>().ok().map(|l| l.max(0.0) as u64);
+                        status.upstream = Some(upstream.to_string()).filter(|u| !u.is_empty());
+                    }
+                }
+            }
+            status
+        }
+    });
+    let nodes = futures_util::future::join_all(probes).await;
+    let primaries: Vec<&NodeStatus> = nodes
+        .iter()
+        .filter(|n| n.postgres == Some(PostgresRole::Primary))
+        .collect();
+    let primary = match primaries[..] {
+        [only] => Some(only.name.clone()),
+        _ => None,
+    };
+    let barman = match configured
+        .topology
+        .of_kind(Kind::Barman)
+        .next()
+        .filter(|_| full)
+    {
+        Some(barman) if containers.get(&barman.name).is_some_and(|s| s == "running") => {
+            // The server keeps the first primary's name; its conninfo says where it connects.
+            let server = configured.topology.instances[0].name.clone();
+            let file = barman_server_file(&configured.topology);
+            let backs_up = executor_run(executor, &barman.name, &argv(&["cat", &file]))
+                .await
+                .and_then(|o| {
+                    o.stdout.lines().find_map(|l| {
+                        l.strip_prefix("conninfo = host=")
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .map(str::to_string)
+                    })
+                })
+                .unwrap_or_else(|| server.clone());
+            let check = argv(&["barman", "-q", "check", &server]);
+            let list = argv(&["barman", "list-backups", "--minimal", &server]);
+            // `barman check` waits about 20 s for a server that is down: only ask when it is up.
+            let source_up = nodes
+                .iter()
+                .any(|n| n.name == backs_up && n.postgres.is_some_and(|p| p != PostgresRole::Down));
+            let (check, list) = futures_util::join!(
+                async {
+                    if source_up {
+                        executor_run(executor, &barman.name, &check).await
+                    } else {
+                        None
+                    }
+                },
+                executor_run(executor, &barman.name, &list)
+            );
+            let warning = primary
+                .as_ref()
+                .filter(|p| **p != backs_up)
+                .map(|p| format!("Barman backs up {backs_up}, which is no longer the primary ({p} is): its backups and WAL stop until it is pointed at {p}"));
+            Some(BarmanStatus {
+                node: barman.name.clone(),
+                check_ok: check.as_ref().is_some_and(|o| o.code == 0),
+                backups: list
+                    .map(|o| o.stdout.lines().filter(|l| !l.trim().is_empty()).count())
+                    .unwrap_or(0),
+                backs_up,
+                warning,
+            })
+        }
+        Some(barman) => Some(BarmanStatus {
+            node: barman.name.clone(),
+            backs_up: configured.topology.instances[0].name.clone(),
+            check_ok: false,
+            backups: 0,
+            warning: Some(format!("the container of {} is not running", barman.name)),
+        }),
+        None => None,
+    };
+    ClusterStatus {
+        nodes,
+        primary,
+        barman,
+    }
+}
+
+/// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
+/// a primary that is gone.
+async fn executor_run(
+    executor: &impl Executor,
+    node: &str,
+    command: &[String],
+) -> Option<crate::engine::Output> {
+    tokio::time::timeout(
+        Duration::from_secs(4),
+        executor.run(node, command, "barman", None),
+    )
+    .await
+    .ok()?
+    .ok()
+}
