@@ -238,7 +238,7 @@ fn print_report(what: &str, report: &DrillReport) {
     let promotion = report
         .timeline
         .iter()
-        .find(|m| m.what.contains("new primary"))
+        .find(|m| m.kind == m1studio_shared::api::Signal::Promoted)
         .map(|m| u64::try_from(m.after_ms).unwrap_or(0));
     println!(
         "{what}: writes resumed after {}, no writes for {}, promotion after {}, {} writes acknowledged, {} lost{}",
@@ -312,11 +312,13 @@ async fn drills(manager: &str, profile: Profile) -> Result<()> {
             )
             .await?;
             print_report(&format!("switchover, {label}"), &report);
-            if let Some(finished) = report
-                .timeline
-                .iter()
-                .find(|m| m.what.contains("switchover command"))
-            {
+            if let Some(finished) = report.timeline.iter().find(|m| {
+                matches!(
+                    m.kind,
+                    m1studio_shared::api::Signal::SwitchoverFinished
+                        | m1studio_shared::api::Signal::SwitchoverFailed
+                )
+            }) {
                 println!(
                     "  switchover command: {} after {:.1} s",
                     finished.what,
