@@ -116,15 +116,9 @@ fn profile_name(profile: Profile) -> &'static str {
     profile.as_str()
 }
 
-fn kind_name(kind: EventKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn signal_name(signal: Signal) -> String {
-    serde_json::to_value(signal)
+/// The name an enum of the API is stored under: its JSON text (`observed`, `writes_refused`).
+fn stored_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
@@ -329,7 +323,7 @@ impl Store {
         let at_ms = now_ms();
         tx.execute(
             "INSERT INTO events (deployment, seq, at_ms, kind, node, title, detail, signal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![id, seq, at_ms, kind_name(kind), node, title, detail, signal.map(signal_name)],
+            params![id, seq, at_ms, stored_name(kind), node, title, detail, signal.map(stored_name)],
         )?;
         tx.commit()?;
         Ok(DeploymentEvent {
