@@ -5,15 +5,13 @@
 
 mod agent;
 pub mod cli;
-mod deploy;
-pub mod docker;
 pub mod engine;
 pub mod openapi;
 pub mod runner;
 pub mod server;
 pub mod services;
-pub mod ssh;
 pub mod store;
+pub mod target;
 
 /// The value behind `mutex`, even if a thread panicked while holding it: what it guards (lists,
 /// maps) stays usable.

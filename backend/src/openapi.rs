@@ -95,7 +95,8 @@ pub fn document() -> Value {
                 "Status": { "type": "object", "properties": {
                     "primary": { "type": ["string", "null"] },
                     "nodes": { "type": "array", "items": { "type": "object", "properties": {
-                        "name": { "type": "string" }, "designed": { "type": "string" }, "container": { "type": "string" },
+                        "name": { "type": "string" }, "designed": { "type": "string" },
+                        "machine": { "enum": ["running", "created", "restarting", "paused", "exited", "removing", "dead", "missing", "unreachable"] },
                         "postgres": { "enum": ["primary", "standby", "down", null] },
                         "timeline": { "type": ["integer", "null"] }, "lag_bytes": { "type": ["integer", "null"] },
                         "upstream": { "type": ["string", "null"] },
@@ -141,7 +142,7 @@ pub fn document() -> Value {
             "/api/deployments/{id}": {
                 "parameters": id_parameter(),
                 "get": { "summary": "One deployment", "responses": ok("200", "The deployment", reference("Deployment"), &["401", "404"]) },
-                "delete": { "summary": "Destroy a deployment: every container, volume and network of its cluster, and nothing else. Repeating it is harmless.",
+                "delete": { "summary": "Destroy a deployment: every container, volume and network of its cluster, and nothing else; a deployment on existing hosts is forgotten, and its hosts keep everything. Repeating it is harmless.",
                     "responses": ok("200", "Destroyed", reference("Deployment"), &["401", "404", "409", "503"]) } },
             "/api/deployments/{id}/events": {
                 "parameters": id_parameter(),

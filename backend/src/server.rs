@@ -128,7 +128,8 @@ impl From<Problem> for ApiError {
     fn from(problem: Problem) -> ApiError {
         let status = match &problem {
             Problem::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Problem::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Problem::BadRequest(_) | Problem::Refused { now: false, .. } => StatusCode::BAD_REQUEST,
+            Problem::Refused { now: true, .. } => StatusCode::CONFLICT,
             Problem::NotFound(_) => StatusCode::NOT_FOUND,
             Problem::Conflict(_) => StatusCode::CONFLICT,
             Problem::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,7 +140,7 @@ impl From<Problem> for ApiError {
         };
         let message = problem.to_string();
         let diagnostics = match problem {
-            Problem::Invalid(diagnostics) => diagnostics,
+            Problem::Invalid(diagnostics) | Problem::Refused { diagnostics, .. } => diagnostics,
             _ => Vec::new(),
         };
         ApiError {

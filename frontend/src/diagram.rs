@@ -2,7 +2,7 @@
 //! instance, and arrows for streaming, cascading, backups and routing. The same text is shown on
 //! the page and offered as a download. Pure, and tested natively.
 
-use m1studio_shared::api::{ClusterStatus, NodeStatus, PostgresRole};
+use m1studio_shared::api::{ClusterStatus, Machine, NodeStatus, PostgresRole};
 use m1studio_shared::{Design, FailoverManager, Instance, Kind, Role, Topology};
 use std::fmt::Write as _;
 
@@ -103,13 +103,14 @@ fn live_text(node: &NodeStatus) -> (&'static str, String) {
             ),
         ),
         Some(PostgresRole::Down) => ("down", "Postgres down".into()),
-        None if node.container == "running" => match &node.service {
+        None if node.machine == Machine::Running => match &node.service {
             Some(service) if service.healthy => ("running", service.summary.clone()),
             Some(service) => ("unhealthy", service.summary.clone()),
             None => ("running", "running".into()),
         },
-        None if node.container == "missing" => ("missing", "no container".into()),
-        None => ("exited", format!("container {}", node.container)),
+        None if node.machine == Machine::Missing => ("missing", "no machine".into()),
+        None if node.machine == Machine::Unreachable => ("exited", "host unreachable".into()),
+        None => ("exited", format!("container {}", node.machine.as_str())),
     }
 }
 
@@ -563,7 +564,7 @@ mod tests {
             .map(|i| NodeStatus {
                 name: i.name.clone(),
                 designed: i.kind,
-                container: "running".into(),
+                machine: Machine::Running,
                 postgres: None,
                 timeline: None,
                 lag_bytes: None,

@@ -27,12 +27,15 @@ pub struct View {
     pub plan: Option<Result<Plan, Vec<Diagnostic>>>,
 }
 
-/// How the designer previews a deployment: repmgr's defaults, and EDB software shown as if the
-/// subscription token were set (the browser cannot know; the runner checks).
-const PREVIEW: PlanOptions = PlanOptions {
-    profile: m1studio_shared::plan::Profile::Safe,
-    edb_token: true,
-};
+/// How the designer previews a deployment of `design`: with the profile a deployment gets by
+/// default on its platform, and EDB software shown as if the subscription token were set (the
+/// browser cannot know; the runner checks).
+fn preview(design: &m1studio_shared::Design) -> PlanOptions {
+    PlanOptions {
+        profile: m1studio_shared::plan::Profile::for_platform(design.platform().platform()),
+        edb_token: true,
+    }
+}
 
 impl View {
     /// Derives the view of `draft`.
@@ -49,7 +52,7 @@ impl View {
             .map(|c| diagram::svg(&c.design, &c.topology));
         let plan = configured
             .as_ref()
-            .map(|c| plan(&c.design, &c.topology, PREVIEW));
+            .map(|c| plan(&c.design, &c.topology, preview(&c.design)));
         View {
             diagnostics,
             link: link::encode(draft),

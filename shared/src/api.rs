@@ -122,24 +122,54 @@ pub struct Connections {
     pub password: String,
 }
 
-/// Why the server cannot deploy `design` itself, if it cannot: it runs docker designs on its
-/// Docker engine; a bare design's hosts are reached over SSH from the command line, and an aws
-/// design deploys with TPA.
-pub fn server_refusal(design: &crate::Design) -> Option<Diagnostic> {
+/// Why a runner cannot deploy `design`, if it cannot: it runs docker designs on its Docker
+/// engine, bare designs' hosts over SSH where it was given the means (`bare_hosts`: the command
+/// line always is, a server when started with `--ssh-key`), and an aws design deploys with TPA.
+pub fn server_refusal(design: &crate::Design, bare_hosts: bool) -> Option<Diagnostic> {
     use crate::diag::Code;
     use crate::spec::PlatformSpec;
     match design.platform() {
         PlatformSpec::Docker => None,
+        PlatformSpec::Bare if bare_hosts => None,
         PlatformSpec::Bare => Some(Diagnostic::error(
             "platform",
             Code::DeployUnsupported,
-            "the server deploys docker designs; a bare design's hosts are reached over SSH from the command line: write its config.yml (m1studio configure DIR …, with each host's address after its name in --hostnames-from), then run m1studio deploy DIR --ssh-key KEY",
+            "this server deploys docker designs only: it reaches a bare design's hosts over SSH once started with `m1studio serve --ssh-key KEY`; or deploy from the command line: write its config.yml (m1studio configure DIR …, with each host's address after its name in --hostnames-from), then run m1studio deploy DIR --ssh-key KEY",
         )),
         PlatformSpec::Aws { .. } => Some(Diagnostic::error(
             "platform",
             Code::DeployUnsupported,
-            "m1studio deploys docker designs (--platform docker), and bare designs on existing hosts from the command line; this one is for aws: deploy its config.yml with TPA",
+            "m1studio deploys docker designs (--platform docker), and bare designs on existing hosts; this one is for aws: deploy its config.yml with TPA",
         )),
+    }
+}
+
+/// Each host of a bare design and the address m1studio reaches it at over SSH, or, for every
+/// instance without one, a diagnostic at its `ip_address`.
+pub fn bare_hosts(
+    topology: &Topology,
+) -> Result<std::collections::BTreeMap<String, std::net::IpAddr>, Vec<Diagnostic>> {
+    let mut hosts = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    for (index, instance) in topology.instances.iter().enumerate() {
+        match instance.ip_address {
+            Some(address) => {
+                hosts.insert(instance.name.clone(), address);
+            }
+            None => problems.push(Diagnostic::error(
+                format!("instances[{index}].ip_address"),
+                crate::diag::Code::DeployUnsupported,
+                format!(
+                    "{} has no address, and m1studio reaches each host of a bare design over SSH: add `ip_address: ADDRESS` to {} in config.yml, or give each host's address after its name in a --hostnames-from file when you configure",
+                    instance.name, instance.name
+                ),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(hosts)
+    } else {
+        Err(problems)
     }
 }
 
@@ -291,6 +321,61 @@ pub enum PostgresRole {
     Down,
 }
 
+/// The state of a node's machine: a container's state as the Docker engine says it, or, for an
+/// existing host, whether it answers over SSH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Machine {
+    /// It runs (a host: it answers).
+    Running,
+    /// Created, never started.
+    Created,
+    /// Being restarted by the engine.
+    Restarting,
+    /// Paused.
+    Paused,
+    /// Stopped or killed.
+    Exited,
+    /// Being removed.
+    Removing,
+    /// Dead, as the engine says.
+    Dead,
+    /// The design has the node, the target has no machine for it.
+    Missing,
+    /// An existing host that does not answer over SSH.
+    Unreachable,
+}
+
+impl Machine {
+    /// Its name, as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Running => "running",
+            Machine::Created => "created",
+            Machine::Restarting => "restarting",
+            Machine::Paused => "paused",
+            Machine::Exited => "exited",
+            Machine::Removing => "removing",
+            Machine::Dead => "dead",
+            Machine::Missing => "missing",
+            Machine::Unreachable => "unreachable",
+        }
+    }
+
+    /// A container's state as the Docker engine names it; an unknown name is `Dead`.
+    pub fn of_container(state: &str) -> Machine {
+        match state {
+            "running" => Machine::Running,
+            "created" => Machine::Created,
+            "restarting" => Machine::Restarting,
+            "paused" => Machine::Paused,
+            "exited" => Machine::Exited,
+            "removing" => Machine::Removing,
+            _ => Machine::Dead,
+        }
+    }
+}
+
 /// One node's live state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -298,8 +383,9 @@ pub struct NodeStatus {
     pub name: String,
     /// What it was designed as.
     pub designed: Kind,
-    /// The container's state (`running`, `exited`, `missing` …).
-    pub container: String,
+    /// Its machine's state: a container's, or whether a host answers over SSH.
+    #[serde(alias = "container")]
+    pub machine: Machine,
     /// What its Postgres is, for Postgres nodes and the witness.
     #[serde(default)]
     pub postgres: Option<PostgresRole>,

@@ -127,6 +127,7 @@ codes! {
     DeployUnsupported => "deploy-unsupported",
     DrillInvalid => "drill-invalid",
     DrillNotNow => "drill-not-now",
+    HostNotReady => "host-not-ready",
 }
 
 impl fmt::Display for Code {

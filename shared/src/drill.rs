@@ -5,9 +5,12 @@
 //!
 //! Nothing here reads a clock: the runner passes the milliseconds since the fault.
 
-use crate::api::{ClusterStatus, Drill, DrillReport, Moment, NodeStatus, PostgresRole, Signal};
+use crate::api::{
+    ClusterStatus, Drill, DrillReport, Machine, Moment, NodeStatus, PostgresRole, Signal,
+};
 use crate::diag::{Code, Diagnostic};
 use crate::plan::{Action, PATRONI_CONFIG, PGDATA, Phase, Plan, SERVICE_COMMAND, Step, bindir};
+use crate::spec::PlatformSpec;
 use crate::{Configured, FailoverManager, Kind, Role};
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -71,6 +74,20 @@ pub fn is_fault(drill: &Drill) -> bool {
     )
 }
 
+/// Whether `drill` acts on machines themselves (kills, stops, starts or cuts them off), which
+/// m1studio does only to the containers it made, never to existing hosts.
+pub fn breaks_machines(drill: &Drill) -> bool {
+    matches!(
+        drill,
+        Drill::KillPrimary { .. }
+            | Drill::StopPrimary { .. }
+            | Drill::IsolatePrimary { .. }
+            | Drill::StopEtcd { .. }
+            | Drill::StopNode { .. }
+            | Drill::Start { .. }
+    )
+}
+
 /// Whether `drill` asks for Barman to be pointed at the new primary afterwards.
 pub fn retargets_barman(drill: &Drill) -> bool {
     match drill {
@@ -103,10 +120,10 @@ pub fn promotion_target(
     })
 }
 
-/// Whether a refusal is about the cluster's state now (try again later: HTTP 409), rather
-/// than about the request itself (HTTP 400).
+/// Whether a refusal is only about the cluster's state now (try again later: HTTP 409),
+/// rather than about the request itself (HTTP 400): one wrong field makes it the request's.
 pub fn refused_for_now(diagnostics: &[Diagnostic]) -> bool {
-    diagnostics.iter().any(|d| d.code == Code::DrillNotNow)
+    !diagnostics.is_empty() && diagnostics.iter().all(|d| d.code == Code::DrillNotNow)
 }
 
 fn bad(path: &str, message: String) -> Diagnostic {
@@ -131,6 +148,16 @@ pub fn check(drill: &Drill, configured: &Configured, status: &ClusterStatus) -> 
             .join(", ")
     };
     let cluster = configured.design.cluster_name();
+    if breaks_machines(drill) && matches!(configured.design.platform(), PlatformSpec::Bare) {
+        problems.push(bad(
+            "action",
+            format!(
+                "{} breaks machines, and this design's nodes are existing hosts that m1studio will not break: rehearse it on a docker design (--platform docker); on these hosts, run a switchover (action switchover) or point Barman at the primary (action retarget-barman)",
+                drill.name()
+            ),
+        ));
+        return problems;
+    }
     if is_fault(drill) && status.primary.is_none() {
         problems.push(not_now(
             "action",
@@ -178,7 +205,7 @@ pub fn check(drill: &Drill, configured: &Configured, status: &ClusterStatus) -> 
             let running = status
                 .nodes
                 .iter()
-                .filter(|n| n.designed == Kind::Etcd && n.container == "running")
+                .filter(|n| n.designed == Kind::Etcd && n.machine == Machine::Running)
                 .count();
             if problems.is_empty() && running < ETCD_MEMBERS as usize {
                 problems.push(not_now(
@@ -243,7 +270,7 @@ pub fn check(drill: &Drill, configured: &Configured, status: &ClusterStatus) -> 
                     ),
                 ));
             }
-            Some(found) if found.container != "running" => {
+            Some(found) if found.machine != Machine::Running => {
                 problems.push(not_now("node", format!("{node} is not running")));
             }
             Some(_) => {}
@@ -256,7 +283,7 @@ pub fn check(drill: &Drill, configured: &Configured, status: &ClusterStatus) -> 
                     node_names()
                 ),
             )),
-            Some(found) if found.container == "running" => {
+            Some(found) if found.machine == Machine::Running => {
                 problems.push(not_now("node", format!("{node} is already running")));
             }
             Some(_) => {}

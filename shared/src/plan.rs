@@ -61,6 +61,17 @@ impl Profile {
     /// Every profile, fastest first.
     pub const ALL: [Profile; 3] = [Profile::Fast, Profile::Normal, Profile::Safe];
 
+    /// The profile a design gets when none is asked for, wherever it is planned, previewed or
+    /// deployed: `fast` for throwaway containers, and `safe` for existing hosts and cloud
+    /// instances, where a network hiccup must not cost a failover and durability shortcuts are
+    /// out of place. (`Profile::default()`, `safe`, is the same rule where no platform is known.)
+    pub fn for_platform(platform: crate::spec::Platform) -> Profile {
+        match platform {
+            crate::spec::Platform::Docker => Profile::Fast,
+            crate::spec::Platform::Bare | crate::spec::Platform::Aws => Profile::Safe,
+        }
+    }
+
     /// The profile's name, as options, links and the API write it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,7 +3,9 @@
 //! quorum lost and kept, switchover, no promotion), and over drills recorded from real runs
 //! (`fixtures/drills/*.jsonl`, one observation a line, as the runner logs them).
 
-use m1studio_shared::api::{ClusterStatus, Drill, DrillReport, NodeStatus, PostgresRole, Signal};
+use m1studio_shared::api::{
+    ClusterStatus, Drill, DrillReport, Machine, NodeStatus, PostgresRole, Signal,
+};
 use m1studio_shared::drill::{
     self, Break, ETCD_QUORUM, Next, Observation, Observer, Undo, Write, check, fault,
     promotion_target, refused_for_now, replay,
@@ -33,10 +35,10 @@ fn status(c: &Configured, roles: &[(&str, PostgresRole, Option<&str>)]) -> Clust
             NodeStatus {
                 name: i.name.clone(),
                 designed: i.kind,
-                container: if role.is_some_and(|(_, r, _)| *r == PostgresRole::Down) {
-                    "exited".into()
+                machine: if role.is_some_and(|(_, r, _)| *r == PostgresRole::Down) {
+                    Machine::Exited
                 } else {
-                    "running".into()
+                    Machine::Running
                 },
                 postgres: role
                     .map(|(_, r, _)| *r)
@@ -834,6 +836,82 @@ fn every_problem_of_a_drill_is_reported_together_with_its_field() {
     assert!(
         problems[0].message.contains("stop-primary"),
         "{problems:#?}"
+    );
+}
+
+#[test]
+fn existing_hosts_are_never_broken_but_can_switch_over() {
+    let mut draft = Draft::starter();
+    draft.platform = Some("bare".into());
+    let c = configure(&draft).0.expect("a bare design");
+    let [primary, replica] = [0, 1].map(|i| c.topology.instances[i].name.clone());
+    let now = status(
+        &c,
+        &[
+            (&primary, PostgresRole::Primary, None),
+            (&replica, PostgresRole::Standby, Some(&primary)),
+        ],
+    );
+    let breaking = [
+        Drill::KillPrimary {
+            retarget_barman: false,
+        },
+        Drill::StopPrimary {
+            retarget_barman: true,
+        },
+        Drill::IsolatePrimary {
+            seconds: 20,
+            retarget_barman: false,
+        },
+        Drill::StopNode {
+            node: replica.clone(),
+        },
+        Drill::Start {
+            node: replica.clone(),
+        },
+    ];
+    for drill in breaking {
+        let problems = check(&drill, &c, &now);
+        assert_eq!(problems.len(), 1, "{drill:?}: {problems:?}");
+        assert_eq!(
+            (problems[0].path.as_str(), problems[0].code),
+            ("action", Code::DrillInvalid),
+            "{drill:?}"
+        );
+        assert!(
+            !refused_for_now(&problems),
+            "{drill:?} is wrong for the design, not for the moment"
+        );
+    }
+    let switchover = Drill::Switchover {
+        to: None,
+        retarget_barman: true,
+    };
+    assert_eq!(
+        check(&switchover, &c, &now),
+        vec![],
+        "a switchover is a command, not a break"
+    );
+    assert_eq!(check(&Drill::RetargetBarman, &c, &now), vec![]);
+    // The same drills on containers are allowed.
+    let docker = configured("repmgr", 1, false);
+    let [p, r] = [0, 1].map(|i| docker.topology.instances[i].name.clone());
+    let now = status(
+        &docker,
+        &[
+            (&p, PostgresRole::Primary, None),
+            (&r, PostgresRole::Standby, Some(&p)),
+        ],
+    );
+    assert_eq!(
+        check(
+            &Drill::KillPrimary {
+                retarget_barman: false
+            },
+            &docker,
+            &now
+        ),
+        vec![]
     );
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{diagnostics, summary};
-use m1studio_shared::{Code, Severity};
+use m1studio_shared::{Code, Draft, Severity};
 
 const BASE: &str = "m1 -a M1 --postgresql 15 --failover-manager repmgr --platform docker";
 
@@ -629,6 +629,27 @@ fn edb_software_says_it_needs_a_token() {
 }
 
 #[test]
+fn a_bare_design_deploys_only_where_every_host_has_an_address() {
+    let (configured, _) =
+        m1studio_shared::configure(&Draft { platform: Some("bare".into()), ..Draft::starter() });
+    let configured = configured.expect("a bare design without addresses is a valid design");
+    let missing = m1studio_shared::api::bare_hosts(&configured.topology).unwrap_err();
+    let paths: Vec<&str> = missing.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        (0..configured.topology.instances.len())
+            .map(|i| format!("instances[{i}].ip_address"))
+            .collect::<Vec<_>>()
+    );
+    assert!(missing.iter().all(|d| d.code == Code::DeployUnsupported && d.is_error()));
+    // A server without SSH access says how to give it; one with it accepts the design.
+    let refusal = m1studio_shared::api::server_refusal(&configured.design, false).unwrap();
+    assert_eq!((refusal.path.as_str(), refusal.code), ("platform", Code::DeployUnsupported));
+    assert!(refusal.message.contains("--ssh-key"));
+    assert_eq!(m1studio_shared::api::server_refusal(&configured.design, true), None);
+}
+
+#[test]
 #[allow(clippy::disallowed_methods)] // reads the test files themselves
 fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
     // A new code without a rule test shows up here first.
@@ -640,7 +661,10 @@ fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cmdline.rs"))
             .unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/plan.rs")).unwrap()
-        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/drill.rs")).unwrap();
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/drill.rs")).unwrap()
+        // The hosts' own checks run over SSH, in the deployment test on prepared hosts.
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tests/bare.rs"))
+            .unwrap();
     let missing: Vec<&str> = Code::ALL
         .iter()
         .map(|c| c.as_str())

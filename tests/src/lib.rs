@@ -25,7 +25,7 @@ pub fn on_ci() -> bool {
 /// a panic (a failed `assert!`), the cluster is destroyed before the failure goes on, so that a
 /// failed test leaves no network or container behind to trouble the next one.
 pub async fn destroy_on_failure<T>(
-    executor: &m1studio::docker::DockerExecutor,
+    executor: &m1studio::target::docker::DockerExecutor,
     body: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     use futures_util::FutureExt as _;
@@ -44,8 +44,8 @@ pub async fn destroy_on_failure<T>(
 
 /// The local Docker engine; without one, `None` after saying loudly that `what` did not run,
 /// except on CI, where it is an error.
-pub async fn docker_or_skip(what: &str) -> Result<Option<m1studio::docker::Docker>> {
-    match m1studio::docker::connect().await {
+pub async fn docker_or_skip(what: &str) -> Result<Option<m1studio::target::docker::Docker>> {
+    match m1studio::target::docker::connect().await {
         Ok(docker) => Ok(Some(docker)),
         Err(err) if !on_ci() => {
             eprintln!("\n!!! SKIPPED: no Docker engine ({err:#}); {what} did not run !!!\n");
@@ -496,7 +496,10 @@ pub fn lost_only_in_flight(loss: &str) -> Result<()> {
 }
 
 /// Checks that `node` refuses a write, as a standby does, rather than take it as a second primary.
-pub async fn refuses_writes(executor: &m1studio::docker::DockerExecutor, node: &str) -> Result<()> {
+pub async fn refuses_writes(
+    executor: &m1studio::target::docker::DockerExecutor,
+    node: &str,
+) -> Result<()> {
     use m1studio::engine::Executor as _;
     let insert = "INSERT INTO m1studio_drill_writes (id) VALUES (-1)";
     let argv = m1studio::engine::argv(&["psql", "-XAtq", "-d", "postgres", "-c", insert]);
@@ -605,8 +608,8 @@ pub mod rest {
 pub mod hosts {
     use crate::{binary, destroy_on_failure};
     use anyhow::{Context as _, Result, ensure};
-    use m1studio::docker::{self, DockerExecutor};
     use m1studio::engine::{Executor as _, argv};
+    use m1studio::target::docker::{self, DockerExecutor};
     use m1studio_shared::plan::File;
     use std::path::{Path, PathBuf};
     use std::process::Command;
@@ -627,7 +630,11 @@ pub mod hosts {
             }
             None => Command::new(binary()?),
         };
-        Ok(command.args(args).current_dir(dir).output()?)
+        Ok(command
+            .args(args)
+            .current_dir(dir)
+            .env("M1STUDIO_DB", dir.join("m1studio.db"))
+            .output()?)
     }
 
     /// What a command printed, both streams.
@@ -661,9 +668,10 @@ pub mod hosts {
             .context("the hosts' design")?;
         let image = m1studio_shared::plan::node_image(&hosts.design, None)
             .map_err(|d| anyhow::anyhow!(d.message))?;
-        if !docker::image_exists(&engine, &image.tag).await {
+        if !m1studio::target::image::image_exists(&engine, &image.tag).await {
             eprintln!("building the node image {}", image.tag);
-            docker::build_image(&engine, &image, &|line| eprintln!("  {line}")).await?;
+            m1studio::target::image::build_image(&engine, &image, &|line| eprintln!("  {line}"))
+                .await?;
         }
         let machines = DockerExecutor::new(engine, &name);
         let key = dir.join("id_ed25519");

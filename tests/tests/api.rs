@@ -3,8 +3,8 @@
 //! the middle of a deployment and restarted, then a full deployment, a drill and destroy.
 
 use anyhow::{Context as _, Result};
-use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
+use m1studio::target::docker::DockerExecutor;
 use m1studio_e2e::rest::{call, get, moments, wait_for_event, wait_for_signal};
 use m1studio_e2e::{
     Server, destroy_on_failure, docker_or_skip, lost_only_in_flight, refuses_writes,

@@ -4,8 +4,8 @@
 //! reaches them only over SSH, from the Docker engine's network namespace where it has one.
 
 use anyhow::{Context as _, Result, bail, ensure};
-use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
+use m1studio::target::docker::DockerExecutor;
 use m1studio_e2e::hosts::{
     configure_bare, hostnames_file, m1studio_near_the_engine, prepared_hosts, said,
 };
@@ -89,8 +89,9 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         let refused = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key.to_str().unwrap()], &dir)?;
         let text = said(&refused);
         ensure!(!refused.status.success(), "{text}");
-        ensure!(text.contains(&format!("{primary} (")) && text.contains("already has a data directory in /var/lib/postgresql/data"), "{text}");
-        ensure!(text.contains(&format!("{second} (")) && text.contains("something already listens on port 5432, which replica needs"), "{text}");
+        // Each problem at its instance, with the code of a host that is not ready.
+        ensure!(text.contains(&format!("error[host-not-ready] instances[0]: {primary} (")) && text.contains("already has a data directory in /var/lib/postgresql/data"), "{text}");
+        ensure!(text.contains(&format!("error[host-not-ready] instances[1]: {second} (")) && text.contains("something already listens on port 5432, which replica needs"), "{text}");
         ensure!(text.contains("nothing was changed on any host"), "{text}");
         let stop = machines.run(&second, &argv(&["pkill", "-f", "m1studio-busy-port"]), "root", None).await?;
         ensure!(stop.code == 0, "{}", stop.stderr);
@@ -152,16 +153,19 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         ensure!(row(&cascaded).contains(" standby ") && row(&cascaded).trim_end().ends_with(&replica), "{text}");
         ensure!(text.contains(&format!("barman on {barman} backs up {primary}: check OK, 1 backup(s)")), "{text}");
 
-        // Drills and destroy leave existing hosts alone, and say so.
-        let drill = m1studio(&["drill", &cluster, "kill-primary"], &dir)?;
-        ensure!(!drill.status.success() && said(&drill).contains("existing hosts that m1studio will not break"), "{}", said(&drill));
-        let destroy = m1studio(&["destroy", &cluster], &dir)?;
-        ensure!(!destroy.status.success() && said(&destroy).contains("never removes clusters from existing hosts"), "{}", said(&destroy));
+        // The deployment is in the store, as a docker one would be: the same status comes from
+        // the runner, through the SSH target.
+        ensure!(text.lines().next().is_some_and(|l| l.starts_with("deployment ") && l.ends_with(": running")), "{text}");
 
-        // A second run finds the data directories and changes nothing.
-        let again = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key.to_str().unwrap()], &dir)?;
+        // Drills that break machines are refused for existing hosts, with their code, and
+        // nothing is touched.
+        let drill = m1studio_near_the_engine(&["drill", &cluster, "kill-primary", "--ssh-key", key_arg], &dir)?;
+        ensure!(!drill.status.success() && said(&drill).contains("error[drill-invalid] action: kill-primary"), "{}", said(&drill));
+
+        // A second deployment of the same cluster is refused while the first one lives.
+        let again = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key_arg], &dir)?;
         let text = said(&again);
-        ensure!(!again.status.success() && text.contains("already has a data directory"), "{text}");
+        ensure!(!again.status.success() && text.contains(&format!("a cluster named {cluster} is already deployed")), "{text}");
 
         // The primary's machine fails: repmgrd on the hosts promotes the replica, the
         // cascaded replica keeps streaming from it, and the status shows the host unreachable.
@@ -181,6 +185,17 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         eventually(&machines, &replica, "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication WHERE application_name <> 'barman_receive_wal'", &format!("{cascaded}:streaming")).await?;
         query(&machines, &replica, "INSERT INTO over_ssh VALUES (2)").await?;
         eventually(&machines, &cascaded, "SELECT count(*) FROM over_ssh", "2").await?;
+
+        // Destroying a bare deployment forgets it and leaves the hosts as they are; a new
+        // deployment then finds their data directories and changes nothing.
+        let destroy = m1studio_near_the_engine(&["destroy", &cluster], &dir)?;
+        ensure!(destroy.status.success(), "{}", said(&destroy));
+        let answer = query(&machines, &replica, "SELECT count(*) FROM over_ssh").await?;
+        ensure!(answer == "2", "the hosts keep their data after destroy: {answer}");
+        let again = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key_arg], &dir)?;
+        let text = said(&again);
+        ensure!(!again.status.success() && text.contains("error[host-not-ready]") && text.contains("already has a data directory"), "{text}");
+        ensure!(text.contains("nothing was changed on any host"), "{text}");
 
         // The plan for these hosts runs no sshd of its own.
         let bare = m1studio_shared::configure(&m1studio_shared::config::read(&with_addresses).0.context("the bare draft")?)

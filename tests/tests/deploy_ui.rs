@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, Result};
 use fantoccini::Locator;
-use m1studio::docker::DockerExecutor;
+use m1studio::target::docker::DockerExecutor;
 use m1studio_e2e::page::{count, eval, open, wait_for, wait_for_within};
 use m1studio_e2e::{
     Browser, Server, destroy_on_failure, docker_or_skip, http_get, lost_only_in_flight,

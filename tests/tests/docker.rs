@@ -2,8 +2,8 @@
 //! check replication, the cascade and Barman, kill the primary, watch the failover, destroy.
 
 use anyhow::{Result, bail};
-use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv, query};
+use m1studio::target::docker::DockerExecutor;
 use m1studio_e2e::{
     Server, binary, configure_repmgr_on_docker, destroy_on_failure, docker_or_skip, http_get,
     lost_only_in_flight, m1studio,

@@ -3,8 +3,8 @@
 //! machine while the failover manager's timing is measured.
 
 use anyhow::{Context as _, Result};
-use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
+use m1studio::target::docker::DockerExecutor;
 use m1studio_e2e::rest::{call, get, moments, wait_for_event, wait_for_signal};
 use m1studio_e2e::{Server, destroy_on_failure, docker_or_skip};
 use serde_json::json;
@@ -93,7 +93,7 @@ async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_ba
         );
         let status = get(server.addr, &format!("/api/deployments/{id}/status"))?;
         anyhow::ensure!(status["primary"] == "quartz", "{status}");
-        anyhow::ensure!(status["nodes"][0]["container"] == "running", "{status}");
+        anyhow::ensure!(status["nodes"][0]["machine"] == "running", "{status}");
         anyhow::ensure!(status["nodes"][0]["postgres"] == "down", "never a second primary: {status}");
         let (status, destroyed) = call(
             server.addr,

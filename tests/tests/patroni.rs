@@ -7,8 +7,8 @@
 //! is measured.
 
 use anyhow::{Context as _, Result, ensure};
-use m1studio::docker::DockerExecutor;
 use m1studio::engine::{Executor as _, argv};
+use m1studio::target::docker::DockerExecutor;
 use m1studio_e2e::rest::{call, get, moments, wait_for_event, wait_for_signal};
 use m1studio_e2e::{Server, destroy_on_failure, docker_or_skip, refuses_writes};
 use m1studio_shared::plan::PATRONI_CONFIG;

@@ -3,34 +3,28 @@
 //! the engine, feeds the observer what it sees, and records the moments and the report.
 
 use super::status::cluster_status;
-use super::{Problem, Runner, docker_connection};
-use crate::docker::DockerExecutor;
+use super::{Problem, Runner};
 use crate::engine::{Event, Executor, Secrets, argv, query, run_plan};
 use crate::lock;
 use crate::store::now_ms;
+use crate::target::Target;
 use anyhow::Result;
 use m1studio_shared::api::{DeploymentState, Drill, DrillStarted, EventKind, Moment, Signal};
 use m1studio_shared::drill::{
     self as rules, Break, Comeback, Next, Observation, Observer, Undo, Write, Writer,
 };
 use m1studio_shared::plan::retarget_barman;
-use m1studio_shared::{Configured, Diagnostic, configure};
+use m1studio_shared::{Configured, Diagnostic};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A drill refused: about the cluster's state now (409), or about the request (400); every
 /// reason, each naming its field.
-fn refusal(problems: &[Diagnostic]) -> Problem {
-    let message = problems
-        .iter()
-        .map(|d| format!("{}: {}", d.path, d.message))
-        .collect::<Vec<_>>()
-        .join("\n");
-    if rules::refused_for_now(problems) {
-        Problem::Conflict(message)
-    } else {
-        Problem::BadRequest(message)
+fn refusal(problems: Vec<Diagnostic>) -> Problem {
+    Problem::Refused {
+        now: rules::refused_for_now(&problems),
+        diagnostics: problems,
     }
 }
 
@@ -47,16 +41,12 @@ impl Runner {
                 record.state.as_str()
             )));
         }
-        let configured = configure(&record.draft).0.ok_or_else(|| {
-            Problem::Internal(anyhow::anyhow!(
-                "the stored design of {id} is no longer valid"
-            ))
-        })?;
-        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        let configured = Runner::configured(&record)?;
+        let executor = self.target(id, &configured).await?;
         let status = cluster_status(&executor, &configured, false).await?;
         let problems = rules::check(&drill, &configured, &status);
         if !problems.is_empty() {
-            return Err(refusal(&problems));
+            return Err(refusal(problems));
         }
         let started = |message: String, until: Option<Signal>| DrillStarted {
             message,
@@ -149,7 +139,7 @@ impl Runner {
     async fn start_again(
         &self,
         id: &str,
-        executor: DockerExecutor,
+        executor: Target,
         configured: Configured,
         status: &m1studio_shared::api::ClusterStatus,
         node: &str,
@@ -160,7 +150,7 @@ impl Runner {
             .find(|n| n.name == node)
             .map(|n| n.designed)
             .ok_or_else(|| Problem::BadRequest(format!("node: {node} is not a node")))?;
-        executor.start_container(node).await?;
+        executor.start_machine(node).await?;
         if rules::has_lock_files(kind) {
             let plan = rules::clear_stale_locks(&configured, node);
             run_plan(&executor, &plan, &Secrets::none(), &quiet).await?;
@@ -255,7 +245,7 @@ impl Runner {
     pub(super) async fn retarget(
         &self,
         id: &str,
-        executor: &DockerExecutor,
+        executor: &Target,
         configured: &Configured,
         source: &str,
     ) -> Result<()> {
@@ -289,7 +279,7 @@ impl Runner {
         id: &str,
         number: u64,
         fault: rules::Fault,
-        executor: &DockerExecutor,
+        executor: &Target,
         configured: &Configured,
         retarget_barman: bool,
     ) -> Result<()> {
@@ -414,7 +404,7 @@ impl Runner {
                 match undo {
                     Undo::StartMembers(members) => {
                         for member in &members {
-                            executor.start_container(member).await?;
+                            executor.start_machine(member).await?;
                             executor.start(member, "etcd").await?;
                         }
                     }
@@ -563,7 +553,7 @@ impl Timed {
 /// until `stop`. Each insert returns the server's address, which the writer's names turn into
 /// the node that acknowledged it.
 async fn write_rows(
-    executor: DockerExecutor,
+    executor: Target,
     writer: Writer,
     first_id: u64,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -623,20 +613,28 @@ mod tests {
     #[test]
     fn a_refusal_for_now_is_a_conflict_and_a_bad_field_a_bad_request() {
         use m1studio_shared::Code;
-        let now = [Diagnostic::error(
+        let now = vec![Diagnostic::error(
             "node",
             Code::DrillNotNow,
             "kestrel is already running",
         )];
-        assert!(
-            matches!(refusal(&now), Problem::Conflict(m) if m == "node: kestrel is already running")
-        );
-        let bad = [
+        assert!(matches!(
+            refusal(now.clone()),
+            Problem::Refused { now: true, diagnostics } if diagnostics == now
+        ));
+        let bad = vec![
             Diagnostic::error("count", Code::DrillInvalid, "3 is out of range"),
             Diagnostic::error("seconds", Code::DrillInvalid, "1 is out of range"),
+            Diagnostic::error("node", Code::DrillNotNow, "kestrel is already running"),
         ];
+        // One wrong field makes the request wrong, whatever the moment.
+        let refused = refusal(bad.clone());
         assert!(
-            matches!(refusal(&bad), Problem::BadRequest(m) if m == "count: 3 is out of range\nseconds: 1 is out of range")
+            matches!(&refused, Problem::Refused { now: false, diagnostics } if *diagnostics == bad)
+        );
+        assert_eq!(
+            refused.to_string(),
+            "count: 3 is out of range\nseconds: 1 is out of range\nnode: kestrel is already running"
         );
     }
 }

@@ -10,10 +10,10 @@ mod status;
 
 pub use status::{cluster_status, status_of};
 
-use crate::docker::{self, DockerExecutor};
 use crate::engine::{Event, Secrets, run_plan};
 use crate::lock;
 use crate::store::{InsertError, Record, Store, now_ms};
+use crate::target::{Refusal, SshAccess, Target, Unreachable};
 use anyhow::Result;
 use futures_util::Stream;
 use m1studio_shared::api::{
@@ -21,10 +21,11 @@ use m1studio_shared::api::{
     read_design,
 };
 use m1studio_shared::plan::{PlanOptions, Profile, node_image, plan};
+use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, Diagnostic, Draft, configure, has_errors, link};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{Semaphore, broadcast};
 
 /// The label that carries a cluster's design as share-link text.
@@ -41,6 +42,14 @@ pub enum Problem {
     Invalid(Vec<Diagnostic>),
     /// The request itself is malformed.
     BadRequest(String),
+    /// A request refused by M1's rules: every reason, each naming its field; `now` when the
+    /// cluster's present state is the reason (it may pass later).
+    Refused {
+        /// Whether it is the cluster's state now.
+        now: bool,
+        /// Every reason.
+        diagnostics: Vec<Diagnostic>,
+    },
     /// No such deployment.
     NotFound(String),
     /// The cluster name is taken, or the deployment is busy.
@@ -60,6 +69,13 @@ impl std::fmt::Display for Problem {
                     write!(f, "\n  {d}")?;
                 }
                 Ok(())
+            }
+            Problem::Refused { diagnostics, .. } => {
+                let reasons: Vec<String> = diagnostics
+                    .iter()
+                    .map(|d| format!("{}: {}", d.path, d.message))
+                    .collect();
+                f.write_str(&reasons.join("\n"))
             }
             Problem::BadRequest(m)
             | Problem::NotFound(m)
@@ -102,29 +118,43 @@ struct Prepared {
     draft: Draft,
     configured: Configured,
     plan: m1studio_shared::plan::Plan,
-    image: m1studio_shared::plan::NodeImage,
+    /// The node image, for containers.
+    image: Option<m1studio_shared::plan::NodeImage>,
     profile: Profile,
 }
 
-/// Checks that `configured` can be deployed to Docker with `profile`: the same diagnostics as
-/// everywhere else, all together.
+/// Checks that `configured` can be deployed with `profile` (by default the platform's): the
+/// same diagnostics as everywhere else, all together. `bare_hosts`: whether this runner
+/// reaches existing hosts.
 fn prepare(
     draft: Draft,
     configured: Configured,
-    profile: Profile,
+    profile: Option<Profile>,
+    bare_hosts: bool,
 ) -> std::result::Result<Prepared, Problem> {
     let design = &configured.design;
+    let profile = profile.unwrap_or(Profile::for_platform(design.platform().platform()));
     let mut problems = Vec::new();
-    problems.extend(m1studio_shared::api::server_refusal(design));
+    problems.extend(m1studio_shared::api::server_refusal(design, bare_hosts));
+    if matches!(design.platform(), PlatformSpec::Bare)
+        && let Err(missing) = m1studio_shared::api::bare_hosts(&configured.topology)
+    {
+        problems.extend(missing);
+    }
     let plan = plan(design, &configured.topology, plan_options(profile))
         .map_err(|p| problems.extend(p))
         .ok();
-    let pgdg = std::env::var("M1STUDIO_PGDG_MIRROR").ok();
-    let image = node_image(design, pgdg.as_deref())
-        .map_err(|p| problems.push(p))
-        .ok();
-    match (plan, image) {
-        (Some(plan), Some(image)) if problems.is_empty() => Ok(Prepared {
+    let image = match design.platform() {
+        PlatformSpec::Docker => {
+            let pgdg = std::env::var("M1STUDIO_PGDG_MIRROR").ok();
+            node_image(design, pgdg.as_deref())
+                .map_err(|p| problems.push(p))
+                .ok()
+        }
+        _ => None,
+    };
+    match plan {
+        Some(plan) if problems.is_empty() => Ok(Prepared {
             draft,
             configured,
             plan,
@@ -141,6 +171,10 @@ struct Inner {
     queue: Mutex<VecDeque<String>>,
     channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
     watching: Mutex<Vec<String>>,
+    /// How existing hosts are reached, when this runner deploys bare designs.
+    ssh: Option<SshAccess>,
+    /// Each deployment's target, once used: its connections (agents) last between requests.
+    targets: Mutex<HashMap<String, Target>>,
 }
 
 /// Runs deployments; cheap to clone.
@@ -155,15 +189,24 @@ fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-async fn docker_connection() -> std::result::Result<docker::Docker, Problem> {
-    docker::connect()
-        .await
-        .map_err(|e| Problem::Unavailable(format!("{e:#}")))
+impl From<Unreachable> for Problem {
+    fn from(unreachable: Unreachable) -> Problem {
+        match unreachable {
+            Unreachable::Engine(e) => Problem::Unavailable(format!("{e:#}")),
+            Unreachable::Design(diagnostics) => Problem::Invalid(diagnostics),
+        }
+    }
 }
 
 impl Runner {
-    /// A runner over `store` that deploys at most `parallel` clusters at once.
+    /// A runner over `store` that deploys at most `parallel` clusters at once, on the local
+    /// Docker engine.
     pub fn new(store: Store, parallel: usize) -> Runner {
+        Runner::with_ssh(store, parallel, None)
+    }
+
+    /// A runner that also deploys bare designs on their hosts, reached as `ssh` says.
+    pub fn with_ssh(store: Store, parallel: usize, ssh: Option<SshAccess>) -> Runner {
         Runner {
             inner: Arc::new(Inner {
                 store,
@@ -171,8 +214,33 @@ impl Runner {
                 queue: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
                 watching: Mutex::new(Vec::new()),
+                ssh,
+                targets: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The target of deployment `id`, whose design is `configured`: the one already in use,
+    /// or a new one.
+    async fn target(&self, id: &str, configured: &Configured) -> Result<Target, Problem> {
+        if let Some(target) = lock(&self.inner.targets).get(id) {
+            return Ok(target.clone());
+        }
+        let target = Target::connect(configured, self.inner.ssh.as_ref()).await?;
+        Ok(lock(&self.inner.targets)
+            .entry(id.to_string())
+            .or_insert(target)
+            .clone())
+    }
+
+    /// The stored design of deployment `record`, configured.
+    fn configured(record: &Record) -> Result<Configured, Problem> {
+        configure(&record.draft).0.ok_or_else(|| {
+            Problem::Internal(anyhow::anyhow!(
+                "the stored design of {} is no longer valid",
+                record.id
+            ))
+        })
     }
 
     /// The store.
@@ -294,25 +362,34 @@ impl Runner {
     }
 
     /// Checks a request, records it as queued and starts it in the background. Nothing is
-    /// created when the design, the engine or the cluster name is wrong.
+    /// created when the design, the target or the cluster name is wrong.
     pub async fn submit(&self, request: DeployRequest) -> std::result::Result<Deployment, Problem> {
+        self.submit_with(request, None).await
+    }
+
+    /// `submit`, with the cluster's passwords and SSH key given (a bare cluster's, kept in its
+    /// directory) rather than new ones.
+    pub async fn submit_with(
+        &self,
+        request: DeployRequest,
+        secrets: Option<Secrets>,
+    ) -> std::result::Result<Deployment, Problem> {
         let (draft, configured, _) = resolve(&request)?;
-        let prepared = prepare(draft, configured, request.profile.unwrap_or(Profile::Fast))?;
+        let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
         let cluster = prepared.configured.design.cluster_name().to_string();
         if let Some(existing) = self.inner.store.live_by_cluster(&cluster)? {
             return Err(conflict(&existing));
         }
-        let engine = docker_connection().await?;
-        if !DockerExecutor::new(engine.clone(), &cluster)
-            .containers()
-            .await?
-            .is_empty()
-        {
-            return Err(Problem::Conflict(format!(
-                "containers of a cluster named {cluster} already exist on the Docker engine: destroy them first (`m1studio destroy`), or give the design another cluster_name"
-            )));
+        let target = Target::connect(&prepared.configured, self.inner.ssh.as_ref()).await?;
+        match target.refusal(&prepared.configured).await? {
+            Some(Refusal::Taken(message)) => return Err(Problem::Conflict(message)),
+            Some(Refusal::Hosts(problems)) => return Err(Problem::Invalid(problems)),
+            None => {}
         }
-        let secrets = Secrets::generate()?;
+        let secrets = match secrets {
+            Some(secrets) => secrets,
+            None => Secrets::generate()?,
+        };
         let now = now_ms();
         let record = Record {
             id: new_id()?,
@@ -330,6 +407,7 @@ impl Runner {
             Err(InsertError::Conflict(existing)) => return Err(conflict(&existing)),
             Err(InsertError::Other(e)) => return Err(Problem::Internal(e)),
         }
+        lock(&self.inner.targets).insert(record.id.clone(), target.clone());
         lock(&self.inner.queue).push_back(record.id.clone());
         self.emit(&record.id, EventKind::State, None, "queued", None);
         let runner = self.clone();
@@ -349,7 +427,7 @@ impl Runner {
             if !still_queued {
                 return;
             }
-            if let Err(e) = runner.deploy(&id, &prepared, &secrets, engine).await {
+            if let Err(e) = runner.deploy(&id, &prepared, &secrets, &target).await {
                 let reason = secrets.hide(&format!("{e:#}"));
                 runner.set_state(&id, DeploymentState::Failed, Some(&reason));
             }
@@ -363,89 +441,48 @@ impl Runner {
         id: &str,
         prepared: &Prepared,
         secrets: &Secrets,
-        engine: docker::Docker,
+        target: &Target,
     ) -> Result<()> {
         self.set_state(id, DeploymentState::Deploying, None);
         let started = Instant::now();
-        let image = &prepared.image;
-        if !docker::image_exists(&engine, &image.tag).await {
-            self.emit(
-                id,
-                EventKind::Progress,
-                None,
-                &format!("building the node image {}", image.tag),
-                None,
-            );
-            let last = Mutex::new(Instant::now() - Duration::from_secs(10));
-            docker::build_image(&engine, image, &|line| {
-                // One line a second is enough to show it moving.
-                let mut last = lock(&last);
-                if last.elapsed() >= Duration::from_secs(1) {
-                    *last = Instant::now();
-                    self.emit(
-                        id,
-                        EventKind::Progress,
-                        None,
-                        "building the node image",
-                        Some(line),
-                    );
-                }
-            })
-            .await?;
-        }
         let configured = &prepared.configured;
         let cluster = configured.design.cluster_name();
-        let executor = DockerExecutor::new(engine, cluster);
-        let network = configured
-            .design
-            .network()
-            .map(|n| n.to_string())
-            .unwrap_or_default();
-        self.emit(
-            id,
-            EventKind::Progress,
-            None,
-            &format!(
-                "creating {} containers",
-                configured.topology.instances.len()
-            ),
-            None,
-        );
         let link = link::encode(&prepared.draft);
-        let profile = prepared.profile.as_str();
-        executor
-            .create(
-                &configured.topology,
-                &network,
-                image,
+        let files = prepared
+            .plan
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.node.clone(),
+                    crate::engine::filled_files(&prepared.plan, secrets, &n.node),
+                )
+            })
+            .collect();
+        let waves = prepared.plan.start_order(
+            configured
+                .topology
+                .instances
+                .iter()
+                .map(|i| i.name.as_str()),
+        );
+        target
+            .provision(
+                configured,
+                prepared.image.as_ref(),
                 &[
                     (LINK_LABEL, &link),
                     (DEPLOYMENT_LABEL, id),
-                    (PROFILE_LABEL, profile),
+                    (PROFILE_LABEL, prepared.profile.as_str()),
                 ],
-                &prepared
-                    .plan
-                    .nodes
-                    .iter()
-                    .map(|n| {
-                        (
-                            n.node.clone(),
-                            crate::engine::filled_files(&prepared.plan, secrets, &n.node),
-                        )
-                    })
-                    .collect(),
-                &prepared.plan.start_order(
-                    configured
-                        .topology
-                        .instances
-                        .iter()
-                        .map(|i| i.name.as_str()),
-                ),
+                &files,
+                &waves,
+                &|title, detail| self.emit(id, EventKind::Progress, None, title, detail),
             )
             .await?;
         let events = self.plan_events(id);
-        run_plan(&executor, &prepared.plan, secrets, &events).await?;
-        executor.all_started().await?;
+        run_plan(target, &prepared.plan, secrets, &events).await?;
+        target.ready().await?;
         self.emit(
             id,
             EventKind::Progress,

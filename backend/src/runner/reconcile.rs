@@ -1,19 +1,18 @@
 //! Destroying a deployment, and bringing the store in line with the engine after a restart.
 
-use super::{
-    DEPLOYMENT_LABEL, LINK_LABEL, PROFILE_LABEL, Problem, Runner, docker_connection, new_id,
-};
-use crate::docker::{self, DockerExecutor, FoundCluster};
+use super::{DEPLOYMENT_LABEL, LINK_LABEL, PROFILE_LABEL, Problem, Runner, new_id};
 use crate::lock;
 use crate::store::{InsertError, Record, now_ms};
+use crate::target::{FoundCluster, found_clusters};
 use anyhow::Result;
 use m1studio_shared::api::{Deployment, DeploymentState, EventKind};
-use m1studio_shared::link;
 use m1studio_shared::plan::Profile;
+use m1studio_shared::{Platform, link};
 
 impl Runner {
-    /// Removes every container, volume and network of deployment `id`. Doing it twice is harmless.
-    /// Returns the deployment and how many Docker objects were removed.
+    /// Removes what deployment `id`'s target made (every container, volume and network on
+    /// Docker; nothing from existing hosts, whose deployment is only forgotten). Doing it twice
+    /// is harmless. Returns the deployment and how many objects were removed.
     pub async fn destroy(&self, id: &str) -> std::result::Result<(Deployment, usize), Problem> {
         let record = self.get(id)?;
         if record.state == DeploymentState::Queued {
@@ -34,17 +33,19 @@ impl Runner {
                 "deployment {id} is deploying: wait until it is running or has failed, then destroy it"
             )));
         }
-        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
+        let configured = Runner::configured(&record)?;
+        let target = self.target(id, &configured).await?;
         self.set_state(id, DeploymentState::Destroying, None);
-        let removed = match executor.destroy().await {
+        let removed = match target.destroy().await {
             Ok(removed) => {
-                self.emit(
-                    id,
-                    EventKind::Progress,
-                    None,
-                    &format!("removed {removed} containers, volumes and networks"),
-                    None,
-                );
+                let said = match target.platform() {
+                    Platform::Docker => {
+                        format!("removed {removed} containers, volumes and networks")
+                    }
+                    _ => "forgotten: its hosts keep their Postgres, services and data, which m1studio never removes".to_string(),
+                };
+                lock(&self.inner.targets).remove(id);
+                self.emit(id, EventKind::Progress, None, &said, None);
                 self.set_state(id, DeploymentState::Destroyed, None);
                 removed
             }
@@ -80,16 +81,19 @@ impl Runner {
                 ));
             }
         }
-        let engine = match docker::connect().await {
-            Ok(engine) => engine,
+        let found = match found_clusters().await {
+            Ok(found) => found,
             Err(e) => {
-                tracing::warn!("not reconciling with Docker: {e:#}");
+                tracing::warn!("not reconciling with the Docker engine: {e:#}");
                 return Ok(changes);
             }
         };
-        let found = docker::clusters(&engine).await?;
         for record in self.inner.store.list()? {
-            if record.state == DeploymentState::Running
+            // Only containers can vanish behind the store's back; existing hosts stay.
+            let on_docker = Runner::configured(&record)
+                .is_ok_and(|c| c.design.platform().platform() == Platform::Docker);
+            if on_docker
+                && record.state == DeploymentState::Running
                 && !found.iter().any(|c| c.name == record.cluster)
             {
                 self.set_state(

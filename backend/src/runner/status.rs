@@ -1,62 +1,52 @@
 //! A cluster's live state: every node's machine, Postgres role, timeline, lag and upstream,
 //! and what etcd, HAProxy and Barman say.
 
-use super::{Problem, Runner, docker_connection};
-use crate::docker::DockerExecutor;
+use super::{Problem, Runner};
 use crate::engine::{Executor, argv};
+use crate::target::Target;
 use anyhow::Result;
-use m1studio_shared::api::{BarmanStatus, ClusterStatus, NodeStatus, PostgresRole};
+use m1studio_shared::api::{BarmanStatus, ClusterStatus, Machine, NodeStatus, PostgresRole};
 use m1studio_shared::plan::barman_server_file;
-use m1studio_shared::{Configured, Kind, configure};
+use m1studio_shared::{Configured, Kind};
 use std::collections::HashMap;
 use std::time::Duration;
 
 impl Runner {
-    /// Deployment `id`'s live state, read from its containers.
+    /// Deployment `id`'s live state, read from its machines.
     pub async fn status(&self, id: &str) -> std::result::Result<ClusterStatus, Problem> {
         let record = self.get(id)?;
-        let configured = configure(&record.draft).0.ok_or_else(|| {
-            Problem::Internal(anyhow::anyhow!(
-                "the stored design of {id} is no longer valid"
-            ))
-        })?;
-        let executor = DockerExecutor::new(docker_connection().await?, &record.cluster);
-        Ok(cluster_status(&executor, &configured, true).await?)
+        let configured = Runner::configured(&record)?;
+        let target = self.target(id, &configured).await?;
+        Ok(cluster_status(&target, &configured, true).await?)
     }
 }
 
-/// Reads every node's container state, Postgres role, timeline, lag and upstream, all nodes at
+/// Reads every node's machine state, Postgres role, timeline, lag and upstream, all nodes at
 /// once, and, when `full`, what etcd, HAProxy and Barman say (which takes longer: drills,
 /// which poll several times a second, leave them out).
 pub async fn cluster_status(
-    executor: &DockerExecutor,
+    target: &Target,
     configured: &Configured,
     full: bool,
 ) -> Result<ClusterStatus> {
-    let containers: HashMap<String, String> = executor
-        .containers()
-        .await?
-        .into_iter()
-        .map(|(node, _, state)| (node, state))
-        .collect();
-    Ok(status_of(executor, &containers, configured, full).await)
+    let machines = target.machines().await?;
+    Ok(status_of(target, &machines, configured, full).await)
 }
 
-/// The live state of the cluster's nodes, through `executor`, given whether each node's
-/// machine runs (`containers`: `running`, or what else it is).
+/// The live state of the cluster's nodes, through `executor`, given each node's machine state.
 pub async fn status_of(
     executor: &impl Executor,
-    containers: &HashMap<String, String>,
+    machines: &HashMap<String, Machine>,
     configured: &Configured,
     full: bool,
 ) -> ClusterStatus {
     let probes = configured.topology.instances.iter().map(|instance| {
-        let container = containers.get(&instance.name).cloned().unwrap_or_else(|| "missing".into());
+        let machine = machines.get(&instance.name).copied().unwrap_or(Machine::Missing);
         async move {
             let mut status = NodeStatus {
                 name: instance.name.clone(),
                 designed: instance.kind,
-                container: container.clone(),
+                machine,
                 postgres: None,
                 timeline: None,
                 lag_bytes: None,
@@ -64,7 +54,7 @@ pub async fn status_of(
                 service: None,
             };
             if !instance.kind.is_postgres() {
-                if full && container == "running" {
+                if full && machine == Machine::Running {
                     status.service = match instance.kind {
                         Kind::Etcd => Some(crate::services::etcd(executor, &instance.name).await),
                         Kind::Haproxy => {
@@ -76,7 +66,7 @@ pub async fn status_of(
                 return status;
             }
             status.postgres = Some(PostgresRole::Down);
-            if container != "running" {
+            if machine != Machine::Running {
                 return status;
             }
             let sql = "SELECT pg_is_in_recovery(), \
@@ -115,7 +105,7 @@ pub async fn status_of(
         .next()
         .filter(|_| full)
     {
-        Some(barman) if containers.get(&barman.name).is_some_and(|s| s == "running") => {
+        Some(barman) if machines.get(&barman.name) == Some(&Machine::Running) => {
             // The server keeps the first primary's name; its conninfo says where it connects.
             let server = configured.topology.instances[0].name.clone();
             let file = barman_server_file(&configured.topology);
@@ -164,7 +154,7 @@ pub async fn status_of(
             backs_up: configured.topology.instances[0].name.clone(),
             check_ok: false,
             backups: 0,
-            warning: Some(format!("the container of {} is not running", barman.name)),
+            warning: Some(format!("the machine of {} is not running", barman.name)),
         }),
         None => None,
     };

@@ -8,7 +8,7 @@ use crate::diagram;
 use crate::view::View;
 use m1studio_shared::api::{
     ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, EventKind,
-    PostgresRole,
+    Machine, PostgresRole,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Diagnostic, Kind, configure, link};
@@ -212,7 +212,17 @@ pub fn Deploy(props: &DeployProps) -> Html {
     let token = use_state(|| browser::session_get(TOKEN_KEY));
     let needs_token = use_state(|| false);
     let token_text = use_state(String::new);
-    let profile = use_state(|| Profile::Fast);
+    // The profile chosen, or none: the platform's default, as the preview shows it.
+    let profile = use_state(|| None::<Profile>);
+    let platform = props
+        .view
+        .configured
+        .as_ref()
+        .map_or(m1studio_shared::Platform::Docker, |c| {
+            c.design.platform().platform()
+        });
+    let bare = platform == m1studio_shared::Platform::Bare;
+    let chosen = profile.unwrap_or(Profile::for_platform(platform));
     let deployment = use_state(|| None::<Deployment>);
     let events = use_reducer(Events::default);
     let status = use_state(|| None::<ClusterStatus>);
@@ -303,18 +313,13 @@ pub fn Deploy(props: &DeployProps) -> Html {
     }
 
     let deploy = {
-        let (api, refusal, busy, attach, profile) = (
-            api.clone(),
-            refusal.clone(),
-            busy.clone(),
-            attach.clone(),
-            profile.clone(),
-        );
+        let (api, refusal, busy, attach) =
+            (api.clone(), refusal.clone(), busy.clone(), attach.clone());
         let link_text = props.view.link.clone();
         Callback::from(move |_: MouseEvent| {
             let request = Request {
                 link: &link_text,
-                profile: *profile,
+                profile: chosen,
             };
             let Ok(body) = serde_json::to_string(&request) else {
                 return;
@@ -425,7 +430,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
         let profile = profile.clone();
         Callback::from(move |e: Event| {
             let select: web_sys::HtmlSelectElement = e.target_unchecked_into();
-            profile.set(Profile::parse(&select.value()).unwrap_or(Profile::Fast));
+            profile.set(Profile::parse(&select.value()));
         })
     };
 
@@ -434,7 +439,7 @@ pub fn Deploy(props: &DeployProps) -> Html {
         .view
         .configured
         .as_ref()
-        .and_then(|c| m1studio_shared::api::server_refusal(&c.design));
+        .and_then(|c| m1studio_shared::api::server_refusal(&c.design, true));
     let (class, text) = match &*server {
         Server::Checking => ("checking", "Looking for the m1studio server…".to_string()),
         Server::Reachable(version) if elsewhere.is_some() => (
@@ -498,10 +503,10 @@ pub fn Deploy(props: &DeployProps) -> Html {
                 <label for="deploy-profile">{ "Failover timing" }</label>
                 <select id="deploy-profile" onchange={on_profile}>
                     { for Profile::ALL.iter().map(|p| html! {
-                        <option value={p.as_str()} selected={*profile == *p}>{ p.explain(manager) }</option>
+                        <option value={p.as_str()} selected={chosen == *p}>{ p.explain(manager) }</option>
                     }) }
                 </select>
-                <button type="button" id="deploy-button" disabled={!can_deploy} onclick={deploy}>{ "Deploy to Docker" }</button>
+                <button type="button" id="deploy-button" disabled={!can_deploy} onclick={deploy}>{ if bare { "Deploy to the hosts" } else { "Deploy to Docker" } }</button>
                 if let Some(elsewhere) = &elsewhere {
                     <p class="hint" id="deploy-elsewhere">{ elsewhere.message.clone() }</p>
                 }
@@ -561,12 +566,12 @@ fn start_buttons(
     status
         .nodes
         .iter()
-        .filter(|n| n.container != "missing" && n.postgres != Some(PostgresRole::Primary))
+        .filter(|n| n.machine != Machine::Missing && n.postgres != Some(PostgresRole::Primary))
         .map(|n| {
             let (api, refusal, busy) = (api.clone(), refusal.clone(), busy.clone());
             let disabled = *busy;
             let (id, node) = (deployment.id.clone(), n.name.clone());
-            let stopped = n.container != "running";
+            let stopped = n.machine != Machine::Running;
             let drill = if stopped {
                 Drill::Start { node: node.clone() }
             } else {

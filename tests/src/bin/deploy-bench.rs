@@ -19,11 +19,11 @@
 //! connections, the checks of every host and the plan are.
 
 use anyhow::{Context as _, Result, bail};
-use m1studio::docker::{DockerExecutor, connect};
 use m1studio::engine::Executor as _;
 use m1studio::engine::query;
 use m1studio::runner::Runner;
 use m1studio::store::Store;
+use m1studio::target::docker::{DockerExecutor, connect};
 use m1studio_shared::FailoverManager;
 use m1studio_shared::api::{DeployRequest, DeploymentState, Drill, DrillReport, PostgresRole};
 use m1studio_shared::plan::Profile;

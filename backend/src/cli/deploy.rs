@@ -1,11 +1,11 @@
 //! `m1studio deploy`, `status`, `drill` and `destroy`: the runner from the command line, with a
-//! progress display. They use the same store as the server, so a cluster deployed here shows there.
+//! progress display. They use the same store as the server, so a cluster deployed here shows
+//! there, whether it runs in containers or on existing hosts.
 
-use crate::cli::{config_file, open_store, print_diagnostics, read_config, summary};
-use crate::docker::{self, DockerExecutor};
-use crate::engine::{Secrets, run_plan};
-use crate::runner::{Problem, Runner, cluster_status, deployment_event, plan_options, status_of};
-use crate::ssh::{SshExecutor, SshOptions};
+use super::files::{config_file, open_store, print_diagnostics, read_config, summary};
+use crate::engine::Secrets;
+use crate::runner::{Problem, Runner, cluster_status};
+use crate::target::{SshAccess, Target};
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use m1studio_shared::api::{
@@ -17,6 +17,10 @@ use m1studio_shared::{Configured, configure, has_errors};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// What a refused bare deployment leaves.
+const UNCHANGED: &str = "nothing was changed on any host";
 
 /// The configured design of a cluster directory, or `None` after printing why not.
 fn load(path: &Path) -> Result<Option<(m1studio_shared::Draft, Configured)>> {
@@ -49,62 +53,114 @@ fn print_step(kind: EventKind, node: &str, title: &str, detail: &str) {
     }
 }
 
-/// Prints every problem, one per line, then `outcome`; the command fails.
-fn refused(problems: &[String], outcome: &str) -> ExitCode {
-    for problem in problems {
-        eprintln!("error: {problem}");
-    }
-    if !outcome.is_empty() {
-        eprintln!("{outcome}");
-    }
-    ExitCode::FAILURE
-}
-
-/// Prints a refused request; diagnostics one per line.
-fn report(problem: Problem) -> ExitCode {
+/// Prints a refused request, diagnostics one per line, then `outcome` where the design was
+/// refused.
+fn report(problem: Problem, outcome: &str) -> ExitCode {
     match problem {
         Problem::Invalid(diagnostics) => {
             print_diagnostics(&diagnostics);
-            eprintln!("nothing was created");
+            eprintln!("{outcome}");
         }
+        Problem::Refused { diagnostics, .. } => print_diagnostics(&diagnostics),
         other => eprintln!("error: {other}"),
     }
     ExitCode::FAILURE
 }
 
+/// The runner of the command line: one deployment at a time, and the hosts of bare designs
+/// reached with `ssh_key` (otherwise ssh's own keys), their keys learnt into the cluster
+/// directory of `path`.
+fn runner(path: &Path, ssh_key: Option<&Path>, db: Option<&Path>) -> Result<Runner> {
+    let known_hosts = cluster_dir(path).join("known_hosts");
+    let access = SshAccess {
+        key: ssh_key.map(Path::to_path_buf),
+        known_hosts: Arc::new(move |_: &str| known_hosts.clone()),
+    };
+    Ok(Runner::with_ssh(open_store(db)?, 1, Some(access)))
+}
+
 /// Deploys a design, showing each phase and step as it runs: a docker design as containers on
-/// the local engine, a bare one on its hosts over SSH.
+/// the local engine, a bare one on its hosts over SSH (every host checked before any is changed,
+/// its passwords kept in the cluster directory).
 pub(crate) fn deploy_command(
     path: &Path,
-    profile: Profile,
+    profile: Option<Profile>,
     ssh_key: Option<&Path>,
     db: Option<&Path>,
 ) -> Result<ExitCode> {
     let Some((draft, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if matches!(configured.design.platform(), PlatformSpec::Bare) {
-        return deploy_bare(path, &configured, profile, ssh_key);
-    }
-    if ssh_key.is_some() {
+    let bare = matches!(configured.design.platform(), PlatformSpec::Bare);
+    if !bare && ssh_key.is_some() {
         eprintln!(
             "error: --ssh-key is for bare designs (--platform bare), whose hosts m1studio reaches over SSH; this design is for {}: leave --ssh-key out",
             configured.design.platform().platform().as_str()
         );
         return Ok(ExitCode::FAILURE);
     }
-    let runner = Runner::new(open_store(db)?, 1);
+    let outcome = if bare {
+        UNCHANGED
+    } else {
+        "nothing was created"
+    };
+    if let Some(key) = ssh_key.filter(|k| !k.is_file()) {
+        eprintln!(
+            "error: --ssh-key {}: no such file; give the private key that logs in to the hosts as root",
+            key.display()
+        );
+        if let Err(missing) = m1studio_shared::api::bare_hosts(&configured.topology) {
+            print_diagnostics(&missing);
+        }
+        eprintln!("{outcome}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let secrets_file = cluster_dir(path).join(SECRETS_FILE);
+    // A bare cluster keeps its passwords in its directory: those of an earlier run, or new ones,
+    // written once the deployment is accepted.
+    let (secrets, new_secrets) = if bare {
+        match read_secrets(&secrets_file)? {
+            Some(secrets) => (Some(secrets), None),
+            None => {
+                let secrets = Secrets::generate()?;
+                let entries = secrets
+                    .entries()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (Some(secrets), Some(entries))
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let runner = runner(path, ssh_key, db)?;
     runtime()?.block_on(async {
         let request = DeployRequest {
             draft: Some(draft),
-            profile: Some(profile),
+            profile,
             ..DeployRequest::default()
         };
-        let deployment = match runner.submit(request).await {
+        if bare {
+            eprintln!(
+                "checking the {} hosts of cluster {} over SSH",
+                configured.topology.instances.len(),
+                configured.design.cluster_name()
+            );
+        }
+        let deployment = match runner.submit_with(request, secrets).await {
             Ok(deployment) => deployment,
-            Err(problem) => return Ok(report(problem)),
+            Err(problem) => return Ok(report(problem, outcome)),
         };
-        eprintln!("deployment {} of cluster {}", deployment.id, deployment.cluster);
+        if let Some(entries) = new_secrets {
+            write_secrets(&secrets_file, &entries)?;
+        }
+        eprintln!(
+            "deployment {} of cluster {} ({} profile)",
+            deployment.id,
+            deployment.cluster,
+            deployment.profile.as_str()
+        );
+        let started = std::time::Instant::now();
         let mut events = Box::pin(runner.follow(&deployment.id, 0));
         while let Some(event) = events.next().await {
             let node = event.node.as_deref().unwrap_or_default();
@@ -113,6 +169,13 @@ pub(crate) fn deploy_command(
                 EventKind::Phase | EventKind::Finished | EventKind::Failed => print_step(event.kind, node, &event.title, detail),
                 EventKind::Progress => eprintln!("  {}{}", event.title, if detail.is_empty() { String::new() } else { format!(": {detail}") }),
                 EventKind::State => match DeploymentState::parse(&event.title) {
+                    Some(DeploymentState::Running) if bare => {
+                        println!("cluster {} is running on its hosts ({:.1} s)", deployment.cluster, started.elapsed().as_secs_f64());
+                        println!("  writes go to: {}", deployment.connections.read_write);
+                        println!("  passwords: {} (readable by you only)", secrets_file.display());
+                        println!("  status: m1studio status {}", path.display());
+                        return Ok(ExitCode::SUCCESS);
+                    }
                     Some(DeploymentState::Running) => {
                         println!("cluster {} is running", deployment.cluster);
                         println!("  writes go to: {} (inside the cluster's network)", deployment.connections.read_write);
@@ -121,7 +184,11 @@ pub(crate) fn deploy_command(
                     }
                     Some(DeploymentState::Failed) => {
                         eprintln!("the deployment failed: {detail}");
-                        eprintln!("its containers are kept for inspection, and `m1studio destroy {}` removes them", path.display());
+                        if bare {
+                            eprintln!("the hosts keep what was done, for inspection; `m1studio destroy {}` forgets the deployment", path.display());
+                        } else {
+                            eprintln!("its containers are kept for inspection, and `m1studio destroy {}` removes them", path.display());
+                        }
                         return Ok(ExitCode::FAILURE);
                     }
                     _ => {}
@@ -145,38 +212,46 @@ pub(crate) fn status_command(
     };
     let cluster = configured.design.cluster_name().to_string();
     let bare = matches!(configured.design.platform(), PlatformSpec::Bare);
-    if bare {
-        let executor = match bare_executor(path, &configured, ssh_key) {
-            Ok(executor) => executor,
-            Err(problems) => return Ok(refused(&problems, "")),
-        };
-        runtime()?.block_on(async {
-            let reachable = executor.reachable().await;
-            let status = status_of(&executor, &reachable, &configured, true).await;
-            print_status(&status, "HOST");
-        });
-        return Ok(ExitCode::SUCCESS);
-    }
-    let store = open_store(db)?;
-    if let Some(record) = store.live_by_cluster(&cluster)? {
-        println!(
-            "deployment {}: {}{}",
-            record.id,
-            record.state.as_str(),
-            record.error.map(|e| format!(" ({e})")).unwrap_or_default()
-        );
-    }
+    let runner = runner(path, ssh_key, db)?;
+    let machine = if bare { "HOST" } else { "CONTAINER" };
+    let record = runner.store().live_by_cluster(&cluster)?;
     runtime()?.block_on(async {
-        let executor = DockerExecutor::new(docker::connect().await?, &cluster);
-        if executor.containers().await?.is_empty() {
-            println!("cluster {cluster} is not deployed on this Docker engine");
-            return Ok(());
-        }
-        let status = cluster_status(&executor, &configured, true).await?;
-        print_status(&status, "CONTAINER");
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        let status = match record {
+            Some(record) => {
+                println!(
+                    "deployment {}: {}{}",
+                    record.id,
+                    record.state.as_str(),
+                    record.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+                match runner.status(&record.id).await {
+                    Ok(status) => status,
+                    Err(problem) => return Ok(report(problem, "")),
+                }
+            }
+            // A cluster this store does not know: what its target shows.
+            None => {
+                let access = SshAccess {
+                    key: ssh_key.map(Path::to_path_buf),
+                    known_hosts: Arc::new({
+                        let file = cluster_dir(path).join("known_hosts");
+                        move |_: &str| file.clone()
+                    }),
+                };
+                let target = match Target::connect(&configured, Some(&access)).await {
+                    Ok(target) => target,
+                    Err(unreachable) => return Ok(report(unreachable.into(), "")),
+                };
+                if !bare && target.machines().await?.is_empty() {
+                    println!("cluster {cluster} is not deployed on this Docker engine");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                cluster_status(&target, &configured, true).await?
+            }
+        };
+        print_status(&status, machine);
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
 }
 
 /// The status table: `machine` heads the column of each node's container or host state.
@@ -196,7 +271,7 @@ fn print_status(status: &ClusterStatus, machine: &str) {
             "{:<12} {:<17} {:<9} {:<8} {:>8} {:>12} {:<12}",
             node.name,
             node.designed.as_str(),
-            node.container,
+            node.machine.as_str(),
             postgres.unwrap_or("-"),
             dash(node.timeline.map(|t| t.to_string())),
             dash(node.lag_bytes.map(|l| l.to_string())),
@@ -235,7 +310,12 @@ fn print_status(status: &ClusterStatus, machine: &str) {
 
 /// Runs `drill` on the cluster's running deployment, prints what happens, and for a fault
 /// drill, its report.
-pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Result<ExitCode> {
+pub(crate) fn drill_command(
+    path: &Path,
+    drill: Drill,
+    ssh_key: Option<&Path>,
+    db: Option<&Path>,
+) -> Result<ExitCode> {
     // `RUST_LOG=m1studio::drill=debug` logs each observation of the drill as a JSON line.
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -249,15 +329,9 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
     let Some((_, configured)) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if matches!(configured.design.platform(), PlatformSpec::Bare) {
-        eprintln!(
-            "error: drills break containers (kill, stop, cut off the network), and this design's nodes are existing hosts that m1studio will not break: rehearse on a docker design (--platform docker), or use repmgr's own commands on the hosts (repmgr standby switchover)"
-        );
-        return Ok(ExitCode::FAILURE);
-    }
     let cluster = configured.design.cluster_name().to_string();
-    let store = open_store(db)?;
-    let Some(record) = store.live_by_cluster(&cluster)? else {
+    let runner = runner(path, ssh_key, db)?;
+    let Some(record) = runner.store().live_by_cluster(&cluster)? else {
         eprintln!(
             "error: cluster {cluster} has no deployment in this store: deploy it with `m1studio deploy {}`",
             path.display()
@@ -265,14 +339,13 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
         return Ok(ExitCode::FAILURE);
     };
     let id = record.id.clone();
-    let runner = Runner::new(store, 1);
     runtime()?.block_on(async {
         let after = runner.store().events(&id, 0)?.last().map_or(0, |e| e.seq);
         let reports = runner.store().reports(&id)?.len();
         let fault = m1studio_shared::drill::is_fault(&drill);
         let started = match runner.drill(&id, drill.clone()).await {
             Ok(started) => started,
-            Err(problem) => return Ok(report(problem)),
+            Err(problem) => return Ok(report(problem, "")),
         };
         eprintln!("{}", started.message);
         // What to wait for: the report, Barman's check, a rejoin; or nothing.
@@ -364,28 +437,22 @@ pub(crate) fn drill_command(path: &Path, drill: Drill, db: Option<&Path>) -> Res
     })
 }
 
-/// Removes the cluster's containers, volumes and network, and marks its deployment destroyed.
+/// Removes the cluster's containers, volumes and network, and marks its deployment destroyed;
+/// a bare cluster's deployment is only forgotten, its hosts left as they are.
 pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode> {
     let (file, draft, _) = read_config(path)?;
-    if draft
+    let bare = draft
         .as_ref()
-        .is_some_and(|d| d.platform.as_deref() == Some("bare"))
-    {
-        eprintln!(
-            "error: m1studio never removes clusters from existing hosts, whose data it did not make disposable: stop the services and remove the data directories on the hosts yourself; `m1studio destroy` removes docker deployments"
-        );
-        return Ok(ExitCode::FAILURE);
-    }
+        .is_some_and(|d| d.platform.as_deref() == Some("bare"));
     let name = draft
         .map(|d| d.cluster_name)
         .filter(|n| !n.is_empty())
         .with_context(|| format!("{} has no cluster_name", file.display()))?;
-    let store = open_store(db)?;
-    let record = store.live_by_cluster(&name)?;
-    let runner = Runner::new(store, 1);
+    let runner = runner(path, None, db)?;
+    let record = runner.store().live_by_cluster(&name)?;
     runtime()?.block_on(async {
         let mut removed = 0;
-        if let Some(record) = record {
+        if let Some(record) = &record {
             if record.state.in_progress() {
                 // A deployment that another process runs, or that a crash interrupted.
                 runner.store().set_state(
@@ -396,12 +463,21 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
             }
             match runner.destroy(&record.id).await {
                 Ok((_, count)) => removed += count,
-                Err(problem) => return Ok(report(problem)),
+                Err(problem) => return Ok(report(problem, "")),
             }
         }
+        if bare {
+            match record {
+                Some(record) => println!("cluster {name}: deployment {} is forgotten", record.id),
+                None => println!("cluster {name} has no deployment in this store"),
+            }
+            println!(
+                "  m1studio never removes anything from existing hosts, whose data it did not make disposable: stop the services and remove the data directories on the hosts yourself"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         // What no deployment records (a store that was lost, say) goes too.
-        let executor = DockerExecutor::new(docker::connect().await?, &name);
-        removed += executor.destroy().await?;
+        removed += crate::target::remove_containers(&name).await?;
         println!("cluster {name}: removed {removed} containers, volumes and networks");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
@@ -410,146 +486,28 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
 /// Where a bare cluster's passwords are kept: in its directory, readable by its owner only.
 const SECRETS_FILE: &str = "m1studio.secrets";
 
-/// Deploys a bare design on its hosts over SSH: every host is checked before any is changed,
-/// then the same plan runs as in containers.
-fn deploy_bare(
-    path: &Path,
-    configured: &Configured,
-    profile: Profile,
-    ssh_key: Option<&Path>,
-) -> Result<ExitCode> {
-    const UNCHANGED: &str = "nothing was changed on any host";
-    let mut problems = Vec::new();
-    let executor = bare_executor(path, configured, ssh_key)
-        .map_err(|found| problems.extend(found))
-        .ok();
-    let plan = m1studio_shared::plan::plan(
-        &configured.design,
-        &configured.topology,
-        plan_options(profile),
-    )
-    .map_err(|diagnostics| {
-        problems.extend(
-            diagnostics
-                .iter()
-                .map(|d| format!("{}: {}", d.path, d.message)),
-        );
-    })
-    .ok();
-    let (Some(executor), Some(plan)) = (executor, plan) else {
-        return Ok(refused(&problems, UNCHANGED));
-    };
-    let hosts = executor.hosts().len();
-    let cluster = configured.design.cluster_name().to_string();
-    let secrets_file = cluster_dir(path).join(SECRETS_FILE);
-    runtime()?.block_on(async {
-        eprintln!("checking the {hosts} hosts of cluster {cluster} over SSH");
-        if let Err(problems) = executor
-            .prepare(&configured.topology, &configured.design)
-            .await
-        {
-            return Ok(refused(&problems, UNCHANGED));
-        }
-        let secrets = cluster_secrets(&secrets_file)?;
-        let started = std::time::Instant::now();
-        let outcome = run_plan(&executor, &plan, &secrets, &|event| {
-            let (kind, node, title, detail) = deployment_event(event);
-            print_step(
-                kind,
-                node.as_deref().unwrap_or_default(),
-                &title,
-                detail.as_deref().unwrap_or_default(),
-            );
-        })
-        .await;
-        if let Err(e) = outcome {
-            eprintln!("the deployment failed: {}", secrets.hide(&format!("{e:#}")));
-            eprintln!("the hosts keep what was done, for inspection");
-            return Ok(ExitCode::FAILURE);
-        }
-        let postgres: Vec<String> = configured
-            .topology
-            .instances
-            .iter()
-            .filter(|i| i.kind.is_postgres())
-            .map(|i| format!("{}:5432", executor.hosts()[&i.name]))
-            .collect();
-        println!(
-            "cluster {cluster} is running on its hosts ({:.1} s)",
-            started.elapsed().as_secs_f64()
-        );
-        println!(
-            "  writes go to: postgresql://postgres@{}/postgres?target_session_attrs=read-write",
-            postgres.join(",")
-        );
-        println!(
-            "  passwords: {} (readable by you only)",
-            secrets_file.display()
-        );
-        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
-    })
+/// The passwords and SSH key of an earlier run, if there was one.
+fn read_secrets(file: &Path) -> Result<Option<Secrets>> {
+    if !file.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let entries: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not m1studio's secrets file", file.display()))?;
+    Ok(Some(Secrets::from_entries(entries)))
 }
 
-/// The cluster's passwords and SSH key: those of an earlier run, or new ones, written first
-/// with mode 0600 so that they are never lost to a failed run.
-fn cluster_secrets(file: &Path) -> Result<Secrets> {
-    if file.exists() {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let entries: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not m1studio's secrets file", file.display()))?;
-        return Ok(Secrets::from_entries(entries));
-    }
-    let secrets = Secrets::generate()?;
-    let entries: std::collections::BTreeMap<&str, &str> = secrets.entries().collect();
+/// Writes new secrets, readable by their owner only, never over an existing file.
+fn write_secrets(file: &Path, entries: &std::collections::BTreeMap<String, String>) -> Result<()> {
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(file)
         .with_context(|| format!("cannot create {}", file.display()))?;
-    std::io::Write::write_all(&mut out, serde_json::to_string_pretty(&entries)?.as_bytes())?;
-    Ok(secrets)
-}
-
-/// The SSH executor for a bare design's hosts, at each instance's address, or every problem
-/// with them.
-fn bare_executor(
-    path: &Path,
-    configured: &Configured,
-    ssh_key: Option<&Path>,
-) -> std::result::Result<SshExecutor, Vec<String>> {
-    let file = config_file(path);
-    let mut problems = Vec::new();
-    let mut hosts = std::collections::BTreeMap::new();
-    for (index, instance) in configured.topology.instances.iter().enumerate() {
-        match instance.ip_address {
-            Some(address) => {
-                hosts.insert(instance.name.clone(), address);
-            }
-            None => problems.push(format!(
-                "instances[{index}].ip_address: {} has no address, and m1studio reaches each host of a bare design over SSH: add `ip_address: ADDRESS` to {} in {}, or give each host's address after its name in a --hostnames-from file when you configure",
-                instance.name,
-                instance.name,
-                file.display()
-            )),
-        }
-    }
-    if let Some(key) = ssh_key.filter(|k| !k.is_file()) {
-        problems.push(format!(
-            "--ssh-key {}: no such file; give the private key that logs in to the hosts as root",
-            key.display()
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(SshExecutor::new(SshOptions {
-        hosts,
-        key: ssh_key.map(Path::to_path_buf),
-        known_hosts: cluster_dir(path).join("known_hosts"),
-        bindir: m1studio_shared::plan::bindir(configured.design.version()),
-    }))
+    std::io::Write::write_all(&mut out, serde_json::to_string_pretty(entries)?.as_bytes())?;
+    Ok(())
 }
 
 /// The cluster directory of `path` (the directory, or the one that holds the config.yml given).

@@ -7,8 +7,9 @@
 use crate::agent::{Agent, Failure, Repeat};
 use crate::engine::{Executor, Output, argv};
 use anyhow::{Context as _, Result, bail};
+use m1studio_shared::api::Machine;
 use m1studio_shared::plan::{File, PGDATA, Readiness, SERVICE_COMMAND, host_packages, host_ports};
-use m1studio_shared::{Design, Instance, Topology};
+use m1studio_shared::{Code, Design, Diagnostic, Instance, Topology};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -127,8 +128,8 @@ impl SshExecutor {
         &self.options.hosts
     }
 
-    /// Whether each host answers over SSH: `running`, or `unreachable`.
-    pub async fn reachable(&self) -> HashMap<String, String> {
+    /// Whether each host answers over SSH: `Running`, or `Unreachable`.
+    pub async fn reachable(&self) -> HashMap<String, Machine> {
         let probes = self.options.hosts.keys().map(|node| async move {
             let answer = tokio::time::timeout(
                 std::time::Duration::from_secs(15),
@@ -136,10 +137,10 @@ impl SshExecutor {
             )
             .await;
             let state = match answer {
-                Ok(Ok(output)) if output.code == 0 => "running",
-                _ => "unreachable",
+                Ok(Ok(output)) if output.code == 0 => Machine::Running,
+                _ => Machine::Unreachable,
             };
-            (node.clone(), state.to_string())
+            (node.clone(), state)
         });
         futures_util::future::join_all(probes)
             .await
@@ -203,7 +204,7 @@ impl SshExecutor {
         let mut input = child.stdin.take().context("ssh's input")?;
         let output = child.stdout.take().context("ssh's output")?;
         let errors = child.stderr.take().context("ssh's errors")?;
-        let path = format!("{}:{}", self.options.bindir, crate::docker::DEFAULT_PATH);
+        let path = format!("{}:{}", self.options.bindir, super::docker::DEFAULT_PATH);
         let mut first = serde_json::to_vec(&serde_json::json!({
             "env": { "PATH": path },
             "program": crate::agent::PROGRAM,
@@ -371,22 +372,30 @@ impl SshExecutor {
     /// Checks every host before anything is changed on any: that it answers over SSH as root
     /// with Python, has the packages of its roles, lets the postgres group use supervisord's
     /// socket (repmgr stops and starts Postgres through it), and holds no data directory yet.
-    /// Every problem of every host is returned at once. Then names every node in each host's
-    /// `/etc/hosts`.
-    pub async fn prepare(&self, topology: &Topology, design: &Design) -> Result<(), Vec<String>> {
-        let checks = topology.instances.iter().map(|instance| async move {
-            self.check_host(instance, design)
-                .await
-                .unwrap_or_else(|e| vec![format!("{e:#}")])
-        });
-        let problems: Vec<String> = futures_util::future::join_all(checks)
+    /// Every problem of every host, each at its instance.
+    pub async fn check(&self, topology: &Topology, design: &Design) -> Vec<Diagnostic> {
+        let checks = topology
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(index, instance)| async move {
+                let problems = self
+                    .check_host(instance, design)
+                    .await
+                    .unwrap_or_else(|e| vec![format!("{e:#}")]);
+                problems.into_iter().map(move |problem| {
+                    Diagnostic::error(format!("instances[{index}]"), Code::HostNotReady, problem)
+                })
+            });
+        futures_util::future::join_all(checks)
             .await
             .into_iter()
             .flatten()
-            .collect();
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+            .collect()
+    }
+
+    /// Names every node of the cluster in each host's `/etc/hosts`.
+    pub async fn name_hosts(&self, topology: &Topology) -> Result<(), Vec<String>> {
         let mut pairs = vec![
             "python3".to_string(),
             "-I".into(),
