@@ -8,7 +8,8 @@
 # given), once "file" exists (with its eighth line, a postmaster.pid's status, one of "status",
 # when given); it is answered as it last ended, or with 124 after "timeout" seconds, as
 # `timeout` would. Its argument vector may be empty: the file alone is then waited for. At the
-# end of its input the agent waits for the commands still running, then exits.
+# end of its input the agent waits for the commands still running, then exits. Its first line,
+# before any answer, is {"agent": "m1studio", "protocol": N}.
 import io
 import json
 import os
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+
+# The version of the protocol: the runner checks it on the first line, and talks to no other.
+PROTOCOL = 1
 
 replies = threading.Lock()
 loading = threading.Lock()
@@ -146,6 +150,8 @@ def answer(request):
     reply({"id": request["id"], "code": code, "stdout": stdout, "stderr": stderr})
 
 
+# The first line says who answers, and which protocol it speaks.
+reply({"agent": "m1studio", "protocol": PROTOCOL})
 for line in sys.stdin.buffer:
     try:
         request = json.loads(line)

@@ -25,6 +25,16 @@ use tokio::sync::oneshot;
 /// The agent's program.
 pub(crate) const PROGRAM: &str = include_str!("agent.py");
 
+/// The protocol the agent must speak: its first line says which it does.
+const PROTOCOL: u64 = 1;
+
+/// The agent's first line.
+#[derive(Deserialize)]
+struct Hello {
+    agent: String,
+    protocol: u64,
+}
+
 /// The command that runs the agent: Python without site packages or user settings.
 const COMMAND: [&str; 6] = ["python3", "-I", "-S", "-u", "-c", PROGRAM];
 
@@ -110,6 +120,20 @@ struct Reply {
     stderr: String,
 }
 
+/// Whether the agent's first line is a m1studio agent speaking `PROTOCOL`, or why not.
+fn greeting(line: &[u8]) -> std::result::Result<(), String> {
+    match serde_json::from_slice::<Hello>(line) {
+        Ok(hello) if hello.agent == "m1studio" && hello.protocol == PROTOCOL => Ok(()),
+        Ok(hello) => Err(format!(
+            "its agent speaks protocol {} of {}, and this m1studio speaks protocol {PROTOCOL}: run the same version on both ends",
+            hello.protocol, hello.agent
+        )),
+        Err(_) => Err(format!(
+            "what answered is not m1studio's agent (its first line is not the agent's greeting, protocol {PROTOCOL}): is something printing on login there?"
+        )),
+    }
+}
+
 /// Hands `reply` to the command waiting for it.
 fn answer(waiting: &Waiting, reply: Reply) {
     let sender = lock(waiting)
@@ -130,6 +154,8 @@ pub(crate) enum Failure {
     NotSent,
     /// The agent stopped while the command ran (its container stopped or was killed).
     Lost,
+    /// The agent is not one this runner talks to: why.
+    Incompatible(String),
 }
 
 /// The commands sent and not yet answered, by id; `None` once the agent has stopped.
@@ -141,6 +167,8 @@ pub(crate) struct Agent {
     input: tokio::sync::Mutex<Option<Pin<Box<dyn AsyncWrite + Send>>>>,
     waiting: Waiting,
     next: AtomicU64,
+    /// Why its first line was refused, if it was.
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl Agent {
@@ -193,15 +221,26 @@ impl Agent {
     ) -> Arc<Agent> {
         let waiting: Waiting = Arc::new(Mutex::new(Some(HashMap::new())));
         let answers = waiting.clone();
+        let refused = Arc::new(Mutex::new(None));
+        let refusal = refused.clone();
         let name = name.to_string();
         tokio::spawn(async move {
             let mut pending = Vec::new();
-            while let Some(chunk) = output.next().await {
+            let mut greeted = false;
+            'reading: while let Some(chunk) = output.next().await {
                 match chunk {
                     Ok(LogOutput::StdOut { message }) => {
                         pending.extend_from_slice(&message);
                         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                             let line: Vec<u8> = pending.drain(..=end).collect();
+                            if !greeted {
+                                if let Err(why) = greeting(&line) {
+                                    *lock(&refusal) = Some(why);
+                                    break 'reading;
+                                }
+                                greeted = true;
+                                continue;
+                            }
                             match serde_json::from_slice::<Reply>(&line) {
                                 Ok(reply) => answer(&answers, reply),
                                 // Only where, never what: an answer carries a command's output.
@@ -233,6 +272,7 @@ impl Agent {
             input: tokio::sync::Mutex::new(Some(input)),
             waiting,
             next: AtomicU64::new(0),
+            refused,
         })
     }
 
@@ -316,7 +356,7 @@ impl Agent {
         let (sender, answer) = oneshot::channel();
         match lock(&self.waiting).as_mut() {
             Some(waiting) => waiting.insert(id, sender),
-            None => return Err(Failure::NotSent),
+            None => return Err(self.failure(Failure::NotSent)),
         };
         let sent = match self.input.lock().await.as_mut() {
             Some(input) => match input.write_all(&line).await {
@@ -329,9 +369,17 @@ impl Agent {
             if let Some(waiting) = lock(&self.waiting).as_mut() {
                 waiting.remove(&id);
             }
-            return Err(Failure::NotSent);
+            return Err(self.failure(Failure::NotSent));
         }
-        answer.await.map_err(|_| Failure::Lost)
+        answer.await.map_err(|_| self.failure(Failure::Lost))
+    }
+
+    /// `failure`, unless the agent was refused: then why.
+    fn failure(&self, failure: Failure) -> Failure {
+        match lock(&self.refused).clone() {
+            Some(why) => Failure::Incompatible(why),
+            None => failure,
+        }
     }
 }
 
@@ -375,7 +423,54 @@ mod tests {
             Ok(output) => output,
             Err(Failure::NotSent) => panic!("{argv:?} was not sent"),
             Err(Failure::Lost) => panic!("{argv:?} was lost"),
+            Err(Failure::Incompatible(why)) => panic!("{argv:?}: {why}"),
         }
+    }
+
+    /// A process that prints `first` and then answers like the agent would: what a runner
+    /// meets when the other end is not its agent.
+    fn impostor(first: &str) -> (Arc<Agent>, Child) {
+        let program = format!(
+            "import sys\nsys.stdout.write({first:?} + '\\n')\nsys.stdout.flush()\nexec(open(sys.argv[1]).read())"
+        );
+        let file = std::env::temp_dir().join(format!("m1studio-agent-{}.py", std::process::id()));
+        std::fs::write(&file, PROGRAM).unwrap();
+        let mut child = Command::new("python3")
+            .args(["-I", "-S", "-u", "-c", &program])
+            .arg(&file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3");
+        let output = child.stdout.take().unwrap();
+        let input = Box::pin(child.stdin.take().unwrap());
+        (Agent::over_process("impostor", output, input), child)
+    }
+
+    #[tokio::test]
+    async fn only_an_agent_of_the_same_protocol_is_talked_to() {
+        let (agent, _child) = local();
+        assert_eq!(run(&agent, &["true"], &me(), None).await.code, 0);
+        // Another protocol, or a line before the greeting (a login banner): every command is
+        // refused with the reason, none is run.
+        for first in [
+            r#"{"agent": "m1studio", "protocol": 99}"#,
+            "Welcome to host",
+        ] {
+            let (agent, _child) = impostor(first);
+            match agent.run(&argv(&["true"]), &me(), None).await {
+                Err(Failure::Incompatible(why)) => {
+                    assert!(why.contains(&format!("protocol {PROTOCOL}")), "{why}");
+                }
+                Err(Failure::NotSent | Failure::Lost) => panic!("{first}: lost, not refused"),
+                Ok(output) => panic!("{first}: answered {output:?}"),
+            }
+            assert!(!agent.alive(), "{first}: the refused agent is done with");
+        }
+        let _ = std::fs::remove_file(
+            std::env::temp_dir().join(format!("m1studio-agent-{}.py", std::process::id())),
+        );
     }
 
     async fn run(agent: &Agent, words: &[&str], user: &str, stdin: Option<&str>) -> Output {

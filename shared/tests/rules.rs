@@ -630,8 +630,10 @@ fn edb_software_says_it_needs_a_token() {
 
 #[test]
 fn a_bare_design_deploys_only_where_every_host_has_an_address() {
-    let (configured, _) =
-        m1studio_shared::configure(&Draft { platform: Some("bare".into()), ..Draft::starter() });
+    let (configured, _) = m1studio_shared::configure(&Draft {
+        platform: Some("bare".into()),
+        ..Draft::starter()
+    });
     let configured = configured.expect("a bare design without addresses is a valid design");
     let missing = m1studio_shared::api::bare_hosts(&configured.topology).unwrap_err();
     let paths: Vec<&str> = missing.iter().map(|d| d.path.as_str()).collect();
@@ -641,12 +643,22 @@ fn a_bare_design_deploys_only_where_every_host_has_an_address() {
             .map(|i| format!("instances[{i}].ip_address"))
             .collect::<Vec<_>>()
     );
-    assert!(missing.iter().all(|d| d.code == Code::DeployUnsupported && d.is_error()));
+    assert!(
+        missing
+            .iter()
+            .all(|d| d.code == Code::DeployUnsupported && d.is_error())
+    );
     // A server without SSH access says how to give it; one with it accepts the design.
     let refusal = m1studio_shared::api::server_refusal(&configured.design, false).unwrap();
-    assert_eq!((refusal.path.as_str(), refusal.code), ("platform", Code::DeployUnsupported));
+    assert_eq!(
+        (refusal.path.as_str(), refusal.code),
+        ("platform", Code::DeployUnsupported)
+    );
     assert!(refusal.message.contains("--ssh-key"));
-    assert_eq!(m1studio_shared::api::server_refusal(&configured.design, true), None);
+    assert_eq!(
+        m1studio_shared::api::server_refusal(&configured.design, true),
+        None
+    );
 }
 
 #[test]

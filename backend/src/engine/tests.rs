@@ -25,11 +25,10 @@ impl Recording {
 impl Executor for Recording {
     async fn write_files(&self, node: &str, files: &[File]) -> Result<()> {
         for f in files {
-            self.log.lock().unwrap().push(format!(
-                "{node} write {} {}",
-                f.path,
-                f.content.len()
-            ));
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{node} write {} {}", f.path, f.content.len()));
             assert!(
                 !f.content.contains("${secret:"),
                 "secrets are filled in before writing"
@@ -252,8 +251,7 @@ async fn following_a_step_that_is_not_in_the_phase_fails_at_once() {
         .unwrap_err();
     let message = format!("{err:#}");
     assert!(
-        message.contains("uplift: quartz is ready")
-            && message.contains("\"get ready\" on quartz"),
+        message.contains("uplift: quartz is ready") && message.contains("\"get ready\" on quartz"),
         "{message}"
     );
     assert!(executor.never_ran("clone"));

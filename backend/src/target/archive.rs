@@ -43,4 +43,3 @@ pub(super) fn archive(files: &[File], ids: &HashMap<String, (u64, u64)>) -> Resu
     }
     builder.into_inner().context("finishing the archive")
 }
-

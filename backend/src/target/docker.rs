@@ -4,9 +4,9 @@
 //! supervisord. Also builds the node image from Debian's archive, with no registry. With the
 //! agent's start, the only code that talks to Docker.
 
+use super::archive::{archive, passwd_ids};
 use crate::agent::{Agent, Failure, Repeat};
 use crate::engine::{Executor, Output, argv};
-use super::archive::{archive, passwd_ids};
 use crate::lock;
 use anyhow::{Context as _, Result, bail};
 pub use bollard::Docker;
@@ -173,6 +173,10 @@ impl DockerExecutor {
             match answer {
                 Ok(output) => return Ok(output),
                 Err(Failure::NotSent) => forget_agent(&name, Some(&agent)),
+                Err(Failure::Incompatible(why)) => {
+                    forget_agent(&name, Some(&agent));
+                    bail!("{name}: {why}")
+                }
                 Err(Failure::Lost) => bail!(
                     "{name} stopped while `{}` ran in it",
                     argv.first().map(String::as_str).unwrap_or_default()

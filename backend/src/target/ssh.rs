@@ -284,6 +284,10 @@ impl SshExecutor {
                     crate::lock(&self.agents).remove(node);
                 }
                 Err(Failure::Lost) => bail!("the connection to {node} closed during a command"),
+                Err(Failure::Incompatible(why)) => {
+                    crate::lock(&self.agents).remove(node);
+                    bail!("{node}: {why}")
+                }
             }
         }
         bail!("cannot send commands to {node}: its connection keeps closing")
