@@ -1,54 +1,16 @@
 //! The designer's state: the draft being edited and the notices of the link it was opened
-//! from. `reduce` is pure, so every edit is tested natively.
+//! from. `reduce` is pure, so every edit is tested natively; what an edit does to the draft
+//! (and what it drops) is `Draft::set`'s, in the shared crate.
 
-use m1studio_shared::{Diagnostic, Draft, FailoverManager, Flavour, Platform, link};
+use m1studio_shared::{Diagnostic, Draft, Field, link};
 use std::rc::Rc;
 use yew::Reducible;
-
-/// A text field of the design.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    /// The cluster's name.
-    Name,
-    /// The Postgres flavour.
-    Flavour,
-    /// The Postgres major version.
-    Version,
-    /// The failover manager.
-    Failover,
-    /// The platform.
-    Platform,
-    /// The AWS region.
-    Region,
-    /// The EC2 instance type.
-    InstanceType,
-    /// The operating system.
-    Distribution,
-    /// Its version.
-    OsVersion,
-    /// How many cascaded replicas.
-    Cascaded,
-    /// The first location's name.
-    FirstLocation,
-    /// The second location's name.
-    SecondLocation,
-    /// The owner tag.
-    Owner,
-    /// The address range.
-    Network,
-}
 
 /// An edit of the design.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Set a text field to what the user typed or chose.
+    /// Set a field to what the user typed or chose (`Draft::set`: switches are `on` or `off`).
     Set(Field, String),
-    /// Turn HAProxy on or off.
-    Haproxy(bool),
-    /// Turn synchronous replication on or off.
-    Synchronous(bool),
-    /// Choose EDB Postgres Advanced Server's mode (`None`: not chosen yet).
-    Redwood(Option<bool>),
     /// Set the host names, as typed: one a line (empty: the designer's names).
     Hostnames(String),
     /// Open the design a link describes.
@@ -94,85 +56,13 @@ impl DesignState {
     }
 }
 
-/// An empty text means "not given", so the default applies.
-fn given(value: String) -> Option<String> {
-    let trimmed = value.trim();
-    (!trimmed.is_empty()).then(|| trimmed.to_string())
-}
-
-/// Applies `action` to `draft`, keeping options that no longer apply out of the draft
-/// (an AWS region after leaving aws, a DCS after leaving Patroni, a Redwood mode after leaving EPAS).
-/// HAProxy stays, so that the user sees why it needs Patroni.
-pub fn apply(draft: &mut Draft, field: Field, value: String) {
-    match field {
-        Field::Name => draft.cluster_name = value.trim().to_string(),
-        Field::Flavour => {
-            draft.postgres_flavour = given(value);
-            if draft.postgres_flavour.as_deref() != Some(Flavour::Epas.as_str()) {
-                draft.redwood = None;
-            }
-        }
-        Field::Version => draft.postgres_version = given(value),
-        Field::Failover => {
-            draft.failover_manager = given(value);
-            if draft.failover_manager.as_deref() != Some(FailoverManager::Patroni.as_str()) {
-                draft.patroni_dcs = None;
-            }
-        }
-        Field::Platform => {
-            draft.platform = given(value);
-            if draft
-                .platform
-                .as_deref()
-                .is_some_and(|p| p != Platform::Aws.as_str())
-            {
-                draft.region = None;
-                draft.instance_type = None;
-            }
-            if draft.platform.as_deref() == Some(Platform::Bare.as_str()) {
-                draft.network = None;
-            }
-            if draft.platform.as_deref() == Some(Platform::Docker.as_str())
-                && draft.distribution.as_deref().is_some_and(|d| d != "Debian")
-            {
-                draft.distribution = None;
-                draft.os_version = None;
-            }
-        }
-        Field::Region => draft.region = given(value),
-        Field::InstanceType => draft.instance_type = given(value),
-        Field::Distribution => {
-            draft.distribution = given(value);
-            draft.os_version = None;
-        }
-        Field::OsVersion => draft.os_version = given(value),
-        Field::Cascaded => draft.num_cascaded_replicas = Some(value.trim().to_string()),
-        Field::FirstLocation | Field::SecondLocation => {
-            let at = usize::from(field == Field::SecondLocation);
-            let mut names = draft.location_names.clone().unwrap_or_else(|| {
-                m1studio_shared::spec::DEFAULT_LOCATIONS
-                    .map(String::from)
-                    .to_vec()
-            });
-            names.resize(2, String::new());
-            names[at] = value.trim().to_string();
-            draft.location_names = Some(names);
-        }
-        Field::Owner => draft.owner = given(value),
-        Field::Network => draft.network = given(value),
-    }
-}
-
 impl Reducible for DesignState {
     type Action = Action;
 
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut next = (*self).clone();
         match action {
-            Action::Set(field, value) => apply(&mut next.draft, field, value),
-            Action::Haproxy(on) => next.draft.enable_haproxy = on,
-            Action::Synchronous(on) => next.draft.synchronous = on,
-            Action::Redwood(mode) => next.draft.redwood = mode,
+            Action::Set(field, value) => next.draft.set(field, &value),
             Action::Hostnames(text) => {
                 let names = m1studio_shared::hostnames::parse_hostnames_file(&text);
                 next.draft.hostnames = (!names.is_empty()).then_some(names);
@@ -240,7 +130,7 @@ mod tests {
             starter(),
             vec![
                 Action::Set(Field::Failover, "patroni".into()),
-                Action::Haproxy(true),
+                Action::Set(Field::Haproxy, "on".into()),
                 Action::Set(Field::Failover, "repmgr".into()),
             ],
         );
@@ -259,7 +149,7 @@ mod tests {
             starter(),
             vec![
                 Action::Set(Field::Flavour, "epas".into()),
-                Action::Redwood(Some(true)),
+                Action::Set(Field::Redwood, "on".into()),
                 Action::Set(Field::Flavour, "postgresql".into()),
             ],
         );

@@ -15,6 +15,7 @@ pub mod cmdline;
 pub mod config;
 pub mod diag;
 pub mod drill;
+pub mod field;
 pub mod hostnames;
 pub mod link;
 pub mod net;
@@ -24,6 +25,7 @@ pub mod topology;
 pub mod validate;
 
 pub use diag::{Code, Diagnostic, Severity, has_errors};
+pub use field::Field;
 pub use spec::{Design, Draft, FailoverManager, Flavour, Platform};
 pub use topology::{Instance, Kind, Role, Topology, topology};
 pub use validate::validate;

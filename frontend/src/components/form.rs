@@ -2,8 +2,9 @@
 //! the diagnostics `shared` gives about it. Options that do not apply say why.
 
 use crate::components::field::{Field, described_by};
-use crate::state::{Action, Field as F};
+use crate::state::Action;
 use crate::view::View;
+use m1studio_shared::Field as F;
 use m1studio_shared::spec::{
     AWS_REGIONS, DEFAULT_LOCATIONS, DEFAULT_NETWORK, DISTRIBUTIONS, Distribution,
     MAX_CASCADED_REPLICAS, VERSIONS, default_os_version,
@@ -68,8 +69,8 @@ pub fn DesignForm(props: &FormProps) -> Html {
         .platform
         .clone()
         .unwrap_or_else(|| Platform::Aws.as_str().to_string());
-    let patroni = failover == FailoverManager::Patroni.as_str();
-    let aws = platform == Platform::Aws.as_str();
+    let patroni = F::Dcs.applies(draft);
+    let aws = F::Region.applies(draft);
 
     let flavours: Vec<(String, String)> = Flavour::ALL
         .iter()
@@ -134,24 +135,25 @@ pub fn DesignForm(props: &FormProps) -> Html {
         None => "",
     };
     let on_redwood = dispatch.reform(|e: Event| {
-        Action::Redwood(
-            match e
-                .target_unchecked_into::<HtmlSelectElement>()
-                .value()
-                .as_str()
-            {
-                "redwood" => Some(true),
-                "postgres" => Some(false),
-                _ => None,
-            },
-        )
+        let mode = match e
+            .target_unchecked_into::<HtmlSelectElement>()
+            .value()
+            .as_str()
+        {
+            "redwood" => "on",
+            "postgres" => "off",
+            _ => "",
+        };
+        Action::Set(F::Redwood, mode.into())
     });
-    let on_haproxy = dispatch.reform(|e: Event| {
-        Action::Haproxy(e.target_unchecked_into::<HtmlInputElement>().checked())
-    });
-    let on_synchronous = dispatch.reform(|e: Event| {
-        Action::Synchronous(e.target_unchecked_into::<HtmlInputElement>().checked())
-    });
+    let switch = |field: F| {
+        dispatch.reform(move |e: Event| {
+            let on = e.target_unchecked_into::<HtmlInputElement>().checked();
+            Action::Set(field, if on { "on" } else { "off" }.into())
+        })
+    };
+    let on_haproxy = switch(F::Haproxy);
+    let on_synchronous = switch(F::Synchronous);
     let synchronous_hint = if draft.synchronous {
         diags(view, "synchronous")
             .first()
