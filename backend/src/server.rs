@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt as _;
-use m1studio_shared::api::{DeployRequest, Deployment, DeploymentEvent, Drill};
+use m1studio_shared::api::{
+    DeployRequest, Deployment, DeploymentEvent, Drill, ErrorBody, ErrorDetail,
+};
 use m1studio_shared::{Diagnostic, Draft, Instance, has_errors, link};
 use rust_embed::Embed;
 use serde::{Deserialize, Serialize};
@@ -111,7 +113,12 @@ pub struct ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "message": self.message, "diagnostics": self.diagnostics } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                message: self.message,
+                diagnostics: self.diagnostics,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -133,12 +140,19 @@ impl From<Problem> for ApiError {
             Problem::NotFound(_) => StatusCode::NOT_FOUND,
             Problem::Conflict(_) => StatusCode::CONFLICT,
             Problem::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Problem::Internal(e) => {
-                tracing::error!("{e:#}");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Problem::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let message = problem.to_string();
+        let message = match &problem {
+            // What failed inside stays in the server's log: a client gets a reference to it.
+            Problem::Internal(e) => {
+                let reference = reference();
+                tracing::error!(reference = %reference, "{e:#}");
+                format!(
+                    "the server failed to answer; its log says why, under reference {reference}"
+                )
+            }
+            _ => problem.to_string(),
+        };
         let diagnostics = match problem {
             Problem::Invalid(diagnostics) | Problem::Refused { diagnostics, .. } => diagnostics,
             _ => Vec::new(),
@@ -149,6 +163,13 @@ impl From<Problem> for ApiError {
             diagnostics,
         }
     }
+}
+
+/// A short random reference that ties an answer to a line of the server's log.
+fn reference() -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl From<anyhow::Error> for ApiError {
@@ -431,4 +452,57 @@ async fn designer(uri: Uri) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, ErrorBody) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn what_failed_inside_stays_in_the_log_and_the_client_gets_a_reference() {
+        let inside = anyhow::anyhow!("cannot open /var/lib/m1studio/secret.db: disk I/O error");
+        let (status, body) = body_of(Problem::Internal(inside).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.error.message.contains("secret.db"), "{}", body.error.message);
+        assert!(!body.error.message.contains("I/O"), "{}", body.error.message);
+        assert!(body.error.message.contains("under reference "), "{}", body.error.message);
+        assert!(body.error.diagnostics.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_drill_keeps_its_diagnostics_and_its_status_says_whether_to_retry() {
+        use m1studio_shared::Code;
+        let now = Diagnostic::error("node", Code::DrillNotNow, "kestrel is already running");
+        let (status, body) = body_of(
+            Problem::Refused {
+                now: true,
+                diagnostics: vec![now.clone()],
+            }
+            .into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body.error.diagnostics, vec![now]);
+        let bad = Diagnostic::error("count", Code::DrillInvalid, "3 is out of range");
+        let (status, body) = body_of(
+            Problem::Refused {
+                now: false,
+                diagnostics: vec![bad.clone()],
+            }
+            .into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body.error.message, "count: 3 is out of range");
+        assert_eq!(body.error.diagnostics, vec![bad]);
+    }
 }

@@ -376,6 +376,24 @@ impl Machine {
     }
 }
 
+/// The body of every request the API refuses, whatever its status: `{"error": {"message",
+/// "diagnostics"}}`. The server writes it and the designer reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong with a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// One sentence for people, naming the field or what to do.
+    pub message: String,
+    /// Where the design or the drill was refused: every diagnostic, each with its stable code.
+    #[serde(default)]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
 /// One node's live state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {

@@ -7,8 +7,8 @@ use crate::components::field::diagnostic_items;
 use crate::diagram;
 use crate::view::View;
 use m1studio_shared::api::{
-    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, EventKind,
-    Machine, PostgresRole,
+    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, ErrorBody,
+    EventKind, Machine, PostgresRole,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Diagnostic, Kind, configure, link};
@@ -63,19 +63,6 @@ impl Reducible for Events {
             }
         }
     }
-}
-
-/// The API's error body.
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    message: String,
-    #[serde(default)]
-    diagnostics: Vec<Diagnostic>,
 }
 
 /// An answer whose content does not matter.
