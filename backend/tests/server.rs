@@ -6,8 +6,18 @@ use m1studio::server::{AppState, app, listen_problem};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+/// A browser or curl on this machine names the server's address in `Host`.
+fn local(mut request: Request<Body>) -> Request<Body> {
+    if !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+    }
+    request
+}
+
 async fn call(state: AppState, request: Request<Body>) -> (StatusCode, Value) {
-    let response = app(state).oneshot(request).await.unwrap();
+    let response = app(state).oneshot(local(request)).await.unwrap();
     let status = response.status();
     let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
     let body = serde_json::from_slice(&bytes)
@@ -447,7 +457,7 @@ async fn events_stream_as_server_sent_events_and_resume_after_the_last_one_seen(
         .header("last-event-id", "1")
         .body(Body::empty())
         .unwrap();
-    let response = app(state).oneshot(request).await.unwrap();
+    let response = app(state).oneshot(local(request)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
@@ -478,4 +488,114 @@ async fn events_stream_as_server_sent_events_and_resume_after_the_last_one_seen(
         text.contains("\"title\":\"Initialise the primary, kestrel\""),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn only_loopback_names_and_allowed_hosts_are_answered() {
+    let get = |host: &str| {
+        Request::get("/api/deployments")
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // DNS rebinding: a page of evil.example that resolves to 127.0.0.1 is not answered.
+    for host in [
+        "evil.example",
+        "evil.example:8080",
+        "127.0.0.1.nip.io:8080",
+        "",
+    ] {
+        let (status, body) = call(AppState::default(), get(host)).await;
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allowed-host"),
+            "{body}"
+        );
+    }
+    for host in [
+        "127.0.0.1:8080",
+        "localhost:8080",
+        "LOCALHOST",
+        "[::1]:8080",
+    ] {
+        let (status, body) = call(AppState::default(), get(host)).await;
+        assert_ne!(status, StatusCode::MISDIRECTED_REQUEST, "{host}: {body}");
+    }
+    let state = AppState {
+        allowed_hosts: vec!["studio.lab.example".to_string()].into(),
+        ..AppState::default()
+    };
+    let (status, body) = call(state.clone(), get("studio.lab.example:8080")).await;
+    assert_ne!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
+    let (status, _) = call(state, get("other.lab.example:8080")).await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+}
+
+#[tokio::test]
+async fn another_site_cannot_make_a_browser_change_anything() {
+    let post = |origin: Option<&str>, site: Option<&str>| {
+        let mut request = Request::post("/api/designs/check")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        request
+            .body(Body::from(r#"{"link": "v=1&name=lab&pg=17&fm=repmgr"}"#))
+            .unwrap()
+    };
+    for (origin, site) in [
+        (Some("http://evil.example"), None),
+        (Some("null"), None),
+        (Some("http://127.0.0.1:9999"), None),
+        (None, Some("cross-site")),
+    ] {
+        let (status, body) = call(AppState::default(), post(origin, site)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?} {site:?}: {body}");
+    }
+    // The designer itself, and clients that are not browsers (no Origin), go through.
+    for (origin, site) in [
+        (Some("http://127.0.0.1:8080"), Some("same-origin")),
+        (None, None),
+    ] {
+        let (status, body) = call(AppState::default(), post(origin, site)).await;
+        assert_eq!(status, StatusCode::OK, "{origin:?}: {body}");
+    }
+    // Reading is not changing: a GET with a foreign Origin is answered (the browser keeps the
+    // answer from the other site's page).
+    let request = Request::get("/healthz")
+        .header(header::ORIGIN, "http://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(AppState::default(), request).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn nothing_is_framed_and_only_the_designer_s_own_code_runs() {
+    for path in ["/healthz", "/api/deployments", "/"] {
+        let request = local(Request::get(path).body(Body::empty()).unwrap());
+        let response = app(AppState::default()).oneshot(request).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "frame-ancestors 'none'",
+            "script-src 'self' 'wasm-unsafe-eval'",
+            "connect-src 'self'",
+            "object-src 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(
+            !policy.contains("unsafe-eval'") || policy.contains("wasm-unsafe-eval"),
+            "{policy}"
+        );
+    }
 }

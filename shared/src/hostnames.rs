@@ -41,6 +41,16 @@ pub fn dns_label_problem(name: &str) -> Option<&'static str> {
     None
 }
 
+/// Whether `name` is a host name (dot-separated DNS labels, any case) or an IPv4 address, as a
+/// browser writes it in `Host` without the port.
+pub fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name
+            .to_ascii_lowercase()
+            .split('.')
+            .all(|label| dns_label_problem(label).is_none())
+}
+
 /// The lines of a `--hostnames-from` file that name a host, without comments.
 fn host_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines()

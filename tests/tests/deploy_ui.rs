@@ -102,7 +102,11 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         assert!(!page.as_str().unwrap_or_default().contains(password), "the page never shows the password");
 
         // Destroy from the page.
+        // Destroying asks first; keeping it changes nothing, confirming destroys.
         c.find(Locator::Id("destroy-button")).await?.click().await?;
+        c.find(Locator::Id("destroy-kept")).await?.click().await?;
+        c.find(Locator::Id("destroy-button")).await?.click().await?;
+        c.find(Locator::Id("destroy-confirmed")).await?.click().await?;
         wait_for_within(c, "document.querySelector('#deployment[data-state=destroyed]') !== null", Duration::from_secs(60)).await?;
         assert!(executor.containers().await?.is_empty(), "nothing of the cluster is left");
         anyhow::Ok(())

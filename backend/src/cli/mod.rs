@@ -124,6 +124,10 @@ enum Command {
         /// Deploy bare designs too, logging in to their hosts as root with this private key
         #[arg(long, value_name = "FILE")]
         ssh_key: Option<PathBuf>,
+        /// A host name browsers use to reach this server, besides 127.0.0.1 and localhost (and the
+        /// address it listens on); others are refused, against DNS rebinding. Repeat for more
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
     },
 }
 
@@ -177,7 +181,15 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             token,
             parallel,
             ssh_key,
-        } => serve::serve_command(listen, token, db.as_deref(), parallel.into(), ssh_key),
+            allowed_hosts,
+        } => serve::serve_command(
+            listen,
+            token,
+            db.as_deref(),
+            parallel.into(),
+            ssh_key,
+            &allowed_hosts,
+        ),
         Command::Deploy {
             path,
             profile,

@@ -16,9 +16,24 @@ pub(crate) fn serve_command(
     db: Option<&Path>,
     parallel: usize,
     ssh_key: Option<PathBuf>,
+    allowed_hosts: &[String],
 ) -> Result<ExitCode> {
     if let Some(problem) = crate::server::listen_problem(listen, token.as_deref()) {
         bail!("{problem}");
+    }
+    let bad_hosts: Vec<&String> = allowed_hosts
+        .iter()
+        .filter(|name| !m1studio_shared::hostnames::is_host_name(name.trim()))
+        .collect();
+    if !bad_hosts.is_empty() {
+        bail!(
+            "--allowed-host {}: not a host name; give the name (letters, digits, hyphens and dots, no port) that browsers use to reach this server",
+            bad_hosts
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(key) = ssh_key.as_deref().filter(|k| !k.is_file()) {
         bail!(
@@ -49,7 +64,19 @@ pub(crate) fn serve_command(
         .with_writer(std::io::stderr)
         .init();
     let runner = crate::runner::Runner::with_ssh(store, parallel, ssh);
+    let mut allowed_hosts: Vec<String> = allowed_hosts
+        .iter()
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    // The address the server listens on, where it is one, is its own name too.
+    if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+        allowed_hosts.push(match listen.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        });
+    }
     let state = crate::server::AppState {
+        allowed_hosts: allowed_hosts.into(),
         token: token.map(Into::into),
         runner: Some(runner.clone()),
     };

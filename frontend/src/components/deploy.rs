@@ -397,7 +397,26 @@ pub fn Deploy(props: &DeployProps) -> Html {
             retarget_after.set(input.checked());
         })
     };
-    let destroy = act("DELETE", |id| format!("/api/deployments/{id}"), None);
+    // Destroying asks first: the page shows what goes, and a second button does it.
+    let confirming = use_state(|| false);
+    let destroy = {
+        let (confirming, go) = (
+            confirming.clone(),
+            act("DELETE", |id| format!("/api/deployments/{id}"), None),
+        );
+        Callback::from(move |e: MouseEvent| {
+            confirming.set(false);
+            go.emit(e);
+        })
+    };
+    let ask = {
+        let confirming = confirming.clone();
+        Callback::from(move |_: MouseEvent| confirming.set(true))
+    };
+    let keep = {
+        let confirming = confirming.clone();
+        Callback::from(move |_: MouseEvent| confirming.set(false))
+    };
 
     let use_token = {
         let (token, token_text) = (token.clone(), token_text.clone());
@@ -520,7 +539,12 @@ pub fn Deploy(props: &DeployProps) -> Html {
                 on_retarget_after,
                 reports: &reports,
             },
-            destroy,
+            Destroying {
+                ask,
+                confirming: *confirming,
+                destroy,
+                keep,
+            },
             start_buttons(&api, d, status.as_ref(), &refusal, &busy),
             copy_password(&api, d, &copied),
             copied.as_deref(),
@@ -659,6 +683,18 @@ fn seconds_between(from: u64, to: u64) -> String {
     format!("+{:.1} s", to.saturating_sub(from) as f64 / 1000.0)
 }
 
+/// The destroy button, and the question it asks first.
+struct Destroying {
+    /// Asks.
+    ask: Callback<MouseEvent>,
+    /// Whether the question is shown.
+    confirming: bool,
+    /// Destroys.
+    destroy: Callback<MouseEvent>,
+    /// Keeps the cluster.
+    keep: Callback<MouseEvent>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn deployment_view(
     d: &Deployment,
@@ -666,7 +702,7 @@ fn deployment_view(
     status: Option<&ClusterStatus>,
     busy: bool,
     drills: Drills<'_>,
-    destroy: Callback<MouseEvent>,
+    destroying: Destroying,
     start_buttons: Html,
     copy_password: Callback<MouseEvent>,
     copied: Option<&str>,
@@ -814,8 +850,15 @@ fn deployment_view(
                     </label>
                 }
                 { start_buttons }
-                if d.state != DeploymentState::Destroyed {
-                    <button type="button" id="destroy-button" class="secondary" disabled={busy || matches!(d.state, DeploymentState::Queued | DeploymentState::Deploying)} onclick={destroy}>{ "Destroy" }</button>
+                if d.state != DeploymentState::Destroyed && !destroying.confirming {
+                    <button type="button" id="destroy-button" class="secondary" disabled={busy || matches!(d.state, DeploymentState::Queued | DeploymentState::Deploying)} onclick={destroying.ask}>{ "Destroy" }</button>
+                }
+                if d.state != DeploymentState::Destroyed && destroying.confirming {
+                    <span class="confirm" id="destroy-confirm" role="alertdialog" aria-label="Confirm destroying the cluster">
+                        { format!("Destroy cluster {} and all its data? ", d.cluster) }
+                        <button type="button" id="destroy-confirmed" class="danger" disabled={busy} onclick={destroying.destroy}>{ "Destroy it" }</button>
+                        <button type="button" id="destroy-kept" class="secondary" onclick={destroying.keep}>{ "Keep it" }</button>
+                    </span>
                 }
             </div>
             if running {
