@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 const NETWORK: &str = "10.219.0";
 
+/// The code of a host that is not ready for a deployment.
+const NOT_READY: &str = "host-not-ready";
+
 async fn eventually(executor: &DockerExecutor, node: &str, sql: &str, expect: &str) -> Result<()> {
     let started = Instant::now();
     loop {
@@ -90,8 +93,8 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         let text = said(&refused);
         ensure!(!refused.status.success(), "{text}");
         // Each problem at its instance, with the code of a host that is not ready.
-        ensure!(text.contains(&format!("error[host-not-ready] instances[0]: {primary} (")) && text.contains("already has a data directory in /var/lib/postgresql/data"), "{text}");
-        ensure!(text.contains(&format!("error[host-not-ready] instances[1]: {second} (")) && text.contains("something already listens on port 5432, which replica needs"), "{text}");
+        ensure!(text.contains(&format!("error[{NOT_READY}] instances[0]: {primary} (")) && text.contains("already has a data directory in /var/lib/postgresql/data"), "{text}");
+        ensure!(text.contains(&format!("error[{NOT_READY}] instances[1]: {second} (")) && text.contains("something already listens on port 5432, which replica needs"), "{text}");
         ensure!(text.contains("nothing was changed on any host"), "{text}");
         let stop = machines.run(&second, &argv(&["pkill", "-f", "m1studio-busy-port"]), "root", None).await?;
         ensure!(stop.code == 0, "{}", stop.stderr);
@@ -194,7 +197,7 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         ensure!(answer == "2", "the hosts keep their data after destroy: {answer}");
         let again = m1studio_near_the_engine(&["deploy", &cluster, "--ssh-key", key_arg], &dir)?;
         let text = said(&again);
-        ensure!(!again.status.success() && text.contains("error[host-not-ready]") && text.contains("already has a data directory"), "{text}");
+        ensure!(!again.status.success() && text.contains(&format!("error[{NOT_READY}]")) && text.contains("already has a data directory"), "{text}");
         ensure!(text.contains("nothing was changed on any host"), "{text}");
 
         // The plan for these hosts runs no sshd of its own.

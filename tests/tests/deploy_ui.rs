@@ -35,13 +35,15 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         assert!(error.contains("apt repository"), "{error}");
         assert!(executor.containers().await?.is_empty());
 
-        // A bare design deploys from the command line over SSH: the page says how, and offers
-        // no button that would fail.
+        // A bare design goes to its hosts over SSH, which this server was not given the means
+        // for: it refuses with the platform's diagnostic, and nothing is created.
         open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=bare", server.url())).await?;
-        wait_for(c, "document.querySelector('#deploy-elsewhere') !== null").await?;
-        let elsewhere = c.find(Locator::Id("deploy-elsewhere")).await?.text().await?;
-        assert!(elsewhere.contains("m1studio deploy DIR --ssh-key KEY"), "{elsewhere}");
-        assert_eq!(eval(c, "document.getElementById('deploy-button').disabled").await?, serde_json::Value::Bool(true));
+        wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
+        c.find(Locator::Id("deploy-button")).await?.click().await?;
+        wait_for(c, "document.querySelector('#deploy-error [data-code=\"deploy-unsupported\"]') !== null").await?;
+        let error = c.find(Locator::Id("deploy-error")).await?.text().await?;
+        assert!(error.contains("--ssh-key"), "{error}");
+        assert!(executor.containers().await?.is_empty());
 
         // The real design: progress per node, then running.
         open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.214.0.0%2F24", server.url())).await?;
