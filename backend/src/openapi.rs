@@ -9,7 +9,14 @@ fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
         let description = match *code {
             "400" => "The request is malformed; the message says what to send",
             "401" => "The server needs its token (Authorization: Bearer TOKEN)",
-            "404" => "No such deployment",
+            "403" => {
+                "Refused: another site's page, a wrong join code, or an attendee asking for the trainer's view"
+            }
+            "404" => "No such deployment (or not yours, in a workshop)",
+            "421" => {
+                "The server does not answer to this Host: use 127.0.0.1, localhost, or an --allowed-host"
+            }
+            "429" => "Too many joins at once: wait a few seconds",
             "409" => "The cluster name is taken, or the deployment is busy",
             "422" => "The design has errors: every diagnostic, nothing created",
             "503" => "The Docker engine cannot be reached; the message says what to start",
@@ -79,6 +86,8 @@ pub fn document() -> Value {
                     "created_ms": { "type": "integer" }, "updated_ms": { "type": "integer" },
                     "error": { "type": ["string", "null"] },
                     "link": { "type": "string" },
+                    "network": { "type": ["string", "null"], "description": "The network it got from the address pool, when its design left the network at the default" },
+                    "owner": { "type": "string", "description": "In a workshop, the attendee it belongs to; empty for the server's own user and the trainer" },
                     "instances": { "type": "array", "items": { "type": "object" } },
                     "connections": { "type": "object", "properties": {
                         "read_write": { "type": "string", "description": "Multi-host, target_session_attrs=read-write" },
@@ -167,6 +176,22 @@ pub fn document() -> Value {
                 "parameters": id_parameter(),
                 "get": { "summary": "The password of the postgres user, random per deployment",
                     "responses": ok("200", "The credentials", json!({ "type": "object", "properties": { "user": { "type": "string" }, "password": { "type": "string" } } }), &["401", "404"]) } },
+            "/api/join": { "post": {
+                "summary": "Join the server's workshop with the trainer's code and a display name; needs no token, and gives one",
+                "security": [{}],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["code", "name"],
+                    "properties": { "code": { "type": "string" }, "name": { "type": "string", "maxLength": 40 } } } } } },
+                "responses": ok("201", "Joined: the attendee's own token, for every later call, and who they are",
+                    json!({ "type": "object", "properties": { "token": { "type": "string" },
+                        "attendee": { "type": "object", "properties": { "id": { "type": "string" }, "name": { "type": "string" }, "workshop": { "type": "string" } } } } }),
+                    &["400", "403", "404", "409", "422", "429"]) } },
+            "/api/room": { "get": {
+                "summary": "The trainer's view of the workshop: every attendee, their deployments and each one's last drill report",
+                "responses": ok("200", "The room", json!({ "type": "object", "properties": { "workshop": { "type": "string" },
+                    "attendees": { "type": "array", "items": { "type": "object", "properties": {
+                        "attendee": { "type": "object" }, "deployments": { "type": "array", "items": reference("Deployment") },
+                        "last_reports": { "type": "array", "description": "Pairs of a deployment's id and its last drill report" } } } } } }),
+                    &["401", "403", "404"]) } },
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
         }
     })

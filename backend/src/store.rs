@@ -54,6 +54,23 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE events ADD COLUMN signal TEXT;
 ",
+    "
+    -- Who a deployment belongs to ('' for the server's own user and the trainer), and the
+    -- network it really got when its design left the network at the default.
+    ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deployments ADD COLUMN network TEXT;
+    DROP INDEX one_live_cluster;
+    CREATE UNIQUE INDEX one_live_cluster ON deployments (owner, cluster) WHERE state <> 'destroyed';
+    -- The attendees of workshops: their tokens only as hashes.
+    CREATE TABLE attendees (
+        id TEXT PRIMARY KEY,
+        workshop TEXT NOT NULL,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        joined_ms INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX attendee_names ON attendees (workshop, lower(name));
+",
 ];
 
 /// A deployment as stored.
@@ -75,13 +92,44 @@ pub struct Record {
     pub updated_ms: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// Who it belongs to: an attendee's id, or empty for the server's own user.
+    pub owner: String,
+    /// The network it really got, when its design left the network at the default.
+    pub network: Option<String>,
+}
+
+impl Record {
+    /// The name of the target's objects: the cluster's, with its owner's id after it for an
+    /// attendee, so that two attendees' clusters of one name never meet.
+    pub fn engine_name(&self) -> String {
+        if self.owner.is_empty() {
+            self.cluster.clone()
+        } else {
+            format!("{}-{}", self.cluster, self.owner)
+        }
+    }
+}
+
+/// An attendee of a workshop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attendee {
+    /// Its identifier: short, and part of its clusters' engine names.
+    pub id: String,
+    /// The workshop.
+    pub workshop: String,
+    /// The name it gave.
+    pub name: String,
+    /// When it joined.
+    pub joined_ms: u64,
 }
 
 /// Why a deployment could not be recorded.
 #[derive(Debug)]
 pub enum InsertError {
-    /// A live deployment already has this cluster name.
+    /// A live deployment of the same owner already has this cluster name.
     Conflict(Box<Record>),
+    /// The name is taken.
+    Taken,
     /// Anything else.
     Other(anyhow::Error),
 }
@@ -190,8 +238,8 @@ impl Store {
             let tx =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
-                "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms, error, owner, network)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     record.id,
                     record.cluster,
@@ -200,7 +248,9 @@ impl Store {
                     draft,
                     record.created_ms,
                     record.updated_ms,
-                    record.error
+                    record.error,
+                    record.owner,
+                    record.network
                 ],
             )?;
             for (name, value) in secrets {
@@ -217,7 +267,7 @@ impl Store {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                match self.live_by_cluster(&record.cluster) {
+                match self.live_by_cluster(&record.owner, &record.cluster) {
                     Ok(Some(existing)) => Err(InsertError::Conflict(Box::new(existing))),
                     Ok(None) => Err(InsertError::Other(anyhow::anyhow!(
                         "deployment {} is already recorded",
@@ -243,10 +293,13 @@ impl Store {
             created_ms: row.get(5)?,
             updated_ms: row.get(6)?,
             error: row.get(7)?,
+            owner: row.get(8)?,
+            network: row.get(9)?,
         })
     }
 
-    const COLUMNS: &str = "id, cluster, state, profile, draft, created_ms, updated_ms, error";
+    const COLUMNS: &str =
+        "id, cluster, state, profile, draft, created_ms, updated_ms, error, owner, network";
 
     /// The deployment `id`.
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
@@ -260,19 +313,72 @@ impl Store {
             .optional()?)
     }
 
-    /// The live (not destroyed) deployment of cluster `cluster`.
-    pub fn live_by_cluster(&self, cluster: &str) -> Result<Option<Record>> {
+    /// `owner`'s live (not destroyed) deployment of cluster `cluster`.
+    pub fn live_by_cluster(&self, owner: &str, cluster: &str) -> Result<Option<Record>> {
         let connection = self.lock();
         Ok(connection
             .query_row(
                 &format!(
-                    "SELECT {} FROM deployments WHERE cluster = ?1 AND state <> 'destroyed'",
+                    "SELECT {} FROM deployments WHERE owner = ?1 AND cluster = ?2 AND state <> 'destroyed'",
                     Store::COLUMNS
                 ),
-                [cluster],
+                [owner, cluster],
                 Store::row,
             )
             .optional()?)
+    }
+
+    /// Records an attendee of `workshop` named `name` whose token hashes to `token_hash`, or
+    /// says that the name is taken there.
+    pub fn add_attendee(
+        &self,
+        attendee: &Attendee,
+        token_hash: &str,
+    ) -> std::result::Result<(), InsertError> {
+        let result = self.lock().execute(
+            "INSERT INTO attendees (id, workshop, name, token_hash, joined_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![attendee.id, attendee.workshop, attendee.name, token_hash, attendee.joined_ms],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(InsertError::Taken)
+            }
+            Err(e) => Err(InsertError::Other(e.into())),
+        }
+    }
+
+    /// The attendee whose token hashes to `token_hash`.
+    pub fn attendee_by_token(&self, token_hash: &str) -> Result<Option<Attendee>> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, workshop, name, joined_ms FROM attendees WHERE token_hash = ?1",
+                [token_hash],
+                Store::attendee,
+            )
+            .optional()?)
+    }
+
+    /// The attendees of `workshop`, in the order they joined.
+    pub fn attendees(&self, workshop: &str) -> Result<Vec<Attendee>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(
+            "SELECT id, workshop, name, joined_ms FROM attendees WHERE workshop = ?1 ORDER BY joined_ms, rowid",
+        )?;
+        let rows = statement.query_map([workshop], Store::attendee)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn attendee(row: &rusqlite::Row<'_>) -> rusqlite::Result<Attendee> {
+        Ok(Attendee {
+            id: row.get(0)?,
+            workshop: row.get(1)?,
+            name: row.get(2)?,
+            joined_ms: row.get(3)?,
+        })
     }
 
     /// Every deployment, newest first.
@@ -408,6 +514,52 @@ fn restrict(_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a file that anyone but its owner may read or write, as ssh refuses such a key: it
+/// holds secrets.
+pub fn check_private(file: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = std::fs::symlink_metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if metadata.file_type().is_symlink() {
+        anyhow::bail!(
+            "{} is a symbolic link, and a file of secrets is read only where it is: replace it by the file itself",
+            file.display()
+        );
+    }
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} holds secrets and others can read or change it (mode {mode:o}): run chmod 600 {}, or remove it to get new ones",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `text` into the new file `file`, readable by its owner only: never over an existing
+/// file, and never through a symbolic link (`create_new` is `O_EXCL`, which refuses a link in
+/// the file's place, even a dangling one).
+pub fn write_private(file: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    out.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", file.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +574,8 @@ mod tests {
             created_ms: now_ms(),
             updated_ms: now_ms(),
             error: None,
+            owner: String::new(),
+            network: None,
         }
     }
 
@@ -489,7 +643,7 @@ mod tests {
         assert!(store.secrets("d1").unwrap().is_empty());
         store.insert(&record("d2", "m1"), &[]).unwrap();
         assert_eq!(store.list().unwrap().len(), 2);
-        assert_eq!(store.live_by_cluster("m1").unwrap().unwrap().id, "d2");
+        assert_eq!(store.live_by_cluster("", "m1").unwrap().unwrap().id, "d2");
     }
 
     #[test]

@@ -231,6 +231,8 @@ fn record(
         created_ms: 1,
         updated_ms: 1,
         error: None,
+        owner: String::new(),
+        network: None,
     };
     runner.store().insert(&record, &[]).unwrap();
 }
@@ -598,4 +600,239 @@ async fn nothing_is_framed_and_only_the_designer_s_own_code_runs() {
             "{policy}"
         );
     }
+}
+
+/// A server running workshop `lab` for at most `seats` attendees, with its code and the trainer's
+/// token.
+fn workshop(seats: usize) -> (AppState, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workshop-lab.json");
+    let workshop = m1studio::server::Workshop::open("lab", &file, None, seats).unwrap();
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the trainer's token is its owner's only"
+    );
+    let code = workshop.code().to_string();
+    let runner = m1studio::runner::Runner::new(m1studio::store::Store::in_memory().unwrap(), 2);
+    let state = AppState {
+        runner: Some(runner),
+        workshop: Some(std::sync::Arc::new(workshop)),
+        ..AppState::default()
+    };
+    (
+        state,
+        code,
+        kept["trainer_token"].as_str().unwrap().to_string(),
+        dir,
+    )
+}
+
+fn with_token(mut request: Request<Body>, token: &str) -> Request<Body> {
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    request
+}
+
+async fn join(state: &AppState, code: &str, name: &str) -> (StatusCode, Value) {
+    let body = json!({ "code": code, "name": name }).to_string();
+    call(state.clone(), post("/api/join", &body)).await
+}
+
+#[tokio::test]
+async fn attendees_join_with_the_code_and_a_name_and_each_mistake_is_said() {
+    let (state, code, trainer, _dir) = workshop(3);
+    let (status, ada) = join(&state, &code, "  Ada Lovelace ").await;
+    assert_eq!(status, StatusCode::CREATED, "{ada}");
+    assert_eq!(ada["attendee"]["name"], "Ada Lovelace");
+    assert_eq!(ada["attendee"]["workshop"], "lab");
+    let token = ada["token"].as_str().unwrap();
+    assert!(token.len() >= 32);
+    // Stored as a hash: the token itself is nowhere in the store.
+    let runner = state.runner.clone().unwrap();
+    let attendee = runner.store().attendees("lab").unwrap();
+    assert_eq!(attendee.len(), 1);
+
+    let cases = [
+        (
+            code.as_str(),
+            "ada lovelace",
+            StatusCode::CONFLICT,
+            "has joined already",
+        ),
+        (
+            code.as_str(),
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the name is empty",
+        ),
+        (
+            code.as_str(),
+            &"x".repeat(200),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "at most 40",
+        ),
+        (
+            "wrong-code",
+            "Grace",
+            StatusCode::FORBIDDEN,
+            "not the join code",
+        ),
+    ];
+    for (given, name, status, says) in cases {
+        let (got, body) = join(&state, given, name).await;
+        assert_eq!(got, status, "{name:?}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
+    }
+    assert_eq!(join(&state, &code, "Grace").await.0, StatusCode::CREATED);
+    assert_eq!(join(&state, &code, "Linus").await.0, StatusCode::CREATED);
+    let (status, body) = join(&state, &code, "Margaret").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is full: 3 of 3"),
+        "{body}"
+    );
+
+    // Every call needs a token: an attendee's, or the trainer's.
+    let list = || {
+        Request::get("/api/deployments")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        call(state.clone(), list()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(state.clone(), with_token(list(), "not-a-token-at-all"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(state.clone(), with_token(list(), token)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(state.clone(), with_token(list(), &trainer)).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn joins_are_rate_limited() {
+    let (state, _, _, _dir) = workshop(1000);
+    let mut limited = 0;
+    for i in 0..40 {
+        let (status, _) = join(&state, "wrong", &format!("n{i}")).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 10, "30 joins in 10 s, then 429");
+}
+
+#[tokio::test]
+async fn an_attendee_sees_only_their_own_and_the_trainer_sees_the_room() {
+    let (state, code, trainer, _dir) = workshop(10);
+    let (_, a) = join(&state, &code, "A").await;
+    let (_, b) = join(&state, &code, "B").await;
+    let (a_token, b_token) = (a["token"].as_str().unwrap(), b["token"].as_str().unwrap());
+    let a_id = a["attendee"]["id"].as_str().unwrap().to_string();
+    let runner = state.runner.clone().unwrap();
+    // A's deployment of cluster m1.
+    let record = m1studio::store::Record {
+        id: "a1".into(),
+        cluster: "m1".into(),
+        state: m1studio_shared::api::DeploymentState::Running,
+        profile: m1studio_shared::plan::Profile::Fast,
+        draft: m1studio_shared::Draft::starter(),
+        created_ms: 1,
+        updated_ms: 1,
+        error: None,
+        owner: a_id.clone(),
+        network: Some("10.0.0.0/24".into()),
+    };
+    runner
+        .store()
+        .insert(&record, &[("postgres", "pw")])
+        .unwrap();
+    // B may record the same cluster name: names are per owner.
+    let mut theirs = record.clone();
+    theirs.id = "b1".into();
+    theirs.owner = b["attendee"]["id"].as_str().unwrap().into();
+    theirs.network = Some("10.0.1.0/24".into());
+    runner.store().insert(&theirs, &[]).unwrap();
+
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let (status, mine) = call(state.clone(), with_token(get("/api/deployments"), a_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a1"]);
+    assert_eq!(mine[0]["network"], "10.0.0.0/24");
+    assert!(
+        mine[0]["connections"]["read_write"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0."),
+        "{mine}"
+    );
+    // B asks for A's deployment in every way: not found, as if it did not exist.
+    for request in [
+        get("/api/deployments/a1"),
+        get("/api/deployments/a1/status"),
+        get("/api/deployments/a1/events"),
+        get("/api/deployments/a1/drills"),
+        get("/api/deployments/a1/credentials"),
+        Request::delete("/api/deployments/a1")
+            .body(Body::empty())
+            .unwrap(),
+        post(
+            "/api/deployments/a1/drills",
+            r#"{"action": "kill-primary"}"#,
+        ),
+    ] {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, body) = call(state.clone(), with_token(request, b_token)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {body}");
+        assert!(!body.to_string().contains("pw"));
+    }
+    let (status, _) = call(
+        state.clone(),
+        with_token(get("/api/deployments/a1/credentials"), a_token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The room is the trainer's.
+    assert_eq!(
+        call(state.clone(), with_token(get("/api/room"), a_token))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, room) = call(state.clone(), with_token(get("/api/room"), &trainer)).await;
+    assert_eq!(status, StatusCode::OK, "{room}");
+    let seats = room["attendees"].as_array().unwrap();
+    assert_eq!(seats.len(), 2);
+    assert_eq!(seats[0]["attendee"]["name"], "A");
+    assert_eq!(seats[0]["deployments"][0]["id"], "a1");
+    assert_eq!(seats[1]["deployments"][0]["id"], "b1");
+    let (_, all) = call(state.clone(), with_token(get("/api/deployments"), &trainer)).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
 }

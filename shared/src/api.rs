@@ -144,6 +144,29 @@ pub fn server_refusal(design: &crate::Design, bare_hosts: bool) -> Option<Diagno
     }
 }
 
+/// Why a docker design's explicit network cannot be used now: `other`'s cluster, deployed, has
+/// `taken`, which overlaps it. Docker would refuse it half-way; this says so before.
+pub fn network_taken(network: ipnet::Ipv4Net, other: &str, taken: ipnet::Ipv4Net) -> Diagnostic {
+    Diagnostic::error(
+        "network",
+        crate::diag::Code::NetworkTaken,
+        format!(
+            "--network {network} overlaps {taken}, which cluster {other} uses on this Docker engine: leave --network out (each cluster then gets a free network of its own), choose a range that overlaps no other, or destroy {other} first"
+        ),
+    )
+}
+
+/// Why no network could be found for a docker design that left its own at the default.
+pub fn pool_full(pool: ipnet::Ipv4Net) -> Diagnostic {
+    Diagnostic::error(
+        "network",
+        crate::diag::Code::NetworkTaken,
+        format!(
+            "every network of the address pool {pool} is in use: destroy a cluster, or start the server with a larger --address-pool"
+        ),
+    )
+}
+
 /// Each host of a bare design and the address m1studio reaches it at over SSH, or, for every
 /// instance without one, a diagnostic at its `ip_address`.
 pub fn bare_hosts(
@@ -263,6 +286,13 @@ pub struct Deployment {
     /// Its place in the queue, from 1, while queued.
     #[serde(default)]
     pub queue_position: Option<usize>,
+    /// The network it got from the address pool, when its design left the network at the
+    /// default (its instances' addresses and connection strings are in it; its link is not).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Its owner: an attendee's id in a workshop, or empty for the server's own user.
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// What an event reports.
@@ -392,6 +422,82 @@ pub struct ErrorDetail {
     /// Where the design or the drill was refused: every diagnostic, each with its stable code.
     #[serde(default)]
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The longest display name an attendee may give.
+pub const NAME_LIMIT: usize = 40;
+
+/// A request to join a workshop: its join code, and the name its attendee gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The code of the trainer's join link.
+    pub code: String,
+    /// The attendee's display name.
+    pub name: String,
+}
+
+/// An attendee of a workshop, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendeeView {
+    /// Its identifier.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// The workshop.
+    pub workshop: String,
+}
+
+/// The answer to a join: the attendee's own token (kept by the page), and who it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The token every later call carries.
+    pub token: String,
+    /// The attendee.
+    pub attendee: AttendeeView,
+}
+
+/// What the trainer sees: every attendee with their deployments, and the deployments of the
+/// trainer's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    /// The workshop's name.
+    pub workshop: String,
+    /// Every attendee, in the order they joined.
+    pub attendees: Vec<RoomSeat>,
+}
+
+/// One attendee in the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSeat {
+    /// Who.
+    pub attendee: AttendeeView,
+    /// Their deployments, newest first.
+    pub deployments: Vec<Deployment>,
+    /// The last drill report of each of them, by deployment id.
+    pub last_reports: Vec<(String, DrillReport)>,
+}
+
+/// What is wrong with a display name, as a diagnostic at `name`, if anything.
+pub fn name_problem(name: &str) -> Option<Diagnostic> {
+    let trimmed = name.trim();
+    let problem = if trimmed.is_empty() {
+        "is empty: give the name the room knows you by".to_string()
+    } else if trimmed.chars().count() > NAME_LIMIT {
+        format!(
+            "is {} characters long: give at most {NAME_LIMIT}",
+            trimmed.chars().count()
+        )
+    } else if trimmed.chars().any(char::is_control) {
+        "holds control characters: give letters, digits, spaces and punctuation".to_string()
+    } else {
+        return None;
+    };
+    Some(Diagnostic::error(
+        "name",
+        crate::diag::Code::NameInvalid,
+        format!("the name {problem}"),
+    ))
 }
 
 /// One node's live state.

@@ -128,6 +128,8 @@ codes! {
     DrillInvalid => "drill-invalid",
     DrillNotNow => "drill-not-now",
     HostNotReady => "host-not-ready",
+    NetworkTaken => "network-taken",
+    NameInvalid => "name-invalid",
 }
 
 impl fmt::Display for Code {

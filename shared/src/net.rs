@@ -105,3 +105,53 @@ mod tests {
         assert!(aws_subnets(net("10.33.0.0/28"), [2, 2]).is_none());
     }
 }
+
+/// Where docker clusters whose network was left at the default get theirs: one `/24` each,
+/// inside `10.0.0.0/8`, so that any number of them run side by side on one engine.
+pub const DEFAULT_POOL: &str = "10.0.0.0/8";
+
+/// The size of a network taken from the pool.
+pub const POOL_PREFIX: u8 = 24;
+
+/// Whether two networks share an address.
+pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first network of `prefix` inside `pool` that overlaps none of `taken`, or `None` when the
+/// pool is full.
+pub fn free_subnet(pool: Ipv4Net, prefix: u8, taken: &[Ipv4Net]) -> Option<Ipv4Net> {
+    let mut taken: Vec<Ipv4Net> = taken.to_vec();
+    taken.sort_by_key(|n| n.network());
+    pool.subnets(prefix.max(pool.prefix_len()))
+        .ok()?
+        .find(|candidate| !taken.iter().any(|t| overlaps(*t, *candidate)))
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    fn net(text: &str) -> Ipv4Net {
+        text.parse().unwrap_or_else(|_| Ipv4Net::default())
+    }
+
+    #[test]
+    fn the_pool_gives_the_first_free_network_and_says_when_it_is_full() {
+        let pool = net("10.0.0.0/8");
+        assert_eq!(free_subnet(pool, 24, &[]), Some(net("10.0.0.0/24")));
+        // Another cluster's /24, and a /16 that covers many: both skipped.
+        let taken = [net("10.0.0.0/24"), net("10.0.1.0/24"), net("10.0.2.0/23")];
+        assert_eq!(free_subnet(pool, 24, &taken), Some(net("10.0.4.0/24")));
+        let taken = [net("10.0.0.0/16")];
+        assert_eq!(free_subnet(pool, 24, &taken), Some(net("10.1.0.0/24")));
+        // A small pool fills up.
+        let small = net("10.9.0.0/23");
+        assert_eq!(
+            free_subnet(small, 24, &[net("10.9.0.0/24"), net("10.9.1.0/24")]),
+            None
+        );
+        assert!(overlaps(net("10.33.0.0/16"), net("10.33.7.0/24")));
+        assert!(!overlaps(net("10.33.0.0/16"), net("10.34.0.0/24")));
+    }
+}

@@ -662,6 +662,44 @@ fn a_bare_design_deploys_only_where_every_host_has_an_address() {
 }
 
 #[test]
+fn an_attendee_s_name_is_one_a_room_can_read() {
+    use m1studio_shared::api::name_problem;
+    for good in [
+        "Ada",
+        "  Grace Hopper ",
+        "Zoë O'Neil-Smith",
+        &"x".repeat(40),
+    ] {
+        assert_eq!(name_problem(good), None, "{good}");
+    }
+    for bad in ["", "   ", &"x".repeat(41), "tab\there", &"é".repeat(200)] {
+        let d = name_problem(bad).expect(bad);
+        assert_eq!(
+            (d.path.as_str(), d.code.as_str()),
+            ("name", "name-invalid"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_network_another_cluster_uses_is_named_with_it() {
+    let mine: ipnet::Ipv4Net = "10.33.0.0/16".parse().unwrap();
+    let theirs: ipnet::Ipv4Net = "10.33.4.0/24".parse().unwrap();
+    let d = m1studio_shared::api::network_taken(mine, "lab", theirs);
+    assert_eq!(
+        (d.path.as_str(), d.code.as_str()),
+        ("network", "network-taken")
+    );
+    assert!(
+        d.is_error() && d.message.contains("cluster lab") && d.message.contains("10.33.4.0/24")
+    );
+    let full = m1studio_shared::api::pool_full("10.9.0.0/23".parse().unwrap());
+    assert_eq!(full.code, Code::NetworkTaken);
+    assert!(full.message.contains("--address-pool"));
+}
+
+#[test]
 #[allow(clippy::disallowed_methods)] // reads the test files themselves
 fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
     // A new code without a rule test shows up here first.

@@ -132,12 +132,26 @@ pub fn http(
     path: &str,
     json: Option<&str>,
 ) -> Result<(u16, String)> {
+    http_as(addr, method, path, json, None)
+}
+
+/// `http`, with `token` as the bearer token when given.
+pub fn http_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    token: Option<&str>,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(40)))?;
     let body = json.unwrap_or_default();
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = Vec::new();
@@ -188,11 +202,18 @@ impl Server {
     /// Starts the real binary on the store `db`. It runs one deployment at a time, so that
     /// a second one waits in the queue.
     pub fn start_with_store(db: &Path) -> Result<Server> {
+        Server::start_with(db, &[], 1)
+    }
+
+    /// Starts the real binary on the store `db` with `extra` options, running `parallel`
+    /// deployments at once.
+    pub fn start_with(db: &Path, extra: &[&str], parallel: usize) -> Result<Server> {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let child = Command::new(binary()?)
             .args(["serve", "--listen", &addr.to_string()])
+            .args(extra)
             .env("M1STUDIO_DB", db)
-            .env("M1STUDIO_PARALLEL", "1")
+            .env("M1STUDIO_PARALLEL", parallel.to_string())
             .env_remove("M1STUDIO_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -516,7 +537,6 @@ pub async fn refuses_writes(
 }
 
 pub mod rest {
-    use crate::http;
     use anyhow::{Context as _, Result, bail};
     use serde_json::Value;
     use std::net::SocketAddr;
@@ -528,7 +548,24 @@ pub mod rest {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value)> {
-        let (status, text) = http(addr, method, path, body.map(|b| b.to_string()).as_deref())?;
+        call_as(addr, None, method, path, body)
+    }
+
+    /// `call`, with `token` as the bearer token when given.
+    pub fn call_as(
+        addr: SocketAddr,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let (status, text) = crate::http_as(
+            addr,
+            method,
+            path,
+            body.map(|b| b.to_string()).as_deref(),
+            token,
+        )?;
         let value =
             serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?;
         Ok((status, value))

@@ -214,7 +214,7 @@ pub(crate) fn status_command(
     let bare = matches!(configured.design.platform(), PlatformSpec::Bare);
     let runner = runner(path, ssh_key, db)?;
     let machine = if bare { "HOST" } else { "CONTAINER" };
-    let record = runner.store().live_by_cluster(&cluster)?;
+    let record = runner.store().live_by_cluster("", &cluster)?;
     runtime()?.block_on(async {
         let status = match record {
             Some(record) => {
@@ -238,7 +238,7 @@ pub(crate) fn status_command(
                         move |_: &str| file.clone()
                     }),
                 };
-                let target = match Target::connect(&configured, Some(&access)).await {
+                let target = match Target::connect(&configured, &cluster, Some(&access)).await {
                     Ok(target) => target,
                     Err(unreachable) => return Ok(report(unreachable.into(), "")),
                 };
@@ -331,7 +331,7 @@ pub(crate) fn drill_command(
     };
     let cluster = configured.design.cluster_name().to_string();
     let runner = runner(path, ssh_key, db)?;
-    let Some(record) = runner.store().live_by_cluster(&cluster)? else {
+    let Some(record) = runner.store().live_by_cluster("", &cluster)? else {
         eprintln!(
             "error: cluster {cluster} has no deployment in this store: deploy it with `m1studio deploy {}`",
             path.display()
@@ -449,7 +449,7 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
         .filter(|n| !n.is_empty())
         .with_context(|| format!("{} has no cluster_name", file.display()))?;
     let runner = runner(path, None, db)?;
-    let record = runner.store().live_by_cluster(&name)?;
+    let record = runner.store().live_by_cluster("", &name)?;
     runtime()?.block_on(async {
         let mut removed = 0;
         if let Some(record) = &record {

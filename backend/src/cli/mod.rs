@@ -111,24 +111,7 @@ enum Command {
         path: PathBuf,
     },
     /// Serve the designer in the browser, with its API
-    Serve {
-        /// Where to listen; anything but loopback needs a token
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        /// The token clients must send to /api (Authorization: Bearer TOKEN)
-        #[arg(long, env = "M1STUDIO_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// How many deployments run at once; the others wait in a queue
-        #[arg(long, env = "M1STUDIO_PARALLEL", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-        parallel: u16,
-        /// Deploy bare designs too, logging in to their hosts as root with this private key
-        #[arg(long, value_name = "FILE")]
-        ssh_key: Option<PathBuf>,
-        /// A host name browsers use to reach this server, besides 127.0.0.1 and localhost (and the
-        /// address it listens on); others are refused, against DNS rebinding. Repeat for more
-        #[arg(long = "allowed-host", value_name = "NAME")]
-        allowed_hosts: Vec<String>,
-    },
+    Serve(serve::ServeArgs),
 }
 
 /// A drill, as the command line names it (the API's `action`).
@@ -176,20 +159,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let outcome = match cli.command {
         Command::Configure { args } => design::configure_command(&args),
         Command::Check { path } => design::check_command(&path),
-        Command::Serve {
-            listen,
-            token,
-            parallel,
-            ssh_key,
-            allowed_hosts,
-        } => serve::serve_command(
-            listen,
-            token,
-            db.as_deref(),
-            parallel.into(),
-            ssh_key,
-            &allowed_hosts,
-        ),
+        Command::Serve(args) => serve::serve_command(args, db.as_deref()),
         Command::Deploy {
             path,
             profile,

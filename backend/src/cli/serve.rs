@@ -8,17 +8,102 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Serves the designer and `/api` on `listen`, with the store at `db`; with `ssh_key`, bare
-/// designs are deployed too, each cluster's host keys kept beside the store.
-pub(crate) fn serve_command(
+/// The options of `m1studio serve`.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Where to listen; anything but loopback needs a token
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// The token clients must send to /api (Authorization: Bearer TOKEN); better from the
+    /// environment (M1STUDIO_TOKEN) or --token-file than on a command line others can list
+    #[arg(long, env = "M1STUDIO_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    db: Option<&Path>,
-    parallel: usize,
+    /// A file (readable by its owner only) whose first line is the token
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// How many deployments run at once; the others wait in a queue
+    #[arg(long, env = "M1STUDIO_PARALLEL", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
+    /// Deploy bare designs too, logging in to their hosts as root with this private key
+    #[arg(long, value_name = "FILE")]
     ssh_key: Option<PathBuf>,
-    allowed_hosts: &[String],
-) -> Result<ExitCode> {
-    if let Some(problem) = crate::server::listen_problem(listen, token.as_deref()) {
+    /// A host name browsers use to reach this server, besides 127.0.0.1 and localhost (and the
+    /// address it listens on); others are refused, against DNS rebinding. Repeat for more
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+    /// Run a workshop of this name: attendees join with the link printed at the start, each
+    /// with a token of their own, and see only their own clusters; the trainer's token is in a
+    /// file beside the store (or M1STUDIO_TOKEN)
+    #[arg(long, value_name = "NAME")]
+    workshop: Option<String>,
+    /// How many attendees may join the workshop
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_attendees: u16,
+    /// Where docker clusters that leave their network at the default get one (a /24 each)
+    #[arg(long, value_name = "CIDR", default_value = m1studio_shared::net::DEFAULT_POOL)]
+    address_pool: ipnet::Ipv4Net,
+}
+
+/// Serves the designer and `/api` as `args` say, with the store at `db`; with an SSH key, bare
+/// designs are deployed too, each cluster's host keys kept beside the store.
+pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCode> {
+    let ServeArgs {
+        listen,
+        token,
+        token_file,
+        parallel,
+        ssh_key,
+        allowed_hosts,
+        workshop,
+        max_attendees,
+        address_pool,
+    } = args;
+    let parallel = usize::from(parallel);
+    let token = match token_file {
+        Some(file) => {
+            crate::store::check_private(&file)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            Some(text.lines().next().unwrap_or_default().trim().to_string())
+        }
+        None => token,
+    };
+    if address_pool.prefix_len() > m1studio_shared::net::POOL_PREFIX
+        || !address_pool.network().is_private()
+    {
+        bail!(
+            "--address-pool {address_pool}: give a private range of at least a /{} (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), such as 10.0.0.0/8",
+            m1studio_shared::net::POOL_PREFIX
+        );
+    }
+    let workshop = match workshop {
+        Some(name) => {
+            if m1studio_shared::hostnames::dns_label_problem(&name).is_some() {
+                bail!(
+                    "--workshop {name}: give a short name of lowercase letters, digits and hyphens, such as pg-ha-march"
+                );
+            }
+            let file = store_dir(db).join(format!("workshop-{name}.json"));
+            let workshop = crate::server::Workshop::open(
+                &name,
+                &file,
+                token.clone(),
+                usize::from(max_attendees),
+            )?;
+            Some((Arc::new(workshop), file))
+        }
+        None => None,
+    };
+    // A workshop's token is the trainer's, from its file where none was given.
+    let exposed_ok = workshop.is_some() || token.is_some();
+    if !listen.ip().is_loopback() && !exposed_ok {
+        bail!(
+            "--listen {listen} makes the server reachable from other machines, which needs a token: set M1STUDIO_TOKEN or --token-file, run a --workshop, or listen on 127.0.0.1"
+        );
+    }
+    if let Some(problem) = crate::server::listen_problem(listen, token.as_deref())
+        .filter(|_| workshop.is_none() || token.is_some())
+    {
         bail!("{problem}");
     }
     let bad_hosts: Vec<&String> = allowed_hosts
@@ -63,7 +148,14 @@ pub(crate) fn serve_command(
         )
         .with_writer(std::io::stderr)
         .init();
-    let runner = crate::runner::Runner::with_ssh(store, parallel, ssh);
+    let runner = crate::runner::Runner::with(
+        store,
+        crate::runner::Settings {
+            parallel,
+            ssh,
+            pool: address_pool,
+        },
+    );
     let mut allowed_hosts: Vec<String> = allowed_hosts
         .iter()
         .map(|name| name.trim().to_ascii_lowercase())
@@ -75,7 +167,25 @@ pub(crate) fn serve_command(
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         });
     }
+    if let Some((workshop, file)) = &workshop {
+        let host = allowed_hosts
+            .first()
+            .cloned()
+            .unwrap_or_else(|| listen.ip().to_string());
+        println!(
+            "workshop {}: attendees join at http://{host}:{}/#join={}",
+            workshop.name,
+            listen.port(),
+            workshop.code()
+        );
+        println!(
+            "  the trainer's room: http://{host}:{}/trainer, with the token in {}",
+            listen.port(),
+            file.display()
+        );
+    }
     let state = crate::server::AppState {
+        workshop: workshop.map(|(workshop, _)| workshop),
         allowed_hosts: allowed_hosts.into(),
         token: token.map(Into::into),
         runner: Some(runner.clone()),

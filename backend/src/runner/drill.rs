@@ -42,7 +42,7 @@ impl Runner {
             )));
         }
         let configured = Runner::configured(&record)?;
-        let executor = self.target(id, &configured).await?;
+        let executor = self.target(&record, &configured).await?;
         let status = cluster_status(&executor, &configured, false).await?;
         let problems = rules::check(&drill, &configured, &status);
         if !problems.is_empty() {

@@ -165,8 +165,62 @@ fn prepare(
     }
 }
 
+/// Who asks: the server's own user (or a workshop's trainer), who may see and do everything, or
+/// an attendee of a workshop, who sees only their own deployments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The local user, or the trainer.
+    Operator,
+    /// An attendee, by id.
+    Attendee(String),
+}
+
+impl Caller {
+    /// The owner its deployments get.
+    pub fn owner(&self) -> &str {
+        match self {
+            Caller::Operator => "",
+            Caller::Attendee(id) => id,
+        }
+    }
+
+    /// Whether it may see deployment `record`.
+    pub fn sees(&self, record: &Record) -> bool {
+        match self {
+            Caller::Operator => true,
+            Caller::Attendee(id) => record.owner == *id,
+        }
+    }
+}
+
+/// How a runner works.
+#[derive(Clone)]
+pub struct Settings {
+    /// How many deployments run at once.
+    pub parallel: usize,
+    /// How existing hosts are reached, when bare designs are deployed.
+    pub ssh: Option<SshAccess>,
+    /// Where docker clusters that left their network at the default get one.
+    pub pool: ipnet::Ipv4Net,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            parallel: 2,
+            ssh: None,
+            pool: m1studio_shared::net::DEFAULT_POOL
+                .parse()
+                .unwrap_or_default(),
+        }
+    }
+}
+
 struct Inner {
     store: Store,
+    /// Admissions one at a time: a network is chosen and recorded before the next is.
+    admitting: tokio::sync::Mutex<()>,
+    pool: ipnet::Ipv4Net,
     slots: Arc<Semaphore>,
     queue: Mutex<VecDeque<String>>,
     channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
@@ -207,9 +261,28 @@ impl Runner {
 
     /// A runner that also deploys bare designs on their hosts, reached as `ssh` says.
     pub fn with_ssh(store: Store, parallel: usize, ssh: Option<SshAccess>) -> Runner {
+        Runner::with(
+            store,
+            Settings {
+                parallel,
+                ssh,
+                ..Settings::default()
+            },
+        )
+    }
+
+    /// A runner over `store` that works as `settings` say.
+    pub fn with(store: Store, settings: Settings) -> Runner {
+        let Settings {
+            parallel,
+            ssh,
+            pool,
+        } = settings;
         Runner {
             inner: Arc::new(Inner {
                 store,
+                admitting: tokio::sync::Mutex::new(()),
+                pool,
                 slots: Arc::new(Semaphore::new(parallel.max(1))),
                 queue: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
@@ -220,22 +293,32 @@ impl Runner {
         }
     }
 
-    /// The target of deployment `id`, whose design is `configured`: the one already in use,
-    /// or a new one.
-    async fn target(&self, id: &str, configured: &Configured) -> Result<Target, Problem> {
-        if let Some(target) = lock(&self.inner.targets).get(id) {
+    /// The target of deployment `record`, whose design is `configured`: the one already in
+    /// use, or a new one.
+    async fn target(&self, record: &Record, configured: &Configured) -> Result<Target, Problem> {
+        if let Some(target) = lock(&self.inner.targets).get(&record.id) {
             return Ok(target.clone());
         }
-        let target = Target::connect(configured, self.inner.ssh.as_ref()).await?;
+        let target =
+            Target::connect(configured, &record.engine_name(), self.inner.ssh.as_ref()).await?;
         Ok(lock(&self.inner.targets)
-            .entry(id.to_string())
+            .entry(record.id.clone())
             .or_insert(target)
             .clone())
     }
 
-    /// The stored design of deployment `record`, configured.
+    /// The design deployment `record` runs: its stored design, on the network it got.
+    fn effective(record: &Record) -> Draft {
+        let mut draft = record.draft.clone();
+        if record.network.is_some() {
+            draft.network.clone_from(&record.network);
+        }
+        draft
+    }
+
+    /// The design deployment `record` runs, configured.
     fn configured(record: &Record) -> Result<Configured, Problem> {
-        configure(&record.draft).0.ok_or_else(|| {
+        configure(&Runner::effective(record)).0.ok_or_else(|| {
             Problem::Internal(anyhow::anyhow!(
                 "the stored design of {} is no longer valid",
                 record.id
@@ -318,7 +401,7 @@ impl Runner {
 
     /// The API's view of a stored deployment.
     pub fn view(&self, record: &Record) -> Deployment {
-        let topology = configure(&record.draft)
+        let topology = configure(&Runner::effective(record))
             .0
             .map(|c| c.topology)
             .unwrap_or_default();
@@ -338,6 +421,8 @@ impl Runner {
             connections: connections(&topology, &record.id),
             instances: topology.instances,
             queue_position,
+            network: record.network.clone(),
+            owner: record.owner.clone(),
         }
     }
 
@@ -352,19 +437,47 @@ impl Runner {
 
     /// Every deployment, newest first.
     pub fn list(&self) -> Result<Vec<Deployment>> {
+        self.list_as(&Caller::Operator)
+    }
+
+    /// Every deployment `caller` may see, newest first.
+    pub fn list_as(&self, caller: &Caller) -> Result<Vec<Deployment>> {
         Ok(self
             .inner
             .store
             .list()?
             .iter()
+            .filter(|r| caller.sees(r))
             .map(|r| self.view(r))
             .collect())
+    }
+
+    /// The deployment `id`, if `caller` may see it; anyone else's is not found, so that its
+    /// existence is not told either.
+    pub fn get_as(&self, caller: &Caller, id: &str) -> std::result::Result<Record, Problem> {
+        let record = self.get(id)?;
+        if caller.sees(&record) {
+            Ok(record)
+        } else {
+            Err(Problem::NotFound(format!(
+                "no deployment {id}: list yours with GET /api/deployments"
+            )))
+        }
     }
 
     /// Checks a request, records it as queued and starts it in the background. Nothing is
     /// created when the design, the target or the cluster name is wrong.
     pub async fn submit(&self, request: DeployRequest) -> std::result::Result<Deployment, Problem> {
         self.submit_with(request, None).await
+    }
+
+    /// `submit`, for `caller`, who owns the deployment.
+    pub async fn submit_as(
+        &self,
+        caller: &Caller,
+        request: DeployRequest,
+    ) -> std::result::Result<Deployment, Problem> {
+        self.admit(caller.owner(), request, None).await
     }
 
     /// `submit`, with the cluster's passwords and SSH key given (a bare cluster's, kept in its
@@ -374,13 +487,92 @@ impl Runner {
         request: DeployRequest,
         secrets: Option<Secrets>,
     ) -> std::result::Result<Deployment, Problem> {
+        self.admit("", request, secrets).await
+    }
+
+    /// The networks in use: each live deployment's, and every network of the Docker engine,
+    /// each with the name of what uses it.
+    async fn networks_in_use(&self) -> Result<Vec<(String, ipnet::Ipv4Net)>> {
+        let mut taken = Vec::new();
+        for record in self.inner.store.list()? {
+            if record.state == DeploymentState::Destroyed {
+                continue;
+            }
+            let draft = Runner::effective(&record);
+            if let Some(configured) = configure(&draft).0
+                && configured.design.platform().platform() == m1studio_shared::Platform::Docker
+                && let Some(network) = configured.design.network()
+            {
+                taken.push((record.cluster.clone(), network));
+            }
+        }
+        taken.extend(crate::target::networks_in_use().await.unwrap_or_default());
+        Ok(taken)
+    }
+
+    /// Checks a request of `owner` and, for a docker design, chooses its network: a free one
+    /// from the pool where the design left it at the default, or the design's own when nothing
+    /// else uses it. Returns the design to deploy and the network it got.
+    async fn place(
+        &self,
+        draft: Draft,
+        configured: Configured,
+    ) -> std::result::Result<(Draft, Configured, Option<String>), Problem> {
+        if configured.design.platform().platform() != m1studio_shared::Platform::Docker {
+            return Ok((draft, configured, None));
+        }
+        let taken = self.networks_in_use().await?;
+        if draft.network.is_some() {
+            if let Some(network) = configured.design.network()
+                && let Some((other, used)) = taken
+                    .iter()
+                    .find(|(_, used)| m1studio_shared::net::overlaps(*used, network))
+            {
+                return Err(Problem::Invalid(vec![m1studio_shared::api::network_taken(
+                    network, other, *used,
+                )]));
+            }
+            return Ok((draft, configured, None));
+        }
+        let used: Vec<ipnet::Ipv4Net> = taken.iter().map(|(_, n)| *n).collect();
+        let Some(network) = m1studio_shared::net::free_subnet(
+            self.inner.pool,
+            m1studio_shared::net::POOL_PREFIX,
+            &used,
+        ) else {
+            return Err(Problem::Invalid(vec![m1studio_shared::api::pool_full(
+                self.inner.pool,
+            )]));
+        };
+        let mut effective = draft.clone();
+        effective.network = Some(network.to_string());
+        let (configured, diagnostics) = configure(&effective);
+        let configured = configured.ok_or(Problem::Invalid(diagnostics))?;
+        Ok((draft, configured, Some(network.to_string())))
+    }
+
+    async fn admit(
+        &self,
+        owner: &str,
+        request: DeployRequest,
+        secrets: Option<Secrets>,
+    ) -> std::result::Result<Deployment, Problem> {
         let (draft, configured, _) = resolve(&request)?;
-        let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
-        let cluster = prepared.configured.design.cluster_name().to_string();
-        if let Some(existing) = self.inner.store.live_by_cluster(&cluster)? {
+        let cluster = configured.design.cluster_name().to_string();
+        if let Some(existing) = self.inner.store.live_by_cluster(owner, &cluster)? {
             return Err(conflict(&existing));
         }
-        let target = Target::connect(&prepared.configured, self.inner.ssh.as_ref()).await?;
+        // One admission at a time, from the choice of a network until it is recorded.
+        let admission = self.inner.admitting.lock().await;
+        let (draft, configured, network) = self.place(draft, configured).await?;
+        let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
+        let engine_name = if owner.is_empty() {
+            cluster.clone()
+        } else {
+            format!("{cluster}-{owner}")
+        };
+        let target =
+            Target::connect(&prepared.configured, &engine_name, self.inner.ssh.as_ref()).await?;
         match target.refusal(&prepared.configured).await? {
             Some(Refusal::Taken(message)) => return Err(Problem::Conflict(message)),
             Some(Refusal::Hosts(problems)) => return Err(Problem::Invalid(problems)),
@@ -400,13 +592,22 @@ impl Runner {
             created_ms: now,
             updated_ms: now,
             error: None,
+            owner: owner.to_string(),
+            network,
         };
         let pairs: Vec<(&str, &str)> = secrets.entries().collect();
         match self.inner.store.insert(&record, &pairs) {
             Ok(()) => {}
             Err(InsertError::Conflict(existing)) => return Err(conflict(&existing)),
             Err(InsertError::Other(e)) => return Err(Problem::Internal(e)),
+            Err(InsertError::Taken) => {
+                return Err(Problem::Internal(anyhow::anyhow!(
+                    "deployment {} is already recorded",
+                    record.id
+                )));
+            }
         }
+        drop(admission);
         lock(&self.inner.targets).insert(record.id.clone(), target.clone());
         lock(&self.inner.queue).push_back(record.id.clone());
         self.emit(&record.id, EventKind::State, None, "queued", None);

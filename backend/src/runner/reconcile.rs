@@ -34,7 +34,7 @@ impl Runner {
             )));
         }
         let configured = Runner::configured(&record)?;
-        let target = self.target(id, &configured).await?;
+        let target = self.target(&record, &configured).await?;
         self.set_state(id, DeploymentState::Destroying, None);
         let removed = match target.destroy().await {
             Ok(removed) => {
@@ -94,7 +94,7 @@ impl Runner {
                 .is_ok_and(|c| c.design.platform().platform() == Platform::Docker);
             if on_docker
                 && record.state == DeploymentState::Running
-                && !found.iter().any(|c| c.name == record.cluster)
+                && !found.iter().any(|c| c.name == record.engine_name())
             {
                 self.set_state(
                     &record.id,
@@ -108,9 +108,11 @@ impl Runner {
             }
         }
         for cluster in found {
-            if self.inner.store.live_by_cluster(&cluster.name)?.is_none()
-                && let Some(id) = self.adopt(&cluster)?
-            {
+            let known =
+                self.inner.store.list()?.iter().any(|r| {
+                    r.state != DeploymentState::Destroyed && r.engine_name() == cluster.name
+                });
+            if !known && let Some(id) = self.adopt(&cluster)? {
                 {
                     changes.push(format!(
                         "{id} ({}): found on the Docker engine",
@@ -156,6 +158,8 @@ impl Runner {
             draft,
             created_ms: now,
             updated_ms: now,
+            owner: String::new(),
+            network: None,
             error: (!all_running).then(|| {
                 format!(
                     "{} of its {} containers run",
@@ -174,7 +178,7 @@ impl Runner {
                 );
                 Ok(Some(id))
             }
-            Err(InsertError::Conflict(_)) => Ok(None),
+            Err(InsertError::Conflict(_) | InsertError::Taken) => Ok(None),
             Err(InsertError::Other(e)) => Err(e),
         }
     }

@@ -16,7 +16,7 @@ impl Runner {
     pub async fn status(&self, id: &str) -> std::result::Result<ClusterStatus, Problem> {
         let record = self.get(id)?;
         let configured = Runner::configured(&record)?;
-        let target = self.target(id, &configured).await?;
+        let target = self.target(&record, &configured).await?;
         Ok(cluster_status(&target, &configured, true).await?)
     }
 }

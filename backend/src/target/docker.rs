@@ -776,3 +776,24 @@ pub async fn clusters(docker: &Docker) -> Result<Vec<FoundCluster>> {
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
+
+/// Every network of the engine with an IPv4 range: its name and range.
+pub async fn networks(docker: &Docker) -> Result<Vec<(String, ipnet::Ipv4Net)>> {
+    let networks = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .context("listing the engine's networks")?;
+    Ok(networks
+        .into_iter()
+        .flat_map(|network| {
+            let name = network.name.unwrap_or_default();
+            network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|config| config.subnet?.parse::<ipnet::Ipv4Net>().ok())
+                .map(move |subnet| (name.clone(), subnet))
+        })
+        .collect())
+}

@@ -57,6 +57,12 @@ pub async fn found_clusters() -> Result<Vec<FoundCluster>> {
     docker::clusters(&docker::connect().await?).await
 }
 
+/// The networks of the local Docker engine with an IPv4 range, by name; none where no engine
+/// answers.
+pub async fn networks_in_use() -> Result<Vec<(String, ipnet::Ipv4Net)>> {
+    docker::networks(&docker::connect().await?).await
+}
+
 /// Removes every container, volume and network of cluster `cluster` from the local Docker
 /// engine, whether a store knows it or not; returns how many objects went.
 pub async fn remove_containers(cluster: &str) -> Result<usize> {
@@ -104,15 +110,17 @@ impl Operation {
 impl Target {
     /// The target of `configured`'s cluster: its Docker engine, or its hosts over SSH when
     /// `ssh` says how to reach them. Nothing is changed.
+    /// `name` names the target's objects (the cluster's name, or with its owner's after it).
     pub async fn connect(
         configured: &Configured,
+        name: &str,
         ssh: Option<&SshAccess>,
     ) -> std::result::Result<Target, Unreachable> {
         let design = &configured.design;
         if let Some(refusal) = server_refusal(design, ssh.is_some()) {
             return Err(Unreachable::Design(vec![refusal]));
         }
-        let cluster = design.cluster_name();
+        let cluster = name;
         match (design.platform(), ssh) {
             (PlatformSpec::Bare, Some(access)) => {
                 let hosts = bare_hosts(&configured.topology).map_err(Unreachable::Design)?;

@@ -2,24 +2,29 @@
 //! check, and a JSON API under `/api`. It listens on loopback unless told otherwise, and then
 //! only with a token.
 
-use crate::runner::{Problem, Runner};
-use axum::extract::{OriginalUri, Request, State};
+use crate::runner::{Caller, Problem, Runner};
+use axum::extract::{OriginalUri, State};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::StreamExt as _;
 use m1studio_shared::api::{
     DeployRequest, Deployment, DeploymentEvent, Drill, ErrorBody, ErrorDetail,
 };
 use m1studio_shared::{Diagnostic, Draft, Instance, has_errors, link};
 use rust_embed::Embed;
+
+mod guard;
+mod workshop;
+
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
+pub use workshop::Workshop;
 
 /// The designer as built by Trunk. Release builds carry it inside the binary; debug builds read
 /// the folder at run time.
@@ -38,6 +43,8 @@ pub struct AppState {
     /// The host names the server answers to besides loopback's (`--allowed-host`, and the
     /// address it listens on), lower case.
     pub allowed_hosts: Arc<[String]>,
+    /// The workshop the server runs, if it runs one.
+    pub workshop: Option<Arc<Workshop>>,
 }
 
 /// The server's routes.
@@ -60,144 +67,20 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/deployments/{id}/credentials", get(deployment_credentials))
         .route("/openapi.json", get(openapi))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/room", get(workshop::room))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::authenticate,
+        ))
+        // Joining needs no token: it gives one.
+        .route("/join", post(workshop::join))
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api", api)
         .fallback(designer)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
-}
-
-/// The host names every server answers to: loopback's.
-const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "[::1]", "localhost"];
-
-/// The host of a `Host` header or an origin's authority, lower case, without its port.
-fn host_name(authority: &str) -> String {
-    let authority = authority.trim().to_ascii_lowercase();
-    if authority.starts_with('[') {
-        // [::1]:8080
-        return authority
-            .split_once(']')
-            .map_or(authority.clone(), |(name, _)| format!("{name}]"));
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority.clone(), |(name, _)| name.to_string())
-}
-
-/// Refuses what another site could make a browser send (DNS rebinding, cross-site writes), and
-/// tells browsers never to frame the designer nor to run anything but its own code.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()));
-    let known = host.as_deref().map(host_name).is_some_and(|name| {
-        LOOPBACK_HOSTS.contains(&name.as_str()) || state.allowed_hosts.contains(&name)
-    });
-    if !known {
-        return ApiError {
-            status: StatusCode::MISDIRECTED_REQUEST,
-            message: format!(
-                "this server does not answer to the host {:?}: open it as http://127.0.0.1 or http://localhost, or start it with --allowed-host NAME for the name you use",
-                host.unwrap_or_default()
-            ),
-            diagnostics: Vec::new(),
-        }
-        .into_response();
-    }
-    let safe = matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    if !safe {
-        // A browser names the page that sends a request; only the server's own may change things.
-        let origin = headers
-            .get(header::ORIGIN)
-            .map(|v| v.to_str().unwrap_or("null"));
-        let same = origin.is_none_or(|origin| {
-            origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| Some(authority) == host.as_deref())
-        });
-        let cross_site = headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|site| site == "cross-site" || site == "same-site");
-        if !same || cross_site {
-            return ApiError {
-                status: StatusCode::FORBIDDEN,
-                message: format!(
-                    "{} from {} refused: only the designer this server serves may change deployments",
-                    request.method(),
-                    origin.unwrap_or("another site")
-                ),
-                diagnostics: Vec::new(),
-            }
-            .into_response();
-        }
-    }
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if let Ok(policy) = HeaderValue::from_str(content_policy()) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    response
-}
-
-/// The designer's Content-Security-Policy: its own scripts (the one inline script Trunk writes
-/// into index.html by its hash) and WebAssembly, calls to this server only, and never framed.
-fn content_policy() -> &'static str {
-    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let inline = Designer::get("index.html")
-            .map(|file| inline_script_hashes(&String::from_utf8_lossy(&file.data)))
-            .unwrap_or_default();
-        format!(
-            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{inline}; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-        )
-    });
-    &POLICY
-}
-
-/// ` 'sha256-…'` for each inline script of `html`.
-fn inline_script_hashes(html: &str) -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let mut out = String::new();
-    let mut rest = html;
-    while let Some(start) = rest.find("<script") {
-        let Some(open_end) = rest[start..].find('>') else {
-            break;
-        };
-        let tag = &rest[start..start + open_end];
-        let body_start = start + open_end + 1;
-        let Some(close) = rest[body_start..].find("</script>") else {
-            break;
-        };
-        let body = &rest[body_start..body_start + close];
-        if !tag.contains("src=") {
-            let digest = sha2::Sha256::digest(body.as_bytes());
-            out.push_str(&format!(
-                " 'sha256-{}'",
-                base64::engine::general_purpose::STANDARD.encode(digest)
-            ));
-        }
-        rest = &rest[body_start + close..];
-    }
-    out
 }
 
 /// Why `listen` is refused with `token`, if it is: anything but loopback needs a token.
@@ -334,35 +217,41 @@ fn runner(state: &AppState) -> Result<&Runner, ApiError> {
 
 async fn list_deployments(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<Deployment>>, ApiError> {
-    Ok(Json(runner(&state)?.list()?))
+    Ok(Json(runner(&state)?.list_as(&caller)?))
 }
 
 async fn create_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Result<Json<DeployRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Deployment>), ApiError> {
     let request = body(
         request,
         "with one of draft, link or config_yml, and optionally profile (demo or production)",
     )?;
-    let deployment = runner(&state)?.submit(request).await?;
+    let deployment = runner(&state)?.submit_as(&caller, request).await?;
     Ok((StatusCode::ACCEPTED, Json(deployment)))
 }
 
 async fn get_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Deployment>, ApiError> {
     let runner = runner(&state)?;
-    Ok(Json(runner.view(&runner.get(&id)?)))
+    Ok(Json(runner.view(&runner.get_as(&caller, &id)?)))
 }
 
 async fn destroy_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Deployment>, ApiError> {
-    Ok(Json(runner(&state)?.destroy(&id).await?.0))
+    let runner = runner(&state)?;
+    runner.get_as(&caller, &id)?;
+    Ok(Json(runner.destroy(&id).await?.0))
 }
 
 /// Which events to send.
@@ -380,12 +269,13 @@ struct EventsQuery {
 /// accepts `text/event-stream`, as server-sent events that go on as they happen.
 async fn deployment_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let runner = runner(&state)?;
-    runner.get(&id)?;
+    runner.get_as(&caller, &id)?;
     let accepts_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -420,13 +310,17 @@ async fn deployment_events(
 
 async fn deployment_status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<m1studio_shared::api::ClusterStatus>, ApiError> {
-    Ok(Json(runner(&state)?.status(&id).await?))
+    let runner = runner(&state)?;
+    runner.get_as(&caller, &id)?;
+    Ok(Json(runner.status(&id).await?))
 }
 
 async fn deployment_drill(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     request: Result<Json<Drill>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<m1studio_shared::api::DrillStarted>), ApiError> {
@@ -434,24 +328,30 @@ async fn deployment_drill(
         request,
         r#"such as {"action": "kill-primary"}, {"action": "stop-primary"}, {"action": "start", "node": NAME} or {"action": "retarget-barman"}"#,
     )?;
-    let started = runner(&state)?.drill(&id, drill).await?;
+    let runner = runner(&state)?;
+    runner.get_as(&caller, &id)?;
+    let started = runner.drill(&id, drill).await?;
     Ok((StatusCode::ACCEPTED, Json(started)))
 }
 
 async fn deployment_drills(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<m1studio_shared::api::DrillReport>>, ApiError> {
     let runner = runner(&state)?;
-    runner.get(&id)?;
+    runner.get_as(&caller, &id)?;
     Ok(Json(runner.store().reports(&id)?))
 }
 
 async fn deployment_credentials(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (user, password) = runner(&state)?.credentials(&id)?;
+    let runner = runner(&state)?;
+    runner.get_as(&caller, &id)?;
+    let (user, password) = runner.credentials(&id)?;
     Ok(Json(
         serde_json::json!({ "user": user, "password": password }),
     ))
@@ -459,37 +359,6 @@ async fn deployment_credentials(
 
 async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi::document())
-}
-
-/// Compares without stopping at the first difference, so timing says nothing about the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(token) = &state.token else {
-        return next.run(request).await;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
-        next.run(request).await
-    } else {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "this server needs its token: send the header Authorization: Bearer TOKEN"
-                .into(),
-            diagnostics: Vec::new(),
-        }
-        .into_response()
-    }
 }
 
 /// A design to check: a draft, a share link, or a config.yml.
