@@ -4,7 +4,9 @@
 use crate::browser;
 use crate::components::deploy::Deploy;
 use crate::components::form::DesignForm;
+use crate::components::join::Join;
 use crate::components::panels::{Diagram, LinkNotice, Outputs, Share, Summary};
+use crate::components::trainer::Trainer;
 use crate::state::{Action, DesignState};
 use crate::view::View;
 use std::rc::Rc;
@@ -13,9 +15,32 @@ use yew::prelude::*;
 /// How long the address bar may lag behind the design, in milliseconds.
 const URL_DELAY_MS: i32 = 120;
 
-/// The whole app.
+/// What the page shows: the designer, the form that joins a workshop (the trainer's link,
+/// `#join=CODE`), or the trainer's room (`/trainer`).
 #[component]
 pub fn App() -> Html {
+    let join = use_state(|| crate::components::join::join_code(&browser::fragment()));
+    if browser::path().trim_end_matches('/') == "/trainer" {
+        return html! { <Trainer/> };
+    }
+    if let Some(code) = (*join).clone() {
+        let joined = {
+            let join = join.clone();
+            Callback::from(move |_: String| {
+                // The designer opens on the starter design, as the trainer's link to the room
+                // will give it.
+                browser::replace_fragment("");
+                join.set(None);
+            })
+        };
+        return html! { <Join code={AttrValue::from(code)} {joined}/> };
+    }
+    html! { <Designer/> }
+}
+
+/// The designer.
+#[component]
+fn Designer() -> Html {
     let state = use_reducer(|| DesignState::from_link(&browser::fragment()));
     let view: Rc<View> = use_memo(state.draft.clone(), View::of);
     // When an edit was dispatched, to time how long the page takes to show it.
@@ -62,6 +87,7 @@ pub fn App() -> Html {
         browser::set_root_attribute("data-ready-ms", &format!("{:.2}", browser::now()))
     });
     let reset = dispatch.reform(|_| Action::Reset);
+    let attendee = browser::session_get(crate::components::api::ATTENDEE_KEY);
     html! {
         <div class="app" data-ready="true">
             <header class="top">
@@ -69,6 +95,9 @@ pub fn App() -> Html {
                     <h1>{ "m1studio" }</h1>
                     <p>{ "Design an M1 PostgreSQL cluster: primary, replica, cascaded replicas, Barman and a failover manager." }</p>
                 </div>
+                if let Some(name) = attendee {
+                    <p class="attendee" id="attendee">{ format!("In the workshop as {name}") }</p>
+                }
                 <div class="top-actions">
                     <Share view={view.clone()}/>
                     <button type="button" class="secondary" onclick={reset}>{ "Start over" }</button>

@@ -16,6 +16,13 @@ pub fn fragment() -> String {
         .unwrap_or_default()
 }
 
+/// The path of the page's address (`/`, `/trainer`).
+pub fn path() -> String {
+    window()
+        .and_then(|w| w.location().pathname().ok())
+        .unwrap_or_default()
+}
+
 /// The page's address without its fragment.
 pub fn base_url() -> String {
     window()

@@ -230,3 +230,106 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// Types `text` into the input `id`.
+async fn type_into(client: &fantoccini::Client, id: &str, text: &str) -> Result<()> {
+    let input = client.find(fantoccini::Locator::Id(id)).await?;
+    input.clear().await?;
+    input.send_keys(text).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_join_link_and_the_trainer_s_room_work_in_the_browser() -> Result<()> {
+    use fantoccini::Locator;
+    use m1studio_e2e::page::{eval, wait_for};
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-join-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let server = Server::start_with(&dir.join("m1studio.db"), &["--workshop", "class"], 1)?;
+    let Some(browser) = m1studio_e2e::Browser::start().await? else {
+        return Ok(());
+    };
+    let (code, trainer) = kept(&dir, "class")?;
+    let c = &browser.client;
+
+    // The trainer's link: a name, then the designer, as that attendee.
+    c.goto(&format!("{}#join={code}", server.url())).await?;
+    wait_for(c, "document.getElementById('join-name') !== null").await?;
+    type_into(c, "join-name", "Ada").await?;
+    c.find(Locator::Id("join-button")).await?.click().await?;
+    wait_for(c, "document.getElementById('attendee') !== null && document.querySelector('.app[data-ready]') !== null").await?;
+    let attendee = eval(c, "document.getElementById('attendee').innerText").await?;
+    ensure!(
+        attendee.as_str().is_some_and(|t| t.contains("Ada")),
+        "{attendee}"
+    );
+    ensure!(
+        eval(c, "location.hash")
+            .await?
+            .as_str()
+            .is_some_and(|h| !h.contains("join=")),
+        "the code leaves the address bar"
+    );
+    let token = eval(c, "sessionStorage.getItem('m1studio-token')").await?;
+    ensure!(
+        token.as_str().is_some_and(|t| t.len() >= 32),
+        "the page keeps its token: {token}"
+    );
+    // The attendee's own deployments: none yet, and the API answers with their token.
+    let (status, mine) = call_as(server.addr, token.as_str(), "GET", "/api/deployments", None)?;
+    ensure!(status == 200 && mine == json!([]), "{mine}");
+
+    // The same name again, and a wrong code: each says what is wrong, on the page.
+    c.goto(&format!("{}#join={code}", server.url())).await?;
+    c.refresh().await?;
+    wait_for(c, "document.getElementById('join-name') !== null").await?;
+    type_into(c, "join-name", "ada").await?;
+    c.find(Locator::Id("join-button")).await?.click().await?;
+    wait_for(c, "document.getElementById('join-error') !== null").await?;
+    ensure!(eval(c, "document.getElementById('join-error').dataset.status").await? == json!("409"));
+    c.goto(&format!("{}#join=not-the-code", server.url()))
+        .await?;
+    c.refresh().await?;
+    wait_for(c, "document.getElementById('join-name') !== null").await?;
+    type_into(c, "join-name", "Grace").await?;
+    c.find(Locator::Id("join-button")).await?.click().await?;
+    wait_for(c, "document.getElementById('join-error') !== null").await?;
+    ensure!(eval(c, "document.getElementById('join-error').dataset.status").await? == json!("403"));
+    c.goto(&format!("{}#join={code}", server.url())).await?;
+    c.refresh().await?;
+    wait_for(c, "document.getElementById('join-name') !== null").await?;
+    type_into(c, "join-name", "Grace").await?;
+    c.find(Locator::Id("join-button")).await?.click().await?;
+    wait_for(c, "document.getElementById('attendee') !== null").await?;
+
+    // The room: an attendee's token does not open it; the trainer's does, and lists both.
+    c.goto(&format!("{}trainer", server.url())).await?;
+    wait_for(c, "document.getElementById('trainer-error') !== null").await?;
+    ensure!(
+        eval(c, "document.getElementById('trainer-error').dataset.status").await? == json!("403")
+    );
+    eval(c, "sessionStorage.clear() || true").await?;
+    c.refresh().await?;
+    wait_for(c, "document.getElementById('trainer-token-input') !== null").await?;
+    type_into(c, "trainer-token-input", &trainer).await?;
+    c.find(Locator::Css("#trainer-token button"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        c,
+        "document.querySelectorAll('#room tbody.seat').length === 2",
+    )
+    .await?;
+    let names = eval(
+        c,
+        "[...document.querySelectorAll('#room tbody.seat th')].map(t => t.innerText).join(',')",
+    )
+    .await?;
+    ensure!(names == json!("Ada,Grace"), "{names}");
+    browser.close().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -3,20 +3,19 @@
 //! a timeline of what happened, connection strings, and destroy.
 
 use crate::browser;
+use crate::components::api::{Api, Refusal, TOKEN_KEY};
 use crate::components::field::diagnostic_items;
 use crate::diagram;
 use crate::view::View;
 use m1studio_shared::api::{
-    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, ErrorBody,
-    EventKind, Machine, PostgresRole,
+    ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, EventKind,
+    Machine, PostgresRole,
 };
 use m1studio_shared::plan::Profile;
-use m1studio_shared::{Diagnostic, Kind, configure, link};
+use m1studio_shared::{Kind, configure, link};
 use std::cell::Cell;
 use std::rc::Rc;
 use yew::prelude::*;
-
-const TOKEN_KEY: &str = "m1studio-token";
 
 /// Props of the deploy area.
 #[derive(Properties, PartialEq)]
@@ -30,15 +29,6 @@ enum Server {
     Checking,
     Reachable(String),
     Unreachable,
-}
-
-/// What the API refused, and why.
-#[derive(Clone, PartialEq, Default)]
-struct Refusal {
-    /// The HTTP status, or 0 where the server was not reached.
-    status: u16,
-    message: String,
-    diagnostics: Vec<Diagnostic>,
 }
 
 /// The events seen so far.
@@ -79,49 +69,6 @@ struct Credentials {
 struct Request<'a> {
     link: &'a str,
     profile: Profile,
-}
-
-/// Everything the loops and buttons need to call the API.
-#[derive(Clone)]
-struct Api {
-    token: Option<String>,
-}
-
-impl Api {
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<T, Refusal> {
-        let answer = browser::api(method, path, body.as_deref(), self.token.as_deref())
-            .await
-            .map_err(|message| Refusal {
-                status: 0,
-                message,
-                diagnostics: Vec::new(),
-            })?;
-        let status = answer.status;
-        if (200..300).contains(&status) {
-            return serde_json::from_str(&answer.text).map_err(|e| Refusal {
-                status,
-                message: format!("the server answered {path} with something unexpected: {e}"),
-                diagnostics: Vec::new(),
-            });
-        }
-        match serde_json::from_str::<ErrorBody>(&answer.text) {
-            Ok(body) => Err(Refusal {
-                status,
-                message: body.error.message,
-                diagnostics: body.error.diagnostics,
-            }),
-            Err(_) => Err(Refusal {
-                status,
-                message: format!("{path} answered {status}"),
-                diagnostics: Vec::new(),
-            }),
-        }
-    }
 }
 
 /// Follows deployment `id` until `generation` moves on: its events (long polling) and, once

@@ -1,6 +1,9 @@
 //! The designer's components.
 
+pub mod api;
 pub mod deploy;
 pub mod field;
 pub mod form;
+pub mod join;
 pub mod panels;
+pub mod trainer;
