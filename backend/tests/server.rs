@@ -4,6 +4,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use m1studio::server::{AppState, app, listen_problem};
 use serde_json::{Value, json};
+use std::path::Path;
 use tower::ServiceExt as _;
 
 /// A browser or curl on this machine names the server's address in `Host`.
@@ -835,4 +836,85 @@ async fn an_attendee_sees_only_their_own_and_the_trainer_sees_the_room() {
     assert_eq!(seats[1]["deployments"][0]["id"], "b1");
     let (_, all) = call(state.clone(), with_token(get("/api/deployments"), &trainer)).await;
     assert_eq!(all.as_array().unwrap().len(), 2);
+}
+
+/// The designer's files as the build wrote them (`cargo xtask dist`), by name.
+fn built(suffix: &str) -> Option<String> {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist");
+    std::fs::read_dir(dist)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|name| name.ends_with(suffix))
+}
+
+#[tokio::test]
+async fn the_designer_goes_out_compressed_to_browsers_that_take_it() {
+    let Some(wasm) = built("_bg.wasm") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dist/ is not built: `cargo xtask test` builds it before the tests"
+        );
+        eprintln!("!!! SKIPPED: dist/ is not built; run `cargo xtask dist` !!!");
+        return;
+    };
+    let fetch = |accept: &str| {
+        local(
+            Request::get(format!("/{wasm}"))
+                .header(header::ACCEPT_ENCODING, accept)
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let mut sizes = Vec::new();
+    for (accept, coding) in [
+        ("gzip, deflate, br, zstd", Some("br")),
+        ("gzip, deflate", Some("gzip")),
+        ("br;q=0, gzip", Some("gzip")),
+        ("identity", None),
+    ] {
+        let response = app(AppState::default())
+            .oneshot(fetch(accept))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers
+                .get(header::CONTENT_ENCODING)
+                .map(|v| v.to_str().unwrap()),
+            coding,
+            "{accept}"
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], "application/wasm");
+        assert_eq!(headers[header::VARY], "accept-encoding");
+        let body = to_bytes(response.into_body(), 1 << 24).await.unwrap();
+        sizes.push(body.len());
+        if coding == Some("gzip") {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+                .unwrap();
+            let raw = std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/{wasm}")),
+            )
+            .unwrap();
+            assert!(
+                plain == raw,
+                "it decompresses to the WebAssembly, byte for byte"
+            );
+        }
+    }
+    // What a browser that takes brotli loads first: the page, its script, its style, its
+    // WebAssembly and icon.
+    let mut first_load = 0;
+    for suffix in ["index.html", ".js", "_bg.wasm", ".css", ".svg"] {
+        let name = built(suffix).unwrap();
+        let br = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/{name}.br"));
+        first_load += std::fs::metadata(br).unwrap().len();
+    }
+    eprintln!(
+        "the designer's first load with brotli: {} KB",
+        first_load / 1024
+    );
+    assert!(first_load <= 250 * 1024, "{first_load} bytes");
+    assert!(sizes[0] < sizes[1] && sizes[1] < sizes[3], "{sizes:?}");
 }

@@ -20,6 +20,18 @@ const URL_DELAY_MS: i32 = 120;
 #[component]
 pub fn App() -> Html {
     let join = use_state(|| crate::components::join::join_code(&browser::fragment()));
+    {
+        // A join link opened in a page that is already open.
+        let join = join.clone();
+        use_effect_with((), move |_| {
+            let listener = browser::on_hash_change(move || {
+                if let Some(code) = crate::components::join::join_code(&browser::fragment()) {
+                    join.set(Some(code));
+                }
+            });
+            move || drop(listener)
+        });
+    }
     if browser::path().trim_end_matches('/') == "/trainer" {
         return html! { <Trainer/> };
     }

@@ -254,6 +254,7 @@ async fn the_join_link_and_the_trainer_s_room_work_in_the_browser() -> Result<()
     let c = &browser.client;
 
     // The trainer's link: a name, then the designer, as that attendee.
+    c.goto("about:blank").await?;
     c.goto(&format!("{}#join={code}", server.url())).await?;
     wait_for(c, "document.getElementById('join-name') !== null").await?;
     type_into(c, "join-name", "Ada").await?;
@@ -281,23 +282,23 @@ async fn the_join_link_and_the_trainer_s_room_work_in_the_browser() -> Result<()
     ensure!(status == 200 && mine == json!([]), "{mine}");
 
     // The same name again, and a wrong code: each says what is wrong, on the page.
+    c.goto("about:blank").await?;
     c.goto(&format!("{}#join={code}", server.url())).await?;
-    c.refresh().await?;
     wait_for(c, "document.getElementById('join-name') !== null").await?;
     type_into(c, "join-name", "ada").await?;
     c.find(Locator::Id("join-button")).await?.click().await?;
     wait_for(c, "document.getElementById('join-error') !== null").await?;
     ensure!(eval(c, "document.getElementById('join-error').dataset.status").await? == json!("409"));
+    c.goto("about:blank").await?;
     c.goto(&format!("{}#join=not-the-code", server.url()))
         .await?;
-    c.refresh().await?;
     wait_for(c, "document.getElementById('join-name') !== null").await?;
     type_into(c, "join-name", "Grace").await?;
     c.find(Locator::Id("join-button")).await?.click().await?;
     wait_for(c, "document.getElementById('join-error') !== null").await?;
     ensure!(eval(c, "document.getElementById('join-error').dataset.status").await? == json!("403"));
+    c.goto("about:blank").await?;
     c.goto(&format!("{}#join={code}", server.url())).await?;
-    c.refresh().await?;
     wait_for(c, "document.getElementById('join-name') !== null").await?;
     type_into(c, "join-name", "Grace").await?;
     c.find(Locator::Id("join-button")).await?.click().await?;

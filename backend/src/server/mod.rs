@@ -417,7 +417,27 @@ async fn check_design(
 }
 
 /// A file of the designer; any other path without an extension gets the app (it routes itself).
-async fn designer(uri: Uri) -> Response {
+/// The encoding to send a file in, of those it was compressed in at build time: brotli, then
+/// gzip, where `accept` (the request's `Accept-Encoding`) takes them.
+fn encoding(accept: &str) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+    let takes = move |coding: &str| {
+        accept.split(',').any(|part| {
+            let mut fields = part.split(';');
+            let name = fields.next().unwrap_or_default().trim();
+            let refused = fields.any(|f| {
+                f.trim()
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            });
+            name.eq_ignore_ascii_case(coding) && !refused
+        })
+    };
+    [("br", ".br"), ("gzip", ".gz")]
+        .into_iter()
+        .filter(move |(coding, _)| takes(coding))
+}
+
+async fn designer(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
     let (file, name) = match Designer::get(path).filter(|_| !path.is_empty()) {
         Some(file) => (Some(file), path),
@@ -444,10 +464,27 @@ async fn designer(uri: Uri) -> Response {
     } else {
         "public, max-age=31536000, immutable"
     };
-    let mut response = file.data.into_owned().into_response();
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // The file as compressed at build time, when the browser takes that.
+    let compressed = encoding(accept).find_map(|(coding, suffix)| {
+        Designer::get(&format!("{name}{suffix}")).map(|f| (coding, f))
+    });
+    let mime = file.metadata.mimetype().to_string();
+    let (data, coding) = match compressed {
+        Some((coding, compressed)) => (compressed.data.into_owned(), Some(coding)),
+        None => (file.data.into_owned(), None),
+    };
+    let mut response = data.into_response();
     let headers = response.headers_mut();
-    if let Ok(mime) = HeaderValue::from_str(file.metadata.mimetype()) {
+    if let Ok(mime) = HeaderValue::from_str(&mime) {
         headers.insert(header::CONTENT_TYPE, mime);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(coding) = coding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
