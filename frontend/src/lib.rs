@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod chart;
 pub mod components;
 pub mod diagram;
 pub mod state;

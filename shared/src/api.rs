@@ -811,6 +811,24 @@ pub struct DrillReport {
     /// Why the measurement is incomplete, if it is.
     #[serde(default)]
     pub note: Option<String>,
+    /// The writer's writes over time, as the drill's chart draws them (reports older than it
+    /// have none).
+    #[serde(default)]
+    pub writes_over_time: Option<WriteSeries>,
+}
+
+/// The writer's writes in steps of `step_ms`, by the time their answer came: acknowledged and
+/// refused in each step, the first step starting `from_ms` after the fault (negative: before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteSeries {
+    /// When the first step starts, relative to the fault.
+    pub from_ms: i64,
+    /// How long each step is.
+    pub step_ms: u64,
+    /// Acknowledged writes in each step.
+    pub acknowledged: Vec<u32>,
+    /// Refused (failed) writes in each step.
+    pub refused: Vec<u32>,
 }
 
 impl DrillReport {
@@ -856,6 +874,7 @@ mod tests {
             timeline: Vec::new(),
             finished: writes_lost.is_some(),
             note: None,
+            writes_over_time: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 use crate::api::{
     ClusterStatus, Drill, DrillReport, Machine, Moment, NodeStatus, PostgresRole, Signal,
+    WriteSeries,
 };
 use crate::diag::{Code, Diagnostic};
 use crate::plan::{Action, PATRONI_CONFIG, PGDATA, Phase, Plan, SERVICE_COMMAND, Step, bindir};
@@ -982,6 +983,7 @@ impl Observer {
                 timeline: Vec::new(),
                 finished: false,
                 note: None,
+                writes_over_time: None,
             },
             switching: matches!(fault.action, Break::Switchover { .. }),
             fault,
@@ -1344,6 +1346,7 @@ impl Observer {
         let old = self.fault.target.clone();
         let writes = std::mem::take(&mut self.writes);
         let report = &mut self.report;
+        report.writes_over_time = write_series(&writes);
         report.writes_acknowledged = writes.iter().filter(|w| w.ok).count() as u64;
         report.writes_failed = writes.iter().filter(|w| !w.ok).count() as u64;
         if let Some(present) = present {
@@ -1388,6 +1391,39 @@ impl Observer {
         report.finished = true;
         self.report
     }
+}
+
+/// How long a step of a drill's chart of writes is.
+pub const CHART_STEP_MS: u64 = 100;
+
+/// The most steps a chart holds (ten minutes of 100 ms): writes answered later are left out.
+const CHART_STEPS: usize = 6000;
+
+/// The writes in steps of `CHART_STEP_MS` by the time their answer came, or `None` without any.
+pub fn write_series(writes: &[Write]) -> Option<WriteSeries> {
+    let step = CHART_STEP_MS as i64;
+    let first = writes.iter().map(|w| w.finished_ms).min()?;
+    let from_ms = first.div_euclid(step) * step;
+    let last = writes.iter().map(|w| w.finished_ms).max().unwrap_or(first);
+    let steps = (((last - from_ms) / step) as usize + 1).min(CHART_STEPS);
+    let mut series = WriteSeries {
+        from_ms,
+        step_ms: CHART_STEP_MS,
+        acknowledged: vec![0; steps],
+        refused: vec![0; steps],
+    };
+    for write in writes {
+        let at = ((write.finished_ms - from_ms) / step) as usize;
+        let column = if write.ok {
+            &mut series.acknowledged
+        } else {
+            &mut series.refused
+        };
+        if let Some(count) = column.get_mut(at) {
+            *count += 1;
+        }
+    }
+    Some(series)
 }
 
 /// Whether every standby streams from a node other than `old`, the old primary, or from `old`

@@ -916,6 +916,32 @@ fn existing_hosts_are_never_broken_but_can_switch_over() {
 }
 
 #[test]
+fn the_chart_counts_each_write_in_the_step_its_answer_came() {
+    use m1studio_shared::drill::write_series;
+    assert_eq!(write_series(&[]), None);
+    let writes = [
+        write(1, -1050, -1001, Some("a")),
+        write(2, -40, -1, Some("a")),
+        write(3, 0, 0, None),
+        write(4, 10, 99, None),
+        write(5, 150, 250, None),
+        write(6, 900, 1234, Some("b")),
+    ];
+    let series = write_series(&writes).unwrap();
+    assert_eq!((series.from_ms, series.step_ms), (-1100, 100));
+    assert_eq!(series.acknowledged.len(), 24, "from -1100 to 1299");
+    assert_eq!(series.acknowledged[0], 1, "-1001 is in [-1100, -1000)");
+    assert_eq!(series.acknowledged[10], 1, "-1 is in [-100, 0)");
+    assert_eq!(series.refused[11], 2, "0 and 99 are in [0, 100)");
+    assert_eq!(series.refused[13], 1, "250 is in [200, 300)");
+    assert_eq!(series.acknowledged[23], 1, "1234 is in [1200, 1300)");
+    assert_eq!(
+        series.acknowledged.iter().sum::<u32>() + series.refused.iter().sum::<u32>(),
+        6
+    );
+}
+
+#[test]
 fn m1_promotes_the_primary_s_replica_and_never_a_cascaded_one() {
     let c = configured("repmgr", 3, false);
     let [primary, replica] = [&c.topology.instances[0].name, &c.topology.instances[1].name];
@@ -999,6 +1025,14 @@ fn recorded_drills_replay_to_the_report_they_gave() {
         let planned = fault(&drill, &c, &expected.target).unwrap();
         let mut got = replay(planned, expected.number, &observations);
         got.fault_ms = expected.fault_ms;
+        // The chart's series came after these recordings: it counts the same writes.
+        let series = got
+            .writes_over_time
+            .take()
+            .expect("a drill with writes has a chart");
+        let sum = |column: &[u32]| column.iter().map(|&c| u64::from(c)).sum::<u64>();
+        assert_eq!(sum(&series.acknowledged), expected.writes_acknowledged);
+        assert_eq!(sum(&series.refused), expected.writes_failed);
         assert_eq!(got, expected, "{}", path.display());
         replayed += 1;
     }

@@ -73,6 +73,11 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         lost_only_in_flight(&lost)?;
         let acknowledged = c.find(Locator::Id("report-acknowledged")).await?.text().await?;
         assert!(acknowledged.parse::<u64>().is_ok_and(|n| n > 0), "{acknowledged}");
+        // The drill drawn: acknowledged writes before and after, the fault and the resumption
+        // marked, the outage shaded.
+        for selector in ["#drill-chart svg rect.ack", "#drill-chart svg line[data-kind=fault]", "#drill-chart svg line[data-kind=writes_resumed]", "#drill-chart svg rect.outage"] {
+            assert!(count(c, selector).await? >= 1, "{selector}");
+        }
         wait_for(c, "document.querySelector('.start-node[data-node=kestrel]') !== null").await?;
 
         // Barman still points at the old primary: the page says so, and one button fixes it.

@@ -617,6 +617,17 @@ fn report_view(report: &DrillReport) -> Html {
             if let Some(note) = &report.note {
                 <p class="warning">{ note.clone() }</p>
             }
+            if let Some(svg) = crate::chart::drill_chart(report) {
+                <div class="drill-chart" id="drill-chart">
+                    { Html::from_html_unchecked(AttrValue::from(svg.clone())) }
+                    <button type="button" class="secondary" id="chart-download" onclick={
+                        let name = format!("drill-{}-{}.svg", report.number, report.action);
+                        Callback::from(move |_: MouseEvent| {
+                            let _ = browser::download(&name, "image/svg+xml", &svg);
+                        })
+                    }>{ "Download the chart (SVG)" }</button>
+                </div>
+            }
             <ol class="timeline">
                 { for report.timeline.iter().map(|m| html! {
                     <li><span class="at">{ format!("+{:.1} s", m.after_ms as f64 / 1000.0) }</span><span class="what">{ m.what.clone() }</span></li>

@@ -121,7 +121,12 @@ pub fn Trainer() -> Html {
                 <td>{ d.cluster.clone() }</td>
                 <td class="state">{ d.state.as_str() }</td>
                 <td>{ d.network.clone().unwrap_or_default() }</td>
-                <td class="drill">{ drill_text(report) }</td>
+                <td class="drill">
+                    { drill_text(report) }
+                    if let Some(svg) = report.and_then(crate::chart::drill_chart) {
+                        <div class="room-chart">{ Html::from_html_unchecked(AttrValue::from(svg)) }</div>
+                    }
+                </td>
                 <td>
                     if d.state != DeploymentState::Destroyed {
                         <button type="button" class={if asking { "danger" } else { "secondary" }} onclick={destroy(d.id.clone())}>
