@@ -119,6 +119,11 @@ pub fn now() -> f64 {
         .map_or(0.0, |p| p.now())
 }
 
+/// Milliseconds since 1970, as the browser's clock says.
+pub fn epoch_ms() -> f64 {
+    js_sys::Date::now()
+}
+
 /// Whether the m1studio server that may have served this page answers its health check,
 /// with its version when it does.
 pub async fn server_version() -> Option<String> {

@@ -293,6 +293,9 @@ pub struct Deployment {
     /// Its owner: an attendee's id in a workshop, or empty for the server's own user.
     #[serde(default)]
     pub owner: String,
+    /// When the server destroys it, in milliseconds since 1970, where clusters expire.
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
 }
 
 /// What an event reports.

@@ -334,3 +334,128 @@ async fn the_join_link_and_the_trainer_s_room_work_in_the_browser() -> Result<()
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attendee_s_share_is_kept_and_a_cluster_whose_time_is_up_is_destroyed() -> Result<()> {
+    let Some(_docker) = docker_or_skip("the workshop expiry test").await? else {
+        return Ok(());
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-expiry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let server = Server::start_with(
+        &dir.join("m1studio.db"),
+        &[
+            "--workshop",
+            "short",
+            "--per-attendee",
+            "1",
+            "--cluster-ttl",
+            "45s",
+            "--address-pool",
+            "10.151.0.0/16",
+        ],
+        1,
+    )?;
+    let (code, trainer) = kept(&dir, "short")?;
+    let (status, joined) = call_as(
+        server.addr,
+        None,
+        "POST",
+        "/api/join",
+        Some(json!({ "code": code, "name": "Ada" })),
+    )?;
+    ensure!(status == 201, "{joined}");
+    let token = joined["token"].as_str().context("token")?.to_string();
+    let cluster = format!("ttl{}", std::process::id() % 100000);
+    let deploy = |name: &str| {
+        call_as(
+            server.addr,
+            Some(&token),
+            "POST",
+            "/api/deployments",
+            Some(
+                json!({ "link": format!("v=1&name={name}&pg=15&fm=repmgr&platform=docker&n=0"), "profile": "fast" }),
+            ),
+        )
+    };
+    let outcome = async {
+        let (status, deployment) = deploy(&cluster)?;
+        ensure!(status == 202, "{deployment}");
+        let id = deployment["id"].as_str().context("id")?.to_string();
+        let expires = deployment["expires_ms"]
+            .as_u64()
+            .context("it says when it expires")?;
+        ensure!(expires.saturating_sub(deployment["created_ms"].as_u64().unwrap_or(0)) == 45_000);
+        // A second cluster is beyond this attendee's share of one.
+        let (status, refused) = deploy(&format!("{cluster}b"))?;
+        ensure!(status == 409, "{refused}");
+        ensure!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("1 of your 1 clusters")),
+            "{refused}"
+        );
+        all_running(
+            &server,
+            &[(id.clone(), token.clone())],
+            Duration::from_secs(300),
+        )?;
+        // Its time runs out: the server destroys it, and nothing of it is left.
+        let started = Instant::now();
+        loop {
+            let (_, now) = call_as(
+                server.addr,
+                Some(&token),
+                "GET",
+                &format!("/api/deployments/{id}"),
+                None,
+            )?;
+            if now["state"] == "destroyed" {
+                break;
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "not destroyed after its time: {now}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        let left = m1studio::target::found_clusters().await?;
+        ensure!(
+            !left.iter().any(|c| c.name.starts_with(&cluster)),
+            "{:?}",
+            left.iter().map(|c| &c.name).collect::<Vec<_>>()
+        );
+        // With it gone, the share is free again.
+        let (status, again) = deploy(&format!("{cluster}c"))?;
+        ensure!(status == 202, "{again}");
+        Ok(())
+    }
+    .await;
+    let (_, all) = call_as(server.addr, Some(&trainer), "GET", "/api/deployments", None)?;
+    for deployment in all.as_array().into_iter().flatten() {
+        if let (Some(id), false) = (
+            deployment["id"].as_str(),
+            deployment["state"] == "destroyed",
+        ) {
+            // One still under way is destroyed once it stands.
+            let started = Instant::now();
+            loop {
+                let (status, _) = call_as(
+                    server.addr,
+                    Some(&trainer),
+                    "DELETE",
+                    &format!("/api/deployments/{id}"),
+                    None,
+                )?;
+                if status == 200 || started.elapsed() > Duration::from_secs(300) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }
+    }
+    outcome?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -42,6 +42,61 @@ pub(crate) struct ServeArgs {
     /// Where docker clusters that leave their network at the default get one (a /24 each)
     #[arg(long, value_name = "CIDR", default_value = m1studio_shared::net::DEFAULT_POOL)]
     address_pool: ipnet::Ipv4Net,
+    /// How many clusters may live at once; by default as many as the host's memory holds
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_clusters: Option<u16>,
+    /// How many clusters each attendee of a workshop may have at once
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    per_attendee: u16,
+    /// How long a cluster lives before it is destroyed (such as 4h, 90m or 600s); by default 4h
+    /// in a workshop, and for ever otherwise
+    #[arg(long, value_name = "DURATION", value_parser = duration_value)]
+    cluster_ttl: Option<std::time::Duration>,
+}
+
+/// A duration such as `4h`, `90m` or `600s`.
+fn duration_value(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "{text} is not a duration: write it as 4h, 90m or 600s"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| std::time::Duration::from_secs(n * seconds))
+        .ok_or_else(|| format!("{text} is not a duration: write it as 4h, 90m or 600s"))
+}
+
+/// The memory an idle default cluster takes, measured (docs/BENCHMARKS.md): what the default
+/// `--max-clusters` divides the host's memory by, with room for a deployment under way.
+const CLUSTER_MIB: u64 = 600;
+
+/// How many clusters the host's memory holds, keeping a quarter of it for everything else.
+fn clusters_the_host_holds() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    usize::try_from((kib / 1024) * 3 / 4 / CLUSTER_MIB)
+        .ok()
+        .map(|n| n.max(1))
 }
 
 /// Serves the designer and `/api` as `args` say, with the store at `db`; with an SSH key, bare
@@ -57,6 +112,9 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         workshop,
         max_attendees,
         address_pool,
+        max_clusters,
+        per_attendee,
+        cluster_ttl,
     } = args;
     let parallel = usize::from(parallel);
     let token = match token_file {
@@ -127,6 +185,7 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         );
     }
     let store = open_store(db)?;
+    let in_workshop = workshop.is_some();
     let ssh = match ssh_key {
         Some(key) => {
             let hosts = store_dir(db).join("known_hosts");
@@ -154,6 +213,11 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
             parallel,
             ssh,
             pool: address_pool,
+            max_clusters: max_clusters
+                .map(usize::from)
+                .or_else(clusters_the_host_holds),
+            per_attendee: Some(usize::from(per_attendee)),
+            ttl: cluster_ttl.or(in_workshop.then_some(std::time::Duration::from_secs(4 * 3600))),
         },
     );
     let mut allowed_hosts: Vec<String> = allowed_hosts
@@ -195,7 +259,32 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         for change in runner.reconcile().await? {
             tracing::info!("after the restart: {change}");
         }
+        runner.expire_every(std::time::Duration::from_secs(5));
         crate::server::serve(listen, state).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_written_with_their_unit() {
+        assert_eq!(duration_value("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(duration_value("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(duration_value("600s"), Ok(Duration::from_secs(600)));
+        assert_eq!(
+            duration_value("30"),
+            Ok(Duration::from_secs(30 * 60)),
+            "minutes by default"
+        );
+        for bad in ["", "0s", "4d", "h", "-5m", "1.5h"] {
+            assert!(
+                duration_value(bad).unwrap_err().contains("4h, 90m or 600s"),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -26,7 +26,7 @@ use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, Diagnostic, Draft, configure, has_errors, link};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast};
 
 /// The label that carries a cluster's design as share-link text.
@@ -203,6 +203,12 @@ pub struct Settings {
     pub ssh: Option<SshAccess>,
     /// Where docker clusters that left their network at the default get one.
     pub pool: ipnet::Ipv4Net,
+    /// How many clusters may live at once, all owners together.
+    pub max_clusters: Option<usize>,
+    /// How many clusters each attendee of a workshop may have at once.
+    pub per_attendee: Option<usize>,
+    /// How long a cluster lives before it is destroyed.
+    pub ttl: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -213,6 +219,9 @@ impl Default for Settings {
             pool: m1studio_shared::net::DEFAULT_POOL
                 .parse()
                 .unwrap_or_default(),
+            max_clusters: None,
+            per_attendee: None,
+            ttl: None,
         }
     }
 }
@@ -222,6 +231,9 @@ struct Inner {
     /// Admissions one at a time: a network is chosen and recorded before the next is.
     admitting: tokio::sync::Mutex<()>,
     pool: ipnet::Ipv4Net,
+    max_clusters: Option<usize>,
+    per_attendee: Option<usize>,
+    ttl: Option<Duration>,
     slots: Arc<Semaphore>,
     queue: Mutex<VecDeque<String>>,
     channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
@@ -278,12 +290,18 @@ impl Runner {
             parallel,
             ssh,
             pool,
+            max_clusters,
+            per_attendee,
+            ttl,
         } = settings;
         Runner {
             inner: Arc::new(Inner {
                 store,
                 admitting: tokio::sync::Mutex::new(()),
                 pool,
+                max_clusters,
+                per_attendee,
+                ttl,
                 slots: Arc::new(Semaphore::new(parallel.max(1))),
                 queue: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
@@ -424,6 +442,7 @@ impl Runner {
             queue_position,
             network: record.network.clone(),
             owner: record.owner.clone(),
+            expires_ms: self.expires_ms(record),
         }
     }
 
@@ -504,6 +523,7 @@ impl Runner {
         }
         // One admission at a time, from the choice of a network until it is recorded.
         let admission = self.inner.admitting.lock().await;
+        self.within_quota(owner)?;
         let (draft, configured, network) = self.place(draft, configured).await?;
         let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
         let engine_name = if owner.is_empty() {
@@ -636,6 +656,89 @@ impl Runner {
         );
         self.set_state(id, DeploymentState::Running, None);
         Ok(())
+    }
+
+    /// Refuses a new cluster of `owner` beyond the server's or the attendee's share, saying
+    /// why and what to do.
+    fn within_quota(&self, owner: &str) -> std::result::Result<(), Problem> {
+        let live: Vec<Record> = self
+            .inner
+            .store
+            .list()?
+            .into_iter()
+            .filter(|r| r.state != DeploymentState::Destroyed)
+            .collect();
+        if let Some(most) = self.inner.max_clusters
+            && live.len() >= most
+        {
+            return Err(Problem::Conflict(format!(
+                "the server holds {} of {most} clusters: destroy one, or ask the trainer",
+                live.len()
+            )));
+        }
+        let mine = live.iter().filter(|r| r.owner == owner).count();
+        if let Some(most) = self.inner.per_attendee.filter(|_| !owner.is_empty())
+            && mine >= most
+        {
+            return Err(Problem::Conflict(format!(
+                "you have {mine} of your {most} clusters: destroy one of them first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// When deployment `record` expires, if clusters do.
+    fn expires_ms(&self, record: &Record) -> Option<u64> {
+        let ttl = u64::try_from(self.inner.ttl?.as_millis()).unwrap_or(u64::MAX);
+        Some(record.created_ms.saturating_add(ttl))
+    }
+
+    /// Destroys every live deployment whose time is up at `now_ms`; returns their ids.
+    pub async fn expire(&self, now_ms: u64) -> Vec<String> {
+        let mut expired = Vec::new();
+        let Ok(records) = self.inner.store.list() else {
+            return expired;
+        };
+        for record in records {
+            let due = self.expires_ms(&record).is_some_and(|at| at <= now_ms);
+            let done = matches!(
+                record.state,
+                DeploymentState::Destroyed | DeploymentState::Destroying
+            );
+            if !due || done || record.state.in_progress() {
+                continue;
+            }
+            self.emit(
+                &record.id,
+                EventKind::Progress,
+                None,
+                "its time is up: the cluster is destroyed",
+                None,
+            );
+            match self.destroy(&record.id).await {
+                Ok(_) => expired.push(record.id),
+                Err(problem) => {
+                    tracing::warn!("cannot destroy expired deployment {}: {problem}", record.id);
+                }
+            }
+        }
+        expired
+    }
+
+    /// Destroys expired clusters every `every`, for as long as the runner lives.
+    pub fn expire_every(&self, every: Duration) {
+        if self.inner.ttl.is_none() {
+            return;
+        }
+        let runner = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                for id in runner.expire(now_ms()).await {
+                    tracing::info!("deployment {id} expired and was destroyed");
+                }
+            }
+        });
     }
 
     /// The events of `id` after number `after`, then each new one as it happens.

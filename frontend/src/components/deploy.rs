@@ -819,6 +819,9 @@ fn deployment_view(
                     </span>
                 }
             </div>
+            if let Some(left) = d.expires_ms.filter(|_| d.state != DeploymentState::Destroyed).map(|at| at as f64 - browser::epoch_ms()).filter(|left| *left < 10.0 * 60_000.0) {
+                <p class="warning" id="expiry" role="status">{ format!("This cluster is destroyed in {} min, when its time is up: keep what you need.", (left.max(0.0) / 60_000.0).ceil()) }</p>
+            }
             if running {
                 <div class="connections" id="connections">
                     <h4>{ "Connect" }</h4>
