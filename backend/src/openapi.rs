@@ -95,7 +95,7 @@ pub fn document() -> Value {
                         "nodes": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }] } },
                         "password": { "type": "string", "description": "Where the password is read" } } },
                     "queue_position": { "type": ["integer", "null"] } } },
-                "Signal": { "description": "What a drill's moment or an event means", "enum": ["fault", "detected", "promoted", "writes_refused", "writes_resumed", "settled", "fault_undone", "fenced", "fence_failed", "switchover_finished", "switchover_failed", "witness_follows", "witness_lost", "report", "barman_follows", "rejoined", "other"] },
+                "Signal": { "description": "What a drill's moment or an event means", "enum": ["fault", "detected", "promoted", "writes_refused", "writes_resumed", "settled", "fault_undone", "fenced", "fence_failed", "switchover_finished", "switchover_failed", "witness_follows", "witness_lost", "report", "barman_follows", "rejoined", "scenario_step", "other"] },
                 "Event": { "type": "object", "properties": {
                     "seq": { "type": "integer" }, "at_ms": { "type": "integer" },
                     "kind": { "enum": ["state", "phase", "started", "finished", "failed", "progress", "drill", "observed"] },
@@ -192,6 +192,18 @@ pub fn document() -> Value {
                         "attendee": { "type": "object" }, "deployments": { "type": "array", "items": reference("Deployment") },
                         "last_reports": { "type": "array", "description": "Pairs of a deployment's id and its last drill report" } } } } } }),
                     &["401", "403", "404"]) } },
+            "/api/scenarios": { "post": {
+                "summary": "Run a scenario (timed drills) on every running cluster at once; the trainer's",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",
+                    "properties": { "yaml": { "type": "string", "description": "A scenario file's text" }, "preset": { "type": "string", "description": "A preset's name" } } } } } },
+                "responses": ok("202", "Under way: the run's id and its results so far", json!({ "type": "object", "properties": { "id": { "type": "string" }, "results": { "type": "object" } } }), &["400", "401", "403", "409", "422"]) } },
+            "/api/scenarios/presets": { "get": { "summary": "The built-in scenarios",
+                "responses": ok("200", "The presets", json!({ "type": "array" }), &["401"]) } },
+            "/api/scenarios/{id}": {
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The scenario run's identifier" }],
+                "get": { "summary": "A scenario run's results: a row per cluster, each step's recovery time and writes lost",
+                    "parameters": [{ "name": "format", "in": "query", "schema": { "enum": ["json", "csv"], "default": "json" } }],
+                    "responses": ok("200", "The results", json!({ "type": "object" }), &["400", "401", "403", "404"]) } },
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
         }
     })

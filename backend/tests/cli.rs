@@ -397,3 +397,46 @@ fn plan_shows_patroni_and_refuses_what_cannot_be_deployed_yet() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_scenario_is_checked_before_it_runs_and_needs_running_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m1studio.db");
+    let db = db.to_str().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "name: ''\nsteps:\n  - at: 30\n    action: kill-primary\n  - at: 10\n    action: fly\n",
+    )
+    .unwrap();
+    let out = m1studio(&["--db", db, "scenario", "run", "bad.yml"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for path in ["name", "steps[1]"] {
+        assert!(
+            said.contains(&format!("error[scenario-invalid] {path}:")),
+            "{said}"
+        );
+    }
+    assert!(said.contains("nothing was run"), "{said}");
+    let out = m1studio(
+        &["--db", db, "scenario", "run", "--preset", "nap"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[scenario-invalid] preset:"));
+    // A valid preset, but no cluster runs in this store.
+    let out = m1studio(
+        &[
+            "--db",
+            db,
+            "scenario",
+            "run",
+            "--preset",
+            "kill the primary",
+        ],
+        dir.path(),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("no cluster is running"), "{said}");
+}

@@ -727,6 +727,8 @@ pub enum Signal {
     BarmanFollows,
     /// An old primary rejoined as a standby.
     Rejoined,
+    /// A step of a scenario the trainer runs began.
+    ScenarioStep,
     /// Anything else (moments stored before signals were typed).
     #[serde(other)]
     Other,

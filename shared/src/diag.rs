@@ -130,6 +130,7 @@ codes! {
     HostNotReady => "host-not-ready",
     NetworkTaken => "network-taken",
     NameInvalid => "name-invalid",
+    ScenarioInvalid => "scenario-invalid",
 }
 
 impl fmt::Display for Code {

@@ -20,6 +20,7 @@ pub mod hostnames;
 pub mod link;
 pub mod net;
 pub mod plan;
+pub mod scenario;
 pub mod spec;
 pub mod topology;
 pub mod validate;

@@ -666,7 +666,7 @@ impl Context<'_> {
         )
     }
 
-    /// barman cron, every 15 s, restarted by supervisord if it ever stops.
+    /// barman cron, every 15 s then every minute, restarted by supervisord if it ever stops.
     fn barman_cron_service(&self) -> String {
         barman_program(
             "barman-cron",
@@ -828,7 +828,7 @@ impl Context<'_> {
                 "/usr/local/bin/m1studio-barman-cron",
                 "root",
                 0o755,
-                "#!/bin/sh\n# Runs barman cron (Barman's maintenance and WAL streaming) every 15 seconds (Debian's\n# cron.d runs it every minute). Deployments do not wait for it: they start receive-wal and archive\n# the first WAL file themselves, and backup --wait archives too.\nwhile true; do\n    /usr/bin/barman -q cron\n    sleep 15\ndone\n".to_string(),
+                BARMAN_CRON.to_string(),
             ),
             file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
@@ -1298,6 +1298,27 @@ fn rows_exist(node: &str, title: &str, user: &str, connection: &[&str], rows: &s
         60,
     )
 }
+
+/// How Barman's node runs barman cron: every 15 s for its first two minutes, while a deployment
+/// gets WAL streaming and the first backup going, then every minute, as Debian's cron.d does.
+/// Each run is a Python start of about half a second of CPU: every 15 s for ever was a third of
+/// an idle cluster's CPU. Drills that move Barman run it themselves.
+const BARMAN_CRON: &str = "#!/bin/sh
+# Runs barman cron (Barman's maintenance and WAL streaming): every 15 seconds for two minutes
+# after it starts, then every minute, as Debian's cron.d does. Deployments do not wait for it:
+# they start receive-wal and archive the first WAL file themselves, and backup --wait archives
+# too; pointing Barman at a new primary runs it at once.
+runs=0
+while true; do
+    /usr/bin/barman -q cron
+    if [ \"$runs\" -lt 8 ]; then
+        runs=$((runs + 1))
+        sleep 15
+    else
+        sleep 60
+    fi
+done
+";
 
 /// Closes the primary's current WAL file and archives it on the Barman node `b`, so that
 /// `barman check` finds an archived file. Barman archives a streamed file only once receive-wal

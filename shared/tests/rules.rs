@@ -712,6 +712,8 @@ fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
             .unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/plan.rs")).unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/drill.rs")).unwrap()
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenario.rs"))
+            .unwrap()
         // The hosts' own checks run over SSH, in the deployment test on prepared hosts.
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tests/bare.rs"))
             .unwrap();

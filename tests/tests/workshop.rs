@@ -191,6 +191,86 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
         )?;
         ensure!(status == 200 && live["primary"].is_string(), "{live}");
 
+        // The trainer runs a scenario on every cluster at once: one row per attendee, each with
+        // its recovery time; each attendee's events show the step.
+        let (status, refused) = call_as(
+            server.addr,
+            Some(b),
+            "POST",
+            "/api/scenarios",
+            Some(json!({ "preset": "kill the primary" })),
+        )?;
+        ensure!(status == 403, "an attendee runs no scenario: {refused}");
+        let (status, run) = call_as(
+            server.addr,
+            Some(&trainer),
+            "POST",
+            "/api/scenarios",
+            Some(json!({ "preset": "kill the primary" })),
+        )?;
+        ensure!(status == 202, "{run}");
+        let run_id = run["id"].as_str().context("a run id")?.to_string();
+        let started = Instant::now();
+        let results = loop {
+            let (status, results) = call_as(
+                server.addr,
+                Some(&trainer),
+                "GET",
+                &format!("/api/scenarios/{run_id}"),
+                None,
+            )?;
+            ensure!(status == 200, "{results}");
+            if results["finished"] == true {
+                break results;
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(240),
+                "the scenario did not end: {results}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        };
+        let rows = results["rows"].as_array().context("rows")?;
+        ensure!(rows.len() == 3, "{results}");
+        for row in rows {
+            let step = &row["steps"][0];
+            ensure!(step["error"].is_null(), "{row}");
+            ensure!(
+                step["rto_ms"]
+                    .as_u64()
+                    .is_some_and(|ms| ms > 0 && ms < 60_000),
+                "a recovery time: {row}"
+            );
+            ensure!(
+                ["Ada", "Grace", "Linus"].contains(&row["attendee"].as_str().unwrap_or_default()),
+                "{row}"
+            );
+        }
+        let (status, csv) = m1studio_e2e::http_as(
+            server.addr,
+            "GET",
+            &format!("/api/scenarios/{run_id}?format=csv"),
+            None,
+            Some(&trainer),
+        )?;
+        ensure!(status == 200 && csv.lines().count() == 4, "{csv}");
+        for (id, token) in &ids {
+            let (_, events) = call_as(
+                server.addr,
+                Some(token),
+                "GET",
+                &format!("/api/deployments/{id}/events"),
+                None,
+            )?;
+            ensure!(
+                events
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["signal"] == "scenario_step"),
+                "{id} shows the step"
+            );
+        }
+
         // The trainer's room: three seats, each with its running cluster.
         let (status, room) = call_as(server.addr, Some(&trainer), "GET", "/api/room", None)?;
         ensure!(status == 200, "{room}");

@@ -23,6 +23,8 @@ Commands:
                      N deployments each of the default design and of 8 cascaded replicas
   bench-deploy bare N
                      N deployments of the default design over SSH on fresh prepared hosts
+  bench-deploy idle N
+                     N idle default clusters side by side: CPU per second and memory each
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";

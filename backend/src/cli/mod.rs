@@ -5,6 +5,7 @@
 mod deploy;
 mod design;
 mod files;
+mod scenario;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -112,6 +113,27 @@ enum Command {
     },
     /// Serve the designer in the browser, with its API
     Serve(serve::ServeArgs),
+    /// Run a scenario (timed drills) on every running cluster of the store at once
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+}
+
+/// What to do with scenarios.
+#[derive(Subcommand)]
+enum ScenarioCommand {
+    /// Run FILE (or --preset NAME) now on every running cluster, and print the results
+    Run {
+        /// The scenario file (YAML: a name, and steps each with `at` in seconds and an action)
+        file: Option<PathBuf>,
+        /// A built-in scenario instead: "kill the primary", "failover and back", "cut the primary off"
+        #[arg(long, conflicts_with = "file")]
+        preset: Option<String>,
+        /// Print the results as CSV
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 /// A drill, as the command line names it (the API's `action`).
@@ -160,6 +182,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Configure { args } => design::configure_command(&args),
         Command::Check { path } => design::check_command(&path),
         Command::Serve(args) => serve::serve_command(args, db.as_deref()),
+        Command::Scenario {
+            command: ScenarioCommand::Run { file, preset, csv },
+        } => scenario::run_command(file.as_deref(), preset.as_deref(), csv, db.as_deref()),
         Command::Deploy {
             path,
             profile,

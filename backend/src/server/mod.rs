@@ -68,6 +68,9 @@ pub fn app(state: AppState) -> Router {
         .route("/deployments/{id}/credentials", get(deployment_credentials))
         .route("/openapi.json", get(openapi))
         .route("/room", get(workshop::room))
+        .route("/scenarios", post(workshop::run_scenario))
+        .route("/scenarios/presets", get(workshop::scenario_presets))
+        .route("/scenarios/{id}", get(workshop::scenario_results))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             guard::authenticate,

@@ -260,3 +260,122 @@ pub(super) async fn room(
         attendees,
     }))
 }
+
+/// A scenario to run: a YAML file's text, or a preset's name.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScenarioRequest {
+    #[serde(default)]
+    yaml: Option<String>,
+    #[serde(default)]
+    preset: Option<String>,
+}
+
+fn trainer_only(caller: &Caller) -> Result<(), ApiError> {
+    if *caller == Caller::Operator {
+        Ok(())
+    } else {
+        Err(refused(
+            StatusCode::FORBIDDEN,
+            "scenarios are the trainer's: attendees see their steps on their own clusters".into(),
+        ))
+    }
+}
+
+/// `POST /api/scenarios`: runs a scenario on every running cluster, and answers with the run's
+/// id and its results so far.
+pub(super) async fn run_scenario(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Result<Json<ScenarioRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    trainer_only(&caller)?;
+    let request = body(request, r#"{"preset": NAME} or {"yaml": TEXT}"#)?;
+    let scenario = match (request.yaml, request.preset) {
+        (Some(yaml), None) => m1studio_shared::scenario::read(&yaml),
+        (None, Some(preset)) => m1studio_shared::scenario::preset(&preset).map_err(|d| vec![d]),
+        _ => {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of yaml (a scenario file's text) or preset (a preset's name)"
+                    .into(),
+            ));
+        }
+    }
+    .map_err(|diagnostics| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        diagnostics,
+    })?;
+    let runner = runner(&state)?;
+    let names: std::collections::HashMap<String, String> = match &state.workshop {
+        Some(workshop) => runner
+            .store()
+            .attendees(&workshop.name)?
+            .into_iter()
+            .map(|a| (a.id, a.name))
+            .collect(),
+        None => std::collections::HashMap::new(),
+    };
+    let deployments: Vec<(String, String)> = runner
+        .list()?
+        .into_iter()
+        .filter(|d| d.state == m1studio_shared::api::DeploymentState::Running)
+        .map(|d| {
+            let name = names.get(&d.owner).cloned().unwrap_or_default();
+            (d.id, name)
+        })
+        .collect();
+    let id = runner.run_scenario(scenario, deployments)?;
+    let results = runner.scenario_results(&id)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "id": id, "results": results })),
+    ))
+}
+
+/// How to send a scenario's results.
+#[derive(serde::Deserialize)]
+pub(super) struct ResultsQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/scenarios/{id}`: a run's results, as JSON or (`?format=csv`) CSV.
+pub(super) async fn scenario_results(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ResultsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    trainer_only(&caller)?;
+    let results = runner(&state)?.scenario_results(&id)?;
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(results).into_response()),
+        Some("csv") => Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"scenario-results.csv\"",
+                ),
+            ],
+            m1studio_shared::scenario::csv(&results),
+        )
+            .into_response()),
+        Some(other) => Err(refused(
+            StatusCode::BAD_REQUEST,
+            format!("format: {other} is not one of json or csv"),
+        )),
+    }
+}
+
+/// `GET /api/scenarios/presets`: the built-in scenarios.
+pub(super) async fn scenario_presets() -> Json<Vec<m1studio_shared::scenario::Scenario>> {
+    Json(m1studio_shared::scenario::presets())
+}

@@ -4,6 +4,7 @@
 use crate::browser;
 use crate::components::api::{Api, Refusal, TOKEN_KEY};
 use m1studio_shared::api::{Deployment, DeploymentState, DrillReport, Room};
+use m1studio_shared::scenario::{Results, Scenario};
 use std::cell::Cell;
 use std::rc::Rc;
 use yew::prelude::*;
@@ -113,6 +114,7 @@ pub fn Trainer() -> Html {
         })
     };
     let needs_token = refusal.as_ref().is_some_and(|r| r.status == 401);
+    let scenarios = scenario_area(&token, &refusal);
     let row = |name: &str, d: &Deployment, report: Option<&DrillReport>| {
         let asking = confirming.as_deref() == Some(d.id.as_str());
         html! {
@@ -149,6 +151,7 @@ pub fn Trainer() -> Html {
             } else if let Some(why) = refusal.as_ref() {
                 <p class="error" role="alert" id="trainer-error" data-status={why.status.to_string()}>{ why.message.clone() }</p>
             }
+            { scenarios }
             if let Some(room) = &*room {
                 <p id="room-summary">{ format!("Workshop {}: {} attendees", room.workshop, room.attendees.len()) }</p>
                 <table class="room" id="room">
@@ -170,5 +173,172 @@ pub fn Trainer() -> Html {
                 </table>
             }
         </main>
+    }
+}
+
+/// A step's outcome, as a cell of the results says it.
+fn step_text(step: &m1studio_shared::scenario::StepResult) -> String {
+    if let Some(error) = &step.error {
+        return format!("failed: {error}");
+    }
+    match (step.rto_ms, step.writes_lost) {
+        (Some(rto), lost) => format!(
+            "{:.1} s, {} lost",
+            rto as f64 / 1000.0,
+            lost.map_or_else(|| "?".into(), |l| l.to_string())
+        ),
+        (None, _) => "done".into(),
+    }
+}
+
+/// The scenarios: pick a preset, run it on every running cluster, and read the results as
+/// they come, with CSV and JSON downloads.
+fn scenario_area(
+    token: &UseStateHandle<Option<String>>,
+    refusal: &UseStateHandle<Option<Refusal>>,
+) -> Html {
+    html! { <Scenarios token={(**token).clone()} refusal={refusal.clone()}/> }
+}
+
+#[derive(Properties, PartialEq)]
+struct ScenariosProps {
+    token: Option<String>,
+    refusal: UseStateHandle<Option<Refusal>>,
+}
+
+#[component]
+fn Scenarios(props: &ScenariosProps) -> Html {
+    let presets = use_state(Vec::<Scenario>::new);
+    let chosen = use_state(String::new);
+    let results = use_state(|| None::<(String, Results)>);
+    {
+        let (presets, chosen, token) = (presets.clone(), chosen.clone(), props.token.clone());
+        use_effect_with(props.token.clone(), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                let api = Api { token };
+                if let Ok(list) = api
+                    .call::<Vec<Scenario>>("GET", "/api/scenarios/presets", None)
+                    .await
+                {
+                    if let Some(first) = list.first() {
+                        chosen.set(first.name.clone());
+                    }
+                    presets.set(list);
+                }
+            });
+        });
+    }
+    let on_choose = {
+        let chosen = chosen.clone();
+        Callback::from(move |e: Event| {
+            let select: web_sys::HtmlSelectElement = e.target_unchecked_into();
+            chosen.set(select.value());
+        })
+    };
+    let run = {
+        let (chosen, results, token, refusal) = (
+            chosen.clone(),
+            results.clone(),
+            props.token.clone(),
+            props.refusal.clone(),
+        );
+        Callback::from(move |_: MouseEvent| {
+            let body = serde_json::json!({ "preset": *chosen }).to_string();
+            let (results, api, refusal) = (
+                results.clone(),
+                Api {
+                    token: token.clone(),
+                },
+                refusal.clone(),
+            );
+            wasm_bindgen_futures::spawn_local(async move {
+                #[derive(serde::Deserialize)]
+                struct Started {
+                    id: String,
+                    results: Results,
+                }
+                let started = match api
+                    .call::<Started>("POST", "/api/scenarios", Some(body))
+                    .await
+                {
+                    Ok(started) => started,
+                    Err(why) => return refusal.set(Some(why)),
+                };
+                let id = started.id;
+                results.set(Some((id.clone(), started.results)));
+                loop {
+                    browser::sleep(2000).await;
+                    let path = format!("/api/scenarios/{id}");
+                    match api.call::<Results>("GET", &path, None).await {
+                        Ok(now) => {
+                            let finished = now.finished;
+                            results.set(Some((id.clone(), now)));
+                            if finished {
+                                break;
+                            }
+                        }
+                        Err(why) => return refusal.set(Some(why)),
+                    }
+                }
+            });
+        })
+    };
+    let download = |format: &'static str| {
+        let (results, token) = (results.clone(), props.token.clone());
+        Callback::from(move |_: MouseEvent| {
+            let Some((id, current)) = (*results).clone() else {
+                return;
+            };
+            let api = Api {
+                token: token.clone(),
+            };
+            wasm_bindgen_futures::spawn_local(async move {
+                let text = if format == "csv" {
+                    let path = format!("/api/scenarios/{id}?format=csv");
+                    match browser::api("GET", &path, None, api.token.as_deref()).await {
+                        Ok(answer) => answer.text,
+                        Err(_) => return,
+                    }
+                } else {
+                    serde_json::to_string_pretty(&current).unwrap_or_default()
+                };
+                let mime = if format == "csv" {
+                    "text/csv"
+                } else {
+                    "application/json"
+                };
+                let _ = browser::download(&format!("scenario-{id}.{format}"), mime, &text);
+            });
+        })
+    };
+    html! {
+        <section class="scenarios" id="scenarios">
+            <h2>{ "Scenario" }</h2>
+            <label for="scenario-preset">{ "Run on every running cluster at once:" }</label>
+            <select id="scenario-preset" onchange={on_choose}>
+                { for presets.iter().map(|p| {
+                    let steps: Vec<String> = p.steps.iter().map(|s| format!("t+{} {}", s.at, s.drill.name())).collect();
+                    html! { <option value={p.name.clone()} selected={*chosen == p.name}>{ format!("{} ({})", p.name, steps.join("; ")) }</option> }
+                }) }
+            </select>
+            <button type="button" id="scenario-run" onclick={run}>{ "Run" }</button>
+            if let Some((_, results)) = &*results {
+                <table class="room" id="scenario-results" data-finished={results.finished.to_string()}>
+                    <thead><tr><th>{ "Attendee" }</th>{ for results.scenario.steps.iter().map(|s| html! { <th>{ format!("t+{} {}", s.at, s.drill.name()) }</th> }) }</tr></thead>
+                    <tbody>
+                        { for results.rows.iter().map(|row| html! {
+                            <tr data-deployment={row.deployment.clone()}>
+                                <th scope="row">{ if row.attendee.is_empty() { row.deployment.clone() } else { row.attendee.clone() } }</th>
+                                { for (0..results.scenario.steps.len()).map(|i| html! {
+                                    <td>{ row.steps.get(i).map(step_text).unwrap_or_else(|| "…".into()) }</td>
+                                }) }
+                            </tr>
+                        }) }
+                    </tbody>
+                </table>
+                <button type="button" class="secondary" id="scenario-csv" onclick={download("csv")}>{ "Download CSV" }</button>
+                <button type="button" class="secondary" id="scenario-json" onclick={download("json")}>{ "Download JSON" }</button>
+            }
+        </section>
     }
 }

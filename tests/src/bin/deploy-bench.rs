@@ -13,6 +13,12 @@
 //! cascaded replicas N times each, one after the other, and prints each time with the minimum,
 //! median and maximum: one run says little on a machine whose speed drifts.
 //!
+//! `cargo xtask bench-deploy idle N` deploys N default clusters (fast profile) side by side,
+//! each on a network of the address pool, lets them settle for 130 s (past barman cron's
+//! first two minutes, when it runs every 15 s), then reads each cluster's
+//! CPU (the containers' `cpu.stat`) over 60 s and its memory (`memory.current`): milliseconds of
+//! CPU per second and MiB per idle cluster, and for all N together.
+//!
 //! `cargo xtask bench-deploy bare N` deploys the default design as a bare one, over SSH, on 4
 //! fresh prepared hosts (containers of the node image running sshd), N times, and prints each
 //! time with the minimum, median and maximum. Preparing the hosts is not measured; the SSH
@@ -56,6 +62,12 @@ async fn main() -> Result<()> {
     {
         let count: u32 = count.parse().context("N must be a whole number")?;
         return repeated_deploys(count);
+    }
+    if let [command, count] = &args[..]
+        && command == "idle"
+    {
+        let count: u32 = count.parse().context("N must be a whole number")?;
+        return idle(count).await;
     }
     if let [command, count] = &args[..]
         && command == "bare"
@@ -508,4 +520,180 @@ async fn repeated_kills(count: u32, manager: &str) -> Result<()> {
     .await;
     let _ = runner.destroy(&id).await;
     result
+}
+
+/// Where a running container's CPU and memory are counted: its cgroup (v2), or its `cpuacct`
+/// and `memory` cgroups (v1).
+enum Counted {
+    V2(std::path::PathBuf),
+    V1 {
+        cpu: std::path::PathBuf,
+        memory: std::path::PathBuf,
+    },
+}
+
+/// Each running container's cgroups, by the cluster's engine name.
+async fn cgroups(cluster: &str) -> Result<Vec<(String, Counted)>> {
+    let docker = connect().await?;
+    let executor = DockerExecutor::new(docker.clone(), cluster);
+    let mut out = Vec::new();
+    for (node, _, state) in executor.containers().await? {
+        if state != "running" {
+            continue;
+        }
+        let name = format!("m1studio-{cluster}-{node}");
+        let inspect = docker
+            .inspect_container(
+                &name,
+                None::<m1studio::target::docker::InspectContainerOptions>,
+            )
+            .await?;
+        let pid = inspect
+            .state
+            .and_then(|s| s.pid)
+            .context("a running container's pid")?;
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        let of = |controller: &str| {
+            cgroup.lines().find_map(|l| {
+                let mut fields = l.splitn(3, ':');
+                let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
+                names
+                    .split(',')
+                    .any(|n| n == controller)
+                    .then(|| root.join(controller).join(path.trim_start_matches('/')))
+            })
+        };
+        if root.join("cgroup.controllers").exists() {
+            let path = cgroup
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .context("a cgroup")?;
+            out.push((node, Counted::V2(root.join(path.trim_start_matches('/')))));
+        } else {
+            let counted = Counted::V1 {
+                cpu: of("cpuacct").context("a cpuacct cgroup")?,
+                memory: of("memory").context("a memory cgroup")?,
+            };
+            out.push((node, counted));
+        }
+    }
+    Ok(out)
+}
+
+fn number(path: std::path::PathBuf) -> Result<u64> {
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| path.display().to_string())?
+        .trim()
+        .parse()
+        .unwrap_or(0))
+}
+
+/// A value of a `key value` file such as `cpu.stat` or `memory.stat`.
+fn stat(path: std::path::PathBuf, key: &str) -> Result<u64> {
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| path.display().to_string())?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Microseconds of CPU the cgroups used so far, and their memory in bytes now (without the
+/// page cache, which the kernel gives back when it needs it).
+fn usage(groups: &[Counted]) -> Result<(u64, u64)> {
+    let (mut cpu, mut memory) = (0, 0);
+    for group in groups {
+        match group {
+            Counted::V2(dir) => {
+                cpu += stat(dir.join("cpu.stat"), "usage_usec")?;
+                memory += number(dir.join("memory.current"))?
+                    .saturating_sub(stat(dir.join("memory.stat"), "file")?);
+            }
+            Counted::V1 { cpu: c, memory: m } => {
+                cpu += number(c.join("cpuacct.usage"))? / 1000;
+                memory += number(m.join("memory.usage_in_bytes"))?
+                    .saturating_sub(stat(m.join("memory.stat"), "total_cache")?);
+            }
+        }
+    }
+    Ok((cpu, memory))
+}
+
+/// `count` idle default clusters: CPU and memory each.
+async fn idle(count: u32) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("m1studio-bench-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let names: Vec<String> = (0..count).map(|i| format!("idle{i}")).collect();
+    let runner = Runner::new(Store::open(&dir.join("m1studio.db"))?, 2);
+    let mut ids = Vec::new();
+    for name in &names {
+        let request = DeployRequest {
+            link: Some(format!("v=1&name={name}&pg=15&fm=repmgr&platform=docker")),
+            profile: Some(Profile::Fast),
+            ..DeployRequest::default()
+        };
+        ids.push(runner.submit(request).await.map_err(anyhow_of)?.id);
+    }
+    let started = Instant::now();
+    for id in &ids {
+        loop {
+            let record = runner.get(id).map_err(anyhow_of)?;
+            match record.state {
+                DeploymentState::Running => break,
+                DeploymentState::Failed => bail!("{id} failed: {:?}", record.error),
+                _ if started.elapsed() > Duration::from_secs(900) => bail!("{id} is not running"),
+                _ => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+    println!(
+        "{count} default clusters running after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Past barman cron's first two minutes, when it runs every 15 s: the steady state.
+    tokio::time::sleep(Duration::from_secs(130)).await;
+    let mut groups = Vec::new();
+    let mut nodes = Vec::new();
+    for name in &names {
+        let (names, counted): (Vec<String>, Vec<Counted>) =
+            cgroups(name).await?.into_iter().unzip();
+        groups.push(counted);
+        nodes.push(names);
+    }
+    // Each node of the first cluster on its own, to see where the time goes.
+    let first: Vec<u64> = groups[0]
+        .iter()
+        .map(|g| usage(std::slice::from_ref(g)).map(|u| u.0))
+        .collect::<Result<_>>()?;
+    let before: Vec<(u64, u64)> = groups.iter().map(|g| usage(g)).collect::<Result<_>>()?;
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let seconds = window.elapsed().as_secs_f64();
+    let after: Vec<(u64, u64)> = groups.iter().map(|g| usage(g)).collect::<Result<_>>()?;
+    for ((node, group), cpu0) in nodes[0].iter().zip(&groups[0]).zip(&first) {
+        let cpu1 = usage(std::slice::from_ref(group))?.0;
+        println!(
+            "  {}, {node}: {:.1} ms/s",
+            names[0],
+            (cpu1 - cpu0) as f64 / 1000.0 / seconds
+        );
+    }
+    let mut total = 0.0;
+    for ((name, (cpu0, _)), (cpu1, memory)) in names.iter().zip(&before).zip(&after) {
+        let per_second = (cpu1 - cpu0) as f64 / 1000.0 / seconds;
+        total += per_second;
+        println!(
+            "{name}: {per_second:.1} ms of CPU per second, {} MiB",
+            memory / (1024 * 1024)
+        );
+    }
+    println!(
+        "{count} idle clusters: {total:.1} ms/s together, {:.1} ms/s each",
+        total / f64::from(count.max(1))
+    );
+    for id in &ids {
+        runner.destroy(id).await.map_err(anyhow_of)?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
