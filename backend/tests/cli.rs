@@ -440,3 +440,95 @@ fn a_scenario_is_checked_before_it_runs_and_needs_running_clusters() {
     assert!(!out.status.success());
     assert!(said.contains("no cluster is running"), "{said}");
 }
+
+#[test]
+fn the_server_speaks_https_with_the_certificate_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes a test certificate (Debian's openssl package)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_m1studio"))
+        .args(["--db", dir.path().join("m1studio.db").to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &listen,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let curl = |url: &str, extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert", cert.to_str().unwrap()])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl runs (Debian's curl package)")
+    };
+    let mut answer = None;
+    for _ in 0..100 {
+        let out = curl(&format!("https://127.0.0.1:{port}/healthz"), &[]);
+        if out.status.success() {
+            answer = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let plain = curl(&format!("http://127.0.0.1:{port}/healthz"), &[]);
+    let headers = curl(
+        &format!("https://localhost:{port}/api/deployments"),
+        &["-D", "-", "-o", "/dev/null"],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let answer = answer.expect("an answer over HTTPS, its certificate checked");
+    assert!(answer.starts_with("ok m1studio "), "{answer}");
+    assert!(
+        !plain.status.success() || !String::from_utf8_lossy(&plain.stdout).starts_with("ok"),
+        "no plain HTTP on the TLS port"
+    );
+    let headers = String::from_utf8_lossy(&headers.stdout).to_lowercase();
+    assert!(
+        headers.starts_with("http/") && headers.contains(" 200"),
+        "{headers}"
+    );
+    assert!(headers.contains("x-frame-options: deny"), "{headers}");
+}

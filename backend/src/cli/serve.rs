@@ -48,6 +48,12 @@ pub(crate) struct ServeArgs {
     /// How many clusters each attendee of a workshop may have at once
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     per_attendee: u16,
+    /// Serve HTTPS with this certificate chain (PEM), with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), with --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// How long a cluster lives before it is destroyed (such as 4h, 90m or 600s); by default 4h
     /// in a workshop, and for ever otherwise
     #[arg(long, value_name = "DURATION", value_parser = duration_value)]
@@ -115,7 +121,14 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         max_clusters,
         per_attendee,
         cluster_ttl,
+        tls_cert,
+        tls_key,
     } = args;
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::Tls { cert, key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let parallel = usize::from(parallel);
     let token = match token_file {
         Some(file) => {
@@ -237,13 +250,13 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
             .cloned()
             .unwrap_or_else(|| listen.ip().to_string());
         println!(
-            "workshop {}: attendees join at http://{host}:{}/#join={}",
+            "workshop {}: attendees join at {scheme}://{host}:{}/#join={}",
             workshop.name,
             listen.port(),
             workshop.code()
         );
         println!(
-            "  the trainer's room: http://{host}:{}/trainer, with the token in {}",
+            "  the trainer's room: {scheme}://{host}:{}/trainer, with the token in {}",
             listen.port(),
             file.display()
         );
@@ -260,7 +273,7 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
             tracing::info!("after the restart: {change}");
         }
         runner.expire_every(std::time::Duration::from_secs(5));
-        crate::server::serve(listen, state).await
+        crate::server::serve(listen, state, tls).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -101,23 +101,66 @@ pub fn listen_problem(listen: SocketAddr, token: Option<&str>) -> Option<String>
 }
 
 /// Serves `app` on `listen` until Ctrl-C, printing where.
-pub async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; is another server using that port? choose another with --listen"))?;
-    let bound = listener.local_addr()?;
-    println!("m1studio designer at http://{bound}/");
+pub async fn serve(listen: SocketAddr, state: AppState, tls: Option<Tls>) -> anyhow::Result<()> {
     if Designer::get("index.html").is_none() {
         eprintln!(
             "warning: the designer is not built: run `cargo xtask run` (or `trunk build --release`) first"
         );
     }
+    if let Some(tls) = tls {
+        return serve_tls(listen, state, tls).await;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; is another server using that port? choose another with --listen"))?;
+    let bound = listener.local_addr()?;
+    println!("m1studio designer at http://{bound}/");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
     Ok(())
+}
+
+/// A certificate and its private key, in PEM files, for serving HTTPS.
+pub struct Tls {
+    /// The certificate chain.
+    pub cert: std::path::PathBuf,
+    /// Its private key.
+    pub key: std::path::PathBuf,
+}
+
+/// Serves `app` over TLS (rustls) on `listen` until Ctrl-C.
+async fn serve_tls(listen: SocketAddr, state: AppState, tls: Tls) -> anyhow::Result<()> {
+    // One process-wide choice of cryptography; a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--tls-cert {} / --tls-key {}: {e}; give a PEM certificate chain and its PEM private key",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })?;
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    let server = axum_server::bind_rustls(listen, config).handle(handle.clone());
+    let announce = handle.clone();
+    tokio::spawn(async move {
+        if let Some(bound) = announce.listening().await {
+            println!("m1studio designer at https://{bound}/");
+        }
+    });
+    server
+        .serve(app(state).into_make_service())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; is another server using that port? choose another with --listen"))
 }
 
 async fn healthz() -> String {
