@@ -25,6 +25,8 @@ Commands:
                      N deployments of the default design over SSH on fresh prepared hosts
   bench-deploy idle N
                      N idle default clusters side by side: CPU per second and memory each
+  bench-workshop N   N attendees through the HTTP API of a release server: join, deploy the same
+                     link, a two-step scenario, destroy; /healthz and status latencies throughout
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";
@@ -38,6 +40,29 @@ fn main() -> Result<()> {
         Some("dist") => build_designer(),
         Some("test") => test(),
         Some("bench") => bench(),
+        Some("bench-workshop") => {
+            let count = args.get(1).map_or("10", String::as_str);
+            step("the release server (cargo build --release -p m1studio)");
+            cargo(&["build", "--release", "-p", "m1studio"])?;
+            let status = Command::new("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "m1studio-e2e",
+                    "--bin",
+                    "workshop-bench",
+                    "--",
+                    count,
+                ])
+                .env("M1STUDIO_BIN", root.join("target/release/m1studio"))
+                .status()
+                .context("cannot start cargo")?;
+            if !status.success() {
+                bail!("the workshop bench failed ({status})");
+            }
+            Ok(())
+        }
         Some("bench-deploy") => {
             let mut command = vec![
                 "run",
