@@ -192,6 +192,9 @@ pub fn document() -> Value {
                         "attendee": { "type": "object" }, "deployments": { "type": "array", "items": reference("Deployment") },
                         "last_reports": { "type": "array", "description": "Pairs of a deployment's id and its last drill report" } } } } } }),
                     &["401", "403", "404"]) } },
+            "/api/room/end": { "post": {
+                "summary": "End the workshop: destroy every cluster its attendees made, and nothing else; their tokens stop working",
+                "responses": ok("200", "Ended", json!({ "type": "object", "properties": { "destroyed": { "type": "integer" }, "attendees": { "type": "integer" } } }), &["401", "403", "404", "409"]) } },
             "/api/scenarios": { "post": {
                 "summary": "Run a scenario (timed drills) on every running cluster at once; the trainer's",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",

@@ -362,6 +362,13 @@ impl Store {
             .optional()?)
     }
 
+    /// Forgets every attendee of `workshop`: their tokens stop working.
+    pub fn remove_attendees(&self, workshop: &str) -> Result<usize> {
+        Ok(self
+            .lock()
+            .execute("DELETE FROM attendees WHERE workshop = ?1", [workshop])?)
+    }
+
     /// The attendees of `workshop`, in the order they joined.
     pub fn attendees(&self, workshop: &str) -> Result<Vec<Attendee>> {
         let connection = self.lock();

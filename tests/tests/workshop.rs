@@ -282,29 +282,58 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
         Ok(ids)
     }
     .await;
-    // The trainer destroys every cluster, whatever happened.
-    let (_, all) = call_as(server.addr, Some(&trainer), "GET", "/api/deployments", None)?;
-    for deployment in all.as_array().into_iter().flatten() {
-        if let Some(id) = deployment["id"].as_str() {
-            let (status, body) = call_as(
-                server.addr,
-                Some(&trainer),
-                "DELETE",
-                &format!("/api/deployments/{id}"),
-                None,
-            )?;
-            ensure!(status == 200, "the trainer destroys {id}: {body}");
+    // The trainer ends the workshop: every cluster it made goes, and the attendees' tokens stop
+    // working. Whatever happened above, nothing is left behind.
+    let (status, ended) = call_as(server.addr, Some(&trainer), "POST", "/api/room/end", None)?;
+    if status != 200 {
+        let (_, all) = call_as(server.addr, Some(&trainer), "GET", "/api/deployments", None)?;
+        for deployment in all.as_array().into_iter().flatten() {
+            if let Some(id) = deployment["id"].as_str() {
+                let _ = call_as(
+                    server.addr,
+                    Some(&trainer),
+                    "DELETE",
+                    &format!("/api/deployments/{id}"),
+                    None,
+                );
+            }
         }
     }
     let ids = outcome?;
-    ensure!(ids.len() == 3);
+    ensure!(
+        status == 200 && ended["destroyed"] == 3 && ended["attendees"] == 3,
+        "{status} {ended}"
+    );
+    let (status, _) = call_as(
+        server.addr,
+        Some(&ids[0].1),
+        "GET",
+        "/api/deployments",
+        None,
+    )?;
+    ensure!(status == 401, "an ended workshop's token opens nothing");
+    let prefix = format!("m1studio-{cluster}-");
     let left = m1studio::target::found_clusters().await?;
     ensure!(
         !left
             .iter()
             .any(|c| c.name.starts_with(&format!("{cluster}-"))),
-        "nothing of the workshop's clusters is left: {:?}",
+        "no container of the workshop is left: {:?}",
         left.iter().map(|c| &c.name).collect::<Vec<_>>()
+    );
+    let networks = m1studio::target::networks_in_use().await?;
+    ensure!(
+        !networks.iter().any(|(name, _)| name.starts_with(&prefix)),
+        "no network is left: {networks:?}"
+    );
+    let volumes = docker
+        .list_volumes(None::<m1studio::target::docker::ListVolumesOptions>)
+        .await?
+        .volumes
+        .unwrap_or_default();
+    ensure!(
+        !volumes.iter().any(|v| v.name.starts_with(&prefix)),
+        "no volume is left"
     );
     drop(docker);
     let _ = std::fs::remove_dir_all(&dir);
@@ -536,6 +565,96 @@ async fn an_attendee_s_share_is_kept_and_a_cluster_whose_time_is_up_is_destroyed
         }
     }
     outcome?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn six_default_designs_deployed_at_once_on_one_server_all_run() -> Result<()> {
+    let Some(_docker) = docker_or_skip("the address pool test").await? else {
+        return Ok(());
+    };
+    let dir = std::env::temp_dir().join(format!("m1studio-e2e-six-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    // The one-person server: no workshop, no token, the default pool.
+    let server = Server::start_with(&dir.join("m1studio.db"), &[], 6)?;
+    let stamp = std::process::id() % 100000;
+    let names: Vec<String> = (0..6).map(|i| format!("six{stamp}x{i}")).collect();
+    let addr = server.addr;
+    let answers: Vec<Result<(u16, Value)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                scope.spawn(move || {
+                    call_as(
+                        addr,
+                        None,
+                        "POST",
+                        "/api/deployments",
+                        Some(json!({ "link": format!("v=1&name={name}&pg=15&fm=repmgr&platform=docker"), "profile": "fast" })),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a thread"))
+            .collect()
+    });
+    let mut ids = Vec::new();
+    for answer in answers {
+        let (status, deployment) = answer?;
+        ensure!(status == 202, "{deployment}");
+        ids.push((
+            deployment["id"].as_str().context("id")?.to_string(),
+            String::new(),
+        ));
+    }
+    let outcome = all_running(&server, &ids, Duration::from_secs(600));
+    // An explicit network that one of them uses is refused before anything is created, naming it.
+    let (_, first) = call_as(
+        addr,
+        None,
+        "GET",
+        &format!("/api/deployments/{}", ids[0].0),
+        None,
+    )?;
+    let taken = first["network"]
+        .as_str()
+        .context("a network from the pool")?
+        .to_string();
+    let (status, refused) = call_as(
+        addr,
+        None,
+        "POST",
+        "/api/deployments",
+        Some(
+            json!({ "link": format!("v=1&name=six{stamp}y&pg=15&fm=repmgr&platform=docker&net={}", taken.replace('/', "%2F")), "profile": "fast" }),
+        ),
+    )?;
+    for (id, _) in &ids {
+        let _ = call_as(
+            addr,
+            None,
+            "DELETE",
+            &format!("/api/deployments/{id}"),
+            None,
+        );
+    }
+    outcome?;
+    ensure!(status == 422, "{refused}");
+    let diagnostic = &refused["error"]["diagnostics"][0];
+    ensure!(
+        diagnostic["code"] == "network-taken" && diagnostic["path"] == "network",
+        "{refused}"
+    );
+    ensure!(
+        diagnostic["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("cluster six{stamp}x0"))),
+        "{refused}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

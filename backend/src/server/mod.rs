@@ -68,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/deployments/{id}/credentials", get(deployment_credentials))
         .route("/openapi.json", get(openapi))
         .route("/room", get(workshop::room))
+        .route("/room/end", post(workshop::end))
         .route("/scenarios", post(workshop::run_scenario))
         .route("/scenarios/presets", get(workshop::scenario_presets))
         .route("/scenarios/{id}", get(workshop::scenario_results))

@@ -261,6 +261,50 @@ pub(super) async fn room(
     }))
 }
 
+/// `POST /api/room/end`: ends the workshop: destroys every cluster its attendees made (and
+/// nothing else), then forgets the attendees, whose tokens stop working.
+pub(super) async fn end(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    trainer_only(&caller)?;
+    let Some(workshop) = state.workshop.clone() else {
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            "this server runs no workshop: there is nothing to end".into(),
+        ));
+    };
+    let runner = runner(&state)?;
+    let mut destroyed = 0;
+    let mut kept = Vec::new();
+    for attendee in runner.store().attendees(&workshop.name)? {
+        for deployment in runner.list_as(&Caller::Attendee(attendee.id.clone()))? {
+            if deployment.state == m1studio_shared::api::DeploymentState::Destroyed {
+                continue;
+            }
+            match runner.destroy(&deployment.id).await {
+                Ok(_) => destroyed += 1,
+                Err(problem) => kept.push(format!("{}: {problem}", deployment.id)),
+            }
+        }
+    }
+    if !kept.is_empty() {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            format!(
+                "the workshop goes on: {} cluster(s) could not be destroyed yet (try again once they stand): {}",
+                kept.len(),
+                kept.join("; ")
+            ),
+        ));
+    }
+    let attendees = runner.store().remove_attendees(&workshop.name)?;
+    tracing::info!(workshop = %workshop.name, "ended: {destroyed} clusters destroyed, {attendees} attendees forgotten");
+    Ok(Json(
+        serde_json::json!({ "destroyed": destroyed, "attendees": attendees }),
+    ))
+}
+
 /// A scenario to run: a YAML file's text, or a preset's name.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,12 +14,12 @@ use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
     MountType, NetworkCreateRequest, NetworkingConfig,
 };
-pub use bollard::query_parameters::InspectContainerOptions;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
+pub use bollard::query_parameters::{InspectContainerOptions, ListVolumesOptions};
 use futures_util::TryStreamExt as _;
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use m1studio_shared::plan::{File, NodeImage, PGDATA, Readiness, SERVICE_COMMAND};

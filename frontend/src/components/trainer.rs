@@ -113,6 +113,31 @@ pub fn Trainer() -> Html {
             });
         })
     };
+    let ending = use_state(|| false);
+    let end = {
+        let (token, ending, refusal) = ((*token).clone(), ending.clone(), refusal.clone());
+        Callback::from(move |_: MouseEvent| {
+            if !*ending {
+                ending.set(true);
+                return;
+            }
+            ending.set(false);
+            let (api, refusal) = (
+                Api {
+                    token: token.clone(),
+                },
+                refusal.clone(),
+            );
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(why) = api
+                    .call::<serde::de::IgnoredAny>("POST", "/api/room/end", None)
+                    .await
+                {
+                    refusal.set(Some(why));
+                }
+            });
+        })
+    };
     let needs_token = refusal.as_ref().is_some_and(|r| r.status == 401);
     let scenarios = scenario_area(&token, &refusal);
     let row = |name: &str, d: &Deployment, report: Option<&DrillReport>| {
@@ -154,6 +179,9 @@ pub fn Trainer() -> Html {
             { scenarios }
             if let Some(room) = &*room {
                 <p id="room-summary">{ format!("Workshop {}: {} attendees", room.workshop, room.attendees.len()) }</p>
+                <button type="button" id="end-workshop" class={if *ending { "danger" } else { "secondary" }} onclick={end}>
+                    { if *ending { "Destroy every attendee's cluster and end the workshop" } else { "End the workshop" } }
+                </button>
                 <table class="room" id="room">
                     <thead><tr><th>{ "Attendee" }</th><th>{ "Cluster" }</th><th>{ "State" }</th><th>{ "Network" }</th><th>{ "Last drill" }</th><th></th></tr></thead>
                     { for room.attendees.iter().map(|seat| {
