@@ -532,3 +532,27 @@ fn the_server_speaks_https_with_the_certificate_it_is_given() {
     );
     assert!(headers.contains("x-frame-options: deny"), "{headers}");
 }
+
+#[test]
+fn image_build_refuses_versions_it_cannot_build_before_touching_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = m1studio(
+        &[
+            "image",
+            "build",
+            "--postgresql",
+            "9,15",
+            "--failover-manager",
+            "repmgr,heartbeat",
+        ],
+        dir.path(),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("error[version-out-of-range] postgres_version:"),
+        "{said}"
+    );
+    assert!(said.contains("failover_manager:"), "{said}");
+    assert!(said.contains("nothing was built"), "{said}");
+}

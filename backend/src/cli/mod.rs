@@ -5,6 +5,7 @@
 mod deploy;
 mod design;
 mod files;
+mod image;
 mod scenario;
 mod serve;
 
@@ -113,10 +114,33 @@ enum Command {
     },
     /// Serve the designer in the browser, with its API
     Serve(serve::ServeArgs),
+    /// Build the node images a workshop will use before the room fills (or check that they are there)
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Run a scenario (timed drills) on every running cluster of the store at once
     Scenario {
         #[command(subcommand)]
         command: ScenarioCommand,
+    },
+}
+
+/// What to do with node images.
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the image of each PostgreSQL version with each failover manager, where missing
+    Build {
+        /// The PostgreSQL versions (repeat, or separate with commas)
+        #[arg(long = "postgresql", value_delimiter = ',', default_value = "15")]
+        versions: Vec<String>,
+        /// The failover managers: repmgr, patroni (repeat, or separate with commas)
+        #[arg(
+            long = "failover-manager",
+            value_delimiter = ',',
+            default_value = "repmgr"
+        )]
+        managers: Vec<String>,
     },
 }
 
@@ -182,6 +206,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Configure { args } => design::configure_command(&args),
         Command::Check { path } => design::check_command(&path),
         Command::Serve(args) => serve::serve_command(args, db.as_deref()),
+        Command::Image {
+            command: ImageCommand::Build { versions, managers },
+        } => image::build_command(&versions, &managers),
         Command::Scenario {
             command: ScenarioCommand::Run { file, preset, csv },
         } => scenario::run_command(file.as_deref(), preset.as_deref(), csv, db.as_deref()),
