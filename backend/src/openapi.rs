@@ -95,7 +95,7 @@ pub fn document() -> Value {
                         "nodes": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }] } },
                         "password": { "type": "string", "description": "Where the password is read" } } },
                     "queue_position": { "type": ["integer", "null"] } } },
-                "Signal": { "description": "What a drill's moment or an event means", "enum": ["fault", "detected", "promoted", "writes_refused", "writes_resumed", "settled", "fault_undone", "fenced", "fence_failed", "switchover_finished", "switchover_failed", "witness_follows", "witness_lost", "report", "barman_follows", "rejoined", "scenario_step", "other"] },
+                "Signal": { "description": "What a drill's moment or an event means", "enum": ["fault", "detected", "promoted", "writes_refused", "writes_resumed", "settled", "fault_undone", "fenced", "fence_failed", "switchover_finished", "switchover_failed", "witness_follows", "witness_lost", "report", "barman_follows", "rejoined", "scenario_step", "image_build", "other"] },
                 "Event": { "type": "object", "properties": {
                     "seq": { "type": "integer" }, "at_ms": { "type": "integer" },
                     "kind": { "enum": ["state", "phase", "started", "finished", "failed", "progress", "drill", "observed"] },

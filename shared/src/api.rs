@@ -729,6 +729,8 @@ pub enum Signal {
     Rejoined,
     /// A step of a scenario the trainer runs began.
     ScenarioStep,
+    /// The node image is being built, before any container of the deployment is made.
+    ImageBuild,
     /// Anything else (moments stored before signals were typed).
     #[serde(other)]
     Other,

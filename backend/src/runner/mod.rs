@@ -643,7 +643,9 @@ impl Runner {
                 ],
                 &files,
                 &waves,
-                &|title, detail| self.emit(id, EventKind::Progress, None, title, detail),
+                &|signal, title, detail| {
+                    self.record(id, EventKind::Progress, None, title, detail, signal);
+                },
             )
             .await?;
         let events = self.plan_events(id);

@@ -19,13 +19,18 @@ pub async fn ensure(
     if image_exists(docker, &image.tag).await {
         return Ok(());
     }
-    progress(&format!("building the node image {}", image.tag), None);
+    let building = Some(m1studio_shared::api::Signal::ImageBuild);
+    progress(
+        building,
+        &format!("building the node image {}", image.tag),
+        None,
+    );
     let last = std::sync::Mutex::new(None::<Instant>);
     build_image(docker, image, &|line| {
         let mut last = crate::lock(&last);
         if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             *last = Some(Instant::now());
-            progress("building the node image", Some(line));
+            progress(building, "building the node image", Some(line));
         }
     })
     .await

@@ -12,7 +12,7 @@ pub use docker::FoundCluster;
 
 use crate::engine::{Executor, Output};
 use anyhow::{Result, bail};
-use m1studio_shared::api::{Machine, bare_hosts, server_refusal};
+use m1studio_shared::api::{Machine, Signal, bare_hosts, server_refusal};
 use m1studio_shared::plan::{File, NodeImage, Readiness, bindir};
 use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, Diagnostic, Instance, Platform};
@@ -49,8 +49,9 @@ pub enum Refusal {
     Hosts(Vec<Diagnostic>),
 }
 
-/// What `provision` says while it works: a title, and a detail.
-pub type Progress<'a> = &'a (dyn Fn(&str, Option<&str>) + Sync);
+/// What `provision` says while it works: what it means (building the node image), a title,
+/// and a detail.
+pub type Progress<'a> = &'a (dyn Fn(Option<Signal>, &str, Option<&str>) + Sync);
 
 /// The clusters whose containers run on the local Docker engine, found by their labels.
 pub async fn found_clusters() -> Result<Vec<FoundCluster>> {
@@ -177,6 +178,7 @@ impl Target {
                 };
                 image::ensure(docker.engine(), image, progress).await?;
                 progress(
+                    None,
                     &format!(
                         "creating {} containers",
                         configured.topology.instances.len()
@@ -193,7 +195,11 @@ impl Target {
                     .await
             }
             Target::Ssh(ssh) => {
-                progress("naming the cluster's nodes in each host's /etc/hosts", None);
+                progress(
+                    None,
+                    "naming the cluster's nodes in each host's /etc/hosts",
+                    None,
+                );
                 ssh.name_hosts(&configured.topology)
                     .await
                     .map_err(|problems| anyhow::anyhow!(problems.join("\n")))

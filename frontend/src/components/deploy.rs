@@ -9,7 +9,7 @@ use crate::diagram;
 use crate::view::View;
 use m1studio_shared::api::{
     ClusterStatus, Deployment, DeploymentEvent, DeploymentState, Drill, DrillReport, EventKind,
-    Machine, PostgresRole,
+    Machine, PostgresRole, Signal,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Kind, configure, link};
@@ -677,6 +677,23 @@ fn deployment_view(
                 e.title
             )
         });
+    // Before any phase: the node image being built, its latest stage and how long it has taken.
+    let image_build = if phase.is_none() {
+        let building: Vec<&DeploymentEvent> = events
+            .iter()
+            .filter(|e| e.signal == Some(Signal::ImageBuild))
+            .collect();
+        match (building.first(), building.last()) {
+            (Some(first), Some(last)) => Some(format!(
+                "Building the node image, once for every later deployment: {} ({:.0} s)",
+                last.detail.clone().unwrap_or_else(|| last.title.clone()),
+                last.at_ms.saturating_sub(first.at_ms) as f64 / 1000.0
+            )),
+            _ => None,
+        }
+    } else {
+        None
+    };
     // Each node's latest step.
     let rows: Html = d
         .instances
@@ -769,6 +786,9 @@ fn deployment_view(
             }
             if let Some(error) = &d.error {
                 <p class="error" id="deployment-error">{ error.clone() }</p>
+            }
+            if let Some(building) = image_build.filter(|_| !running) {
+                <p class="phase" id="image-build">{ building }</p>
             }
             if let Some(phase) = phase.filter(|_| !running) {
                 <p class="phase" id="deploy-phase">{ phase }</p>
