@@ -176,9 +176,13 @@ impl Store {
     /// Opens (creating it and its directory if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("cannot create the store's directory {}", dir.display())
-            })?;
+            // Made for its owner only, whatever the umask: it holds passwords.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(dir)
+            .with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
         }
         let connection = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
@@ -584,6 +588,37 @@ mod tests {
             owner: String::new(),
             network: None,
         }
+    }
+
+    #[test]
+    fn the_store_s_directory_and_secret_files_are_their_owner_s_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("made").join("m1studio.db");
+        Store::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        // A file of secrets others can read is refused, and so is a link in its place.
+        let secrets = dir.path().join("secrets.json");
+        write_private(&secrets, "{}").unwrap();
+        assert_eq!(mode(&secrets), 0o600);
+        check_private(&secrets).unwrap();
+        assert!(
+            write_private(&secrets, "{}").is_err(),
+            "never over an existing file"
+        );
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = check_private(&secrets).unwrap_err().to_string();
+        assert!(refused.contains("chmod 600"), "{refused}");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&secrets, &link).unwrap();
+        assert!(
+            check_private(&link)
+                .unwrap_err()
+                .to_string()
+                .contains("symbolic link")
+        );
     }
 
     #[test]

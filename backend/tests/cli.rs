@@ -556,3 +556,44 @@ fn image_build_refuses_versions_it_cannot_build_before_touching_the_engine() {
     assert!(said.contains("failover_manager:"), "{said}");
     assert!(said.contains("nothing was built"), "{said}");
 }
+
+#[test]
+fn configure_never_writes_through_a_link_left_in_the_cluster_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("lab");
+    std::fs::create_dir_all(&cluster).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, cluster.join(".config.yml.partial")).unwrap();
+    let out = m1studio(
+        &[
+            "configure",
+            "lab",
+            "-a",
+            "M1",
+            "--postgresql",
+            "15",
+            "--enable-repmgr",
+            "--platform",
+            "docker",
+            "--force",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "the link's target is untouched"
+    );
+    assert!(
+        std::fs::read_to_string(cluster.join("config.yml"))
+            .unwrap()
+            .contains("cluster_name: lab")
+    );
+    assert!(!cluster.join(".config.yml.partial").exists());
+}

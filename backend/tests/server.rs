@@ -918,3 +918,47 @@ async fn the_designer_goes_out_compressed_to_browsers_that_take_it() {
     assert!(first_load <= 250 * 1024, "{first_load} bytes");
     assert!(sizes[0] < sizes[1] && sizes[1] < sizes[3], "{sizes:?}");
 }
+
+#[tokio::test]
+async fn an_event_cursor_past_every_number_is_the_client_s_mistake() {
+    let (state, runner) = with_runner();
+    record(
+        &runner,
+        "d1",
+        m1studio_shared::api::DeploymentState::Running,
+    );
+    for path in [
+        "/api/deployments/d1/events?after=18446744073709551615",
+        "/api/deployments/d1/events?after=9223372036854775808",
+    ] {
+        let (status, body) = call(
+            state.clone(),
+            Request::get(path).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("after: "),
+            "{body}"
+        );
+    }
+    let (status, body) = call(
+        state.clone(),
+        Request::get("/api/deployments/d1/events?after=-1")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = call(
+        state,
+        Request::get("/api/deployments/d1/events?after=0")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -488,9 +488,10 @@ const SECRETS_FILE: &str = "m1studio.secrets";
 
 /// The passwords and SSH key of an earlier run, if there was one.
 fn read_secrets(file: &Path) -> Result<Option<Secrets>> {
-    if !file.exists() {
+    if std::fs::symlink_metadata(file).is_err() {
         return Ok(None);
     }
+    crate::store::check_private(file)?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let entries: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)

@@ -68,8 +68,21 @@ pub(crate) fn write_config(dir: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     let target = dir.join("config.yml");
     let partial = dir.join(".config.yml.partial");
-    std::fs::write(&partial, text)
+    // A leftover (a crash's, or a link planted there) is removed, never written through: the
+    // new file is made exclusively (O_EXCL), which no link in its place survives.
+    match std::fs::remove_file(&partial) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", partial.display())),
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    std::io::Write::write_all(&mut out, text.as_bytes())
         .with_context(|| format!("cannot write {}", partial.display()))?;
+    drop(out);
     std::fs::rename(&partial, &target)
         .with_context(|| format!("cannot write {}", target.display()))?;
     Ok(())

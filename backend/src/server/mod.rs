@@ -332,6 +332,17 @@ async fn deployment_events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(query.after);
+    if i64::try_from(resume).is_err() || i64::try_from(query.after).is_err() {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: format!(
+                "after: {} is past every event number (at most {}): give the number of the last event seen, or 0",
+                resume.max(query.after),
+                i64::MAX
+            ),
+            diagnostics: Vec::new(),
+        });
+    }
     if accepts_stream {
         let stream = runner.follow(&id, resume).map(|event| {
             SseEvent::default()
