@@ -19,7 +19,15 @@ pub async fn ensure(
     if image_exists(docker, &image.tag).await {
         return Ok(());
     }
+    // One build at a time: deployments that need the same image wait for it, rather than
+    // each building its own (a room deploying the same link at once).
+    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let building = Some(m1studio_shared::api::Signal::ImageBuild);
+    progress(building, &format!("waiting for the node image {}", image.tag), None);
+    let _one = BUILDING.lock().await;
+    if image_exists(docker, &image.tag).await {
+        return Ok(());
+    }
     progress(
         building,
         &format!("building the node image {}", image.tag),
