@@ -246,6 +246,8 @@ struct Inner {
     targets: Mutex<HashMap<String, Target>>,
     /// The scenarios run since the start, by id.
     scenarios: Mutex<HashMap<String, scenario::Run>>,
+    /// The last status read of each deployment.
+    statuses: Mutex<status::Statuses>,
 }
 
 /// Runs deployments; cheap to clone.
@@ -313,6 +315,7 @@ impl Runner {
                 ssh,
                 targets: Mutex::new(HashMap::new()),
                 scenarios: Mutex::new(HashMap::new()),
+                statuses: Mutex::new(status::Statuses::default()),
             }),
         }
     }

@@ -45,6 +45,7 @@ impl Runner {
                     _ => "forgotten: its hosts keep their Postgres, services and data, which m1studio never removes".to_string(),
                 };
                 lock(&self.inner.targets).remove(id);
+                lock(&self.inner.statuses).forget(id);
                 self.emit(id, EventKind::Progress, None, &said, None);
                 self.set_state(id, DeploymentState::Destroyed, None);
                 removed

@@ -9,15 +9,72 @@ use m1studio_shared::api::{BarmanStatus, ClusterStatus, Machine, NodeStatus, Pos
 use m1studio_shared::plan::barman_server_file;
 use m1studio_shared::{Configured, Kind};
 use std::collections::HashMap;
-use std::time::Duration;
+use crate::store::Record;
+use std::time::{Duration, Instant};
+
+/// How old a status read for someone else may be when it is given again: pages poll every two
+/// seconds, and a cluster in a drill takes seconds to read (a node that does not answer).
+const FRESH: Duration = Duration::from_secs(1);
+
+/// The last status read of each deployment, and whether a read is under way.
+#[derive(Default)]
+pub(super) struct Statuses {
+    read: HashMap<String, (Instant, ClusterStatus)>,
+    reading: std::collections::HashSet<String>,
+}
+
+impl Statuses {
+    /// Forgets what was read of deployment `id` (destroyed).
+    pub(super) fn forget(&mut self, id: &str) {
+        self.read.remove(id);
+    }
+}
 
 impl Runner {
-    /// Deployment `id`'s live state, read from its machines.
+    /// Deployment `id`'s live state, read from its machines: at once the last one read when it
+    /// is less than a second old, or older while a new read is under way (which then replaces
+    /// it); read now when there is none. Many pages watching many clusters cost one read per
+    /// cluster at a time, and none waits for a slow one.
     pub async fn status(&self, id: &str) -> std::result::Result<ClusterStatus, Problem> {
         let record = self.get(id)?;
-        let configured = Runner::configured(&record)?;
-        let target = self.target(&record, &configured).await?;
-        Ok(cluster_status(&target, &configured, true).await?)
+        let known = crate::lock(&self.inner.statuses).read.get(id).cloned();
+        if let Some((at, status)) = known {
+            if at.elapsed() >= FRESH {
+                self.read_status_later(&record);
+            }
+            return Ok(status);
+        }
+        self.read_status(&record).await
+    }
+
+    async fn read_status(&self, record: &Record) -> std::result::Result<ClusterStatus, Problem> {
+        let configured = Runner::configured(record)?;
+        let target = self.target(record, &configured).await?;
+        let status = cluster_status(&target, &configured, true).await?;
+        crate::lock(&self.inner.statuses)
+            .read
+            .insert(record.id.clone(), (Instant::now(), status.clone()));
+        Ok(status)
+    }
+
+    /// Reads `record`'s status in the background, unless a read is already under way.
+    fn read_status_later(&self, record: &Record) {
+        if !crate::lock(&self.inner.statuses)
+            .reading
+            .insert(record.id.clone())
+        {
+            return;
+        }
+        let (runner, record) = (self.clone(), record.clone());
+        tokio::spawn(async move {
+            if let Err(problem) = runner.read_status(&record).await {
+                tracing::debug!("reading the status of {}: {problem}", record.id);
+                crate::lock(&runner.inner.statuses).read.remove(&record.id);
+            }
+            crate::lock(&runner.inner.statuses)
+                .reading
+                .remove(&record.id);
+        });
     }
 }
 
