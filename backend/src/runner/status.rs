@@ -3,13 +3,13 @@
 
 use super::{Problem, Runner};
 use crate::engine::{Executor, argv};
+use crate::store::Record;
 use crate::target::Target;
 use anyhow::Result;
 use m1studio_shared::api::{BarmanStatus, ClusterStatus, Machine, NodeStatus, PostgresRole};
 use m1studio_shared::plan::barman_server_file;
 use m1studio_shared::{Configured, Kind};
 use std::collections::HashMap;
-use crate::store::Record;
 use std::time::{Duration, Instant};
 
 /// How old a status read for someone else may be when it is given again: pages poll every two

@@ -23,7 +23,11 @@ pub async fn ensure(
     // each building its own (a room deploying the same link at once).
     static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let building = Some(m1studio_shared::api::Signal::ImageBuild);
-    progress(building, &format!("waiting for the node image {}", image.tag), None);
+    progress(
+        building,
+        &format!("waiting for the node image {}", image.tag),
+        None,
+    );
     let _one = BUILDING.lock().await;
     if image_exists(docker, &image.tag).await {
         return Ok(());

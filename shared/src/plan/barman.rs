@@ -27,7 +27,13 @@ pub(super) fn barman_streaming(b: &str, primary: &str) -> Step {
 
 /// Waits on `node`, as `user`, until `psql` with `connection` finds a row in `rows` (a table
 /// and its condition): the query fails, dividing by zero, while there is none.
-pub(super) fn rows_exist(node: &str, title: &str, user: &str, connection: &[&str], rows: &str) -> Step {
+pub(super) fn rows_exist(
+    node: &str,
+    title: &str,
+    user: &str,
+    connection: &[&str],
+    rows: &str,
+) -> Step {
     let mut command = argv(&["psql", "-XAtq"]);
     command.extend(argv(connection));
     command.extend(argv(&["-c", &format!("SELECT 1 / count(*) FROM {rows}")]));
@@ -322,4 +328,3 @@ pub fn retarget_barman(
         phases,
     })
 }
-

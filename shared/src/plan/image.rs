@@ -176,4 +176,3 @@ pub fn node_image(design: &Design, pgdg: Option<&str>) -> Result<NodeImage, Diag
         bindir: bindir(version),
     })
 }
-

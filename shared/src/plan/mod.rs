@@ -14,13 +14,12 @@ use std::fmt::Write as _;
 mod barman;
 mod image;
 mod model;
-pub use model::{Action, File, NodeFiles, Phase, Plan, Readiness, Step};
-use model::*;
-pub use barman::{barman_server_file, retarget_barman};
 use barman::*;
+pub use barman::{barman_server_file, retarget_barman};
+use model::*;
+pub use model::{Action, File, NodeFiles, Phase, Plan, Readiness, Step};
 mod patroni;
 mod profile;
-pub use profile::{PlanOptions, Profile};
 pub use image::{
     DEBIAN_SUITES, NodeImage, PGDG_BASE_SUITE, PGDG_MIRROR, Pgdg, bindir, host_packages,
     host_ports, node_image,
@@ -28,6 +27,7 @@ pub use image::{
 pub use patroni::{
     ETCD_CLIENT_PORT, HAPROXY_FRONTENDS, HAPROXY_READ_ONLY_PORT, HAPROXY_STATS_PORT, PATRONI_PORT,
 };
+pub use profile::{PlanOptions, Profile};
 
 /// Where Postgres keeps its data on every node.
 pub const PGDATA: &str = "/var/lib/postgresql/data";

@@ -284,4 +284,3 @@ pub(super) fn file(path: &str, owner: &str, mode: u32, content: String) -> File 
         content,
     }
 }
-

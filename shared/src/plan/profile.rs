@@ -142,4 +142,3 @@ pub struct PlanOptions {
     /// Whether `EDB_SUBSCRIPTION_TOKEN` is set where the deployment runs.
     pub edb_token: bool,
 }
-
