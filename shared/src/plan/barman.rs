@@ -166,7 +166,8 @@ pub(super) fn barman_first_backup_beside_check(b: &str, server: &str) -> Vec<Ste
 /// Waits on the Barman node `b` until a WAL file of `server` is in Barman's catalogue:
 /// `xlog.db` in the server's WAL directory, named `SERVER-xlog.db` from Barman 3.13 on. If
 /// `barman archive-wal` ran before receive-wal had opened the next file, barman cron archives
-/// it within 15 s.
+/// it within 15 s. It waits up to 120 s: on a busy machine (a room deploying at once, the
+/// `safe` profile's flushes), a minute was seen to pass before the first file was.
 pub(super) fn wal_archived(b: &str, server: &str) -> Step {
     let wals = format!("{}/wals", barman_server_directory(server));
     wait(
@@ -183,7 +184,7 @@ pub(super) fn wal_archived(b: &str, server: &str) -> Step {
             ]),
             user: "barman".into(),
         },
-        60,
+        120,
     )
 }
 
