@@ -405,6 +405,8 @@ impl Runner {
             .append(id, kind, node, title, detail, signal)
         {
             Ok(event) => {
+                // What is read of the cluster's state from now on must be newer than this.
+                lock(&self.inner.statuses).forget(id);
                 let _ = self.sender(id).send(event);
             }
             Err(e) => tracing::warn!("cannot record an event of deployment {id}: {e:#}"),

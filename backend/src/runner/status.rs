@@ -21,20 +21,30 @@ const FRESH: Duration = Duration::from_secs(1);
 pub(super) struct Statuses {
     read: HashMap<String, (Instant, ClusterStatus)>,
     reading: std::collections::HashSet<String>,
+    /// How many times each deployment's reads were made out of date (by an event): a read
+    /// that began before is not kept.
+    generation: HashMap<String, u64>,
 }
 
 impl Statuses {
-    /// Forgets what was read of deployment `id` (destroyed).
+    /// Forgets what was read of deployment `id`: something happened to it (an event), so the
+    /// next request reads it anew, and a read under way is not kept.
     pub(super) fn forget(&mut self, id: &str) {
         self.read.remove(id);
+        *self.generation.entry(id.to_string()).or_default() += 1;
+    }
+
+    fn generation(&self, id: &str) -> u64 {
+        self.generation.get(id).copied().unwrap_or(0)
     }
 }
 
 impl Runner {
     /// Deployment `id`'s live state, read from its machines: at once the last one read when it
     /// is less than a second old, or older while a new read is under way (which then replaces
-    /// it); read now when there is none. Many pages watching many clusters cost one read per
-    /// cluster at a time, and none waits for a slow one.
+    /// it); read now when there is none, or when something happened to the deployment since (an
+    /// event). Many pages watching many clusters cost one read per cluster at a time, and none
+    /// waits for a slow one.
     pub async fn status(&self, id: &str) -> std::result::Result<ClusterStatus, Problem> {
         let record = self.get(id)?;
         let known = crate::lock(&self.inner.statuses).read.get(id).cloned();
@@ -48,12 +58,16 @@ impl Runner {
     }
 
     async fn read_status(&self, record: &Record) -> std::result::Result<ClusterStatus, Problem> {
+        let generation = crate::lock(&self.inner.statuses).generation(&record.id);
         let configured = Runner::configured(record)?;
         let target = self.target(record, &configured).await?;
         let status = cluster_status(&target, &configured, true).await?;
-        crate::lock(&self.inner.statuses)
-            .read
-            .insert(record.id.clone(), (Instant::now(), status.clone()));
+        let mut statuses = crate::lock(&self.inner.statuses);
+        if statuses.generation(&record.id) == generation {
+            statuses
+                .read
+                .insert(record.id.clone(), (Instant::now(), status.clone()));
+        }
         Ok(status)
     }
 
