@@ -263,7 +263,7 @@ async fn a_failed_lane_stops_its_phase_without_waiting_for_the_other_lanes() {
     // its node is stuck; the replica's failed clone must still stop the plan at once.
     let executor = Recording {
         fail_on: Some("quartz postgres: repmgr -f /etc/repmgr.conf -h kestrel"),
-        hang_on: Some("karma barman: timeout 60 sh -c"),
+        hang_on: Some("karma barman: timeout 120 sh -c"),
         ..Recording::default()
     };
     let secrets = Secrets::generate().unwrap();
