@@ -406,7 +406,12 @@ impl Runner {
         {
             Ok(event) => {
                 // What is read of the cluster's state from now on must be newer than this.
-                lock(&self.inner.statuses).forget(id);
+                let mut statuses = lock(&self.inner.statuses);
+                statuses.forget(id);
+                if signal == Some(Signal::BarmanFollows) {
+                    statuses.forget_barman(id);
+                }
+                drop(statuses);
                 let _ = self.sender(id).send(event);
             }
             Err(e) => tracing::warn!("cannot record an event of deployment {id}: {e:#}"),

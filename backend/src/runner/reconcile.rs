@@ -46,6 +46,7 @@ impl Runner {
                 };
                 lock(&self.inner.targets).remove(id);
                 lock(&self.inner.statuses).forget(id);
+                lock(&self.inner.statuses).forget_barman(id);
                 self.emit(id, EventKind::Progress, None, &said, None);
                 self.set_state(id, DeploymentState::Destroyed, None);
                 removed

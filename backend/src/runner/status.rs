@@ -24,7 +24,16 @@ pub(super) struct Statuses {
     /// How many times each deployment's reads were made out of date (by an event): a read
     /// that began before is not kept.
     generation: HashMap<String, u64>,
+    /// Barman's state as last read, kept for `BARMAN_FRESH` unless Barman is pointed elsewhere:
+    /// its commands take seconds, and it changes only when it is.
+    barman: HashMap<String, KeptBarman>,
 }
+
+/// Barman's state as read, when, and the machines' states then.
+type KeptBarman = (Instant, HashMap<String, Machine>, Option<BarmanStatus>);
+
+/// How long Barman's state read is given again.
+const BARMAN_FRESH: Duration = Duration::from_secs(10);
 
 impl Statuses {
     /// Forgets what was read of deployment `id`: something happened to it (an event), so the
@@ -32,6 +41,11 @@ impl Statuses {
     pub(super) fn forget(&mut self, id: &str) {
         self.read.remove(id);
         *self.generation.entry(id.to_string()).or_default() += 1;
+    }
+
+    /// Forgets Barman's state of deployment `id`: Barman was pointed elsewhere, or it went.
+    pub(super) fn forget_barman(&mut self, id: &str) {
+        self.barman.remove(id);
     }
 
     fn generation(&self, id: &str) -> u64 {
@@ -58,10 +72,40 @@ impl Runner {
     }
 
     async fn read_status(&self, record: &Record) -> std::result::Result<ClusterStatus, Problem> {
-        let generation = crate::lock(&self.inner.statuses).generation(&record.id);
+        let (generation, kept) = {
+            let statuses = crate::lock(&self.inner.statuses);
+            let kept = statuses
+                .barman
+                .get(&record.id)
+                .filter(|(at, _, _)| at.elapsed() < BARMAN_FRESH)
+                .cloned();
+            (statuses.generation(&record.id), kept)
+        };
         let configured = Runner::configured(record)?;
         let target = self.target(record, &configured).await?;
-        let status = cluster_status(&target, &configured, true).await?;
+        let machines = target.machines().await?;
+        // Barman's state as last read, while no machine started or stopped since.
+        let barman = kept
+            .filter(|(_, then, _)| *then == machines)
+            .map(|(_, _, barman)| barman);
+        let mut status =
+            status_parts(&target, &machines, &configured, true, barman.is_none()).await;
+        match barman {
+            Some(mut kept) => {
+                if let Some(kept) = kept.as_mut()
+                    && machines.get(&kept.node) == Some(&Machine::Running)
+                {
+                    kept.warning = barman_warning(status.primary.as_deref(), &kept.backs_up);
+                }
+                status.barman = kept;
+            }
+            None => {
+                crate::lock(&self.inner.statuses).barman.insert(
+                    record.id.clone(),
+                    (Instant::now(), machines.clone(), status.barman.clone()),
+                );
+            }
+        }
         let mut statuses = crate::lock(&self.inner.statuses);
         if statuses.generation(&record.id) == generation {
             statuses
@@ -111,6 +155,19 @@ pub async fn status_of(
     configured: &Configured,
     full: bool,
 ) -> ClusterStatus {
+    status_parts(executor, machines, configured, full, full).await
+}
+
+/// `status_of`, with what etcd and HAProxy say when `services`, and Barman's state when `barman`
+/// (its commands are Python programs that take about half a second each).
+async fn status_parts(
+    executor: &impl Executor,
+    machines: &HashMap<String, Machine>,
+    configured: &Configured,
+    services: bool,
+    barman: bool,
+) -> ClusterStatus {
+    let full = services;
     let probes = configured.topology.instances.iter().map(|instance| {
         let machine = machines.get(&instance.name).copied().unwrap_or(Machine::Missing);
         async move {
@@ -174,7 +231,7 @@ pub async fn status_of(
         .topology
         .of_kind(Kind::Barman)
         .next()
-        .filter(|_| full)
+        .filter(|_| barman)
     {
         Some(barman) if machines.get(&barman.name) == Some(&Machine::Running) => {
             // The server keeps the first primary's name; its conninfo says where it connects.
@@ -206,10 +263,7 @@ pub async fn status_of(
                 },
                 executor_run(executor, &barman.name, &list)
             );
-            let warning = primary
-                .as_ref()
-                .filter(|p| **p != backs_up)
-                .map(|p| format!("Barman backs up {backs_up}, which is no longer the primary ({p} is): its backups and WAL stop until it is pointed at {p}"));
+            let warning = barman_warning(primary.as_deref(), &backs_up);
             Some(BarmanStatus {
                 node: barman.name.clone(),
                 check_ok: check.as_ref().is_some_and(|o| o.code == 0),
@@ -234,6 +288,13 @@ pub async fn status_of(
         primary,
         barman,
     }
+}
+
+/// What is wrong with Barman backing up `backs_up` while `primary` is the primary, if anything.
+fn barman_warning(primary: Option<&str>, backs_up: &str) -> Option<String> {
+    primary.filter(|p| *p != backs_up).map(|p| {
+        format!("Barman backs up {backs_up}, which is no longer the primary ({p} is): its backups and WAL stop until it is pointed at {p}")
+    })
 }
 
 /// Runs a Barman command, giving up after a few seconds: `barman check` waits about 20 s for
