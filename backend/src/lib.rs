@@ -13,6 +13,13 @@ pub mod services;
 pub mod store;
 pub mod target;
 
+/// `bytes` random bytes as lower-case hex: identifiers, codes and tokens.
+pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The value behind `mutex`, even if a thread panicked while holding it: what it guards (lists,
 /// maps) stays usable.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -102,11 +102,17 @@ impl Record {
     /// The name of the target's objects: the cluster's, with its owner's id after it for an
     /// attendee, so that two attendees' clusters of one name never meet.
     pub fn engine_name(&self) -> String {
-        if self.owner.is_empty() {
-            self.cluster.clone()
-        } else {
-            format!("{}-{}", self.cluster, self.owner)
-        }
+        engine_name(&self.owner, &self.cluster)
+    }
+}
+
+/// The name of the target's objects of `owner`'s cluster `cluster`: the cluster's, with the
+/// owner's id after it for an attendee, so that two attendees' clusters of one name never meet.
+pub fn engine_name(owner: &str, cluster: &str) -> String {
+    if owner.is_empty() {
+        cluster.to_string()
+    } else {
+        format!("{cluster}-{owner}")
     }
 }
 

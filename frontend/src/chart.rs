@@ -3,6 +3,7 @@
 //! axis, and the outage (from the fault to the first write resumed) shaded. A standalone SVG
 //! document, shown on the page, in the trainer's room and downloaded; plain Rust, tested natively.
 
+use crate::diagram::esc;
 use m1studio_shared::api::{DrillReport, Signal};
 use std::fmt::Write as _;
 
@@ -32,13 +33,6 @@ const MARKED: [(Signal, &str); 5] = [
     (Signal::WritesResumed, "writes resume"),
     (Signal::Settled, "standbys follow"),
 ];
-
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// The chart of `report`, or `None` when it has no writes to draw (a report older than charts).
 pub fn drill_chart(report: &DrillReport) -> Option<String> {

@@ -48,7 +48,7 @@ const STYLE: &str = "\
 .node.is-down>rect{stroke-dasharray:5 4;opacity:.55}";
 
 /// Escapes text for SVG.
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

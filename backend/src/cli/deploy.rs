@@ -71,12 +71,21 @@ fn report(problem: Problem, outcome: &str) -> ExitCode {
 /// reached with `ssh_key` (otherwise ssh's own keys), their keys learnt into the cluster
 /// directory of `path`.
 fn runner(path: &Path, ssh_key: Option<&Path>, db: Option<&Path>) -> Result<Runner> {
+    Ok(Runner::with_ssh(
+        open_store(db)?,
+        1,
+        Some(access(path, ssh_key)),
+    ))
+}
+
+/// How the command line reaches a bare design's hosts: with `ssh_key`, their keys learnt into
+/// the cluster directory of `path`.
+fn access(path: &Path, ssh_key: Option<&Path>) -> SshAccess {
     let known_hosts = cluster_dir(path).join("known_hosts");
-    let access = SshAccess {
+    SshAccess {
         key: ssh_key.map(Path::to_path_buf),
         known_hosts: Arc::new(move |_: &str| known_hosts.clone()),
-    };
-    Ok(Runner::with_ssh(open_store(db)?, 1, Some(access)))
+    }
 }
 
 /// Deploys a design, showing each phase and step as it runs: a docker design as containers on
@@ -231,13 +240,7 @@ pub(crate) fn status_command(
             }
             // A cluster this store does not know: what its target shows.
             None => {
-                let access = SshAccess {
-                    key: ssh_key.map(Path::to_path_buf),
-                    known_hosts: Arc::new({
-                        let file = cluster_dir(path).join("known_hosts");
-                        move |_: &str| file.clone()
-                    }),
-                };
+                let access = access(path, ssh_key);
                 let target = match Target::connect(&configured, &cluster, Some(&access)).await {
                     Ok(target) => target,
                     Err(unreachable) => return Ok(report(unreachable.into(), "")),

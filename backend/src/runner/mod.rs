@@ -257,9 +257,7 @@ pub struct Runner {
 }
 
 fn new_id() -> Result<String> {
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::random_hex(6)
 }
 
 impl From<Unreachable> for Problem {
@@ -541,11 +539,7 @@ impl Runner {
         self.within_quota(owner)?;
         let (draft, configured, network) = self.place(draft, configured).await?;
         let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
-        let engine_name = if owner.is_empty() {
-            cluster.clone()
-        } else {
-            format!("{cluster}-{owner}")
-        };
+        let engine_name = crate::store::engine_name(owner, &cluster);
         let target =
             Target::connect(&prepared.configured, &engine_name, self.inner.ssh.as_ref()).await?;
         match target.refusal(&prepared.configured).await? {

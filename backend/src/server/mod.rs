@@ -231,9 +231,7 @@ impl From<Problem> for ApiError {
 
 /// A short random reference that ties an answer to a line of the server's log.
 fn reference() -> String {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::random_hex(4).unwrap_or_default()
 }
 
 impl From<anyhow::Error> for ApiError {

@@ -3,6 +3,7 @@
 //! room.
 
 use super::{ApiError, AppState, body, runner};
+use crate::random_hex;
 use crate::runner::Caller;
 use crate::store::{Attendee, InsertError, now_ms};
 use anyhow::Context as _;
@@ -41,13 +42,6 @@ pub struct Workshop {
 struct Kept {
     code: String,
     trainer_token: String,
-}
-
-/// `bytes` random bytes as lower-case hex.
-pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    let mut buffer = vec![0u8; bytes];
-    getrandom::fill(&mut buffer).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// How a token is stored: its SHA-256, in hex.

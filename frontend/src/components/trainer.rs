@@ -139,7 +139,7 @@ pub fn Trainer() -> Html {
         })
     };
     let needs_token = refusal.as_ref().is_some_and(|r| r.status == 401);
-    let scenarios = scenario_area(&token, &refusal);
+    let scenarios = html! { <Scenarios token={(*token).clone()} refusal={refusal.clone()}/> };
     let row = |name: &str, d: &Deployment, report: Option<&DrillReport>| {
         let asking = confirming.as_deref() == Some(d.id.as_str());
         html! {
@@ -221,13 +221,6 @@ fn step_text(step: &m1studio_shared::scenario::StepResult) -> String {
 
 /// The scenarios: pick a preset, run it on every running cluster, and read the results as
 /// they come, with CSV and JSON downloads.
-fn scenario_area(
-    token: &UseStateHandle<Option<String>>,
-    refusal: &UseStateHandle<Option<Refusal>>,
-) -> Html {
-    html! { <Scenarios token={(**token).clone()} refusal={refusal.clone()}/> }
-}
-
 #[derive(Properties, PartialEq)]
 struct ScenariosProps {
     token: Option<String>,
