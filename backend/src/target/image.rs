@@ -19,22 +19,10 @@ pub async fn ensure(
     if image_exists(docker, &image.tag).await {
         return Ok(());
     }
-    // One build at a time: deployments that need the same image wait for it, rather than
-    // each building its own (a room deploying the same link at once).
-    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let building = Some(m1studio_shared::api::Signal::ImageBuild);
     progress(
         building,
         &format!("waiting for the node image {}", image.tag),
-        None,
-    );
-    let _one = BUILDING.lock().await;
-    if image_exists(docker, &image.tag).await {
-        return Ok(());
-    }
-    progress(
-        building,
-        &format!("building the node image {}", image.tag),
         None,
     );
     let last = std::sync::Mutex::new(None::<Instant>);
@@ -54,18 +42,29 @@ pub async fn image_exists(docker: &Docker, tag: &str) -> bool {
 }
 
 /// Builds `image` from Debian's archive with debootstrap and imports it, reporting progress
-/// through `progress`. Needs root and debootstrap; reaches only Debian's mirror.
+/// through `progress`, unless the engine has it by the time no other build runs. One build at
+/// a time in a process: deployments (or tests) that need the same image wait for it, rather
+/// than each building its own. Needs root and debootstrap; reaches only Debian's mirror.
 pub async fn build_image(
     docker: &Docker,
     image: &NodeImage,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<()> {
+    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = BUILDING.lock().await;
+    if image_exists(docker, &image.tag).await {
+        return Ok(());
+    }
     if !std::path::Path::new("/usr/sbin/debootstrap").exists() {
         bail!(
             "building the node image needs debootstrap: install it (apt-get install debootstrap) and run again as root"
         );
     }
-    let dir = std::env::temp_dir().join(format!("m1studio-image-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "m1studio-image-{}-{}",
+        std::process::id(),
+        crate::random_hex(4)?
+    ));
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&dir).context("creating a folder for the image")?;
     let cleanup = scopeguard(dir.clone());

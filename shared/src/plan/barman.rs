@@ -73,8 +73,8 @@ done
 /// `barman check` finds an archived file. Barman archives a streamed file only once receive-wal
 /// has opened the next one, and an idle primary writes nothing for up to 15 s after a switch
 /// (`barman switch-wal --archive` waited that long): a transaction is committed after the
-/// switch, so that the next file opens at once. If the archive runs before it has, `barman
-/// cron` archives the file within 15 s.
+/// switch, so that the next file opens at once. If the archive runs before it has, the wait
+/// for an archived file archives it again at each try.
 pub(super) fn barman_close_wal(b: &str, server: &str, primary: &str) -> Vec<Step> {
     vec![
         run(
@@ -163,25 +163,33 @@ pub(super) fn barman_first_backup_beside_check(b: &str, server: &str) -> Vec<Ste
     steps
 }
 
-/// Waits on the Barman node `b` until a WAL file of `server` is in Barman's catalogue:
-/// `xlog.db` in the server's WAL directory, named `SERVER-xlog.db` from Barman 3.13 on. If
-/// `barman archive-wal` ran before receive-wal had opened the next file, barman cron archives
-/// it within 15 s. It waits up to 120 s: on a busy machine (a room deploying at once, the
-/// `safe` profile's flushes), a minute was seen to pass before the first file was.
+/// Archives what receive-wal has closed for the server named by its argument, then succeeds
+/// once a WAL file is in the server's catalogue: `xlog.db` in its WAL directory, named
+/// `SERVER-xlog.db` from Barman 3.13 on. Barman archives a streamed file only once receive-wal
+/// has opened the next one, so a single `barman archive-wal` can come too early; barman cron,
+/// which would archive it later, starts only after the first backup.
+pub(super) const WAL_ARCHIVED: &str = "#!/bin/sh
+# Archives the WAL files that receive-wal has closed for the Barman server named by $1, then
+# succeeds once one is in the server's catalogue.
+set -e
+wals=\"/var/lib/barman/$1/wals\"
+/usr/bin/barman -q archive-wal \"$1\"
+test -s \"$wals/xlog.db\" -o -s \"$wals/$1-xlog.db\"
+";
+
+/// Where the plan writes [`WAL_ARCHIVED`] on the Barman node.
+pub(super) const WAL_ARCHIVED_PATH: &str = "/usr/local/bin/m1studio-wal-archived";
+
+/// Waits on the Barman node `b` until a WAL file of `server` is in Barman's catalogue,
+/// archiving what receive-wal has closed at each try. It waits up to 120 s: on a busy machine
+/// (a room deploying at once, the `safe` profile's flushes), a minute was seen to pass before
+/// the first file was.
 pub(super) fn wal_archived(b: &str, server: &str) -> Step {
-    let wals = format!("{}/wals", barman_server_directory(server));
     wait(
         b,
         "a WAL file is archived",
         Readiness::CommandSucceeds {
-            argv: argv(&[
-                "test",
-                "-s",
-                &format!("{wals}/xlog.db"),
-                "-o",
-                "-s",
-                &format!("{wals}/{server}-xlog.db"),
-            ]),
+            argv: argv(&[WAL_ARCHIVED_PATH, server]),
             user: "barman".into(),
         },
         120,

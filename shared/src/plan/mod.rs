@@ -421,6 +421,7 @@ impl Context<'_> {
                 0o755,
                 BARMAN_CRON.to_string(),
             ),
+            file(WAL_ARCHIVED_PATH, "root", 0o755, WAL_ARCHIVED.to_string()),
             file(
                 "/etc/supervisor/conf.d/barman-cron.conf",
                 "root",
