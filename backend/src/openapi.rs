@@ -19,7 +19,9 @@ fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
             "429" => "Too many joins at once: wait a few seconds",
             "409" => "The cluster name is taken, or the deployment is busy",
             "422" => "The design has errors: every diagnostic, nothing created",
-            "503" => "The Docker engine cannot be reached; the message says what to start",
+            "503" => {
+                "The Docker engine cannot be reached, or the server is full (queued deployments, event streams); the message says what to do"
+            }
             _ => "An error",
         };
         responses.insert(
@@ -84,7 +86,8 @@ pub fn document() -> Value {
                     "state": { "enum": ["queued", "deploying", "running", "failed", "destroying", "destroyed"] },
                     "profile": { "enum": ["fast", "normal", "safe"] },
                     "created_ms": { "type": "integer" }, "updated_ms": { "type": "integer" },
-                    "error": { "type": ["string", "null"] },
+                    "error": { "type": ["string", "null"], "description": "Why it failed, in a sentence" },
+                    "failure": { "enum": ["step", "interrupted", "destroy", "stopped", null], "description": "What kind of failure: a step of the plan, the process that ran it stopped, destroying it, or machines found stopped" },
                     "link": { "type": "string" },
                     "network": { "type": ["string", "null"], "description": "The network it got from the address pool, when its design left the network at the default" },
                     "owner": { "type": "string", "description": "In a workshop, the attendee it belongs to; empty for the server's own user and the trainer" },

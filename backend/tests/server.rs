@@ -232,6 +232,8 @@ fn record(
         created_ms: 1,
         updated_ms: 1,
         error: None,
+        failure: None,
+        process: None,
         owner: String::new(),
         network: None,
     };
@@ -762,6 +764,8 @@ async fn an_attendee_sees_only_their_own_and_the_trainer_sees_the_room() {
         created_ms: 1,
         updated_ms: 1,
         error: None,
+        failure: None,
+        process: None,
         owner: a_id.clone(),
         network: Some("10.0.0.0/24".into()),
     };
@@ -961,4 +965,68 @@ async fn an_event_cursor_past_every_number_is_the_client_s_mistake() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_more_deployments_with_a_503_that_says_when_to_try() {
+    let runner = m1studio::runner::Runner::with(
+        m1studio::store::Store::in_memory().unwrap(),
+        m1studio::runner::Settings {
+            max_queued: 0,
+            ..m1studio::runner::Settings::default()
+        },
+    );
+    let state = AppState {
+        runner: Some(runner.clone()),
+        ..AppState::default()
+    };
+    let link = m1studio_shared::link::encode(&m1studio_shared::Draft::starter());
+    let (status, body) = call(
+        state,
+        post("/api/deployments", &json!({ "link": link }).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("waiting for a slot"), "{message}");
+    assert!(runner.list().unwrap().is_empty(), "nothing recorded");
+}
+
+#[tokio::test]
+async fn event_streams_beyond_the_cap_are_refused_and_reading_events_still_works() {
+    let (mut state, runner) = with_runner();
+    state.followers = m1studio::server::Followers::new(1);
+    record(
+        &runner,
+        "d1",
+        m1studio_shared::api::DeploymentState::Running,
+    );
+    let follow = || {
+        local(
+            Request::get("/api/deployments/d1/events")
+                .header(header::ACCEPT, "text/event-stream")
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let first = app(state.clone()).oneshot(follow()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = app(state.clone()).oneshot(follow()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(second.headers().contains_key(header::RETRY_AFTER));
+    let (status, _) = call(
+        state.clone(),
+        Request::get("/api/deployments/d1/events")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "plain reads need no stream");
+    drop(first);
+    let third = app(state).oneshot(follow()).await.unwrap();
+    assert_eq!(
+        third.status(),
+        StatusCode::OK,
+        "a closed stream frees its place"
+    );
 }

@@ -60,6 +60,44 @@ impl DeploymentState {
     }
 }
 
+/// Why a deployment failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// A step of its plan failed, or did not finish within the plan's limit for it.
+    Step,
+    /// The process that ran it stopped, or died, while it was under way.
+    Interrupted,
+    /// Destroying it failed.
+    Destroy,
+    /// Some of its machines were found stopped when the server started.
+    Stopped,
+}
+
+impl Failure {
+    /// The name the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Step => "step",
+            Failure::Interrupted => "interrupted",
+            Failure::Destroy => "destroy",
+            Failure::Stopped => "stopped",
+        }
+    }
+
+    /// The failure named `name`.
+    pub fn parse(name: &str) -> Option<Failure> {
+        [
+            Failure::Step,
+            Failure::Interrupted,
+            Failure::Destroy,
+            Failure::Stopped,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == name)
+    }
+}
+
 /// A request to deploy a design: exactly one of `draft`, `link` or `config_yml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -274,9 +312,12 @@ pub struct Deployment {
     pub created_ms: u64,
     /// When its state last changed.
     pub updated_ms: u64,
-    /// Why it failed.
+    /// Why it failed, in a sentence.
     #[serde(default)]
     pub error: Option<String>,
+    /// What kind of failure it was.
+    #[serde(default)]
+    pub failure: Option<Failure>,
     /// Its design as share-link text (never with a password).
     pub link: String,
     /// Its instances as designed.

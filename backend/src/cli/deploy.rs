@@ -9,7 +9,7 @@ use crate::target::{SshAccess, Target};
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use m1studio_shared::api::{
-    ClusterStatus, DeployRequest, DeploymentState, Drill, EventKind, PostgresRole, Signal,
+    ClusterStatus, DeployRequest, DeploymentState, Drill, EventKind, Failure, PostgresRole, Signal,
 };
 use m1studio_shared::plan::Profile;
 use m1studio_shared::spec::PlatformSpec;
@@ -456,12 +456,24 @@ pub(crate) fn destroy_command(path: &Path, db: Option<&Path>) -> Result<ExitCode
     runtime()?.block_on(async {
         let mut removed = 0;
         if let Some(record) = &record {
+            if let Some(pid) = runner.run_elsewhere(record) {
+                eprintln!(
+                    "cluster {name}: deployment {} is {} in another m1studio process (pid {pid}); destroy it there (DELETE /api/deployments/{}), or stop that process first",
+                    record.id,
+                    record.state.as_str(),
+                    record.id
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             if record.state.in_progress() {
-                // A deployment that another process runs, or that a crash interrupted.
+                // A deployment that a crash interrupted.
                 runner.store().set_state(
                     &record.id,
                     DeploymentState::Failed,
-                    Some("destroyed from the command line while under way"),
+                    Some((
+                        Failure::Interrupted,
+                        "its process stopped while it was under way; destroyed from the command line",
+                    )),
                 )?;
             }
             match runner.destroy(&record.id).await {

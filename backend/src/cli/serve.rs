@@ -58,6 +58,17 @@ pub(crate) struct ServeArgs {
     /// in a workshop, and for ever otherwise
     #[arg(long, value_name = "DURATION", value_parser = duration_value)]
     cluster_ttl: Option<std::time::Duration>,
+    /// How many connections may be open at once; more wait until one closes. Event streams
+    /// (pages following a deployment) may take half of them
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u16).range(16..))]
+    max_connections: u16,
+    /// How many seconds a client has to send a request's headers before its connection is
+    /// closed
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=300))]
+    header_timeout: u16,
+    /// How many deployments may wait for a slot; more are refused (503) until some start
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    max_queued: u16,
 }
 
 /// A duration such as `4h`, `90m` or `600s`.
@@ -123,6 +134,9 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         cluster_ttl,
         tls_cert,
         tls_key,
+        max_connections,
+        header_timeout,
+        max_queued,
     } = args;
     let tls = match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => Some(crate::server::Tls { cert, key }),
@@ -231,6 +245,7 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
                 .or_else(clusters_the_host_holds),
             per_attendee: Some(usize::from(per_attendee)),
             ttl: cluster_ttl.or(in_workshop.then_some(std::time::Duration::from_secs(4 * 3600))),
+            max_queued: usize::from(max_queued),
         },
     );
     let mut allowed_hosts: Vec<String> = allowed_hosts
@@ -266,6 +281,13 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         allowed_hosts: allowed_hosts.into(),
         token: token.map(Into::into),
         runner: Some(runner.clone()),
+        followers: crate::server::Followers::new(usize::from(max_connections) / 2),
+        ..crate::server::AppState::default()
+    };
+    let limits = crate::server::Limits {
+        connections: usize::from(max_connections),
+        headers: std::time::Duration::from_secs(u64::from(header_timeout)),
+        ..crate::server::Limits::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -273,7 +295,12 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
             tracing::info!("after the restart: {change}");
         }
         runner.expire_every(std::time::Duration::from_secs(5));
-        crate::server::serve(listen, state, tls).await
+        let served = crate::server::serve(listen, state, tls, limits, Default::default()).await;
+        // Deployments under way stop with the server: they are recorded as interrupted.
+        for id in runner.interrupt() {
+            tracing::info!("deployment {id} was interrupted by the server's stop");
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

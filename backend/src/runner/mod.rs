@@ -7,21 +7,24 @@
 mod capacity;
 mod drill;
 mod network;
+mod problem;
 mod reconcile;
 mod scenario;
 mod status;
+
+pub use problem::Problem;
 
 pub use status::{cluster_status, status_of};
 
 use crate::engine::{Event, Secrets, run_plan};
 use crate::lock;
 use crate::store::{InsertError, Record, Store, now_ms};
-use crate::target::{Refusal, SshAccess, Target, Unreachable};
+use crate::target::{Refusal, SshAccess, Target};
 use anyhow::Result;
 use futures_util::Stream;
 use m1studio_shared::api::{
-    DeployRequest, Deployment, DeploymentEvent, DeploymentState, EventKind, Signal, connections,
-    read_design,
+    DeployRequest, Deployment, DeploymentEvent, DeploymentState, EventKind, Failure, Signal,
+    connections, read_design,
 };
 use m1studio_shared::plan::{PlanOptions, Profile, node_image, plan};
 use m1studio_shared::spec::PlatformSpec;
@@ -37,63 +40,6 @@ const LINK_LABEL: &str = "m1studio.link";
 const DEPLOYMENT_LABEL: &str = "m1studio.deployment";
 /// The label that carries the failover profile.
 const PROFILE_LABEL: &str = "m1studio.profile";
-
-/// Why a request was refused; each maps to one HTTP status and one CLI message.
-#[derive(Debug)]
-pub enum Problem {
-    /// The design is wrong: every diagnostic, nothing created.
-    Invalid(Vec<Diagnostic>),
-    /// The request itself is malformed.
-    BadRequest(String),
-    /// A request refused by M1's rules: every reason, each naming its field; `now` when the
-    /// cluster's present state is the reason (it may pass later).
-    Refused {
-        /// Whether it is the cluster's state now.
-        now: bool,
-        /// Every reason.
-        diagnostics: Vec<Diagnostic>,
-    },
-    /// No such deployment.
-    NotFound(String),
-    /// The cluster name is taken, or the deployment is busy.
-    Conflict(String),
-    /// The Docker engine cannot be reached.
-    Unavailable(String),
-    /// Anything else.
-    Internal(anyhow::Error),
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::Invalid(diagnostics) => {
-                write!(f, "the design has problems; nothing was created")?;
-                for d in diagnostics.iter().filter(|d| d.is_error()) {
-                    write!(f, "\n  {d}")?;
-                }
-                Ok(())
-            }
-            Problem::Refused { diagnostics, .. } => {
-                let reasons: Vec<String> = diagnostics
-                    .iter()
-                    .map(|d| format!("{}: {}", d.path, d.message))
-                    .collect();
-                f.write_str(&reasons.join("\n"))
-            }
-            Problem::BadRequest(m)
-            | Problem::NotFound(m)
-            | Problem::Conflict(m)
-            | Problem::Unavailable(m) => f.write_str(m),
-            Problem::Internal(e) => write!(f, "{e:#}"),
-        }
-    }
-}
-
-impl From<anyhow::Error> for Problem {
-    fn from(e: anyhow::Error) -> Problem {
-        Problem::Internal(e)
-    }
-}
 
 /// The design of a request, checked, with the diagnostics of its source.
 pub fn resolve(
@@ -211,6 +157,8 @@ pub struct Settings {
     pub per_attendee: Option<usize>,
     /// How long a cluster lives before it is destroyed.
     pub ttl: Option<Duration>,
+    /// How many deployments may wait for a slot; more are refused until some have started.
+    pub max_queued: usize,
 }
 
 impl Default for Settings {
@@ -224,6 +172,7 @@ impl Default for Settings {
             max_clusters: None,
             per_attendee: None,
             ttl: None,
+            max_queued: 64,
         }
     }
 }
@@ -236,6 +185,7 @@ struct Inner {
     max_clusters: Option<usize>,
     per_attendee: Option<usize>,
     ttl: Option<Duration>,
+    max_queued: usize,
     slots: Arc<Semaphore>,
     queue: Mutex<VecDeque<String>>,
     channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
@@ -248,6 +198,11 @@ struct Inner {
     scenarios: Mutex<HashMap<String, scenario::Run>>,
     /// The last status read of each deployment.
     statuses: Mutex<status::Statuses>,
+    /// This process's id in the store: the deployments it runs carry it, and it says it
+    /// lives every few seconds while it does.
+    process: String,
+    /// Whether the heartbeat runs.
+    beating: std::sync::atomic::AtomicBool,
 }
 
 /// Runs deployments; cheap to clone.
@@ -258,15 +213,6 @@ pub struct Runner {
 
 fn new_id() -> Result<String> {
     crate::random_hex(6)
-}
-
-impl From<Unreachable> for Problem {
-    fn from(unreachable: Unreachable) -> Problem {
-        match unreachable {
-            Unreachable::Engine(e) => Problem::Unavailable(format!("{e:#}")),
-            Unreachable::Design(diagnostics) => Problem::Invalid(diagnostics),
-        }
-    }
 }
 
 impl Runner {
@@ -297,6 +243,7 @@ impl Runner {
             max_clusters,
             per_attendee,
             ttl,
+            max_queued,
         } = settings;
         Runner {
             inner: Arc::new(Inner {
@@ -306,6 +253,7 @@ impl Runner {
                 max_clusters,
                 per_attendee,
                 ttl,
+                max_queued,
                 slots: Arc::new(Semaphore::new(parallel.max(1))),
                 queue: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
@@ -314,6 +262,8 @@ impl Runner {
                 targets: Mutex::new(HashMap::new()),
                 scenarios: Mutex::new(HashMap::new()),
                 statuses: Mutex::new(status::Statuses::default()),
+                process: new_id().unwrap_or_else(|_| format!("p{}", std::process::id())),
+                beating: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -416,11 +366,24 @@ impl Runner {
         }
     }
 
-    fn set_state(&self, id: &str, state: DeploymentState, error: Option<&str>) {
-        if let Err(e) = self.inner.store.set_state(id, state, error) {
+    fn set_state(&self, id: &str, state: DeploymentState) {
+        if let Err(e) = self.inner.store.set_state(id, state, None) {
             tracing::warn!("cannot record the state of deployment {id}: {e:#}");
         }
-        self.emit(id, EventKind::State, None, state.as_str(), error);
+        self.emit(id, EventKind::State, None, state.as_str(), None);
+    }
+
+    /// Marks deployment `id` failed, with the kind of failure and its reason.
+    fn fail(&self, id: &str, failure: Failure, reason: &str) {
+        let state = DeploymentState::Failed;
+        if let Err(e) = self
+            .inner
+            .store
+            .set_state(id, state, Some((failure, reason)))
+        {
+            tracing::warn!("cannot record the state of deployment {id}: {e:#}");
+        }
+        self.emit(id, EventKind::State, None, state.as_str(), Some(reason));
     }
 
     /// Turns the stored events of a plan into the deployment's events.
@@ -449,6 +412,7 @@ impl Runner {
             created_ms: record.created_ms,
             updated_ms: record.updated_ms,
             error: record.error.clone(),
+            failure: record.failure,
             link: link::encode(&record.draft),
             connections: connections(&topology, &record.id),
             instances: topology.instances,
@@ -530,12 +494,19 @@ impl Runner {
         secrets: Option<Secrets>,
     ) -> std::result::Result<Deployment, Problem> {
         let (draft, configured, _) = resolve(&request)?;
+        self.keep_alive();
         let cluster = configured.design.cluster_name().to_string();
         if let Some(existing) = self.inner.store.live_by_cluster(owner, &cluster)? {
             return Err(conflict(&existing));
         }
         // One admission at a time, from the choice of a network until it is recorded.
         let admission = self.inner.admitting.lock().await;
+        let waiting = lock(&self.inner.queue).len();
+        if waiting >= self.inner.max_queued {
+            return Err(Problem::Unavailable(format!(
+                "{waiting} deployments are waiting for a slot already, as many as this server queues: try again once some have started"
+            )));
+        }
         self.within_quota(owner)?;
         let (draft, configured, network) = self.place(draft, configured).await?;
         let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
@@ -561,6 +532,8 @@ impl Runner {
             created_ms: now,
             updated_ms: now,
             error: None,
+            failure: None,
+            process: Some(self.inner.process.clone()),
             owner: owner.to_string(),
             network,
         };
@@ -599,7 +572,7 @@ impl Runner {
             }
             if let Err(e) = runner.deploy(&id, &prepared, &secrets, &target).await {
                 let reason = secrets.hide(&format!("{e:#}"));
-                runner.set_state(&id, DeploymentState::Failed, Some(&reason));
+                runner.fail(&id, Failure::Step, &reason);
             }
             drop(permit);
         });
@@ -613,7 +586,7 @@ impl Runner {
         secrets: &Secrets,
         target: &Target,
     ) -> Result<()> {
-        self.set_state(id, DeploymentState::Deploying, None);
+        self.set_state(id, DeploymentState::Deploying);
         let started = Instant::now();
         let configured = &prepared.configured;
         let cluster = configured.design.cluster_name();
@@ -665,7 +638,7 @@ impl Runner {
             ),
             None,
         );
-        self.set_state(id, DeploymentState::Running, None);
+        self.set_state(id, DeploymentState::Running);
         Ok(())
     }
 

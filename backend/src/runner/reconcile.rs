@@ -5,7 +5,7 @@ use crate::lock;
 use crate::store::{InsertError, Record, now_ms};
 use crate::target::{FoundCluster, found_clusters};
 use anyhow::Result;
-use m1studio_shared::api::{Deployment, DeploymentState, EventKind};
+use m1studio_shared::api::{Deployment, DeploymentState, EventKind, Failure};
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Platform, link};
 
@@ -25,7 +25,7 @@ impl Runner {
                 "cancelled while queued",
                 None,
             );
-            self.set_state(id, DeploymentState::Destroyed, None);
+            self.set_state(id, DeploymentState::Destroyed);
             return Ok((self.view(&self.get(id)?), 0));
         }
         if record.state == DeploymentState::Deploying {
@@ -35,7 +35,7 @@ impl Runner {
         }
         let configured = Runner::configured(&record)?;
         let target = self.target(&record, &configured).await?;
-        self.set_state(id, DeploymentState::Destroying, None);
+        self.set_state(id, DeploymentState::Destroying);
         let removed = match target.destroy().await {
             Ok(removed) => {
                 let said = match target.platform() {
@@ -48,15 +48,11 @@ impl Runner {
                 lock(&self.inner.statuses).forget(id);
                 lock(&self.inner.statuses).forget_barman(id);
                 self.emit(id, EventKind::Progress, None, &said, None);
-                self.set_state(id, DeploymentState::Destroyed, None);
+                self.set_state(id, DeploymentState::Destroyed);
                 removed
             }
             Err(e) => {
-                self.set_state(
-                    id,
-                    DeploymentState::Failed,
-                    Some(&format!("destroying failed: {e:#}")),
-                );
+                self.fail(id, Failure::Destroy, &format!("destroying failed: {e:#}"));
                 return Err(Problem::Internal(e));
             }
         };
@@ -64,17 +60,78 @@ impl Runner {
         Ok((self.view(&record), removed))
     }
 
+    /// Says that this process lives, now and every few seconds from now on, so that other
+    /// processes leave the deployments it runs alone. Once is enough.
+    pub fn keep_alive(&self) {
+        if self
+            .inner
+            .beating
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let beat = |runner: &Runner| {
+            if let Err(e) = runner
+                .inner
+                .store
+                .heartbeat(&runner.inner.process, std::process::id())
+            {
+                tracing::warn!("cannot record that this process lives: {e:#}");
+            }
+        };
+        beat(self);
+        let runner = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::store::HEARTBEAT).await;
+                beat(&runner);
+            }
+        });
+    }
+
+    /// Marks the deployments this process runs (queued or deploying) as interrupted, as it
+    /// stops, and takes this process out of the store's. Returns their ids.
+    pub fn interrupt(&self) -> Vec<String> {
+        let mut interrupted = Vec::new();
+        for record in self.inner.store.list().unwrap_or_default() {
+            if record.state.in_progress()
+                && record.process.as_deref() == Some(self.inner.process.as_str())
+            {
+                let reason =
+                    "the server stopped during this deployment: destroy it, then deploy again";
+                self.fail(&record.id, Failure::Interrupted, reason);
+                interrupted.push(record.id);
+            }
+        }
+        if let Err(e) = self.inner.store.forget_process(&self.inner.process) {
+            tracing::warn!("cannot take this process out of the store: {e:#}");
+        }
+        interrupted
+    }
+
+    /// Whether deployment `record` is under way in another process that lives: its pid.
+    pub fn run_elsewhere(&self, record: &crate::store::Record) -> Option<u32> {
+        if !record.state.in_progress()
+            || record.process.as_deref() == Some(self.inner.process.as_str())
+        {
+            return None;
+        }
+        self.inner.store.live_owner(record, now_ms()).ok().flatten()
+    }
+
     /// Brings the store in line with the Docker engine after a restart: deployments that were
-    /// under way are marked failed (and can be destroyed), running ones whose containers are
-    /// gone are marked destroyed, and clusters found on the engine that the store does not know
-    /// are recorded from their labels. Returns what it changed.
+    /// under way in a process that no longer lives are marked interrupted (and can be
+    /// destroyed), those of a process that lives are left to it, running ones whose containers
+    /// are gone are marked destroyed, and clusters found on the engine that the store does not
+    /// know are recorded from their labels. Returns what it changed.
     pub async fn reconcile(&self) -> Result<Vec<String>> {
         let mut changes = Vec::new();
         for record in self.inner.store.list()? {
-            if record.state.in_progress() {
+            let mine = record.process.as_deref() == Some(self.inner.process.as_str());
+            if record.state.in_progress() && !mine && self.run_elsewhere(&record).is_none() {
                 let reason =
                     "the server stopped during this deployment: destroy it, then deploy again";
-                self.set_state(&record.id, DeploymentState::Failed, Some(reason));
+                self.fail(&record.id, Failure::Interrupted, reason);
                 changes.push(format!(
                     "{} ({}): failed, was {}",
                     record.id,
@@ -98,10 +155,13 @@ impl Runner {
                 && record.state == DeploymentState::Running
                 && !found.iter().any(|c| c.name == record.engine_name())
             {
-                self.set_state(
+                self.set_state(&record.id, DeploymentState::Destroyed);
+                self.emit(
                     &record.id,
-                    DeploymentState::Destroyed,
-                    Some("its containers were removed outside this server"),
+                    EventKind::Progress,
+                    None,
+                    "its containers were removed outside this server",
+                    None,
                 );
                 changes.push(format!(
                     "{} ({}): destroyed outside",
@@ -162,6 +222,8 @@ impl Runner {
             updated_ms: now,
             owner: String::new(),
             network: None,
+            failure: (!all_running).then_some(Failure::Stopped),
+            process: None,
             error: (!all_running).then(|| {
                 format!(
                     "{} of its {} containers run",

@@ -19,7 +19,10 @@ use m1studio_shared::{Diagnostic, Draft, Instance, has_errors, link};
 use rust_embed::Embed;
 
 mod guard;
+mod listen;
 mod workshop;
+
+pub use listen::{Limits, Tls, serve, stop_signal};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -45,6 +48,28 @@ pub struct AppState {
     pub allowed_hosts: Arc<[String]>,
     /// The workshop the server runs, if it runs one.
     pub workshop: Option<Arc<Workshop>>,
+    /// Cancelled when the server stops: event streams end with it.
+    pub stopping: tokio_util::sync::CancellationToken,
+    /// The event streams that may be followed at once.
+    pub followers: Followers,
+}
+
+/// The event streams (`Accept: text/event-stream`) that may be open at once, all deployments
+/// together: each holds a connection and a subscription for as long as a page is open.
+#[derive(Clone)]
+pub struct Followers(Arc<tokio::sync::Semaphore>);
+
+impl Followers {
+    /// At most `n` streams at once.
+    pub fn new(n: usize) -> Followers {
+        Followers(Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+    }
+}
+
+impl Default for Followers {
+    fn default() -> Followers {
+        Followers::new(256)
+    }
 }
 
 /// The server's routes.
@@ -99,69 +124,6 @@ pub fn listen_problem(listen: SocketAddr, token: Option<&str>) -> Option<String>
         )),
         _ => None,
     }
-}
-
-/// Serves `app` on `listen` until Ctrl-C, printing where.
-pub async fn serve(listen: SocketAddr, state: AppState, tls: Option<Tls>) -> anyhow::Result<()> {
-    if Designer::get("index.html").is_none() {
-        eprintln!(
-            "warning: the designer is not built: run `cargo xtask run` (or `trunk build --release`) first"
-        );
-    }
-    if let Some(tls) = tls {
-        return serve_tls(listen, state, tls).await;
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; is another server using that port? choose another with --listen"))?;
-    let bound = listener.local_addr()?;
-    println!("m1studio designer at http://{bound}/");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
-}
-
-/// A certificate and its private key, in PEM files, for serving HTTPS.
-pub struct Tls {
-    /// The certificate chain.
-    pub cert: std::path::PathBuf,
-    /// Its private key.
-    pub key: std::path::PathBuf,
-}
-
-/// Serves `app` over TLS (rustls) on `listen` until Ctrl-C.
-async fn serve_tls(listen: SocketAddr, state: AppState, tls: Tls) -> anyhow::Result<()> {
-    // One process-wide choice of cryptography; a second install is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "--tls-cert {} / --tls-key {}: {e}; give a PEM certificate chain and its PEM private key",
-                tls.cert.display(),
-                tls.key.display()
-            )
-        })?;
-    let handle = axum_server::Handle::new();
-    let stopping = handle.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-    });
-    let server = axum_server::bind_rustls(listen, config).handle(handle.clone());
-    let announce = handle.clone();
-    tokio::spawn(async move {
-        if let Some(bound) = announce.listening().await {
-            println!("m1studio designer at https://{bound}/");
-        }
-    });
-    server
-        .serve(app(state).into_make_service())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; is another server using that port? choose another with --listen"))
 }
 
 async fn healthz() -> String {
@@ -342,12 +304,28 @@ async fn deployment_events(
         });
     }
     if accepts_stream {
-        let stream = runner.follow(&id, resume).map(|event| {
-            SseEvent::default()
-                .id(event.seq.to_string())
-                .event(format!("{:?}", event.kind).to_lowercase())
-                .json_data(&event)
-        });
+        let Ok(permit) = state.followers.0.clone().try_acquire_owned() else {
+            let mut refused = ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "too many event streams are open on this server: close pages that follow deployments, or read events without Accept: text/event-stream (GET …/events?after=N&wait=30)".into(),
+                diagnostics: Vec::new(),
+            }
+            .into_response();
+            refused
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            return Ok(refused);
+        };
+        let stream = runner
+            .follow(&id, resume)
+            .take_until(state.stopping.clone().cancelled_owned())
+            .map(move |event| {
+                let _held = &permit;
+                SseEvent::default()
+                    .id(event.seq.to_string())
+                    .event(format!("{:?}", event.kind).to_lowercase())
+                    .json_data(&event)
+            });
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());

@@ -4,7 +4,9 @@
 
 use anyhow::{Context as _, Result};
 use m1studio_shared::Draft;
-use m1studio_shared::api::{DeploymentEvent, DeploymentState, DrillReport, EventKind, Signal};
+use m1studio_shared::api::{
+    DeploymentEvent, DeploymentState, DrillReport, EventKind, Failure, Signal,
+};
 use m1studio_shared::plan::Profile;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::path::{Path, PathBuf};
@@ -71,7 +73,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX attendee_names ON attendees (workshop, lower(name));
 ",
+    "
+    -- What kind of failure a failed deployment had.
+    ALTER TABLE deployments ADD COLUMN failure TEXT;
+    -- The process that runs a deployment's work while it is under way.
+    ALTER TABLE deployments ADD COLUMN process TEXT;
+    -- The m1studio processes that use the store, each with its last sign of life: work under
+    -- way is taken over only from a process that has stopped giving one.
+    CREATE TABLE processes (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL
+    );
+",
 ];
+
+/// How often a process that uses the store says it lives.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long without a sign of life before a process is taken for dead, and its work under
+/// way is taken over.
+pub const PRESUMED_DEAD: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A deployment as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +114,10 @@ pub struct Record {
     pub updated_ms: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// What kind of failure it was.
+    pub failure: Option<Failure>,
+    /// The process that runs its work, while it is under way.
+    pub process: Option<String>,
     /// Who it belongs to: an attendee's id, or empty for the server's own user.
     pub owner: String,
     /// The network it really got, when its design left the network at the default.
@@ -248,8 +274,8 @@ impl Store {
             let tx =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
-                "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms, error, owner, network)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms, error, owner, network, failure, process)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     record.id,
                     record.cluster,
@@ -260,7 +286,9 @@ impl Store {
                     record.updated_ms,
                     record.error,
                     record.owner,
-                    record.network
+                    record.network,
+                    record.failure.map(Failure::as_str),
+                    record.process
                 ],
             )?;
             for (name, value) in secrets {
@@ -305,11 +333,15 @@ impl Store {
             error: row.get(7)?,
             owner: row.get(8)?,
             network: row.get(9)?,
+            failure: row
+                .get::<_, Option<String>>(10)?
+                .as_deref()
+                .and_then(Failure::parse),
+            process: row.get(11)?,
         })
     }
 
-    const COLUMNS: &str =
-        "id, cluster, state, profile, draft, created_ms, updated_ms, error, owner, network";
+    const COLUMNS: &str = "id, cluster, state, profile, draft, created_ms, updated_ms, error, owner, network, failure, process";
 
     /// The deployment `id`.
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
@@ -398,6 +430,41 @@ impl Store {
         })
     }
 
+    /// Records that process `process` (the operating system's `pid`) lives, now.
+    pub fn heartbeat(&self, process: &str, pid: u32) -> Result<()> {
+        let connection = self.lock();
+        connection.execute(
+            "INSERT INTO processes (id, pid, heartbeat_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
+            params![process, pid, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets process `process`, which stops.
+    pub fn forget_process(&self, process: &str) -> Result<()> {
+        self.lock()
+            .execute("DELETE FROM processes WHERE id = ?1", [process])?;
+        Ok(())
+    }
+
+    /// The live process (its pid) that runs deployment `record`'s work, if one does: one that
+    /// gave a sign of life within [`PRESUMED_DEAD`] of `now_ms`.
+    pub fn live_owner(&self, record: &Record, now_ms: u64) -> Result<Option<u32>> {
+        let Some(process) = &record.process else {
+            return Ok(None);
+        };
+        let connection = self.lock();
+        let since = now_ms.saturating_sub(PRESUMED_DEAD.as_millis() as u64);
+        Ok(connection
+            .query_row(
+                "SELECT pid FROM processes WHERE id = ?1 AND heartbeat_ms >= ?2",
+                params![process, since],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
     /// Every deployment, newest first.
     pub fn list(&self) -> Result<Vec<Record>> {
         let connection = self.lock();
@@ -409,13 +476,29 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Moves deployment `id` to `state`, with the reason when it failed. Passwords go when it is destroyed.
-    pub fn set_state(&self, id: &str, state: DeploymentState, error: Option<&str>) -> Result<()> {
+    /// Moves deployment `id` to `state`, with the failure and its reason when it failed.
+    /// Passwords go when it is destroyed; the process that ran it lets go of it when it is no
+    /// longer under way.
+    pub fn set_state(
+        &self,
+        id: &str,
+        state: DeploymentState,
+        failed: Option<(Failure, &str)>,
+    ) -> Result<()> {
         let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
-            "UPDATE deployments SET state = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1",
-            params![id, state.as_str(), error, now_ms()],
+            "UPDATE deployments SET state = ?2, failure = ?3, error = ?4, updated_ms = ?5,
+                 process = CASE WHEN ?6 THEN process END
+             WHERE id = ?1",
+            params![
+                id,
+                state.as_str(),
+                failed.map(|(f, _)| f.as_str()),
+                failed.map(|(_, reason)| reason),
+                now_ms(),
+                state.in_progress()
+            ],
         )?;
         if state == DeploymentState::Destroyed {
             tx.execute("DELETE FROM secrets WHERE deployment = ?1", [id])?;
@@ -578,130 +661,4 @@ pub fn write_private(file: &Path, text: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(id: &str, cluster: &str) -> Record {
-        Record {
-            id: id.into(),
-            cluster: cluster.into(),
-            state: DeploymentState::Queued,
-            profile: Profile::Fast,
-            draft: Draft::starter(),
-            created_ms: now_ms(),
-            updated_ms: now_ms(),
-            error: None,
-            owner: String::new(),
-            network: None,
-        }
-    }
-
-    #[test]
-    fn the_store_s_directory_and_secret_files_are_their_owner_s_only() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("made").join("m1studio.db");
-        Store::open(&path).unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(path.parent().unwrap()), 0o700);
-        assert_eq!(mode(&path), 0o600);
-        // A file of secrets others can read is refused, and so is a link in its place.
-        let secrets = dir.path().join("secrets.json");
-        write_private(&secrets, "{}").unwrap();
-        assert_eq!(mode(&secrets), 0o600);
-        check_private(&secrets).unwrap();
-        assert!(
-            write_private(&secrets, "{}").is_err(),
-            "never over an existing file"
-        );
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let refused = check_private(&secrets).unwrap_err().to_string();
-        assert!(refused.contains("chmod 600"), "{refused}");
-        let link = dir.path().join("link.json");
-        std::os::unix::fs::symlink(&secrets, &link).unwrap();
-        assert!(
-            check_private(&link)
-                .unwrap_err()
-                .to_string()
-                .contains("symbolic link")
-        );
-    }
-
-    #[test]
-    fn a_file_store_keeps_deployments_events_and_secrets_across_opens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nested").join("m1studio.db");
-        {
-            let store = Store::open(&path).unwrap();
-            store
-                .insert(&record("d1", "m1"), &[("postgres", "s3cret")])
-                .unwrap();
-            store
-                .append("d1", EventKind::Phase, None, "write files", None, None)
-                .unwrap();
-            let second = store
-                .append(
-                    "d1",
-                    EventKind::Finished,
-                    Some("kestrel"),
-                    "initdb",
-                    Some("1.2 s"),
-                    Some(Signal::Rejoined),
-                )
-                .unwrap();
-            assert_eq!(second.seq, 2);
-            store
-                .set_state("d1", DeploymentState::Running, None)
-                .unwrap();
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "the store holds passwords");
-        }
-        let store = Store::open(&path).unwrap();
-        let got = store.get("d1").unwrap().unwrap();
-        assert_eq!(got.state, DeploymentState::Running);
-        assert_eq!(got.draft, Draft::starter());
-        let events = store.events("d1", 1).unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].kind, EventKind::Finished);
-        assert_eq!(events[0].signal, Some(Signal::Rejoined), "signals are kept");
-        assert_eq!(events[0].node.as_deref(), Some("kestrel"));
-        assert_eq!(
-            store.secrets("d1").unwrap(),
-            vec![("postgres".to_string(), "s3cret".to_string())]
-        );
-    }
-
-    #[test]
-    fn one_live_deployment_per_cluster_name_and_destroyed_ones_forget_their_passwords() {
-        let store = Store::in_memory().unwrap();
-        store
-            .insert(&record("d1", "m1"), &[("postgres", "x")])
-            .unwrap();
-        match store.insert(&record("d2", "m1"), &[]) {
-            Err(InsertError::Conflict(existing)) => assert_eq!(existing.id, "d1"),
-            other => panic!("expected a conflict, got {other:?}"),
-        }
-        store
-            .set_state("d1", DeploymentState::Destroyed, None)
-            .unwrap();
-        assert!(store.secrets("d1").unwrap().is_empty());
-        store.insert(&record("d2", "m1"), &[]).unwrap();
-        assert_eq!(store.list().unwrap().len(), 2);
-        assert_eq!(store.live_by_cluster("", "m1").unwrap().unwrap().id, "d2");
-    }
-
-    #[test]
-    fn a_store_from_a_newer_version_is_refused_with_advice() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m1studio.db");
-        let connection = Connection::open(&path).unwrap();
-        connection.pragma_update(None, "user_version", 99).unwrap();
-        drop(connection);
-        let err = format!("{:#}", Store::open(&path).unwrap_err());
-        assert!(err.contains("newer m1studio"), "{err}");
-    }
-}
+mod tests;
