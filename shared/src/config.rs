@@ -351,7 +351,8 @@ struct ReadInstance {
 pub fn read(text: &str) -> (Option<Draft>, Vec<Diagnostic>) {
     let mut reader = Reader { out: Vec::new() };
     let draft = reader.read(text);
-    (draft.filter(|_| !has_errors(&reader.out)), reader.out)
+    let draft = draft.filter(|_| !has_errors(&reader.out));
+    (draft, crate::diag::cap_repeats(reader.out))
 }
 
 struct Reader {

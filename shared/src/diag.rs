@@ -221,3 +221,40 @@ impl fmt::Display for Diagnostic {
 pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
     diagnostics.iter().any(Diagnostic::is_error)
 }
+
+/// How many diagnostics of one code and severity are given, before the rest are counted.
+pub const SAME_KIND_SHOWN: usize = 20;
+
+/// `diagnostics`, with at most [`SAME_KIND_SHOWN`] of each code and severity: past them, one
+/// more says how many like them there were, at the first left out. A file of 150,000 bad
+/// names gets twenty messages and a count, not 150,000 messages.
+pub fn cap_repeats(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut counts: std::collections::HashMap<(Code, Severity), usize> =
+        std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(diagnostics.len().min(256));
+    let mut first_left_out: Vec<(Code, Severity, String)> = Vec::new();
+    for diagnostic in diagnostics {
+        let count = counts
+            .entry((diagnostic.code, diagnostic.severity))
+            .or_default();
+        *count += 1;
+        if *count <= SAME_KIND_SHOWN {
+            kept.push(diagnostic);
+        } else if *count == SAME_KIND_SHOWN + 1 {
+            first_left_out.push((diagnostic.code, diagnostic.severity, diagnostic.path));
+        }
+    }
+    for (code, severity, path) in first_left_out {
+        let more = counts[&(code, severity)] - SAME_KIND_SHOWN;
+        kept.push(Diagnostic::new(
+            severity,
+            path,
+            code,
+            format!(
+                "… and {more} more like the {SAME_KIND_SHOWN} above ({}), from here on: fix those, then check again",
+                code.as_str()
+            ),
+        ));
+    }
+    kept
+}

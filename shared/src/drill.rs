@@ -509,6 +509,7 @@ fn run(node: &str, title: &str, user: &str, argv: Vec<String>, stdin: Option<&st
             stdin: stdin.map(str::to_string),
         },
         lane: None,
+        timeout_secs: None,
     }
 }
 
@@ -521,6 +522,7 @@ fn attempt(node: &str, title: &str, user: &str, argv: Vec<String>) -> Step {
             user: user.to_string(),
         },
         lane: None,
+        timeout_secs: None,
     }
 }
 
@@ -532,6 +534,7 @@ fn start(node: &str, service: &str) -> Step {
             service: service.to_string(),
         },
         lane: None,
+        timeout_secs: None,
     }
 }
 
@@ -684,7 +687,8 @@ pub fn rejoin(configured: &Configured, node: &str, primary: &str) -> Plan {
                             "--force-rewind",
                         ]),
                         None,
-                    ),
+                    )
+                    .within(crate::plan::COPY_LIMIT_SECS),
                     start(node, "repmgrd"),
                     start(node, "sshd"),
                 ],

@@ -19,7 +19,7 @@ pub fn validate(draft: &Draft) -> (Option<Design>, Vec<Diagnostic>) {
     let mut out = Vec::new();
     let design = Checker { out: &mut out }.run(draft);
     let design = design.filter(|_| !crate::diag::has_errors(&out));
-    (design, out)
+    (design, crate::diag::cap_repeats(out))
 }
 
 struct Checker<'a> {
@@ -618,6 +618,7 @@ impl Checker<'_> {
             return Ok(None);
         };
         let mut ok = true;
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             if let Some(problem) = dns_label_problem(name) {
                 ok = false;
@@ -627,7 +628,7 @@ impl Checker<'_> {
                     format!("host name '{name}' (line {} of the --hostnames-from file) {problem}: fix it in the file", i + 1),
                 );
             }
-            if names[..i].contains(name) {
+            if !seen.insert(name.as_str()) {
                 ok = false;
                 self.error(
                     format!("hostnames[{i}]"),
@@ -700,6 +701,7 @@ impl Checker<'_> {
         }
         let mut ok = true;
         let mut parsed = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(given.len());
         for (i, text) in given.iter().enumerate() {
             let text = text.trim();
             if text.is_empty() {
@@ -708,7 +710,7 @@ impl Checker<'_> {
             }
             match text.parse::<IpAddr>() {
                 Ok(address) => {
-                    if parsed.contains(&Some(address)) {
+                    if !seen.insert(address) {
                         ok = false;
                         self.error(
                             format!("addresses[{i}]"),

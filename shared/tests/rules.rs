@@ -724,3 +724,29 @@ fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
         .collect();
     assert!(missing.is_empty(), "codes without a test: {missing:?}");
 }
+
+#[test]
+fn a_list_of_150000_host_names_is_checked_in_one_pass_with_twenty_messages_of_each_kind() {
+    let mut names: Vec<String> = (0..150_000).map(|i| format!("h{i}")).collect();
+    names.extend((0..5_000).map(|i| format!("BAD_{i}")));
+    names.extend((0..3).map(|i| format!("h{i}")));
+    let draft = Draft {
+        hostnames: Some(names),
+        ..Draft::starter()
+    };
+    let (design, found) = m1studio_shared::validate(&draft);
+    assert!(design.is_none());
+    let of = |code: Code| found.iter().filter(|d| d.code == code).collect::<Vec<_>>();
+    let invalid = of(Code::HostnameInvalid);
+    assert_eq!(
+        invalid.len(),
+        m1studio_shared::diag::SAME_KIND_SHOWN + 1,
+        "twenty, then a count"
+    );
+    let count = invalid.last().unwrap();
+    assert!(count.message.contains("and 4980 more"), "{}", count.message);
+    assert_eq!(count.path, "hostnames[150020]", "where the ones left out begin");
+    let duplicates = of(Code::HostnameDuplicate);
+    assert_eq!(duplicates.len(), 3, "every repeated name, each once");
+    assert_eq!(duplicates[0].path, "hostnames[155000]");
+}

@@ -237,6 +237,27 @@ impl Server {
         format!("http://{}/", self.addr)
     }
 
+    /// Stops the server as a service manager would (SIGTERM), and returns how long it took to
+    /// exit, or an error if it had not within `limit`.
+    pub fn stop(mut self, limit: std::time::Duration) -> Result<std::time::Duration> {
+        let started = std::time::Instant::now();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM failed");
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::ensure!(
+                    status.success(),
+                    "the server exited with {status} on SIGTERM"
+                );
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        anyhow::bail!("the server had not stopped {limit:?} after SIGTERM")
+    }
+
     /// Kills the server at once, as a crash would.
     pub fn crash(mut self) {
         let _ = self.child.kill();

@@ -1,6 +1,8 @@
 //! The deployment API of the real server on a real Docker engine: a design with no cascaded
 //! replica (so the witness is on the Barman node) deployed through `/api`, the server killed in
-//! the middle of a deployment and restarted, then a full deployment, a drill and destroy.
+//! the middle of a deployment and restarted, a deployment stopped and destroyed while under way,
+//! the server stopped by SIGTERM in the middle of another, then a full deployment, a drill and
+//! destroy.
 
 use anyhow::{Context as _, Result};
 use m1studio::engine::{Executor as _, argv};
@@ -58,17 +60,12 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             "the half-done cluster is still there"
         );
 
-        // After the restart the deployment is failed, its name is taken, and it can be destroyed.
+        // After the restart the deployment is failed, as interrupted, its name is taken, and it
+        // can be destroyed.
         let server = Server::start_with_store(&db)?;
         let got = get(server.addr, &format!("/api/deployments/{first}"))?;
         assert_eq!(got["state"], "failed", "{got}");
-        assert!(
-            got["error"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("server stopped"),
-            "{got}"
-        );
+        assert_eq!(got["failure"], "interrupted", "{got}");
         let (status, conflict) = call(
             server.addr,
             "POST",
@@ -93,6 +90,62 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         assert_eq!(destroyed["state"], "destroyed");
         assert!(executor.containers().await?.is_empty());
 
+        // A deployment under way is stopped and destroyed by DELETE: nothing of it is left.
+        let (status, created) = call(
+            server.addr,
+            "POST",
+            "/api/deployments",
+            Some(design.clone()),
+        )?;
+        assert_eq!(status, 202, "{created}");
+        let stopped = created["id"].as_str().context("id")?.to_string();
+        wait_for_event(server.addr, &stopped, Duration::from_secs(300), |e| {
+            e["kind"] == "phase"
+                && e["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Clone the replica"))
+        })?;
+        let (status, destroyed) = call(
+            server.addr,
+            "DELETE",
+            &format!("/api/deployments/{stopped}"),
+            None,
+        )?;
+        assert_eq!(status, 200, "{destroyed}");
+        assert_eq!(destroyed["state"], "destroyed", "{destroyed}");
+        assert!(executor.containers().await?.is_empty(), "its containers are gone");
+
+        // SIGTERM stops the server within seconds, and the deployment it was running is
+        // recorded as interrupted, never left deploying.
+        let (status, created) = call(
+            server.addr,
+            "POST",
+            "/api/deployments",
+            Some(design.clone()),
+        )?;
+        assert_eq!(status, 202, "{created}");
+        let interrupted = created["id"].as_str().context("id")?.to_string();
+        wait_for_event(server.addr, &interrupted, Duration::from_secs(300), |e| {
+            e["kind"] == "phase"
+                && e["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Initialise the primary"))
+        })?;
+        let took = server.stop(Duration::from_secs(10))?;
+        eprintln!("the server stopped {took:?} after SIGTERM");
+        let server = Server::start_with_store(&db)?;
+        let got = get(server.addr, &format!("/api/deployments/{interrupted}"))?;
+        assert_eq!(got["state"], "failed", "{got}");
+        assert_eq!(got["failure"], "interrupted", "{got}");
+        let (status, destroyed) = call(
+            server.addr,
+            "DELETE",
+            &format!("/api/deployments/{interrupted}"),
+            None,
+        )?;
+        assert_eq!(status, 200, "{destroyed}");
+        assert!(executor.containers().await?.is_empty());
+
         // Deploy it for real: the witness watches from the Barman node.
         let (status, created) = call(
             server.addr,
@@ -115,8 +168,6 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         let (status, cancelled) = call(server.addr, "DELETE", &format!("/api/deployments/{queued_id}"), None)?;
         assert_eq!(status, 200, "{cancelled}");
         assert_eq!(cancelled["state"], "destroyed", "{cancelled}");
-        let (status, busy) = call(server.addr, "DELETE", &format!("/api/deployments/{id}"), None)?;
-        assert_eq!(status, 409, "a deployment under way is not destroyed: {busy}");
         wait_for_event(server.addr, &id, Duration::from_secs(300), |e| {
             e["kind"] == "state" && e["title"] == "running"
         })?;

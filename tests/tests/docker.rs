@@ -213,3 +213,76 @@ async fn designs_that_cannot_deploy_stop_before_anything_is_created() -> Result<
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_removes_only_what_carries_the_cluster_s_and_the_deployment_s_labels() -> Result<()>
+{
+    use m1studio::target::docker::{CLUSTER_LABEL, DEPLOYMENT_LABEL, DockerExecutor};
+    let Some(docker) = docker_or_skip("the destroy-by-labels test").await? else {
+        return Ok(());
+    };
+    let cluster = format!("lbl{}", std::process::id() % 100000);
+    let volume = |name: String, labels: &[(&str, &str)]| {
+        let docker = docker.clone();
+        let labels: std::collections::HashMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            docker
+                .create_volume(bollard::models::VolumeCreateRequest {
+                    name: Some(name.clone()),
+                    labels: Some(labels),
+                    ..Default::default()
+                })
+                .await?;
+            anyhow::Ok(name)
+        }
+    };
+    // Ours; a cluster whose name begins with ours; the same cluster name in another store.
+    let ours = volume(
+        format!("m1studio-{cluster}-kestrel-pgdata"),
+        &[(CLUSTER_LABEL, &cluster), (DEPLOYMENT_LABEL, "d1")],
+    )
+    .await?;
+    let longer = format!("{cluster}-test");
+    let neighbour = volume(
+        format!("m1studio-{longer}-kestrel-pgdata"),
+        &[(CLUSTER_LABEL, &longer), (DEPLOYMENT_LABEL, "d2")],
+    )
+    .await?;
+    let elsewhere = volume(
+        format!("m1studio-{cluster}-quartz-pgdata"),
+        &[(CLUSTER_LABEL, &cluster), (DEPLOYMENT_LABEL, "d3")],
+    )
+    .await?;
+    let removed = DockerExecutor::new(docker.clone(), &cluster)
+        .for_deployment("d1")
+        .destroy()
+        .await;
+    let exists = |name: String| {
+        let docker = docker.clone();
+        async move { docker.inspect_volume(&name).await.is_ok() }
+    };
+    let (ours_left, neighbour_left, elsewhere_left) = (
+        exists(ours.clone()).await,
+        exists(neighbour.clone()).await,
+        exists(elsewhere.clone()).await,
+    );
+    for name in [&ours, &neighbour, &elsewhere] {
+        let _ = docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await;
+    }
+    assert_eq!(removed?, 1);
+    assert!(!ours_left, "the deployment's own volume goes");
+    assert!(
+        neighbour_left,
+        "another cluster whose name begins alike keeps its volume"
+    );
+    assert!(
+        elsewhere_left,
+        "the same name's deployment of another store keeps its volume"
+    );
+    Ok(())
+}

@@ -294,6 +294,7 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         for change in runner.reconcile().await? {
             tracing::info!("after the restart: {change}");
         }
+        runner.keep_alive();
         runner.expire_every(std::time::Duration::from_secs(5));
         let served = crate::server::serve(listen, state, tls, limits, Default::default()).await;
         // Deployments under way stop with the server: they are recorded as interrupted.

@@ -4,9 +4,11 @@
 //! nowhere else; events report every step as it starts and ends.
 
 use anyhow::{Context as _, Result, bail};
-use m1studio_shared::plan::{Action, File, Phase, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB};
+use m1studio_shared::plan::{
+    Action, File, Phase, Plan, Readiness, SECRETS, SSH_KEY, SSH_KEY_PUB, Step,
+};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// What a command printed, and how it ended.
@@ -287,12 +289,53 @@ pub fn wait_command(until: &Readiness, timeout_secs: u32) -> (Vec<String>, Strin
     (command, user)
 }
 
+/// `argv` stopped on the node after `limit` seconds (TERM, then KILL 10 s later), where the
+/// step has a limit: the node's `timeout` ends what a dropped request would leave running.
+fn limited(argv: Vec<String>, limit: Option<u32>) -> Vec<String> {
+    match limit {
+        Some(secs) => {
+            let mut limited = argv_of(&["timeout", "-k", "10", &secs.to_string()]);
+            limited.extend(argv);
+            limited
+        }
+        None => argv,
+    }
+}
+
+fn argv_of(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_string()).collect()
+}
+
+/// How much longer than a step's limit the engine waits for its node to stop it.
+const LIMIT_MARGIN: Duration = Duration::from_secs(15);
+
+/// Runs `step` on its node within its limit: past it, the step is stopped and fails.
+async fn run_limited<E: Executor>(
+    executor: &E,
+    plan: &Plan,
+    secrets: &Secrets,
+    step: &Step,
+) -> Result<()> {
+    let limit = step.time_limit();
+    let running = run_step(executor, plan, secrets, &step.node, &step.action, limit);
+    let Some(secs) = limit else {
+        return running.await;
+    };
+    match tokio::time::timeout(Duration::from_secs(secs.into()) + LIMIT_MARGIN, running).await {
+        Ok(done) => done,
+        Err(_) => {
+            bail!("did not finish within {secs} s, the plan's limit for this step: it was stopped")
+        }
+    }
+}
+
 async fn run_step<E: Executor>(
     executor: &E,
     plan: &Plan,
     secrets: &Secrets,
     node: &str,
     action: &Action,
+    limit: Option<u32>,
 ) -> Result<()> {
     match action {
         Action::WriteFiles => {
@@ -303,14 +346,28 @@ async fn run_step<E: Executor>(
         Action::Run { argv, user, stdin } => {
             let argv: Vec<String> = argv.iter().map(|a| secrets.fill(a)).collect();
             let stdin = stdin.as_deref().map(|s| secrets.fill(s));
-            let output = executor.run(node, &argv, user, stdin.as_deref()).await?;
+            let output = executor
+                .run(node, &limited(argv.clone(), limit), user, stdin.as_deref())
+                .await?;
+            if output.code == 124 && limit.is_some() {
+                bail!(
+                    "did not finish within {} s, the plan's limit for this step: it was stopped{}",
+                    limit.unwrap_or_default(),
+                    match last_words(secrets, &output) {
+                        last if last.is_empty() => String::new(),
+                        last => format!("; its last words:\n{last}"),
+                    }
+                );
+            }
             if output.code != 0 {
                 return Err(failure(secrets, &argv.join(" "), &output));
             }
             Ok(())
         }
         Action::Attempt { argv, user } => {
-            executor.run(node, argv, user, None).await?;
+            executor
+                .run(node, &limited(argv.clone(), limit), user, None)
+                .await?;
             Ok(())
         }
         Action::Start { service } => executor.start(node, service).await,
@@ -397,7 +454,6 @@ pub async fn run_plan<E: Executor>(
         let under_way = &std::sync::Mutex::new(Vec::<(String, String)>::new());
         let lanes = lanes.into_iter().map(|lane| async move {
             for step in phase.steps.iter().filter(|s| s.lane_key() == lane) {
-                let node = step.node.as_str();
                 let this = (step.node.clone(), step.title.clone());
                 events(Event::Started {
                     node: step.node.clone(),
@@ -409,7 +465,7 @@ pub async fn run_plan<E: Executor>(
                     Action::After { node, title } => {
                         after(phase, &lane, finished.subscribe(), node, title).await
                     }
-                    action => run_step(executor, plan, secrets, node, action).await,
+                    _ => run_limited(executor, plan, secrets, step).await,
                 };
                 crate::lock(under_way).retain(|s| *s != this);
                 match result {

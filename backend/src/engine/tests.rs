@@ -44,6 +44,12 @@ impl Executor for Recording {
         user: &str,
         stdin: Option<&str>,
     ) -> Result<Output> {
+        // The command as the plan gives it, without the node's `timeout` that the engine puts
+        // before it (its own test checks that).
+        let argv = match argv {
+            [timeout, k, _, _, command @ ..] if timeout == "timeout" && k == "-k" => command,
+            command => command,
+        };
         let line = format!(
             "{node} {user}: {}{}",
             argv.join(" "),
@@ -185,6 +191,7 @@ fn one_phase(steps: Vec<(&str, &str, Action)>) -> Plan {
                     title: title.into(),
                     action,
                     lane: None,
+                    timeout_secs: None,
                 })
                 .collect(),
         }],
@@ -396,4 +403,60 @@ async fn a_wait_that_times_out_says_what_its_last_check_said_without_passwords()
     assert!(message.contains("the last check said:"), "{message}");
     assert!(message.contains("barman.ssh: FAILED"), "{message}");
     assert!(!message.contains(&password), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_past_its_limit_is_stopped_on_its_node_and_fails_the_plan() {
+    let executor = Recording {
+        hang_on: Some("never-ends"),
+        ..Recording::default()
+    };
+    let plan = one_phase(vec![
+        ("quartz", "hangs", command("never-ends")),
+        ("quartz", "after it", command("next")),
+    ]);
+    let started = tokio::time::Instant::now();
+    let err = run_plan(&executor, &plan, &Secrets::generate().unwrap(), &|_| {})
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("quartz: hangs") && message.contains("did not finish within 300 s"),
+        "{message}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(300) && waited < Duration::from_secs(400),
+        "stopped at its limit, on the runtime's clock: {waited:?}"
+    );
+    assert!(executor.never_ran("next"));
+}
+
+#[test]
+fn commands_run_under_the_node_s_timeout_and_copies_get_hours() {
+    assert_eq!(
+        limited(argv_of(&["barman", "backup"]), Some(14400)),
+        argv_of(&["timeout", "-k", "10", "14400", "barman", "backup"])
+    );
+    assert_eq!(limited(argv_of(&["true"]), None), argv_of(&["true"]));
+    let plan = starter_plan();
+    let limit_of = |title: &str| {
+        plan.phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .find(|s| s.title == title)
+            .and_then(Step::time_limit)
+    };
+    assert_eq!(
+        limit_of("take the first backup"),
+        Some(m1studio_shared::plan::COPY_LIMIT_SECS)
+    );
+    assert_eq!(
+        limit_of("clone from kestrel"),
+        Some(m1studio_shared::plan::COPY_LIMIT_SECS)
+    );
+    assert_eq!(
+        limit_of("write configuration files"),
+        Some(m1studio_shared::plan::QUICK_LIMIT_SECS)
+    );
 }

@@ -19,7 +19,7 @@ pub use status::{cluster_status, status_of};
 use crate::engine::{Event, Secrets, run_plan};
 use crate::lock;
 use crate::store::{InsertError, Record, Store, now_ms};
-use crate::target::{Refusal, SshAccess, Target};
+use crate::target::{DEPLOYMENT_LABEL, Refusal, SshAccess, Target};
 use anyhow::Result;
 use futures_util::Stream;
 use m1studio_shared::api::{
@@ -36,8 +36,6 @@ use tokio::sync::{Semaphore, broadcast};
 
 /// The label that carries a cluster's design as share-link text.
 const LINK_LABEL: &str = "m1studio.link";
-/// The label that carries the deployment's identifier.
-const DEPLOYMENT_LABEL: &str = "m1studio.deployment";
 /// The label that carries the failover profile.
 const PROFILE_LABEL: &str = "m1studio.profile";
 
@@ -198,6 +196,8 @@ struct Inner {
     scenarios: Mutex<HashMap<String, scenario::Run>>,
     /// The last status read of each deployment.
     statuses: Mutex<status::Statuses>,
+    /// The tasks of the deployments this process runs (queued or deploying), to stop them.
+    tasks: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     /// This process's id in the store: the deployments it runs carry it, and it says it
     /// lives every few seconds while it does.
     process: String,
@@ -262,6 +262,7 @@ impl Runner {
                 targets: Mutex::new(HashMap::new()),
                 scenarios: Mutex::new(HashMap::new()),
                 statuses: Mutex::new(status::Statuses::default()),
+                tasks: Mutex::new(HashMap::new()),
                 process: new_id().unwrap_or_else(|_| format!("p{}", std::process::id())),
                 beating: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -274,8 +275,9 @@ impl Runner {
         if let Some(target) = lock(&self.inner.targets).get(&record.id) {
             return Ok(target.clone());
         }
-        let target =
-            Target::connect(configured, &record.engine_name(), self.inner.ssh.as_ref()).await?;
+        let target = Target::connect(configured, &record.engine_name(), self.inner.ssh.as_ref())
+            .await?
+            .for_deployment(&record.id);
         Ok(lock(&self.inner.targets)
             .entry(record.id.clone())
             .or_insert(target)
@@ -367,7 +369,8 @@ impl Runner {
     }
 
     fn set_state(&self, id: &str, state: DeploymentState) {
-        if let Err(e) = self.inner.store.set_state(id, state, None) {
+        let process = Some(self.inner.process.as_str());
+        if let Err(e) = self.inner.store.set_state_by(id, state, None, process) {
             tracing::warn!("cannot record the state of deployment {id}: {e:#}");
         }
         self.emit(id, EventKind::State, None, state.as_str(), None);
@@ -511,8 +514,10 @@ impl Runner {
         let (draft, configured, network) = self.place(draft, configured).await?;
         let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
         let engine_name = crate::store::engine_name(owner, &cluster);
-        let target =
-            Target::connect(&prepared.configured, &engine_name, self.inner.ssh.as_ref()).await?;
+        let id = new_id()?;
+        let target = Target::connect(&prepared.configured, &engine_name, self.inner.ssh.as_ref())
+            .await?
+            .for_deployment(&id);
         match target.refusal(&prepared.configured).await? {
             Some(Refusal::Taken(message)) => return Err(Problem::Conflict(message)),
             Some(Refusal::Hosts(problems)) => return Err(Problem::Invalid(problems)),
@@ -524,7 +529,7 @@ impl Runner {
         };
         let now = now_ms();
         let record = Record {
-            id: new_id()?,
+            id,
             cluster,
             state: DeploymentState::Queued,
             profile: prepared.profile,
@@ -555,7 +560,7 @@ impl Runner {
         self.emit(&record.id, EventKind::State, None, "queued", None);
         let runner = self.clone();
         let id = record.id.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let slots = runner.inner.slots.clone();
             let permit = slots.acquire_owned().await;
             lock(&runner.inner.queue).retain(|q| *q != id);
@@ -575,7 +580,9 @@ impl Runner {
                 runner.fail(&id, Failure::Step, &reason);
             }
             drop(permit);
+            lock(&runner.inner.tasks).remove(&id);
         });
+        lock(&self.inner.tasks).insert(record.id.clone(), task);
         Ok(self.view(&record))
     }
 

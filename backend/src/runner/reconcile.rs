@@ -29,9 +29,24 @@ impl Runner {
             return Ok((self.view(&self.get(id)?), 0));
         }
         if record.state == DeploymentState::Deploying {
-            return Err(Problem::Conflict(format!(
-                "deployment {id} is deploying: wait until it is running or has failed, then destroy it"
-            )));
+            if let Some(pid) = self.run_elsewhere(&record) {
+                return Err(Problem::Conflict(format!(
+                    "deployment {id} is deploying in another m1studio process (pid {pid}): destroy it there, or stop that process first"
+                )));
+            }
+            // Its plan stops where it is; removing its machines ends what they run.
+            let task = lock(&self.inner.tasks).remove(id);
+            if let Some(task) = task {
+                task.abort();
+                let _ = task.await;
+            }
+            self.emit(
+                id,
+                EventKind::Progress,
+                None,
+                "stopped while deploying, to be destroyed",
+                None,
+            );
         }
         let configured = Runner::configured(&record)?;
         let target = self.target(&record, &configured).await?;
@@ -85,6 +100,15 @@ impl Runner {
             loop {
                 tokio::time::sleep(crate::store::HEARTBEAT).await;
                 beat(&runner);
+                // Work that another process left when it died is taken over as it is found.
+                match runner.take_over_the_dead() {
+                    Ok(changes) => {
+                        for change in changes {
+                            tracing::info!("its process is gone: {change}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot read the store: {e:#}"),
+                }
             }
         });
     }
@@ -109,22 +133,26 @@ impl Runner {
         interrupted
     }
 
-    /// Whether deployment `record` is under way in another process that lives: its pid.
+    /// Whether deployment `record` is under way in another process that lives: its pid. A
+    /// process lives while it says so every few seconds and, the store being on this machine,
+    /// while its pid does: a crashed server's work is taken over at once on restart.
     pub fn run_elsewhere(&self, record: &crate::store::Record) -> Option<u32> {
         if !record.state.in_progress()
             || record.process.as_deref() == Some(self.inner.process.as_str())
         {
             return None;
         }
-        self.inner.store.live_owner(record, now_ms()).ok().flatten()
+        self.inner
+            .store
+            .live_owner(record, now_ms())
+            .ok()
+            .flatten()
+            .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
     }
 
-    /// Brings the store in line with the Docker engine after a restart: deployments that were
-    /// under way in a process that no longer lives are marked interrupted (and can be
-    /// destroyed), those of a process that lives are left to it, running ones whose containers
-    /// are gone are marked destroyed, and clusters found on the engine that the store does not
-    /// know are recorded from their labels. Returns what it changed.
-    pub async fn reconcile(&self) -> Result<Vec<String>> {
+    /// Marks the work under way of processes that no longer live as interrupted. Returns
+    /// what it changed.
+    fn take_over_the_dead(&self) -> Result<Vec<String>> {
         let mut changes = Vec::new();
         for record in self.inner.store.list()? {
             let mine = record.process.as_deref() == Some(self.inner.process.as_str());
@@ -140,6 +168,16 @@ impl Runner {
                 ));
             }
         }
+        Ok(changes)
+    }
+
+    /// Brings the store in line with the Docker engine after a restart: deployments that were
+    /// under way in a process that no longer lives are marked interrupted (and can be
+    /// destroyed), those of a process that lives are left to it, running ones whose containers
+    /// are gone are marked destroyed, and clusters found on the engine that the store does not
+    /// know are recorded from their labels. Returns what it changed.
+    pub async fn reconcile(&self) -> Result<Vec<String>> {
+        let mut changes = self.take_over_the_dead()?;
         let found = match found_clusters().await {
             Ok(found) => found,
             Err(e) => {

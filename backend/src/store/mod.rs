@@ -485,11 +485,23 @@ impl Store {
         state: DeploymentState,
         failed: Option<(Failure, &str)>,
     ) -> Result<()> {
+        self.set_state_by(id, state, failed, None)
+    }
+
+    /// `set_state`, by process `process`, which takes the deployment's work over when `state`
+    /// is under way.
+    pub fn set_state_by(
+        &self,
+        id: &str,
+        state: DeploymentState,
+        failed: Option<(Failure, &str)>,
+        process: Option<&str>,
+    ) -> Result<()> {
         let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE deployments SET state = ?2, failure = ?3, error = ?4, updated_ms = ?5,
-                 process = CASE WHEN ?6 THEN process END
+                 process = CASE WHEN ?6 THEN coalesce(?7, process) END
              WHERE id = ?1",
             params![
                 id,
@@ -497,7 +509,8 @@ impl Store {
                 failed.map(|(f, _)| f.as_str()),
                 failed.map(|(_, reason)| reason),
                 now_ms(),
-                state.in_progress()
+                state.in_progress(),
+                process
             ],
         )?;
         if state == DeploymentState::Destroyed {

@@ -42,6 +42,8 @@ const SUPERVISOR_SOCKET: &str = "/var/run/supervisor.sock";
 
 /// The label every object of a cluster carries, with the cluster's name.
 pub const CLUSTER_LABEL: &str = "m1studio.cluster";
+/// The label that carries the deployment's identifier.
+pub const DEPLOYMENT_LABEL: &str = "m1studio.deployment";
 const NODE_LABEL: &str = "m1studio.node";
 const ROLE_LABEL: &str = "m1studio.role";
 
@@ -108,6 +110,9 @@ pub async fn connect() -> Result<Docker> {
 pub struct DockerExecutor {
     docker: Docker,
     cluster: String,
+    /// The deployment whose objects these are, when known: destroy removes only objects that
+    /// carry its label (or no deployment label, as made by older versions).
+    deployment: Option<String>,
     /// The files each node was created with, until its first `write_files`: writing the same
     /// files again is then nothing to do.
     created_with: Arc<Mutex<HashMap<String, Vec<File>>>>,
@@ -134,8 +139,27 @@ impl DockerExecutor {
         DockerExecutor {
             docker,
             cluster: cluster.to_string(),
+            deployment: None,
             created_with: Arc::default(),
             starting: Arc::default(),
+        }
+    }
+
+    /// The executor of deployment `id`'s objects.
+    pub fn for_deployment(mut self, id: &str) -> DockerExecutor {
+        self.deployment = Some(id.to_string());
+        self
+    }
+
+    /// Whether an object with `labels` is this deployment's: its deployment label is ours,
+    /// or it has none (made by an older version, or the deployment is not known).
+    fn ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        match (
+            &self.deployment,
+            labels.and_then(|l| l.get(DEPLOYMENT_LABEL)),
+        ) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
         }
     }
 
@@ -295,11 +319,30 @@ impl DockerExecutor {
                     }]),
                     ..Default::default()
                 }),
-                labels: Some(labels(&[])),
+                labels: Some(labels(annotations)),
                 ..Default::default()
             })
             .await
             .map_err(|e| anyhow::anyhow!("creating the network {net} ({network}) failed: {e}; if another Docker network uses that range, give the design another --network"))?;
+        // The volumes carry the cluster's and the deployment's labels, as everything else
+        // does: destroy finds them by those.
+        for instance in &topology.instances {
+            let name = container_name(&self.cluster, &instance.name);
+            let mut volumes = vec![format!("{name}-pgdata")];
+            if instance.kind == Kind::Barman {
+                volumes.push(format!("{name}-barman"));
+            }
+            for volume in volumes {
+                self.docker
+                    .create_volume(bollard::models::VolumeCreateRequest {
+                        name: Some(volume.clone()),
+                        labels: Some(labels(annotations)),
+                        ..Default::default()
+                    })
+                    .await
+                    .with_context(|| format!("creating the volume {volume}"))?;
+            }
+        }
         let hosts: Vec<String> = topology
             .instances
             .iter()
@@ -596,16 +639,28 @@ impl DockerExecutor {
             .with_context(|| format!("killing {name}"))
     }
 
-    /// Removes every container, volume and network of the cluster, and nothing else. Doing it
-    /// twice is harmless.
+    /// Removes every container, volume and network of the cluster and its deployment, and
+    /// nothing else: objects are chosen by their labels (cluster and deployment), and volumes
+    /// also as those mounted by the containers chosen, never by their names. Doing it twice is
+    /// harmless.
     pub async fn destroy(&self) -> Result<usize> {
         let filters = self.filters();
         let mut removed = 0;
-        let containers = self.list().await?;
-        for c in containers {
+        let mut volumes: Vec<String> = Vec::new();
+        for c in self.list().await? {
+            if !self.ours(c.labels.as_ref()) {
+                continue;
+            }
             for name in c.names.iter().flatten() {
                 forget_agent(name.trim_start_matches('/'), None);
             }
+            volumes.extend(
+                c.mounts
+                    .iter()
+                    .flatten()
+                    .filter(|m| m.typ.as_deref() == Some("volume"))
+                    .filter_map(|m| m.name.clone()),
+            );
             if let Some(id) = c.id {
                 self.docker
                     .remove_container(
@@ -622,24 +677,41 @@ impl DockerExecutor {
                 removed += 1;
             }
         }
-        let prefix = format!("m1studio-{}-", self.cluster);
-        let volumes = self
+        let labelled = self
             .docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .context("listing volumes")?;
-        for volume in volumes.volumes.unwrap_or_default() {
-            if volume.name.starts_with(&prefix)
-                && (volume.name.ends_with("-pgdata") || volume.name.ends_with("-barman"))
+        volumes.extend(
+            labelled
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| self.ours(Some(&v.labels)))
+                .map(|v| v.name),
+        );
+        volumes.sort();
+        volumes.dedup();
+        for volume in volumes {
+            match self
+                .docker
+                .remove_volume(
+                    &volume,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
             {
-                self.docker
-                    .remove_volume(
-                        &volume.name,
-                        None::<bollard::query_parameters::RemoveVolumeOptions>,
-                    )
-                    .await
-                    .with_context(|| format!("removing volume {}", volume.name))?;
-                removed += 1;
+                Ok(()) => removed += 1,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("removing volume {volume}")));
+                }
             }
         }
         let networks = self
@@ -652,6 +724,9 @@ impl DockerExecutor {
             .await
             .context("listing networks")?;
         for network in networks {
+            if !self.ours(network.labels.as_ref()) {
+                continue;
+            }
             if let Some(name) = network.name {
                 self.docker
                     .remove_network(&name)

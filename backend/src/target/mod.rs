@@ -8,7 +8,7 @@ pub mod docker;
 pub mod image;
 pub mod ssh;
 
-pub use docker::FoundCluster;
+pub use docker::{DEPLOYMENT_LABEL, FoundCluster};
 
 use crate::engine::{Executor, Output};
 use anyhow::{Result, bail};
@@ -212,6 +212,15 @@ impl Target {
         match self {
             Target::Docker(docker) => docker.all_started().await,
             Target::Ssh(_) => Ok(()),
+        }
+    }
+
+    /// The target of deployment `id`: what it makes carries the deployment's label, and
+    /// destroy removes only what does (existing hosts have nothing of the kind).
+    pub fn for_deployment(self, id: &str) -> Target {
+        match self {
+            Target::Docker(docker) => Target::Docker(docker.for_deployment(id)),
+            ssh => ssh,
         }
     }
 

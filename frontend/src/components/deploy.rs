@@ -829,7 +829,7 @@ fn deployment_view(
                 }
                 { start_buttons }
                 if d.state != DeploymentState::Destroyed && !destroying.confirming {
-                    <button type="button" id="destroy-button" class="secondary" disabled={busy || matches!(d.state, DeploymentState::Queued | DeploymentState::Deploying)} onclick={destroying.ask}>{ "Destroy" }</button>
+                    <button type="button" id="destroy-button" class="secondary" disabled={busy} onclick={destroying.ask}>{ if d.state == DeploymentState::Deploying { "Stop and destroy" } else { "Destroy" } }</button>
                 }
                 if d.state != DeploymentState::Destroyed && destroying.confirming {
                     <span class="confirm" id="destroy-confirm" role="alertdialog" aria-label="Confirm destroying the cluster">

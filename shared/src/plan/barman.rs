@@ -154,7 +154,8 @@ pub(super) fn barman_first_backup_beside_check(b: &str, server: &str) -> Vec<Ste
             "take the first backup",
             "barman",
             &["barman", "backup", "--wait", server],
-        ),
+        )
+        .within(COPY_LIMIT_SECS),
     ];
     steps.extend(in_lane(
         "check",
@@ -218,7 +219,8 @@ pub(super) fn barman_first_backup(b: &str, server: &str, backup_title: &str) -> 
             backup_title,
             "barman",
             &["barman", "backup", "--wait", server],
-        ),
+        )
+        .within(COPY_LIMIT_SECS),
     ]
 }
 

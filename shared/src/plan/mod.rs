@@ -17,7 +17,10 @@ mod model;
 use barman::*;
 pub use barman::{barman_server_file, retarget_barman};
 use model::*;
-pub use model::{Action, File, NodeFiles, Phase, Plan, Readiness, Step};
+pub use model::{
+    Action, COMMAND_LIMIT_SECS, COPY_LIMIT_SECS, File, NodeFiles, Phase, Plan, QUICK_LIMIT_SECS,
+    Readiness, Step, WAIT_MARGIN_SECS,
+};
 mod patroni;
 mod profile;
 pub use image::{
@@ -687,7 +690,8 @@ impl Context<'_> {
                         "--upstream-node-id",
                         &id,
                     ],
-                ),
+                )
+                .within(COPY_LIMIT_SECS),
                 self.start_postgres(node),
                 self.postgres_ready(node),
                 // As the upstream sees it, where `repmgr standby register` looks: a standby

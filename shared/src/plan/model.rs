@@ -97,9 +97,48 @@ pub struct Step {
     /// The lane it runs in, beside the node's own, where a node does two things at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lane: Option<String>,
+    /// How long it may take, in seconds, where its action's usual limit is not enough (steps
+    /// that copy a database's data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
 }
 
+/// How long a command may run before it is stopped, unless its step says otherwise.
+pub const COMMAND_LIMIT_SECS: u32 = 300;
+
+/// How long writing a node's files or starting a service may take.
+pub const QUICK_LIMIT_SECS: u32 = 120;
+
+/// How long a step that copies a database's data (a clone, a backup, a restore) may take.
+pub const COPY_LIMIT_SECS: u32 = 4 * 3600;
+
+/// How much longer than its own time a wait may take before it is stopped: its checks run
+/// inside the node, under its own `timeout`, and this is what the round trip may add.
+pub const WAIT_MARGIN_SECS: u32 = 30;
+
 impl Step {
+    /// How long the step may take before it is stopped and counted as failed, in seconds:
+    /// its own limit where it has one, a wait its time and a margin, a command
+    /// [`COMMAND_LIMIT_SECS`], files and services [`QUICK_LIMIT_SECS`]. `None` for a step that
+    /// waits for another lane's, which has its own limit.
+    pub fn time_limit(&self) -> Option<u32> {
+        if let Some(secs) = self.timeout_secs {
+            return Some(secs);
+        }
+        match &self.action {
+            Action::Run { .. } | Action::Attempt { .. } => Some(COMMAND_LIMIT_SECS),
+            Action::WriteFiles | Action::Start { .. } => Some(QUICK_LIMIT_SECS),
+            Action::Wait { timeout_secs, .. } => Some(timeout_secs + WAIT_MARGIN_SECS),
+            Action::After { .. } => None,
+        }
+    }
+
+    /// The step, allowed `secs` seconds.
+    pub fn within(mut self, secs: u32) -> Step {
+        self.timeout_secs = Some(secs);
+        self
+    }
+
     /// The lane the step runs in: its node's name, or the node's name and its own lane.
     pub fn lane_key(&self) -> String {
         match &self.lane {
@@ -228,6 +267,7 @@ pub(super) fn step(node: &str, title: &str, action: Action) -> Step {
         title: title.to_string(),
         action,
         lane: None,
+        timeout_secs: None,
     }
 }
 
