@@ -55,7 +55,8 @@ fn only_the_docker_target_and_the_agent_speak_to_the_engine() {
         "backend/src",
         &["bollard"],
         &[
-            "backend/src/target/docker.rs",
+            "backend/src/target/docker/mod.rs",
+            "backend/src/target/docker/destroy.rs",
             "backend/src/target/image.rs",
             "backend/src/agent.rs",
         ],

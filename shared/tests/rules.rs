@@ -745,7 +745,10 @@ fn a_list_of_150000_host_names_is_checked_in_one_pass_with_twenty_messages_of_ea
     );
     let count = invalid.last().unwrap();
     assert!(count.message.contains("and 4980 more"), "{}", count.message);
-    assert_eq!(count.path, "hostnames[150020]", "where the ones left out begin");
+    assert_eq!(
+        count.path, "hostnames[150020]",
+        "where the ones left out begin"
+    );
     let duplicates = of(Code::HostnameDuplicate);
     assert_eq!(duplicates.len(), 3, "every repeated name, each once");
     assert_eq!(duplicates[0].path, "hostnames[155000]");

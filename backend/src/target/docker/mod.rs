@@ -1,14 +1,16 @@
 //! The Docker executor: one network and one container per instance (labelled with the cluster,
 //! node and role, with volumes for Postgres's and Barman's data), commands through each
 //! container's agent (`crate::agent`), files through archive uploads, services through
-//! supervisord. Also builds the node image from Debian's archive, with no registry. With the
-//! agent's start, the only code that talks to Docker.
+//! supervisord; destroy in `destroy`. With the agent's start and the node image's build, the
+//! only code that talks to Docker.
 
 use super::archive::{archive, passwd_ids};
 use crate::agent::{Agent, Failure, Repeat};
 use crate::engine::{Executor, Output, argv};
 use crate::lock;
 use anyhow::{Context as _, Result, bail};
+mod destroy;
+
 pub use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
@@ -16,8 +18,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 pub use bollard::query_parameters::{InspectContainerOptions, ListVolumesOptions};
 use futures_util::TryStreamExt as _;
@@ -142,24 +143,6 @@ impl DockerExecutor {
             deployment: None,
             created_with: Arc::default(),
             starting: Arc::default(),
-        }
-    }
-
-    /// The executor of deployment `id`'s objects.
-    pub fn for_deployment(mut self, id: &str) -> DockerExecutor {
-        self.deployment = Some(id.to_string());
-        self
-    }
-
-    /// Whether an object with `labels` is this deployment's: its deployment label is ours,
-    /// or it has none (made by an older version, or the deployment is not known).
-    fn ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
-        match (
-            &self.deployment,
-            labels.and_then(|l| l.get(DEPLOYMENT_LABEL)),
-        ) {
-            (Some(ours), Some(theirs)) => ours == theirs,
-            _ => true,
         }
     }
 
@@ -637,105 +620,6 @@ impl DockerExecutor {
             )
             .await
             .with_context(|| format!("killing {name}"))
-    }
-
-    /// Removes every container, volume and network of the cluster and its deployment, and
-    /// nothing else: objects are chosen by their labels (cluster and deployment), and volumes
-    /// also as those mounted by the containers chosen, never by their names. Doing it twice is
-    /// harmless.
-    pub async fn destroy(&self) -> Result<usize> {
-        let filters = self.filters();
-        let mut removed = 0;
-        let mut volumes: Vec<String> = Vec::new();
-        for c in self.list().await? {
-            if !self.ours(c.labels.as_ref()) {
-                continue;
-            }
-            for name in c.names.iter().flatten() {
-                forget_agent(name.trim_start_matches('/'), None);
-            }
-            volumes.extend(
-                c.mounts
-                    .iter()
-                    .flatten()
-                    .filter(|m| m.typ.as_deref() == Some("volume"))
-                    .filter_map(|m| m.name.clone()),
-            );
-            if let Some(id) = c.id {
-                self.docker
-                    .remove_container(
-                        &id,
-                        Some(
-                            RemoveContainerOptionsBuilder::default()
-                                .force(true)
-                                .v(true)
-                                .build(),
-                        ),
-                    )
-                    .await
-                    .with_context(|| format!("removing container {id}"))?;
-                removed += 1;
-            }
-        }
-        let labelled = self
-            .docker
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .context("listing volumes")?;
-        volumes.extend(
-            labelled
-                .volumes
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|v| self.ours(Some(&v.labels)))
-                .map(|v| v.name),
-        );
-        volumes.sort();
-        volumes.dedup();
-        for volume in volumes {
-            match self
-                .docker
-                .remove_volume(
-                    &volume,
-                    None::<bollard::query_parameters::RemoveVolumeOptions>,
-                )
-                .await
-            {
-                Ok(()) => removed += 1,
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!("removing volume {volume}")));
-                }
-            }
-        }
-        let networks = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .context("listing networks")?;
-        for network in networks {
-            if !self.ours(network.labels.as_ref()) {
-                continue;
-            }
-            if let Some(name) = network.name {
-                self.docker
-                    .remove_network(&name)
-                    .await
-                    .with_context(|| format!("removing network {name}"))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 }
 
