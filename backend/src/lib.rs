@@ -27,3 +27,14 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Runs `work` (checking a design, reading a config.yml: up to a second of CPU for the largest
+/// inputs) on the blocking pool, a few at a time, so that the async workers go on answering
+/// everyone else (`/healthz`, status, event streams) meanwhile.
+pub(crate) async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    static AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    let _turn = AT_ONCE.acquire().await?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}

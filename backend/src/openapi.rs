@@ -51,6 +51,13 @@ fn reference(name: &str) -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    let mut document = document_as_written();
+    answered_everywhere(&mut document);
+    document
+}
+
+/// The document as written, before what every operation may answer.
+fn document_as_written() -> Value {
     // etcd and HAProxy nodes' own account, apart so that the document's macro stays shallow.
     let service = json!({ "type": ["object", "null"], "description": "etcd and HAProxy nodes: what the service says",
         "properties": { "healthy": { "type": "boolean" }, "summary": { "type": "string" },
@@ -163,7 +170,7 @@ pub fn document() -> Value {
                     "parameters": [
                         { "name": "after", "in": "query", "schema": { "type": "integer", "default": 0 }, "description": "Only events with a greater number" },
                         { "name": "wait", "in": "query", "schema": { "type": "integer", "default": 0, "maximum": 30 }, "description": "JSON only: wait this many seconds for a first new event" }],
-                    "responses": ok("200", "The events, in order", json!({ "type": "array", "items": reference("Event") }), &["401", "404"]) } },
+                    "responses": ok("200", "The events, in order", json!({ "type": "array", "items": reference("Event") }), &["400", "401", "404", "503"]) } },
             "/api/deployments/{id}/status": {
                 "parameters": id_parameter(),
                 "get": { "summary": "Live state: each node's role, timeline, lag and upstream, etcd's quorum, where HAProxy sends clients, and Barman's",
@@ -210,7 +217,41 @@ pub fn document() -> Value {
                 "get": { "summary": "A scenario run's results: a row per cluster, each step's recovery time and writes lost",
                     "parameters": [{ "name": "format", "in": "query", "schema": { "enum": ["json", "csv"], "default": "json" } }],
                     "responses": ok("200", "The results", json!({ "type": "object" }), &["400", "401", "403", "404"]) } },
-            "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
+            "/api/openapi.json": { "get": { "summary": "This document", "responses": ok("200", "OpenAPI 3.1", json!({ "type": "object", "required": ["openapi", "paths"] }), &[]) } }
         }
     })
+}
+
+/// What the server's guard may answer to any operation: 421 for a host it does not answer to,
+/// and 403 for a change that another site's page asked for; and 503 wherever deployments are
+/// involved, from a server that runs none.
+fn answered_everywhere(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let runs_deployments = ["/api/deployments", "/api/scenarios", "/api/room"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in operations.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            let mut codes = vec!["421"];
+            if method != "get" {
+                codes.push("403");
+            }
+            if runs_deployments {
+                codes.push("503");
+            }
+            if let Some(responses) = operation["responses"].as_object_mut() {
+                for (code, response) in error_responses(&codes) {
+                    responses.entry(code).or_insert(response);
+                }
+            }
+        }
+    }
 }

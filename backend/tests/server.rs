@@ -18,12 +18,75 @@ fn local(mut request: Request<Body>) -> Request<Body> {
 }
 
 async fn call(state: AppState, request: Request<Body>) -> (StatusCode, Value) {
+    let (method, path) = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
     let response = app(state).oneshot(local(request)).await.unwrap();
     let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
     let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    if json {
+        conforms(&method, &path, status, &body);
+    }
     (status, body)
+}
+
+/// Whether `path` is an instance of the document's path `template` (`/api/deployments/{id}`).
+fn instance_of(template: &str, path: &str) -> bool {
+    let (template, path): (Vec<&str>, Vec<&str>) =
+        (template.split('/').collect(), path.split('/').collect());
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+}
+
+/// Checks a JSON answer against the OpenAPI document: the operation lists its status, and the
+/// body matches the schema given for it. A drift between the two fails the test that met it.
+fn conforms(method: &str, path: &str, status: StatusCode, body: &Value) {
+    static DOCUMENT: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(m1studio::openapi::document);
+    let code = status.as_str();
+    let schema = match DOCUMENT["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(template, _)| instance_of(template, path))
+    {
+        Some((template, operations)) => {
+            let operation = &operations[method.to_lowercase()];
+            let response = &operation["responses"][code];
+            assert!(
+                !response.is_null(),
+                "{method} {path} answered {code}, which the document does not list for {template}: {body}"
+            );
+            let schema = response["content"]["application/json"]["schema"].clone();
+            assert!(
+                !schema.is_null(),
+                "{method} {path} answered {code} in JSON, for which the document gives no schema: {body}"
+            );
+            schema
+        }
+        // No such path: the API's own 404, an Error.
+        None => json!({ "$ref": "#/components/schemas/Error" }),
+    };
+    let root = json!({ "components": DOCUMENT["components"], "allOf": [schema] });
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} answered {code} with a body its schema refuses: {errors:?}\n{body}"
+    );
 }
 
 fn check(body: &str) -> Request<Body> {

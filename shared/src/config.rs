@@ -344,6 +344,56 @@ struct ReadInstance {
     address: Option<String>,
 }
 
+/// The largest config.yml read, in bytes: TPA's own are a few KiB.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// The deepest nesting of lists and mappings read: TPA's files nest six levels at most.
+pub const MAX_CONFIG_DEPTH: usize = 64;
+
+/// Where `text` first nests flow collections (`[…]`, `{…}`) more than `max` deep, as a line
+/// and a column from 1, found in one pass that skips quoted strings and comments. The YAML
+/// parser's own limit stops deep block nesting at once, but takes seconds to reach it through
+/// 100,000 brackets.
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut escaped = false;
+    let mut previous = '\n';
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            (line, column, comment) = (line + 1, 0, false);
+            // A plain scalar or a flow collection may go on, but a quoted one keeps its quote.
+            previous = c;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if !previous.is_alphanumeric() => quote = Some(c),
+                '#' if previous.is_whitespace() => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > max {
+                        return Some((line, column));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        previous = c;
+    }
+    None
+}
+
 /// Reads a config.yml back into a draft. Checks the topology as TPA does (exactly one primary,
 /// upstreams that exist and form no cycle, backups on a barman, witnesses with an upstream),
 /// validates the design it describes, and warns where the instances differ from the M1 layout.
@@ -448,6 +498,28 @@ impl Reader {
     }
 
     fn read(&mut self, text: &str) -> Option<Draft> {
+        if text.len() > MAX_CONFIG_BYTES {
+            self.out.push(Diagnostic::error(
+                "config.yml",
+                Code::ConfigTooLarge,
+                format!(
+                    "config.yml is {} KiB, more than the {} KiB m1studio reads (a cluster's config.yml is a few KiB): give the cluster's own config.yml",
+                    text.len() / 1024,
+                    MAX_CONFIG_BYTES / 1024
+                ),
+            ));
+            return None;
+        }
+        if let Some((line, column)) = too_deep(text, MAX_CONFIG_DEPTH) {
+            self.out.push(Diagnostic::error(
+                "config.yml",
+                Code::ConfigTooDeep,
+                format!(
+                    "config.yml nests lists and mappings more than {MAX_CONFIG_DEPTH} deep at line {line}, column {column}; a cluster's config.yml nests a few levels: give the cluster's own config.yml"
+                ),
+            ));
+            return None;
+        }
         let root: Value = match serde_yaml_ng::from_str(text) {
             Ok(value) => value,
             Err(err) => {

@@ -112,6 +112,8 @@ codes! {
     LinkParameterIgnored => "link-parameter-ignored",
     LinkTooLong => "link-too-long",
     ConfigSyntax => "config-syntax",
+    ConfigTooLarge => "config-too-large",
+    ConfigTooDeep => "config-too-deep",
     ConfigMissingKey => "config-missing-key",
     ConfigWrongType => "config-wrong-type",
     ConfigPrimaryCount => "config-primary-count",

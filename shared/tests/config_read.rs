@@ -277,3 +277,47 @@ fn the_addresses_of_existing_hosts_are_read_in_node_order() {
         &["error address-duplicate instances[2].ip_address"],
     );
 }
+
+#[test]
+fn a_file_nested_100000_deep_or_over_a_mebibyte_is_refused_at_once_with_the_place() {
+    let deep = format!(
+        "cluster_name: m1\narchitecture: M1\nx: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (draft, found) = m1studio_shared::config::read(&deep);
+    assert!(draft.is_none());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].code.as_str(), "config-too-deep");
+    assert!(
+        found[0].message.contains("line 3, column 68"),
+        "{}",
+        found[0].message
+    );
+    // Block nesting stops at the parser's own limit, as quickly.
+    let block = format!("cluster_name: m1\nx:\n{}a\n", "- ".repeat(100_000));
+    let (_, found) = m1studio_shared::config::read(&block);
+    assert_eq!(found[0].code, m1studio_shared::Code::ConfigSyntax);
+    let large = format!("cluster_name: m1\n#{}\n", "x".repeat(1 << 20));
+    let (_, found) = m1studio_shared::config::read(&large);
+    assert_eq!(found[0].code.as_str(), "config-too-large");
+    assert!(
+        found[0].message.contains("1024 KiB"),
+        "{}",
+        found[0].message
+    );
+    // Brackets in quotes and comments are text, not nesting.
+    let quoted = format!(
+        "cluster_name: m1\na: '{}'\nb: \"{}\"\n# {}\n",
+        "[".repeat(100),
+        "{".repeat(100),
+        "[".repeat(100)
+    );
+    let (_, found) = m1studio_shared::config::read(&quoted);
+    assert!(
+        found
+            .iter()
+            .all(|d| d.code != m1studio_shared::Code::ConfigTooDeep),
+        "{found:?}"
+    );
+}

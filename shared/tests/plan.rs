@@ -926,3 +926,77 @@ fn each_host_needs_the_packages_of_its_roles() {
         }
     }
 }
+
+#[test]
+fn on_existing_hosts_etcd_and_patroni_listen_on_the_host_s_address_and_pg_hba_lists_the_cluster_s()
+{
+    let mut draft = m1studio_shared::Draft::starter();
+    draft.platform = Some("bare".into());
+    draft.failover_manager = Some("patroni".into());
+    let count = m1studio_shared::configure(&draft)
+        .0
+        .unwrap()
+        .topology
+        .instances
+        .len();
+    draft.addresses = Some((0..count).map(|i| format!("192.0.2.{}", i + 10)).collect());
+    let configured = m1studio_shared::configure(&draft)
+        .0
+        .expect("a bare Patroni design");
+    let plan = m1studio_shared::plan::plan(
+        &configured.design,
+        &configured.topology,
+        PlanOptions::default(),
+    )
+    .unwrap();
+    let file = |node: &str, path: &str| -> String {
+        plan.files_of(node)
+            .iter()
+            .find(|f| f.path.contains(path))
+            .unwrap_or_else(|| panic!("{node}: no {path}"))
+            .content
+            .clone()
+    };
+    let address = |name: &str| {
+        configured
+            .topology
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| i.ip_address)
+            .unwrap()
+            .to_string()
+    };
+    let patroni = file("kestrel", "patroni");
+    assert!(
+        patroni.contains(&format!("listen: {}:8008", address("kestrel"))),
+        "{patroni}"
+    );
+    assert!(!patroni.contains("samenet") && !patroni.contains("0.0.0.0:8008"));
+    for instance in &configured.topology.instances {
+        assert!(
+            patroni.contains(&format!(
+                "host all all {}/32 scram-sha-256",
+                address(&instance.name)
+            )),
+            "{}: {patroni}",
+            instance.name
+        );
+    }
+    let etcd = configured
+        .topology
+        .instances
+        .iter()
+        .find(|i| i.kind == m1studio_shared::Kind::Etcd)
+        .unwrap();
+    let service = file(&etcd.name, "etcd");
+    let own = address(&etcd.name);
+    assert!(
+        service.contains(&format!("--listen-peer-urls http://{own}:2380"))
+            && service.contains(&format!(
+                "--listen-client-urls http://{own}:2379,http://127.0.0.1:2379"
+            )),
+        "{service}"
+    );
+    assert!(!service.contains("0.0.0.0"), "{service}");
+}

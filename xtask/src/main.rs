@@ -27,6 +27,8 @@ Commands:
                      N idle default clusters side by side: CPU per second and memory each
   bench-workshop N   N attendees through the HTTP API of a release server: join, deploy the same
                      link, a two-step scenario, destroy; /healthz and status latencies throughout
+  bench-input        expensive designs and config.yml files against a release server: each
+                     answer's time and size, and /healthz's latency meanwhile
   fuzz [SECONDS]     fuzz the link decoder, the config.yml reader and the command-line parser
                      (SECONDS each, default 60; needs a nightly toolchain and cargo-fuzz)
 ";
@@ -60,6 +62,26 @@ fn main() -> Result<()> {
                 .context("cannot start cargo")?;
             if !status.success() {
                 bail!("the workshop bench failed ({status})");
+            }
+            Ok(())
+        }
+        Some("bench-input") => {
+            step("the release server (cargo build --release -p m1studio)");
+            cargo(&["build", "--release", "-p", "m1studio"])?;
+            let status = Command::new("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "m1studio-e2e",
+                    "--bin",
+                    "input-bench",
+                ])
+                .env("M1STUDIO_BIN", root.join("target/release/m1studio"))
+                .status()
+                .context("cannot start cargo")?;
+            if !status.success() {
+                bail!("the input bench failed ({status})");
             }
             Ok(())
         }

@@ -496,7 +496,9 @@ impl Runner {
         request: DeployRequest,
         secrets: Option<Secrets>,
     ) -> std::result::Result<Deployment, Problem> {
-        let (draft, configured, _) = resolve(&request)?;
+        let request = std::sync::Arc::new(request);
+        let checking = request.clone();
+        let (draft, configured, _) = crate::off_workers(move || resolve(&checking)).await??;
         self.keep_alive();
         let cluster = configured.design.cluster_name().to_string();
         if let Some(existing) = self.inner.store.live_by_cluster(owner, &cluster)? {

@@ -429,11 +429,15 @@ async fn check_design(
     request: Result<Json<CheckRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CheckResponse>, ApiError> {
     let request = body(request, "with one of draft, link or config_yml")?;
-    let Some((draft, configured, diagnostics)) = m1studio_shared::api::read_design(
-        request.draft.as_ref(),
-        request.link.as_deref(),
-        request.config_yml.as_deref(),
-    ) else {
+    let read = crate::off_workers(move || {
+        m1studio_shared::api::read_design(
+            request.draft.as_ref(),
+            request.link.as_deref(),
+            request.config_yml.as_deref(),
+        )
+    })
+    .await?;
+    let Some((draft, configured, diagnostics)) = read else {
         return Err(ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: "give exactly one of draft, link or config_yml".into(),

@@ -276,7 +276,7 @@ pub fn retarget_barman(
         topology,
         options: PlanOptions::default(),
         bindir: bindir(design.version()),
-        network: String::new(),
+        networks: Vec::new(),
     };
     let server = topology.instances[0].name.as_str();
     let b = barman.name.as_str();

@@ -59,7 +59,10 @@ struct Context<'a> {
     topology: &'a Topology,
     options: PlanOptions,
     bindir: String,
-    network: String,
+    /// Where the cluster's clients and peers connect from, for `pg_hba`: the network of a
+    /// docker or aws design; each host's address (or name) on existing hosts, whose networks
+    /// others share.
+    networks: Vec<String>,
 }
 
 impl Context<'_> {
@@ -150,17 +153,35 @@ impl Context<'_> {
     }
 
     fn pg_hba(&self) -> String {
-        let net = &self.network;
-        format!(
-            "# Written by m1studio: local peers, and scram-sha-256 from the cluster's network only.\n\
+        let mut out = String::from(
+            "# Written by m1studio: local peers, and scram-sha-256 from the cluster's own addresses only.\n\
              local   all          postgres                     peer\n\
-             local   all          all                          peer\n\
-             host    repmgr       repmgr            {net}  scram-sha-256\n\
-             host    replication  repmgr            {net}  scram-sha-256\n\
-             host    postgres     barman            {net}  scram-sha-256\n\
-             host    replication  streaming_barman  {net}  scram-sha-256\n\
-             host    all          all               {net}  scram-sha-256\n"
-        )
+             local   all          all                          peer\n",
+        );
+        for (database, user) in [
+            ("repmgr", "repmgr"),
+            ("replication", "repmgr"),
+            ("postgres", "barman"),
+            ("replication", "streaming_barman"),
+            ("all", "all"),
+        ] {
+            for net in &self.networks {
+                let _ = writeln!(
+                    out,
+                    "host    {database:<12} {user:<17} {net}  scram-sha-256"
+                );
+            }
+        }
+        out
+    }
+
+    /// The address `instance`'s services listen on for the cluster's peers: its own on an
+    /// existing host (whose other interfaces are not the cluster's), every one in a container.
+    fn bind_address(&self, instance: &Instance) -> String {
+        match (self.design.platform(), instance.ip_address) {
+            (PlatformSpec::Bare, Some(address)) => address.to_string(),
+            _ => "0.0.0.0".to_string(),
+        }
     }
 
     fn repmgr_conf(&self, instance: &Instance) -> String {
@@ -830,18 +851,27 @@ pub fn plan(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let network = match design.platform() {
+    let networks = match design.platform() {
         PlatformSpec::Docker | PlatformSpec::Aws { .. } => {
-            design.network().map(|n| n.to_string()).unwrap_or_default()
+            vec![design.network().map(|n| n.to_string()).unwrap_or_default()]
         }
-        PlatformSpec::Bare => "samenet".to_string(),
+        // Each host by its address, or by its name (which Postgres looks up both ways).
+        PlatformSpec::Bare => topology
+            .instances
+            .iter()
+            .map(|i| match i.ip_address {
+                Some(std::net::IpAddr::V4(a)) => format!("{a}/32"),
+                Some(std::net::IpAddr::V6(a)) => format!("{a}/128"),
+                None => i.name.clone(),
+            })
+            .collect(),
     };
     let context = Context {
         design,
         topology,
         options,
         bindir: bindir(design.version()),
-        network,
+        networks,
     };
     Ok(Plan {
         cluster: design.cluster_name().to_string(),

@@ -35,10 +35,18 @@ impl Context<'_> {
             .iter()
             .map(|m| format!("{}=http://{}:2380", m.name, m.name))
             .collect();
+        // On an existing host, etcd listens on its own address (and loopback, for the checks
+        // run there), not on every interface.
+        let bind = self.bind_address(instance);
+        let clients = if bind == "0.0.0.0" {
+            format!("http://0.0.0.0:{ETCD_CLIENT_PORT}")
+        } else {
+            format!("http://{bind}:{ETCD_CLIENT_PORT},http://127.0.0.1:{ETCD_CLIENT_PORT}")
+        };
         format!(
             "[program:etcd]\n\
              command=/usr/bin/etcd --name {name} --data-dir /var/lib/etcd/{cluster} \
-             --listen-peer-urls http://0.0.0.0:2380 --listen-client-urls http://0.0.0.0:{ETCD_CLIENT_PORT} \
+             --listen-peer-urls http://{bind}:2380 --listen-client-urls {clients} \
              --initial-advertise-peer-urls http://{name}:2380 --advertise-client-urls http://{name}:{ETCD_CLIENT_PORT} \
              --initial-cluster {initial} --initial-cluster-token {cluster} --initial-cluster-state new\n\
              user=etcd\n\
@@ -63,7 +71,20 @@ impl Context<'_> {
             .iter()
             .map(|m| format!("{}:{ETCD_CLIENT_PORT}", m.name))
             .collect();
-        let net = &self.network;
+        let hba: String = [
+            ("replication", "replicator"),
+            ("replication", "streaming_barman"),
+            ("postgres", "barman"),
+            ("all", "all"),
+        ]
+        .iter()
+        .flat_map(|(database, user)| {
+            self.networks
+                .iter()
+                .map(move |net| format!("  - host {database} {user} {net} scram-sha-256\n"))
+        })
+        .collect();
+        let bind = self.bind_address(instance);
         let mut out = String::new();
         let _ = write!(
             out,
@@ -72,7 +93,7 @@ impl Context<'_> {
              namespace: /m1studio/\n\
              name: {name}\n\
              restapi:\n\
-             \x20 listen: 0.0.0.0:{PATRONI_PORT}\n\
+             \x20 listen: {bind}:{PATRONI_PORT}\n\
              \x20 connect_address: {name}:{PATRONI_PORT}\n\
              \x20 authentication:\n\
              \x20   username: patroni\n\
@@ -137,11 +158,7 @@ impl Context<'_> {
              \x20   cluster_name: {cluster}-{name}\n\
              \x20   log_line_prefix: '%m [%p] %q%u@%d '\n{fast}\
              \x20 pg_hba:\n\
-             \x20 - local all all peer\n\
-             \x20 - host replication replicator {net} scram-sha-256\n\
-             \x20 - host replication streaming_barman {net} scram-sha-256\n\
-             \x20 - host postgres barman {net} scram-sha-256\n\
-             \x20 - host all all {net} scram-sha-256\n\
+             \x20 - local all all peer\n{hba}\
              tags:\n\
              \x20 nofailover: {nofailover}\n\
              \x20 noloadbalance: false\n\
