@@ -116,8 +116,8 @@ async fn the_server_killed_at_random_moments_of_20_deployments_leaves_nothing_be
             let (status, created) = call(addr(&server)?, "POST", "/api/deployments", Some(design))?;
             ensure!(status == 202, "{created}");
             let id = created["id"].as_str().context("id")?.to_string();
-            // Somewhere between its admission and a while after it runs.
-            let moment = moments.next(45_000);
+            // Somewhere between its admission and a little after it runs (about 15 s here).
+            let moment = moments.next(25_000);
             tokio::time::sleep(Duration::from_millis(moment)).await;
             if let Some(running) = server.take() {
                 running.crash();

@@ -95,26 +95,50 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
             e["kind"] == "state" && e["title"] == "running"
         })?;
 
-        // etcd has a healthy quorum of three.
-        let health = executor
+        // etcd has a quorum of three, and answers no client without its password.
+        let status = executor
             .run(
                 "quarry",
                 &argv(&[
                     "etcdctl",
                     "--endpoints=http://quarry:2379,http://unison:2379,http://kingdom:2379",
+                    "-w",
+                    "json",
                     "endpoint",
-                    "health",
+                    "status",
                 ]),
                 "etcd",
                 None,
             )
             .await?;
-        ensure!(health.code == 0, "etcd: {} {}", health.stdout, health.stderr);
+        ensure!(status.code == 0, "etcd: {} {}", status.stdout, status.stderr);
+        let members: serde_json::Value = serde_json::from_str(&status.stdout)?;
+        let members = members.as_array().map(Vec::as_slice).unwrap_or_default();
+        ensure!(members.len() == 3, "etcd: {}", status.stdout);
+        let leaders: std::collections::BTreeSet<String> = members
+            .iter()
+            .map(|m| m["Status"]["leader"].to_string())
+            .collect();
+        ensure!(leaders.len() == 1, "one leader for all: {}", status.stdout);
+        let anonymous = executor
+            .run(
+                "quarry",
+                &argv(&[
+                    "etcdctl",
+                    "--endpoints=http://quarry:2379",
+                    "get",
+                    "--prefix",
+                    "/m1studio/",
+                ]),
+                "etcd",
+                None,
+            )
+            .await?;
         ensure!(
-            format!("{}{}", health.stdout, health.stderr).matches("is healthy").count() == 3,
-            "etcd: {}{}",
-            health.stdout,
-            health.stderr
+            anonymous.code != 0 && !anonymous.stdout.contains("/m1studio/"),
+            "etcd answers a client without a password: {} {}",
+            anonymous.stdout,
+            anonymous.stderr
         );
 
         // Patroni shows one leader; the replica streams from it and the cascaded replica

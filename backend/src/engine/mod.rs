@@ -142,19 +142,26 @@ impl Secrets {
         self.0.iter().map(|(name, value)| (*name, value.as_str()))
     }
 
-    /// The secrets read back from the store; names the plan does not know are dropped.
+    /// The secrets read back from the store; names the plan does not know are dropped, and
+    /// those it has learned since they were kept (etcd's, say) are new random ones.
     pub fn from_entries(pairs: impl IntoIterator<Item = (String, String)>) -> Secrets {
-        Secrets(
-            pairs
-                .into_iter()
-                .filter_map(|(name, value)| {
-                    SECRETS
-                        .iter()
-                        .find(|known| **known == name)
-                        .map(|known| (*known, value))
-                })
-                .collect(),
-        )
+        let mut map: BTreeMap<&'static str, String> = pairs
+            .into_iter()
+            .filter_map(|(name, value)| {
+                SECRETS
+                    .iter()
+                    .find(|known| **known == name)
+                    .map(|known| (*known, value))
+            })
+            .collect();
+        if let Ok(fresh) = Secrets::generate() {
+            for (name, value) in fresh.0 {
+                if ![SSH_KEY, SSH_KEY_PUB].contains(&name) {
+                    map.entry(name).or_insert(value);
+                }
+            }
+        }
+        Secrets(map)
     }
 
     /// `text` with every `${secret:NAME}` replaced.

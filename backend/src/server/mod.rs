@@ -448,7 +448,13 @@ async fn check_design(
     Ok(Json(CheckResponse {
         valid,
         diagnostics,
-        link: draft.as_ref().map(link::encode).unwrap_or_default(),
+        // No link for a design too large for one (its diagnostics say why): a link that would
+        // not open is of no use, and it would be most of the answer.
+        link: draft
+            .as_ref()
+            .map(link::encode)
+            .filter(|l| l.len() <= link::MAX_LINK_LEN)
+            .unwrap_or_default(),
         config_yml: configured.as_ref().map(|c| c.config_yml.clone()),
         instances: configured.map(|c| c.topology.instances).unwrap_or_default(),
     }))

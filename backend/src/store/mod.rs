@@ -216,10 +216,52 @@ impl Store {
             .create(dir)
             .with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
         }
+        Store::prepare_file(path)?;
         let connection = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         restrict(path)?;
         Store::init(connection).with_context(|| format!("cannot use the store {}", path.display()))
+    }
+
+    /// Makes sure `path` is a store, or nothing yet, before anything is changed: a new file is
+    /// made for its owner alone; a link, a directory or a file of anything but SQLite is
+    /// refused, and left as it is (its mode untouched).
+    fn prepare_file(path: &Path) -> Result<()> {
+        use std::io::Read as _;
+        // `create_new` (O_EXCL) never follows a link: a file is made where it is asked for.
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let shown = path.display();
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => anyhow::bail!(
+                "the store {shown} is a symbolic link: give the store's own file (--db or M1STUDIO_DB)"
+            ),
+            Ok(meta) if !meta.is_file() => anyhow::bail!(
+                "the store {shown} is not a file: give a file's path (--db or M1STUDIO_DB)"
+            ),
+            Ok(meta) if meta.len() > 0 => {
+                let mut header = [0u8; 16];
+                let read = std::fs::File::open(path)
+                    .and_then(|mut f| f.read_exact(&mut header))
+                    .is_ok();
+                if !read || &header != b"SQLite format 3\0" {
+                    anyhow::bail!(
+                        "{shown} is not an m1studio store (not an SQLite database), and is left as it is: give another path with --db or M1STUDIO_DB"
+                    );
+                }
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .with_context(|| format!("cannot create the store {shown}"))?;
+                Ok(())
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read the store {shown}"))),
+        }
     }
 
     /// A store that lives in memory, for tests.

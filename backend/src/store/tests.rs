@@ -155,3 +155,36 @@ fn a_store_from_a_newer_version_is_refused_with_advice() {
     let err = format!("{:#}", Store::open(&path).unwrap_err());
     assert!(err.contains("newer m1studio"), "{err}");
 }
+
+#[test]
+fn a_store_path_that_is_not_a_store_is_refused_and_left_as_it_is() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "precious\n").unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refusal = |path: &std::path::Path| match Store::open(path) {
+        Ok(_) => panic!("{} was opened as a store", path.display()),
+        Err(e) => format!("{e:#}"),
+    };
+    let err = refusal(&other);
+    assert!(err.contains("not an m1studio store"), "{err}");
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let err = refusal(&link);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "precious\n");
+    assert_eq!(
+        std::fs::metadata(&other).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "its mode is untouched"
+    );
+    // A new store is its owner's alone from its first byte, and opens again.
+    let new = dir.path().join("m1studio.db");
+    Store::open(&new).unwrap();
+    assert_eq!(
+        std::fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    Store::open(&new).unwrap();
+}

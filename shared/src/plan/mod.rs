@@ -44,6 +44,7 @@ pub const SECRETS: &[&str] = &[
     "postgres",
     "replicator",
     "patroni",
+    "etcd",
     SSH_KEY,
     SSH_KEY_PUB,
 ];

@@ -24,6 +24,46 @@ pub const HAPROXY_FRONTENDS: [(&str, u16, &str); 2] = [
     ("replicas", HAPROXY_READ_ONLY_PORT, "/replica"),
 ];
 
+/// The step that turns etcd's authentication on.
+const ETCD_AUTH_TITLE: &str = "etcd asks for a password";
+
+/// Where the plan writes [`ETCD_AUTH`] on the etcd nodes.
+const ETCD_AUTH_PATH: &str = "/usr/local/bin/m1studio-etcd-auth";
+
+/// Gives etcd a root user with the password read from standard input (`{"password": …}`) and
+/// turns authentication on, through etcd's JSON gateway on loopback. Run again, it finds the
+/// user there and authentication on, and succeeds.
+const ETCD_AUTH: &str = r#"#!/usr/bin/python3
+# Written by m1studio: gives etcd a root user, with the password on standard input, and turns
+# authentication on. Run again, it changes nothing.
+import json, sys, urllib.error, urllib.request
+
+password = json.load(sys.stdin)["password"]
+
+def call(path, body):
+    request = urllib.request.Request(
+        "http://127.0.0.1:2379/v3/auth/" + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.read().decode()
+    except urllib.error.HTTPError as error:
+        said = error.read().decode()
+        if "already exists" in said or "already enabled" in said or "authentication is not enabled" in said:
+            return said
+        if "user name is empty" in said or "invalid auth token" in said or "permission denied" in said:
+            # Authentication is on already: nothing more to do.
+            sys.exit(0)
+        sys.exit("etcd refused %s: %s" % (path, said))
+
+call("role/add", {"name": "root"})
+call("user/add", {"name": "root", "password": password})
+call("user/grant", {"user": "root", "role": "root"})
+call("enable", {})
+"#;
+
 impl Context<'_> {
     fn etcd_members(&self) -> Vec<&Instance> {
         self.topology.of_kind(Kind::Etcd).collect()
@@ -104,6 +144,8 @@ impl Context<'_> {
              \x20   password: '{patroni}'\n\
              etcd3:\n\
              \x20 hosts: {hosts}\n\
+             \x20 username: root\n\
+             \x20 password: '{etcd}'\n\
              bootstrap:\n\
              \x20 dcs:\n\
              \x20   ttl: {ttl}\n\
@@ -168,6 +210,7 @@ impl Context<'_> {
             node = instance.node,
             cluster = self.design.cluster_name(),
             patroni = secret("patroni"),
+            etcd = secret("etcd"),
             postgres = secret("postgres"),
             replicator = secret("replicator"),
             hosts = hosts.join(","),
@@ -279,12 +322,15 @@ impl Context<'_> {
                     self.patroni_service(),
                 ),
             ],
-            Kind::Etcd => vec![file(
-                "/etc/supervisor/conf.d/etcd.conf",
-                "root",
-                0o644,
-                self.etcd_service(instance),
-            )],
+            Kind::Etcd => vec![
+                file(
+                    "/etc/supervisor/conf.d/etcd.conf",
+                    "root",
+                    0o644,
+                    self.etcd_service(instance),
+                ),
+                file(ETCD_AUTH_PATH, "root", 0o755, ETCD_AUTH.to_string()),
+            ],
             Kind::Haproxy => vec![
                 file(
                     "/etc/haproxy/haproxy.cfg",
@@ -340,6 +386,31 @@ impl Context<'_> {
                     user: "etcd".into(),
                 },
                 60,
+            ));
+        }
+        // Once the quorum answers, etcd asks every client for a password (its root user's, which
+        // Patroni has): on existing hosts, others on the network reach its port. A member's
+        // health check reads through the quorum, so the first member's answer is enough.
+        if let Some(first_member) = self.etcd_members().first() {
+            let auth = first_member.name.clone();
+            first.push(Step {
+                node: auth.clone(),
+                title: ETCD_AUTH_TITLE.into(),
+                action: Action::Run {
+                    argv: super::argv(&["python3", ETCD_AUTH_PATH]),
+                    user: "root".into(),
+                    stdin: Some(format!("{{\"password\": \"{}\"}}", secret("etcd"))),
+                },
+                lane: None,
+                timeout_secs: None,
+            });
+            first.push(step(
+                &primary,
+                "etcd requires a password",
+                Action::After {
+                    node: auth,
+                    title: ETCD_AUTH_TITLE.into(),
+                },
             ));
         }
         first.extend([
