@@ -75,7 +75,16 @@ fn main() -> Result<()> {
         let (what, took, answer) = answer
             .join()
             .map_err(|_| anyhow::anyhow!("a request thread panicked"))?;
-        let (status, body) = answer?;
+        let (status, body) = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                println!(
+                    "{what}: no answer after {:.0} ms ({e})",
+                    took.as_secs_f64() * 1000.0
+                );
+                continue;
+            }
+        };
         ensure!(status == 200, "{what}: {status} {body}");
         let diagnostics = serde_json::from_str::<serde_json::Value>(&body)?["diagnostics"]
             .as_array()
