@@ -1,7 +1,8 @@
 //! The designer's deploy flow in a real headless Chromium against the real server and a real
 //! Docker engine: refused designs show their diagnostics, then a design is deployed with
 //! progress per node, its live status is drawn on the diagram, the primary is killed from the
-//! page and the timeline shows the failover, and the cluster is destroyed.
+//! page and the timeline shows the failover, and the cluster is destroyed; then a deployment is
+//! stopped and destroyed while under way.
 
 use anyhow::{Context as _, Result};
 use fantoccini::Locator;
@@ -116,6 +117,17 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         c.find(Locator::Id("destroy-confirmed")).await?.click().await?;
         wait_for_within(c, "document.querySelector('#deployment[data-state=destroyed]') !== null", Duration::from_secs(60)).await?;
         assert!(executor.containers().await?.is_empty(), "nothing of the cluster is left");
+
+        // A deployment under way is stopped and destroyed from the page too.
+        wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
+        c.find(Locator::Id("deploy-button")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#deployment[data-state=deploying]') !== null && document.querySelector('#deploy-progress tr.done') !== null", Duration::from_secs(120)).await?;
+        let label = c.find(Locator::Id("destroy-button")).await?.text().await?;
+        assert_eq!(label, "Stop and destroy");
+        c.find(Locator::Id("destroy-button")).await?.click().await?;
+        c.find(Locator::Id("destroy-confirmed")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#deployment[data-state=destroyed]') !== null", Duration::from_secs(60)).await?;
+        assert!(executor.containers().await?.is_empty(), "nothing of the stopped deployment is left");
         anyhow::Ok(())
     })
     .await;

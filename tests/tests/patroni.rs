@@ -157,10 +157,19 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         ensure!(leaders.len() == 1 && leaders[0]["Member"] == "kestrel", "{members:?}");
         ensure!(members.len() == 3, "{members:?}");
         let streams = "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication WHERE application_name <> 'barman_receive_wal'";
-        let from_leader = m1studio::engine::query(&executor, "kestrel", streams).await?;
-        ensure!(from_leader == "quartz:streaming", "{from_leader}");
-        let from_replica = m1studio::engine::query(&executor, "quartz", streams).await?;
-        ensure!(from_replica == "uplift:streaming", "{from_replica}");
+        // As the senders see them. Once, just after the deployment ran, the replica showed no
+        // sender to the cascaded replica for a moment: each must show within 30 s.
+        for (sender, expected) in [("kestrel", "quartz:streaming"), ("quartz", "uplift:streaming")] {
+            let mut seen = String::new();
+            for _ in 0..30 {
+                seen = m1studio::engine::query(&executor, sender, streams).await?;
+                if seen == expected {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            ensure!(seen == expected, "{sender} sends to: {seen}");
+        }
 
         // HAProxy's 5432 reaches the leader, and 5433 a standby, from either proxy.
         for proxy in ["quiver", "upland"] {
