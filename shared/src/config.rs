@@ -9,7 +9,7 @@ use crate::spec::{
 use crate::topology::{Role, Topology, topology};
 use crate::validate::validate;
 use serde::Serialize;
-use serde_yaml_ng::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The AMI name pattern for a distribution version on aws.
@@ -326,7 +326,7 @@ pub fn render(design: &Design, topology: &Topology) -> String {
             }
         })
         .collect();
-    let body = serde_yaml_ng::to_string(&config).unwrap_or_default();
+    let body = yaml_serde::to_string(&config).unwrap_or_default();
     format!("---\n{body}")
 }
 
@@ -520,7 +520,7 @@ impl Reader {
             ));
             return None;
         }
-        let root: Value = match serde_yaml_ng::from_str(text) {
+        let root: Value = match yaml_serde::from_str(text) {
             Ok(value) => value,
             Err(err) => {
                 let place = err

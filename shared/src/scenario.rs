@@ -54,7 +54,7 @@ struct Written {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
-    steps: Vec<serde_yaml_ng::Value>,
+    steps: Vec<yaml_serde::Value>,
 }
 
 fn problem(path: String, message: String) -> Diagnostic {
@@ -72,7 +72,7 @@ pub fn read(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
             ),
         )]);
     }
-    let written: Written = serde_yaml_ng::from_str(text).map_err(|e| {
+    let written: Written = yaml_serde::from_str(text).map_err(|e| {
         vec![problem(
             "scenario".into(),
             format!("{e}: write a name and a list of steps, each with `at` (seconds) and `action`"),
@@ -98,7 +98,7 @@ pub fn read(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
     let mut steps: Vec<Step> = Vec::new();
     for (index, value) in written.steps.into_iter().enumerate() {
         let path = format!("steps[{index}]");
-        match serde_yaml_ng::from_value::<Step>(value) {
+        match yaml_serde::from_value::<Step>(value) {
             Ok(step) => {
                 if step.at > LATEST_STEP {
                     problems.push(problem(
