@@ -9,8 +9,8 @@ use crate::spec::{
 use crate::topology::{Role, Topology, topology};
 use crate::validate::validate;
 use serde::Serialize;
-use yaml_serde::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use yaml_serde::{Mapping, Value};
 
 /// The AMI name pattern for a distribution version on aws.
 fn ami_name(distribution: &Distribution, version: &str) -> String {

@@ -14,6 +14,30 @@ use m1studio_e2e::{
 use serde_json::json;
 use std::time::Duration;
 
+/// Submits `design` and waits until its deployment begins the phase whose title begins with
+/// `phase`; returns the deployment's id.
+fn deploy_until_phase(
+    addr: std::net::SocketAddr,
+    design: &serde_json::Value,
+    phase: &str,
+) -> Result<String> {
+    let (status, created) = call(addr, "POST", "/api/deployments", Some(design.clone()))?;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().context("id")?.to_string();
+    wait_for_event(addr, &id, Duration::from_secs(300), |e| {
+        e["kind"] == "phase" && e["title"].as_str().is_some_and(|t| t.starts_with(phase))
+    })?;
+    Ok(id)
+}
+
+/// Destroys deployment `id`, which must answer 200 and be destroyed.
+fn destroy(addr: std::net::SocketAddr, id: &str) -> Result<()> {
+    let (status, destroyed) = call(addr, "DELETE", &format!("/api/deployments/{id}"), None)?;
+    assert_eq!(status, 200, "{destroyed}");
+    assert_eq!(destroyed["state"], "destroyed", "{destroyed}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_through_the_api()
 -> Result<()> {
@@ -80,70 +104,24 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
                 .starts_with("cluster_name:"),
             "{conflict}"
         );
-        let (status, destroyed) = call(
-            server.addr,
-            "DELETE",
-            &format!("/api/deployments/{first}"),
-            None,
-        )?;
-        assert_eq!(status, 200, "{destroyed}");
-        assert_eq!(destroyed["state"], "destroyed");
+        destroy(server.addr, &first)?;
         assert!(executor.containers().await?.is_empty());
 
         // A deployment under way is stopped and destroyed by DELETE: nothing of it is left.
-        let (status, created) = call(
-            server.addr,
-            "POST",
-            "/api/deployments",
-            Some(design.clone()),
-        )?;
-        assert_eq!(status, 202, "{created}");
-        let stopped = created["id"].as_str().context("id")?.to_string();
-        wait_for_event(server.addr, &stopped, Duration::from_secs(300), |e| {
-            e["kind"] == "phase"
-                && e["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("Clone the replica"))
-        })?;
-        let (status, destroyed) = call(
-            server.addr,
-            "DELETE",
-            &format!("/api/deployments/{stopped}"),
-            None,
-        )?;
-        assert_eq!(status, 200, "{destroyed}");
-        assert_eq!(destroyed["state"], "destroyed", "{destroyed}");
+        let stopped = deploy_until_phase(server.addr, &design, "Clone the replica")?;
+        destroy(server.addr, &stopped)?;
         assert!(executor.containers().await?.is_empty(), "its containers are gone");
 
         // SIGTERM stops the server within seconds, and the deployment it was running is
         // recorded as interrupted, never left deploying.
-        let (status, created) = call(
-            server.addr,
-            "POST",
-            "/api/deployments",
-            Some(design.clone()),
-        )?;
-        assert_eq!(status, 202, "{created}");
-        let interrupted = created["id"].as_str().context("id")?.to_string();
-        wait_for_event(server.addr, &interrupted, Duration::from_secs(300), |e| {
-            e["kind"] == "phase"
-                && e["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("Initialise the primary"))
-        })?;
+        let interrupted = deploy_until_phase(server.addr, &design, "Initialise the primary")?;
         let took = server.stop(Duration::from_secs(10))?;
         eprintln!("the server stopped {took:?} after SIGTERM");
         let server = Server::start_with_store(&db)?;
         let got = get(server.addr, &format!("/api/deployments/{interrupted}"))?;
         assert_eq!(got["state"], "failed", "{got}");
         assert_eq!(got["failure"], "interrupted", "{got}");
-        let (status, destroyed) = call(
-            server.addr,
-            "DELETE",
-            &format!("/api/deployments/{interrupted}"),
-            None,
-        )?;
-        assert_eq!(status, 200, "{destroyed}");
+        destroy(server.addr, &interrupted)?;
         assert!(executor.containers().await?.is_empty());
 
         // Deploy it for real: the witness watches from the Barman node.

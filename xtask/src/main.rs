@@ -44,47 +44,9 @@ fn main() -> Result<()> {
         Some("bench") => bench(),
         Some("bench-workshop") => {
             let count = args.get(1).map_or("10", String::as_str);
-            step("the release server (cargo build --release -p m1studio)");
-            cargo(&["build", "--release", "-p", "m1studio"])?;
-            let status = Command::new("cargo")
-                .args([
-                    "run",
-                    "--release",
-                    "-p",
-                    "m1studio-e2e",
-                    "--bin",
-                    "workshop-bench",
-                    "--",
-                    count,
-                ])
-                .env("M1STUDIO_BIN", root.join("target/release/m1studio"))
-                .status()
-                .context("cannot start cargo")?;
-            if !status.success() {
-                bail!("the workshop bench failed ({status})");
-            }
-            Ok(())
+            against_release_server("workshop-bench", &[count])
         }
-        Some("bench-input") => {
-            step("the release server (cargo build --release -p m1studio)");
-            cargo(&["build", "--release", "-p", "m1studio"])?;
-            let status = Command::new("cargo")
-                .args([
-                    "run",
-                    "--release",
-                    "-p",
-                    "m1studio-e2e",
-                    "--bin",
-                    "input-bench",
-                ])
-                .env("M1STUDIO_BIN", root.join("target/release/m1studio"))
-                .status()
-                .context("cannot start cargo")?;
-            if !status.success() {
-                bail!("the input bench failed ({status})");
-            }
-            Ok(())
-        }
+        Some("bench-input") => against_release_server("input-bench", &[]),
         Some("bench-deploy") => {
             let mut command = vec![
                 "run",
@@ -387,6 +349,31 @@ fn bench() -> Result<()> {
         "--bin",
         "ui-bench",
     ])
+}
+
+/// Builds the release server, then runs the bench program `bench` of the e2e crate against it,
+/// with `args`.
+fn against_release_server(bench: &str, args: &[&str]) -> Result<()> {
+    step("the release server (cargo build --release -p m1studio)");
+    cargo(&["build", "--release", "-p", "m1studio"])?;
+    let status = Command::new("cargo")
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "m1studio-e2e",
+            "--bin",
+            bench,
+            "--",
+        ])
+        .args(args)
+        .env("M1STUDIO_BIN", root().join("target/release/m1studio"))
+        .status()
+        .context("cannot start cargo")?;
+    if !status.success() {
+        bail!("{bench} failed ({status})");
+    }
+    Ok(())
 }
 
 fn test() -> Result<()> {
