@@ -287,18 +287,10 @@ fn record(
     state: m1studio_shared::api::DeploymentState,
 ) {
     let record = m1studio::store::Record {
-        id: id.into(),
-        cluster: "m1".into(),
         state,
-        profile: m1studio_shared::plan::Profile::Fast,
-        draft: m1studio_shared::Draft::starter(),
         created_ms: 1,
         updated_ms: 1,
-        error: None,
-        failure: None,
-        process: None,
-        owner: String::new(),
-        network: None,
+        ..m1studio::store::Record::new(id, "m1", m1studio_shared::Draft::starter())
     };
     runner.store().insert(&record, &[]).unwrap();
 }
@@ -819,18 +811,10 @@ async fn an_attendee_sees_only_their_own_and_the_trainer_sees_the_room() {
     let runner = state.runner.clone().unwrap();
     // A's deployment of cluster m1.
     let record = m1studio::store::Record {
-        id: "a1".into(),
-        cluster: "m1".into(),
         state: m1studio_shared::api::DeploymentState::Running,
-        profile: m1studio_shared::plan::Profile::Fast,
-        draft: m1studio_shared::Draft::starter(),
-        created_ms: 1,
-        updated_ms: 1,
-        error: None,
-        failure: None,
-        process: None,
         owner: a_id.clone(),
         network: Some("10.0.0.0/24".into()),
+        ..m1studio::store::Record::new("a1", "m1", m1studio_shared::Draft::starter())
     };
     runner
         .store()

@@ -122,18 +122,8 @@ fn sigterm_stops_the_server_within_seconds_even_with_event_streams_open() {
     {
         let store = m1studio::store::Store::open(&db).unwrap();
         let record = m1studio::store::Record {
-            id: "d1".into(),
-            cluster: "m1".into(),
             state: m1studio_shared::api::DeploymentState::Running,
-            profile: m1studio_shared::plan::Profile::Fast,
-            draft: m1studio_shared::Draft::starter(),
-            created_ms: 1,
-            updated_ms: 1,
-            error: None,
-            failure: None,
-            process: None,
-            owner: String::new(),
-            network: None,
+            ..m1studio::store::Record::new("d1", "m1", m1studio_shared::Draft::starter())
         };
         store.insert(&record, &[]).unwrap();
     }
@@ -176,18 +166,9 @@ fn a_starting_server_takes_over_only_the_work_of_processes_that_stopped() {
     let db = dir.path().join("m1studio.db");
     let store = m1studio::store::Store::open(&db).unwrap();
     let deploying = |id: &str, cluster: &str, process: &str| m1studio::store::Record {
-        id: id.into(),
-        cluster: cluster.into(),
         state: DeploymentState::Deploying,
-        profile: m1studio_shared::plan::Profile::Fast,
-        draft: m1studio_shared::Draft::starter(),
-        created_ms: 1,
-        updated_ms: 1,
-        error: None,
-        failure: None,
         process: Some(process.into()),
-        owner: String::new(),
-        network: None,
+        ..m1studio::store::Record::new(id, cluster, m1studio_shared::Draft::starter())
     };
     // One deployment under way in a process that lives, one in a process long silent.
     store

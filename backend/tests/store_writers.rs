@@ -40,18 +40,8 @@ fn events_from_several_processes_at_once_are_all_kept_in_one_numbering() {
     let db = dir.path().join("m1studio.db");
     let store = Store::open(&db).unwrap();
     let record = Record {
-        id: "d1".into(),
-        cluster: "m1".into(),
         state: DeploymentState::Deploying,
-        profile: m1studio_shared::plan::Profile::Fast,
-        draft: m1studio_shared::Draft::starter(),
-        created_ms: 1,
-        updated_ms: 1,
-        error: None,
-        failure: None,
-        process: None,
-        owner: String::new(),
-        network: None,
+        ..Record::new("d1", "m1", m1studio_shared::Draft::starter())
     };
     store.insert(&record, &[]).unwrap();
     let me = std::env::current_exe().unwrap();

@@ -18,7 +18,7 @@ pub use status::{cluster_status, status_of};
 
 use crate::engine::{Event, Secrets, run_plan};
 use crate::lock;
-use crate::store::{InsertError, Record, Store, now_ms};
+use crate::store::{InsertError, Record, Store};
 use crate::target::{DEPLOYMENT_LABEL, Refusal, SshAccess, Target};
 use anyhow::Result;
 use futures_util::Stream;
@@ -529,20 +529,12 @@ impl Runner {
             Some(secrets) => secrets,
             None => Secrets::generate()?,
         };
-        let now = now_ms();
         let record = Record {
-            id,
-            cluster,
-            state: DeploymentState::Queued,
             profile: prepared.profile,
-            draft: prepared.draft.clone(),
-            created_ms: now,
-            updated_ms: now,
-            error: None,
-            failure: None,
             process: Some(self.inner.process.clone()),
             owner: owner.to_string(),
             network,
+            ..Record::new(&id, &cluster, prepared.draft.clone())
         };
         let pairs: Vec<(&str, &str)> = secrets.entries().collect();
         match self.inner.store.insert(&record, &pairs) {

@@ -125,6 +125,26 @@ pub struct Record {
 }
 
 impl Record {
+    /// A queued deployment `id` of `draft`'s cluster `cluster`, for the server's own user,
+    /// asked for now, with the fast profile: what the fields not given are.
+    pub fn new(id: &str, cluster: &str, draft: Draft) -> Record {
+        let now = now_ms();
+        Record {
+            id: id.to_string(),
+            cluster: cluster.to_string(),
+            state: DeploymentState::Queued,
+            profile: Profile::Fast,
+            draft,
+            created_ms: now,
+            updated_ms: now,
+            error: None,
+            failure: None,
+            process: None,
+            owner: String::new(),
+            network: None,
+        }
+    }
+
     /// The name of the target's objects: the cluster's, with its owner's id after it for an
     /// attendee, so that two attendees' clusters of one name never meet.
     pub fn engine_name(&self) -> String {

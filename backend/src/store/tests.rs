@@ -2,20 +2,7 @@
 use super::*;
 
 fn record(id: &str, cluster: &str) -> Record {
-    Record {
-        id: id.into(),
-        cluster: cluster.into(),
-        state: DeploymentState::Queued,
-        profile: Profile::Fast,
-        draft: Draft::starter(),
-        created_ms: now_ms(),
-        updated_ms: now_ms(),
-        error: None,
-        failure: None,
-        process: None,
-        owner: String::new(),
-        network: None,
-    }
+    Record::new(id, cluster, Draft::starter())
 }
 
 #[test]
