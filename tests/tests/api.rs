@@ -6,7 +6,7 @@
 
 use anyhow::{Context as _, Result};
 use m1studio::engine::{Executor as _, argv};
-use m1studio::target::docker::DockerExecutor;
+use m1studio::target::docker::{CLUSTER_LABEL, DockerExecutor};
 use m1studio_e2e::rest::{call, get, moments, wait_for_event, wait_for_signal};
 use m1studio_e2e::{
     Server, destroy_on_failure, docker_or_skip, lost_only_in_flight, refuses_writes,
@@ -111,6 +111,29 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         let stopped = deploy_until_phase(server.addr, &design, "Clone the replica")?;
         destroy(server.addr, &stopped)?;
         assert!(executor.containers().await?.is_empty(), "its containers are gone");
+        let labelled = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("{CLUSTER_LABEL}={cluster}")],
+        )]);
+        let networks = docker
+            .list_networks(Some(
+                bollard::query_parameters::ListNetworksOptionsBuilder::default()
+                    .filters(&labelled)
+                    .build(),
+            ))
+            .await?;
+        assert!(networks.is_empty(), "its network is gone: {networks:?}");
+        let volumes = docker
+            .list_volumes(Some(
+                bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                    .filters(&labelled)
+                    .build(),
+            ))
+            .await?;
+        assert!(
+            volumes.volumes.unwrap_or_default().is_empty(),
+            "its volumes are gone"
+        );
 
         // SIGTERM stops the server within seconds, and the deployment it was running is
         // recorded as interrupted, never left deploying.

@@ -9,6 +9,9 @@ use m1studio_shared::api::{Deployment, DeploymentState, EventKind, Failure};
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Platform, link};
 
+/// How long a request sent to the engine by a plan that was stopped may still take to land.
+const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Runner {
     /// Removes what deployment `id`'s target made (every container, volume and network on
     /// Docker; nothing from existing hosts, whose deployment is only forgotten). Doing it twice
@@ -28,7 +31,8 @@ impl Runner {
             self.set_state(id, DeploymentState::Destroyed);
             return Ok((self.view(&self.get(id)?), 0));
         }
-        if record.state == DeploymentState::Deploying {
+        let stopped = record.state == DeploymentState::Deploying;
+        if stopped {
             if let Some(pid) = self.run_elsewhere(&record) {
                 return Err(Problem::Conflict(format!(
                     "deployment {id} is deploying in another m1studio process (pid {pid}): destroy it there, or stop that process first"
@@ -39,6 +43,9 @@ impl Runner {
             if let Some(task) = task {
                 task.abort();
                 let _ = task.await;
+                // A request the plan had sent (a network, a container) still lands on the
+                // engine after the plan stops: it is given time to, so that destroy finds it.
+                tokio::time::sleep(IN_FLIGHT).await;
             }
             self.emit(
                 id,
@@ -51,7 +58,16 @@ impl Runner {
         let configured = Runner::configured(&record)?;
         let target = self.target(&record, &configured).await?;
         self.set_state(id, DeploymentState::Destroying);
-        let removed = match target.destroy().await {
+        let mut destroyed = target.destroy().await;
+        if stopped && destroyed.is_ok() {
+            // And anything that landed later still: a second pass finds it.
+            tokio::time::sleep(IN_FLIGHT).await;
+            destroyed = match (destroyed, target.destroy().await) {
+                (Ok(first), Ok(second)) => Ok(first + second),
+                (_, Err(e)) | (Err(e), _) => Err(e),
+            };
+        }
+        let removed = match destroyed {
             Ok(removed) => {
                 let said = match target.platform() {
                     Platform::Docker => {
