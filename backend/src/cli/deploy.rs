@@ -14,7 +14,6 @@ use m1studio_shared::api::{
 use m1studio_shared::plan::Profile;
 use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, configure, has_errors};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -516,14 +515,7 @@ fn read_secrets(file: &Path) -> Result<Option<Secrets>> {
 
 /// Writes new secrets, readable by their owner only, never over an existing file.
 fn write_secrets(file: &Path, entries: &std::collections::BTreeMap<String, String>) -> Result<()> {
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)
-        .with_context(|| format!("cannot create {}", file.display()))?;
-    std::io::Write::write_all(&mut out, serde_json::to_string_pretty(entries)?.as_bytes())?;
-    Ok(())
+    crate::store::write_private(file, &serde_json::to_string_pretty(entries)?)
 }
 
 /// The cluster directory of `path` (the directory, or the one that holds the config.yml given).

@@ -296,21 +296,17 @@ pub fn wait_command(until: &Readiness, timeout_secs: u32) -> (Vec<String>, Strin
     (command, user)
 }
 
-/// `argv` stopped on the node after `limit` seconds (TERM, then KILL 10 s later), where the
+/// `command` stopped on the node after `limit` seconds (TERM, then KILL 10 s later), where the
 /// step has a limit: the node's `timeout` ends what a dropped request would leave running.
-fn limited(argv: Vec<String>, limit: Option<u32>) -> Vec<String> {
+fn limited(command: Vec<String>, limit: Option<u32>) -> Vec<String> {
     match limit {
         Some(secs) => {
-            let mut limited = argv_of(&["timeout", "-k", "10", &secs.to_string()]);
-            limited.extend(argv);
+            let mut limited = argv(&["timeout", "-k", "10", &secs.to_string()]);
+            limited.extend(command);
             limited
         }
-        None => argv,
+        None => command,
     }
-}
-
-fn argv_of(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|p| (*p).to_string()).collect()
 }
 
 /// How much longer than a step's limit the engine waits for its node to stop it.

@@ -435,10 +435,10 @@ async fn a_step_past_its_limit_is_stopped_on_its_node_and_fails_the_plan() {
 #[test]
 fn commands_run_under_the_node_s_timeout_and_copies_get_hours() {
     assert_eq!(
-        limited(argv_of(&["barman", "backup"]), Some(14400)),
-        argv_of(&["timeout", "-k", "10", "14400", "barman", "backup"])
+        limited(argv(&["barman", "backup"]), Some(14400)),
+        argv(&["timeout", "-k", "10", "14400", "barman", "backup"])
     );
-    assert_eq!(limited(argv_of(&["true"]), None), argv_of(&["true"]));
+    assert_eq!(limited(argv(&["true"]), None), argv(&["true"]));
     let plan = starter_plan();
     let limit_of = |title: &str| {
         plan.phases

@@ -9,6 +9,10 @@ use m1studio_shared::api::{Deployment, DeploymentState, EventKind, Failure};
 use m1studio_shared::plan::Profile;
 use m1studio_shared::{Platform, link};
 
+/// Why a deployment whose process stopped under way failed.
+const INTERRUPTED: &str =
+    "the server stopped during this deployment: destroy it, then deploy again";
+
 /// How long a request sent to the engine by a plan that was stopped may still take to land.
 const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -137,9 +141,7 @@ impl Runner {
             if record.state.in_progress()
                 && record.process.as_deref() == Some(self.inner.process.as_str())
             {
-                let reason =
-                    "the server stopped during this deployment: destroy it, then deploy again";
-                self.fail(&record.id, Failure::Interrupted, reason);
+                self.fail(&record.id, Failure::Interrupted, INTERRUPTED);
                 interrupted.push(record.id);
             }
         }
@@ -173,9 +175,7 @@ impl Runner {
         for record in self.inner.store.list()? {
             let mine = record.process.as_deref() == Some(self.inner.process.as_str());
             if record.state.in_progress() && !mine && self.run_elsewhere(&record).is_none() {
-                let reason =
-                    "the server stopped during this deployment: destroy it, then deploy again";
-                self.fail(&record.id, Failure::Interrupted, reason);
+                self.fail(&record.id, Failure::Interrupted, INTERRUPTED);
                 changes.push(format!(
                     "{} ({}): failed, was {}",
                     record.id,

@@ -51,7 +51,7 @@ impl Default for Limits {
 }
 
 /// Resolves once the process is told to stop: SIGTERM or Ctrl-C (SIGINT).
-pub async fn stop_signal() {
+async fn stop_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

@@ -22,7 +22,7 @@ mod guard;
 mod listen;
 mod workshop;
 
-pub use listen::{Limits, Tls, serve, stop_signal};
+pub use listen::{Limits, Tls, serve};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

@@ -248,8 +248,6 @@ impl Store {
     /// refused, and left as it is (its mode untouched).
     fn prepare_file(path: &Path) -> Result<()> {
         use std::io::Read as _;
-        // `create_new` (O_EXCL) never follows a link: a file is made where it is asked for.
-        use std::os::unix::fs::OpenOptionsExt as _;
         let shown = path.display();
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => anyhow::bail!(
@@ -272,13 +270,7 @@ impl Store {
             }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("cannot create the store {shown}"))?;
-                Ok(())
+                write_private(path, "").with_context(|| format!("cannot create the store {shown}"))
             }
             Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read the store {shown}"))),
         }
