@@ -820,8 +820,9 @@ fn every_wait_for_another_lane_names_a_step_of_another_lane_in_its_phase() {
         }
     }
     // Cascaded replicas (1 + 2 + 5 with repmgr, 1 + 2 with Patroni) each wait for the replica,
-    // and each of the three Patroni primaries for etcd's password.
-    assert_eq!(waits, 14);
+    // and each of the three Patroni primaries for its three etcd members before it turns
+    // etcd's password on.
+    assert_eq!(waits, 20);
 }
 
 #[test]

@@ -30,19 +30,20 @@ const ETCD_AUTH_TITLE: &str = "etcd asks for a password";
 /// Where the plan writes [`ETCD_AUTH`] on the etcd nodes.
 const ETCD_AUTH_PATH: &str = "/usr/local/bin/m1studio-etcd-auth";
 
-/// Gives etcd a root user with the password read from standard input (`{"password": …}`) and
-/// turns authentication on, through etcd's JSON gateway on loopback. Run again, it finds the
+/// Gives etcd a root user with the password read from standard input (`{"password": …,
+/// "endpoint": …}`) and turns authentication on, through the member's JSON gateway. Run again, it finds the
 /// user there and authentication on, and succeeds.
 const ETCD_AUTH: &str = r#"#!/usr/bin/python3
-# Written by m1studio: gives etcd a root user, with the password on standard input, and turns
-# authentication on. Run again, it changes nothing.
+# Written by m1studio: gives etcd a root user, with the password and the member's address on
+# standard input, and turns authentication on. Run again, it changes nothing.
 import json, sys, urllib.error, urllib.request
 
-password = json.load(sys.stdin)["password"]
+given = json.load(sys.stdin)
+password, endpoint = given["password"], given["endpoint"]
 
 def call(path, body):
     request = urllib.request.Request(
-        "http://127.0.0.1:2379/v3/auth/" + path,
+        endpoint + "/v3/auth/" + path,
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
@@ -321,16 +322,14 @@ impl Context<'_> {
                     0o644,
                     self.patroni_service(),
                 ),
-            ],
-            Kind::Etcd => vec![
-                file(
-                    "/etc/supervisor/conf.d/etcd.conf",
-                    "root",
-                    0o644,
-                    self.etcd_service(instance),
-                ),
                 file(ETCD_AUTH_PATH, "root", 0o755, ETCD_AUTH.to_string()),
             ],
+            Kind::Etcd => vec![file(
+                "/etc/supervisor/conf.d/etcd.conf",
+                "root",
+                0o644,
+                self.etcd_service(instance),
+            )],
             Kind::Haproxy => vec![
                 file(
                     "/etc/haproxy/haproxy.cfg",
@@ -388,30 +387,37 @@ impl Context<'_> {
                 60,
             ));
         }
-        // Once the quorum answers, etcd asks every client for a password (its root user's, which
-        // Patroni has): on existing hosts, others on the network reach its port. A member's
-        // health check reads through the quorum, so the first member's answer is enough.
-        if let Some(first_member) = self.etcd_members().first() {
-            let auth = first_member.name.clone();
+        // Once every member answers, etcd asks every client for a password (its root user's,
+        // which Patroni has): on existing hosts, others on the network reach its port. The
+        // primary turns it on, through the first member: a member that answered after that
+        // could no longer say so without the password.
+        let members = self.etcd_members();
+        if let Some(first_member) = members.first() {
+            for member in &members {
+                first.push(step(
+                    &primary,
+                    &format!("etcd answers on {}", member.name),
+                    Action::After {
+                        node: member.name.clone(),
+                        title: "etcd answers".into(),
+                    },
+                ));
+            }
             first.push(Step {
-                node: auth.clone(),
+                node: primary.clone(),
                 title: ETCD_AUTH_TITLE.into(),
                 action: Action::Run {
                     argv: super::argv(&["python3", ETCD_AUTH_PATH]),
                     user: "root".into(),
-                    stdin: Some(format!("{{\"password\": \"{}\"}}", secret("etcd"))),
+                    stdin: Some(format!(
+                        "{{\"password\": \"{}\", \"endpoint\": \"http://{}:{ETCD_CLIENT_PORT}\"}}",
+                        secret("etcd"),
+                        first_member.name
+                    )),
                 },
                 lane: None,
                 timeout_secs: None,
             });
-            first.push(step(
-                &primary,
-                "etcd requires a password",
-                Action::After {
-                    node: auth,
-                    title: ETCD_AUTH_TITLE.into(),
-                },
-            ));
         }
         first.extend([
             self.directories(&primary),
