@@ -59,7 +59,7 @@ fn configure_writes_config_yml_and_prints_the_share_link() {
     );
     assert!(
         stdout
-            .contains("share: http://127.0.0.1:8080/#v=1&name=m1&pg=15&fm=repmgr&platform=docker"),
+            .contains("share: http://127.0.0.1:8080/#v=2&name=m1&pg=15&fm=repmgr&platform=docker"),
         "{stdout}"
     );
     let config = std::fs::read_to_string(tmp.path().join("clusters/m1/config.yml")).unwrap();
@@ -71,6 +71,129 @@ fn configure_writes_config_yml_and_prints_the_share_link() {
         .unwrap()
         .collect();
     assert_eq!(entries.len(), 1, "only config.yml is left behind");
+    // A fresh vault for a new directory, kept when the directory is configured again.
+    let vault = |config: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("vault_name: "))
+            .map(str::to_string)
+            .expect("a vault_name")
+    };
+    let first = vault(&config);
+    assert_eq!(first.len(), 36, "{first}");
+    let again = m1studio(
+        &[
+            "configure",
+            "clusters/m1",
+            "--architecture",
+            "M1",
+            "--postgresql",
+            "15",
+            "--failover-manager",
+            "patroni",
+            "--platform",
+            "docker",
+            "--force",
+        ],
+        tmp.path(),
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let config = std::fs::read_to_string(tmp.path().join("clusters/m1/config.yml")).unwrap();
+    assert_eq!(vault(&config), first, "re-configuring keeps the vault");
+    assert!(config.contains("failover_manager: patroni"), "{config}");
+    let other = m1studio(
+        &[
+            "configure",
+            "clusters/m2",
+            "-a",
+            "M1",
+            "--postgresql",
+            "15",
+            "--enable-repmgr",
+            "--platform",
+            "docker",
+        ],
+        tmp.path(),
+    );
+    assert!(other.status.success());
+    let config = std::fs::read_to_string(tmp.path().join("clusters/m2/config.yml")).unwrap();
+    assert_ne!(vault(&config), first, "each directory has its own");
+}
+
+#[test]
+fn a_tpaexec_command_line_pasted_into_configure_works_with_notes_or_says_what_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    // As the architecture's documentation writes it, with TPA's own extras.
+    let out = m1studio(
+        &[
+            "configure",
+            "m1",
+            "--architecture",
+            "M1",
+            "--platform",
+            "aws",
+            "--region",
+            "eu-west-1",
+            "--instance-type",
+            "t3.micro",
+            "--distribution",
+            "Debian",
+            "--postgresql",
+            "14",
+            "--failover-manager",
+            "repmgr",
+            "--no-git",
+            "--keyring-backend",
+            "legacy",
+            "--barman-volume-size",
+            "64",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "info[option-ignored] options: --no-git is tpaexec's, and changes nothing here"
+        ),
+        "{stderr}"
+    );
+    let config = std::fs::read_to_string(tmp.path().join("m1/config.yml")).unwrap();
+    assert!(config.contains("keyring_backend: legacy\n"), "{config}");
+    assert!(
+        config.contains("      volume_for: barman_data\n    volume_size: 64\n"),
+        "{config}"
+    );
+    // What m1studio cannot honour is refused, with the reason, and nothing is written.
+    let out = m1studio(
+        &[
+            "configure",
+            "m2",
+            "-a",
+            "M1",
+            "--postgresql",
+            "14",
+            "--enable-repmgr",
+            "--enable-pem",
+            "--install-from-source",
+            "postgres",
+            "repmgr",
+        ],
+        tmp.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error[option-unsupported] options: --enable-pem cannot be honoured by m1studio"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--install-from-source cannot be honoured by m1studio: m1studio installs every component from packages"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("m2").exists(), "nothing was written");
 }
 
 #[test]
@@ -237,7 +360,7 @@ fn check_reports_a_broken_topology_with_places_in_the_file() {
     let path = tmp.path().join("m1/config.yml");
     let config = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("backup: karma", "backup: quartz")
+        .replace("backup: uplift", "backup: quartz")
         .replace("upstream: kestrel", "upstream: ghost");
     std::fs::write(&path, config).unwrap();
     let out = m1studio(&["check", "m1/config.yml"], tmp.path());
@@ -306,17 +429,17 @@ fn plan_shows_files_and_steps_with_placeholders_for_passwords() {
         "the demo profile"
     );
     assert!(
-        stdout.contains("3. Clone the replica, quartz, from the primary, and the cascaded replicas from quartz once it is registered, all at once; start Barman on karma and back up kestrel"),
+        stdout.contains("3. Clone the replica, quartz, from the primary, and the cascaded replicas from quartz once it is registered, all at once; start Barman on uplift and back up kestrel"),
         "{stdout}"
     );
     assert!(
         stdout.contains(
-            "[uplift] quartz is registered: after [quartz] the registration reached the standby"
+            "[karma] quartz is registered: after [quartz] the registration reached the standby"
         ),
         "{stdout}"
     );
     assert!(
-        stdout.contains("[karma (check)] barman check is green"),
+        stdout.contains("[uplift (check)] barman check is green"),
         "{stdout}"
     );
     assert!(stdout.contains("${secret:repmgr}"));

@@ -126,9 +126,10 @@ async fn a_valid_link_is_configured() {
             .unwrap()
             .contains("cluster_name: lab\n")
     );
+    // A version 1 link opens as the same design, and comes back in this version's words.
     assert_eq!(
         body["link"],
-        json!("v=1&name=lab&pg=17&fm=patroni&platform=docker&haproxy=1")
+        json!("v=2&name=lab&pg=17&fm=patroni&platform=docker&haproxy=1")
     );
 }
 

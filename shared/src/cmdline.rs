@@ -72,6 +72,18 @@ pub enum Opt {
     Network,
     /// `--hostnames-from`.
     HostnamesFrom,
+    /// `--keyring-backend`.
+    KeyringBackend,
+    /// `--use-volatile-subscriptions`.
+    VolatileSubscriptions,
+    /// `--root-volume-size`.
+    RootVolumeSize,
+    /// `--postgres-volume-size`.
+    PostgresVolumeSize,
+    /// `--barman-volume-size`.
+    BarmanVolumeSize,
+    /// `--regions`: TPA's list of regions; M1's two locations share one.
+    Regions,
     /// `--force`.
     Force,
     /// `--help`.
@@ -277,7 +289,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     ),
     option(
         Opt::NoRedwood,
-        &["--no-redwood"],
+        &["--no-redwood", "--no-redwood-compat"],
         None,
         Group::Additional,
         "EDB Postgres Advanced Server in PostgreSQL mode (EPAS only)",
@@ -313,6 +325,54 @@ pub const OPTIONS: &[OptionSpec] = &[
         Some("FILE"),
         Group::Additional,
         "host names, one a line, in node order",
+        None,
+    ),
+    option(
+        Opt::KeyringBackend,
+        &["--keyring-backend"],
+        Some("BACKEND"),
+        Group::Additional,
+        "where TPA keeps the cluster's vault password: system or legacy",
+        Some("system"),
+    ),
+    option(
+        Opt::VolatileSubscriptions,
+        &["--use-volatile-subscriptions"],
+        None,
+        Group::Additional,
+        "TPA registers subscriptions anew at each deploy (always on for docker)",
+        Some("off"),
+    ),
+    option(
+        Opt::RootVolumeSize,
+        &["--root-volume-size"],
+        Some("GB"),
+        Group::Additional,
+        "the root volume of every instance (aws only)",
+        Some("16"),
+    ),
+    option(
+        Opt::PostgresVolumeSize,
+        &["--postgres-volume-size"],
+        Some("GB"),
+        Group::Additional,
+        "the Postgres data volume of every instance (aws only)",
+        Some("16"),
+    ),
+    option(
+        Opt::BarmanVolumeSize,
+        &["--barman-volume-size"],
+        Some("GB"),
+        Group::Additional,
+        "Barman's backup volume (aws only)",
+        Some("32"),
+    ),
+    option(
+        Opt::Regions,
+        &["--regions"],
+        Some("REGION"),
+        Group::Additional,
+        "TPA's list of regions: M1's two locations share one, so give one (the same as --region)",
         None,
     ),
     option(
@@ -468,6 +528,10 @@ impl Parser<'_> {
             Opt::PatroniDcs => &mut draft.patroni_dcs,
             Opt::Owner => &mut draft.owner,
             Opt::Network => &mut draft.network,
+            Opt::KeyringBackend => &mut draft.keyring_backend,
+            Opt::RootVolumeSize => &mut draft.volume_sizes.root,
+            Opt::PostgresVolumeSize => &mut draft.volume_sizes.postgres,
+            Opt::BarmanVolumeSize => &mut draft.volume_sizes.barman,
             _ => &mut self.inv.hostnames_from,
         };
         match slot {
@@ -549,8 +613,208 @@ impl Parser<'_> {
             Opt::PatroniDcs => self.set_scalar(opt, "patroni_dcs", one()),
             Opt::Owner => self.set_scalar(opt, "owner", one()),
             Opt::Network => self.set_scalar(opt, "network", one()),
+            Opt::KeyringBackend => self.set_scalar(opt, "keyring_backend", one()),
+            Opt::RootVolumeSize => self.set_scalar(opt, "volume_sizes.root", one()),
+            Opt::PostgresVolumeSize => self.set_scalar(opt, "volume_sizes.postgres", one()),
+            Opt::BarmanVolumeSize => self.set_scalar(opt, "volume_sizes.barman", one()),
+            Opt::VolatileSubscriptions => self.inv.draft.volatile_subscriptions = true,
+            Opt::Regions => match values.as_slice() {
+                [region] => self.set_scalar(Opt::Region, "region", region.clone()),
+                _ => self.out.push(Diagnostic::error(
+                    "region",
+                    Code::OptionUnsupported,
+                    format!(
+                        "--regions gives {} regions, but M1's two locations share one region in m1studio: give one, as --region {}",
+                        values.len(),
+                        values.first().map_or(DEFAULT_REGION, String::as_str)
+                    ),
+                )),
+            },
         }
     }
+}
+
+/// How m1studio treats an option of `tpaexec configure` (v23.31) that it does not use itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// Accepted, with a note: it changes nothing in an m1studio cluster.
+    Ignored(&'static str),
+    /// Refused: m1studio cannot do what it asks.
+    Unsupported(&'static str),
+}
+
+/// How many values a foreign option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    /// A flag.
+    None,
+    /// One value.
+    One,
+    /// One or more values, up to the next option.
+    Many,
+}
+
+/// Every option of `tpaexec configure --architecture M1 --help` (TPA v23.31) that m1studio does not
+/// take as its own, with what it does with it. A TPA command line pasted into `configure`
+/// parses: what changes nothing gets a note, what m1studio cannot honour an error with the reason.
+pub const TPA_OPTIONS: &[(&[&str], Arity, Foreign)] = &[
+    (
+        &["--verbose", "-v"],
+        Arity::None,
+        Foreign::Ignored("m1studio configure prints the same either way"),
+    ),
+    (
+        &["--no-git"],
+        Arity::None,
+        Foreign::Ignored("m1studio never makes the cluster directory a git repository"),
+    ),
+    (
+        &["--no-shuffle-subnets"],
+        Arity::None,
+        Foreign::Ignored(
+            "m1studio's subnets are never shuffled: the same design always gets the same ones",
+        ),
+    ),
+    (
+        &["--hostnames-unsorted"],
+        Arity::None,
+        Foreign::Ignored(
+            "m1studio's host names are fixed for each node, never drawn from a shuffled word list",
+        ),
+    ),
+    (
+        &["--hostnames-sorted-by"],
+        Arity::One,
+        Foreign::Ignored(
+            "m1studio's host names are fixed for each node, never drawn from a sorted word list",
+        ),
+    ),
+    (
+        &["--cluster-bucket"],
+        Arity::One,
+        Foreign::Ignored("m1studio keeps nothing in an S3 bucket"),
+    ),
+    (
+        &["--overrides-from"],
+        Arity::Many,
+        Foreign::Unsupported(
+            "m1studio renders config.yml itself and has no TPA template to override: edit the options, or the config.yml it writes",
+        ),
+    ),
+    (
+        &["--use-redhat-aac", "--use-ansible-tower"],
+        Arity::One,
+        Foreign::Unsupported(
+            "m1studio deploys the cluster itself, not through Ansible Automation Controller",
+        ),
+    ),
+    (
+        &["--tower-git-repository"],
+        Arity::One,
+        Foreign::Unsupported(
+            "m1studio deploys the cluster itself, not through Ansible Automation Controller",
+        ),
+    ),
+    (
+        &["--os-image"],
+        Arity::One,
+        Foreign::Unsupported(
+            "m1studio picks the image from --distribution and --os-version (on docker, its own node image): give those instead",
+        ),
+    ),
+    (
+        &["--2Q-repositories"],
+        Arity::Many,
+        Foreign::Unsupported(
+            "2ndQuadrant's repositories are retired, and no M1 component comes from them",
+        ),
+    ),
+    (
+        &["--edb-repositories"],
+        Arity::Many,
+        Foreign::Unsupported(
+            "m1studio chooses EDB's repositories from the flavour and the failover manager",
+        ),
+    ),
+    (
+        &["--install-from-source"],
+        Arity::Many,
+        Foreign::Unsupported("m1studio installs every component from packages"),
+    ),
+    (
+        &[
+            "--postgres-package-version",
+            "--repmgr-package-version",
+            "--barman-package-version",
+            "--pglogical-package-version",
+            "--bdr-package-version",
+            "--pgbouncer-package-version",
+        ],
+        Arity::One,
+        Foreign::Unsupported(
+            "m1studio installs the version the distribution's repository carries for --postgresql; pinning a package version is not supported",
+        ),
+    ),
+    (
+        &["--enable-pem"],
+        Arity::None,
+        Foreign::Unsupported(
+            "m1studio does not deploy a PEM server; its own page shows roles, lag and backups",
+        ),
+    ),
+    (
+        &["--enable-pg-backup-api"],
+        Arity::None,
+        Foreign::Unsupported("m1studio does not install pg-backup-api on the Barman node"),
+    ),
+    (
+        &[
+            "--extra-packages",
+            "--extra-optional-packages",
+            "--extra-postgres-packages",
+        ],
+        Arity::Many,
+        Foreign::Unsupported(
+            "m1studio installs only what each role of M1 needs: add packages to the hosts after deploying",
+        ),
+    ),
+    (
+        &["--enable-local-repo", "--use-local-repo-only"],
+        Arity::None,
+        Foreign::Unsupported(
+            "m1studio installs from the distribution's repositories, not from a local repository in the cluster directory",
+        ),
+    ),
+    (
+        &["--exclude-subnets-from"],
+        Arity::One,
+        Foreign::Unsupported(
+            "m1studio places every cluster inside --network: give a --network that other clusters do not use",
+        ),
+    ),
+    (
+        &["--subnet-prefix"],
+        Arity::One,
+        Foreign::Unsupported("m1studio sizes each location's subnet to its nodes inside --network"),
+    ),
+    (
+        &["--hostnames-pattern"],
+        Arity::One,
+        Foreign::Unsupported("give the host names in a file with --hostnames-from"),
+    ),
+    (
+        &["--cluster-prefixed-hostnames"],
+        Arity::None,
+        Foreign::Unsupported("give the host names in a file with --hostnames-from"),
+    ),
+];
+
+/// The foreign option called `name`.
+pub fn find_tpa_option(name: &str) -> Option<(&'static str, Arity, Foreign)> {
+    TPA_OPTIONS
+        .iter()
+        .find(|(names, _, _)| names.contains(&name))
+        .map(|(names, arity, what)| (names[0], *arity, *what))
 }
 
 fn shown(by: &str, value: &str) -> String {
@@ -608,6 +872,33 @@ pub fn parse_args<S: AsRef<str>>(
             Some((name, value)) => (name, Some(value.to_string())),
             None => (arg, None),
         };
+        if find_option(name).is_none()
+            && let Some((canonical, arity, what)) = find_tpa_option(name)
+        {
+            let mut given = inline.clone().into_iter().collect::<Vec<_>>();
+            let takes = match arity {
+                Arity::None => 0,
+                Arity::One => 1,
+                Arity::Many => usize::MAX,
+            };
+            while given.len() < takes && i < args.len() && !is_option(args[i]) {
+                given.push(args[i].to_string());
+                i += 1;
+            }
+            match what {
+                Foreign::Ignored(why) => parser.out.push(Diagnostic::info(
+                    "options",
+                    Code::OptionIgnored,
+                    format!("{canonical} is tpaexec's, and changes nothing here: {why}"),
+                )),
+                Foreign::Unsupported(why) => parser.out.push(Diagnostic::error(
+                    "options",
+                    Code::OptionUnsupported,
+                    format!("{canonical} cannot be honoured by m1studio: {why}; remove it"),
+                )),
+            }
+            continue;
+        }
         let Some(option) = find_option(name) else {
             let names: Vec<&str> = OPTIONS
                 .iter()
@@ -641,7 +932,7 @@ pub fn parse_args<S: AsRef<str>>(
             }
             (None, None) => {}
             (Some(_), Some(value)) => values.push(value),
-            (Some(_), None) if option.opt == Opt::LocationNames => {
+            (Some(_), None) if matches!(option.opt, Opt::LocationNames | Opt::Regions) => {
                 while i < args.len() && !is_option(args[i]) {
                     values.push(args[i].to_string());
                     i += 1;
@@ -813,6 +1104,21 @@ pub fn command_args(dir: &str, draft: &Draft) -> Vec<String> {
     }
     if hostnames_file(&draft).is_some() {
         push(Opt::HostnamesFrom, &[HOSTNAMES_FILE]);
+    }
+    if let Some(backend) = &draft.keyring_backend {
+        push(Opt::KeyringBackend, &[backend]);
+    }
+    if draft.volatile_subscriptions {
+        push(Opt::VolatileSubscriptions, &[]);
+    }
+    for (opt, value) in [
+        (Opt::RootVolumeSize, &draft.volume_sizes.root),
+        (Opt::PostgresVolumeSize, &draft.volume_sizes.postgres),
+        (Opt::BarmanVolumeSize, &draft.volume_sizes.barman),
+    ] {
+        if let Some(value) = value {
+            push(opt, &[value]);
+        }
     }
     args
 }

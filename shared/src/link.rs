@@ -1,12 +1,18 @@
-//! Share links: a draft encoded as a short, readable, versioned query (`v=1&pg=15&fm=repmgr&n=3`),
+//! Share links: a draft encoded as a short, readable, versioned query (`v=2&pg=15&fm=repmgr&n=3`),
 //! with defaults left out and never a secret. Decoding never panics: whatever cannot be used is
 //! ignored and named in a diagnostic, so a tampered link still opens.
+//!
+//! Version 2 numbers nodes as TPA does (Barman 3, the cascaded replicas from 4). A version 1
+//! link, made when Barman came after the cascaded replicas, opens as the same design: its host
+//! names are reordered so that each keeps its role, and a notice says what moved.
 
 use crate::diag::{Code, Diagnostic};
 use crate::spec::{Draft, Flavour};
 
 /// The version this build writes. Every earlier version must keep decoding.
-pub const LINK_VERSION: u32 = 1;
+pub const LINK_VERSION: u32 = 2;
+/// The earliest version this build still reads.
+pub const FIRST_LINK_VERSION: u32 = 1;
 /// The longest link text decoded.
 pub const MAX_LINK_LEN: usize = 8192;
 /// The longest value of one parameter.
@@ -77,6 +83,42 @@ pub fn encode(draft: &Draft) -> String {
     }
     append_list(&mut out, "host", draft.hostnames.as_deref());
     append_list(&mut out, "ip", draft.addresses.as_deref());
+    if let Some(placement) = &draft.placement {
+        let names = draft
+            .location_names
+            .clone()
+            .unwrap_or_else(|| crate::spec::DEFAULT_LOCATIONS.map(String::from).to_vec());
+        let digits: Option<String> = placement
+            .iter()
+            .map(|p| match names.iter().position(|n| n == p) {
+                Some(0) => Some('0'),
+                Some(1) => Some('1'),
+                _ => None,
+            })
+            .collect();
+        match digits {
+            Some(digits) => {
+                out.append_pair("at", &digits);
+            }
+            None => append_list(&mut out, "atname", Some(placement)),
+        }
+    }
+    if let Some(backend) = &draft.keyring_backend {
+        out.append_pair("keyring", backend);
+    }
+    if draft.volatile_subscriptions {
+        out.append_pair("volatile", "1");
+    }
+    let sizes = &draft.volume_sizes;
+    for (key, value) in [
+        ("rootgb", &sizes.root),
+        ("pggb", &sizes.postgres),
+        ("barmangb", &sizes.barman),
+    ] {
+        if let Some(value) = value {
+            out.append_pair(key, value);
+        }
+    }
     out.finish()
 }
 
@@ -130,6 +172,9 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
     let mut hosts: Vec<String> = Vec::new();
     let mut addresses: Vec<String> = Vec::new();
     let mut version_seen = false;
+    let mut version = LINK_VERSION;
+    let mut at: Option<String> = None;
+    let mut at_names: Vec<String> = Vec::new();
     let ignored = |out: &mut Vec<Diagnostic>, key: &str, why: String| {
         out.push(Diagnostic::warning(
             format!("link.{key}"),
@@ -150,7 +195,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
             );
             continue;
         }
-        if !matches!(key.as_str(), "loc" | "host" | "ip") {
+        if !matches!(key.as_str(), "loc" | "host" | "ip" | "atname") {
             if seen.contains(&key) {
                 ignored(
                     &mut out,
@@ -169,13 +214,16 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
         match key.as_str() {
             "v" => {
                 version_seen = true;
-                if value.parse::<u32>().ok() != Some(LINK_VERSION) {
-                    out.push(Diagnostic::error(
-                        "link.v",
-                        Code::LinkVersionUnsupported,
-                        format!("this link has version '{value}', which this m1studio cannot read (it reads version {LINK_VERSION}): open it with the m1studio that made it, or ask for a new link"),
-                    ));
-                    return (draft, out);
+                match value.parse::<u32>() {
+                    Ok(v) if (FIRST_LINK_VERSION..=LINK_VERSION).contains(&v) => version = v,
+                    _ => {
+                        out.push(Diagnostic::error(
+                            "link.v",
+                            Code::LinkVersionUnsupported,
+                            format!("this link has version '{value}', which this m1studio cannot read (it reads versions {FIRST_LINK_VERSION} to {LINK_VERSION}): open it with the m1studio that made it, or ask for a new link"),
+                        ));
+                        return (draft, out);
+                    }
                 }
             }
             "name" => draft.cluster_name = value,
@@ -224,6 +272,21 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
                 None => ignored(&mut out, &key, format!("'{value}' is not 1 or 0")),
             },
             "loc" => locations.push(value),
+            "at" if value.chars().all(|c| c == '0' || c == '1') => at = Some(value),
+            "at" => ignored(
+                &mut out,
+                &key,
+                format!("'{value}' is not a list of 0 and 1"),
+            ),
+            "atname" => at_names.push(value),
+            "keyring" => draft.keyring_backend = Some(value),
+            "volatile" => match flag(&value) {
+                Some(on) => draft.volatile_subscriptions = on,
+                None => ignored(&mut out, &key, format!("'{value}' is not 1 or 0")),
+            },
+            "rootgb" => draft.volume_sizes.root = Some(value),
+            "pggb" => draft.volume_sizes.postgres = Some(value),
+            "barmangb" => draft.volume_sizes.barman = Some(value),
             "host" => hosts.push(value),
             "ip" => addresses.push(value),
             _ => out.push(Diagnostic::warning(
@@ -253,5 +316,69 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
     if addresses.iter().any(|a| !a.is_empty()) {
         draft.addresses = Some(addresses);
     }
+    let names = draft
+        .location_names
+        .clone()
+        .unwrap_or_else(|| crate::spec::DEFAULT_LOCATIONS.map(String::from).to_vec());
+    if let Some(digits) = at {
+        draft.placement = Some(
+            digits
+                .chars()
+                .map(|d| {
+                    names
+                        .get(usize::from(d == '1'))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect(),
+        );
+    } else if !at_names.is_empty() {
+        draft.placement = Some(at_names);
+    }
+    if version == 1 {
+        renumber_version_1(&mut draft, &mut out);
+    }
     (draft, out)
+}
+
+/// Version 1 numbered Barman after the cascaded replicas; version 2 numbers it 3, as TPA does.
+/// The host names and addresses of a version 1 link move with their nodes, so that each host
+/// keeps its role, and a notice says what changed. With no cascaded replica nothing moves.
+fn renumber_version_1(draft: &mut Draft, out: &mut Vec<Diagnostic>) {
+    let cascaded = match draft.num_cascaded_replicas.as_deref() {
+        None => crate::spec::DEFAULT_CASCADED_REPLICAS as usize,
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n <= crate::spec::MAX_CASCADED_REPLICAS as usize => n,
+            _ => return,
+        },
+    };
+    if cascaded == 0 {
+        return;
+    }
+    // The old node of Barman (3 + n) becomes 3; the cascaded replicas move up by one.
+    let move_barman = |list: &mut Vec<String>| {
+        let barman = 2 + cascaded;
+        if list.len() > barman {
+            let host = list.remove(barman);
+            list.insert(2, host);
+        }
+    };
+    if let Some(addresses) = draft.addresses.as_mut() {
+        move_barman(addresses);
+    }
+    let message = match draft.hostnames.as_mut() {
+        Some(hosts) => {
+            move_barman(hosts);
+            let barman = hosts.get(2).cloned().unwrap_or_default();
+            format!(
+                "this link was made when m1studio numbered Barman after the cascaded replicas: nodes now follow TPA's numbering (Barman 3, the cascaded replicas from 4), and each host kept its role, so Barman is still '{barman}'"
+            )
+        }
+        None => format!(
+            "this link was made when m1studio numbered Barman after the cascaded replicas: nodes now follow TPA's numbering, so the default host names move with them: Barman is now '{}' (node 3, it was '{}'), and the cascaded replicas start at node 4",
+            crate::hostnames::default_hostname(3),
+            crate::hostnames::default_hostname(3 + cascaded as u32)
+        ),
+    };
+    out.push(Diagnostic::info("link.v", Code::LinkRenumbered, message));
 }

@@ -18,10 +18,11 @@ pub const DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
 pub const DEFAULT_NETWORK: &str = "10.33.0.0/16";
 /// The default names of the two locations.
 pub const DEFAULT_LOCATIONS: [&str; 2] = ["main", "dr"];
-/// The lowest and highest Postgres major versions accepted.
-pub const VERSIONS: std::ops::RangeInclusive<u32> = 11..=18;
+/// The lowest and highest Postgres major versions accepted (TPA v23.31 configures 10 too).
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 10..=18;
 /// Major versions past their community end of life, with the month it ended.
 pub const END_OF_LIFE: &[(u32, &str)] = &[
+    (10, "November 2022"),
     (11, "November 2023"),
     (12, "November 2024"),
     (13, "November 2025"),
@@ -76,7 +77,54 @@ pub struct Draft {
     /// bare design.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addresses: Option<Vec<String>>,
+    /// The location of each instance, in node order, where a config.yml places instances
+    /// elsewhere than the M1 layout (TPA puts Barman in the first location, and spreads etcd and
+    /// HAProxy over both). `None` is the M1 layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Vec<String>>,
+    /// `--keyring-backend`: where TPA keeps the cluster's vault password (`system` or `legacy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring_backend: Option<String>,
+    /// The name of the cluster's vault: a UUID made once per cluster directory and kept across
+    /// re-configures. It belongs to the directory, not to the design, so links leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault_name: Option<String>,
+    /// `--use-volatile-subscriptions` (always on for docker, as TPA writes it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub volatile_subscriptions: bool,
+    /// `--root-volume-size`, `--postgres-volume-size` and `--barman-volume-size` in GB, as typed
+    /// (aws only).
+    #[serde(skip_serializing_if = "VolumeSizes::is_empty")]
+    pub volume_sizes: VolumeSizes,
 }
+
+/// The sizes of an aws design's EBS volumes in GB, as typed; `None` is TPA's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VolumeSizes {
+    /// The root volume of every instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// The Postgres data volume of every instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// Barman's backup volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub barman: Option<String>,
+}
+
+impl VolumeSizes {
+    /// Whether no size was given.
+    pub fn is_empty(&self) -> bool {
+        self.root.is_none() && self.postgres.is_none() && self.barman.is_none()
+    }
+}
+
+/// TPA's volume sizes in GB: root, Postgres data, Barman's backups.
+pub const DEFAULT_VOLUME_SIZES: [u32; 3] = [16, 16, 32];
+
+/// The keyring backends `--keyring-backend` takes, the default first.
+pub const KEYRING_BACKENDS: [&str; 2] = ["system", "legacy"];
 
 impl Draft {
     /// The design a new user starts from in the designer: PostgreSQL 15 with repmgr on Docker,
@@ -159,6 +207,21 @@ impl Draft {
                     a
                 })
                 .filter(|a| !a.is_empty()),
+            placement: self.placement.clone(),
+            keyring_backend: drop_if(&self.keyring_backend, KEYRING_BACKENDS[0]),
+            vault_name: self.vault_name.clone(),
+            volatile_subscriptions: self.volatile_subscriptions
+                && self.platform.as_deref() != Some(Platform::Docker.as_str()),
+            volume_sizes: if aws {
+                let [root, postgres, barman] = DEFAULT_VOLUME_SIZES.map(|s| s.to_string());
+                VolumeSizes {
+                    root: drop_if(&self.volume_sizes.root, &root),
+                    postgres: drop_if(&self.volume_sizes.postgres, &postgres),
+                    barman: drop_if(&self.volume_sizes.barman, &barman),
+                }
+            } else {
+                self.volume_sizes.clone()
+            },
         }
     }
 }
@@ -451,6 +514,13 @@ pub struct Design {
     pub(crate) network: Option<Ipv4Net>,
     pub(crate) hostnames: Option<Vec<String>>,
     pub(crate) addresses: Option<Vec<Option<std::net::IpAddr>>>,
+    /// The location (0 or 1) of each instance in node order, where it differs from the M1 layout.
+    pub(crate) placement: Option<Vec<usize>>,
+    pub(crate) keyring_backend: &'static str,
+    pub(crate) vault_name: Option<String>,
+    pub(crate) volatile_subscriptions: bool,
+    /// Root, Postgres data and Barman volume sizes in GB (used on aws).
+    pub(crate) volume_sizes: [u32; 3],
 }
 
 impl Design {
@@ -520,6 +590,27 @@ impl Design {
     pub fn addresses(&self) -> Option<&[Option<std::net::IpAddr>]> {
         self.addresses.as_deref()
     }
+    /// Where each instance sits (0: the first location, 1: the second), in node order, when a
+    /// config.yml placed them elsewhere than the M1 layout.
+    pub fn placement(&self) -> Option<&[usize]> {
+        self.placement.as_deref()
+    }
+    /// Where TPA keeps the vault password: `system` or `legacy`.
+    pub fn keyring_backend(&self) -> &'static str {
+        self.keyring_backend
+    }
+    /// The cluster directory's vault name, where it has one.
+    pub fn vault_name(&self) -> Option<&str> {
+        self.vault_name.as_deref()
+    }
+    /// Whether TPA uses volatile subscriptions (always on docker).
+    pub fn volatile_subscriptions(&self) -> bool {
+        self.volatile_subscriptions || self.platform.platform() == Platform::Docker
+    }
+    /// Root, Postgres data and Barman volume sizes in GB.
+    pub fn volume_sizes(&self) -> [u32; 3] {
+        self.volume_sizes
+    }
     /// How many Postgres nodes (primary, replica, cascaded replicas) the design has.
     pub fn postgres_nodes(&self) -> u32 {
         2 + self.cascaded_replicas
@@ -539,7 +630,13 @@ impl Design {
     }
     /// How many instances each location holds.
     pub fn instances_per_location(&self) -> [u32; 2] {
-        instances_per_location(self.failover, self.cascaded_replicas, self.haproxy)
+        match &self.placement {
+            Some(placement) => {
+                let second = placement.iter().filter(|l| **l == 1).count() as u32;
+                [placement.len() as u32 - second, second]
+            }
+            None => instances_per_location(self.failover, self.cascaded_replicas, self.haproxy),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The topology: the instances a design has, numbered in a fixed order (primary, replica,
-//! cascaded replicas, Barman, etcd, HAProxy), with their names, locations, roles, upstreams and backups.
+//! The topology: the instances a design has, numbered in TPA's order (primary, replica, Barman,
+//! cascaded replicas, etcd, HAProxy), with their names, locations, roles, upstreams and backups.
 
 use crate::hostnames::default_hostname;
 use crate::net;
@@ -152,21 +152,84 @@ impl Topology {
     }
 }
 
-/// Lays out the instances of `design` as the M1 architecture does.
+impl Kind {
+    /// The location the M1 layout gives the kind: 0 for the first (the primary, its replica,
+    /// etcd and HAProxy), 1 for the second (the cascaded replicas and Barman, as the M1 document
+    /// says; TPA v23.31 puts Barman in the first).
+    pub fn m1_location(self) -> usize {
+        match self {
+            Kind::CascadedReplica | Kind::Barman => 1,
+            Kind::Primary | Kind::Replica | Kind::Etcd | Kind::Haproxy => 0,
+        }
+    }
+
+    /// Why the M1 layout puts the kind where it does, for a node a config.yml placed elsewhere.
+    pub fn m1_reason(self) -> &'static str {
+        match self {
+            Kind::Primary | Kind::Replica => {
+                "the primary and its replica share the first location, so that failing over to the replica keeps the cluster where its clients are"
+            }
+            Kind::CascadedReplica => {
+                "the cascaded replicas keep a copy in the disaster-recovery location"
+            }
+            Kind::Barman => {
+                "the M1 document keeps Barman with the cascaded replicas, so that the backups survive the loss of the first location"
+            }
+            Kind::Etcd => {
+                "the M1 layout keeps etcd's quorum beside the primary, so that a lost link to the second location never stops failover"
+            }
+            Kind::Haproxy => "the M1 layout keeps HAProxy beside the primary and its clients",
+        }
+    }
+}
+
+/// The kind of each node, in node order: TPA's numbering, primary 1, replica 2, Barman 3, the
+/// cascaded replicas from 4, then etcd's three members (Patroni) and the two HAProxy nodes.
+pub fn node_kinds(failover: FailoverManager, cascaded: u32, haproxy: bool) -> Vec<Kind> {
+    let mut kinds = vec![Kind::Primary, Kind::Replica, Kind::Barman];
+    kinds.extend((0..cascaded).map(|_| Kind::CascadedReplica));
+    if failover == FailoverManager::Patroni {
+        kinds.extend([Kind::Etcd; 3]);
+    }
+    if haproxy {
+        kinds.extend([Kind::Haproxy; 2]);
+    }
+    kinds
+}
+
+/// Lays out the instances of `design` as the M1 architecture does, in TPA's node order, each in
+/// the location the design's placement gives it (by default, the M1 layout's).
 pub fn topology(design: &Design) -> Topology {
     let count = design.instance_count();
     let name = |node: u32| match design.hostnames() {
         Some(names) => names[(node - 1) as usize].clone(),
         None => default_hostname(node),
     };
-    let [main, dr] = design.locations().clone();
-    let mut instances = Vec::with_capacity(count as usize);
-    let mut add = |kind: Kind, location: &str, roles: Vec<Role>| {
-        let node = instances.len() as u32 + 1;
+    let locations = design.locations();
+    let kinds = node_kinds(
+        design.failover(),
+        design.cascaded_replicas(),
+        design.haproxy(),
+    );
+    let mut instances: Vec<Instance> = Vec::with_capacity(count as usize);
+    for (at, kind) in kinds.into_iter().enumerate() {
+        let node = at as u32 + 1;
+        let location = design
+            .placement()
+            .and_then(|p| p.get(at).copied())
+            .unwrap_or(kind.m1_location());
+        let roles = match kind {
+            Kind::Primary => vec![Role::Primary],
+            Kind::Replica | Kind::CascadedReplica => vec![Role::Replica],
+            Kind::Barman if design.witness() => vec![Role::Barman, Role::Witness],
+            Kind::Barman => vec![Role::Barman],
+            Kind::Etcd => vec![Role::Etcd],
+            Kind::Haproxy => vec![Role::Haproxy],
+        };
         instances.push(Instance {
             node,
             name: name(node),
-            location: location.to_string(),
+            location: locations[location.min(1)].clone(),
             kind,
             roles,
             upstream: None,
@@ -174,27 +237,6 @@ pub fn topology(design: &Design) -> Topology {
             ip_address: None,
             backends: Vec::new(),
         });
-    };
-    add(Kind::Primary, &main, vec![Role::Primary]);
-    add(Kind::Replica, &main, vec![Role::Replica]);
-    for _ in 0..design.cascaded_replicas() {
-        add(Kind::CascadedReplica, &dr, vec![Role::Replica]);
-    }
-    let barman_roles = if design.witness() {
-        vec![Role::Barman, Role::Witness]
-    } else {
-        vec![Role::Barman]
-    };
-    add(Kind::Barman, &dr, barman_roles);
-    if design.failover() == FailoverManager::Patroni {
-        for _ in 0..3 {
-            add(Kind::Etcd, &main, vec![Role::Etcd]);
-        }
-    }
-    if design.haproxy() {
-        for _ in 0..2 {
-            add(Kind::Haproxy, &main, vec![Role::Haproxy]);
-        }
     }
 
     let primary = instances[0].name.clone();
@@ -213,7 +255,10 @@ pub fn topology(design: &Design) -> Topology {
             Kind::Primary => instance.backup = barman.clone(),
             Kind::Replica => instance.upstream = Some(primary.clone()),
             Kind::CascadedReplica => instance.upstream = Some(replica.clone()),
-            Kind::Barman if instance.has(Role::Witness) => {
+            // repmgr's witness watches the primary; EFM's has no upstream.
+            Kind::Barman
+                if instance.has(Role::Witness) && design.failover() != FailoverManager::Efm =>
+            {
                 instance.upstream = Some(primary.clone());
             }
             Kind::Haproxy => instance.backends = postgres.clone(),

@@ -85,8 +85,25 @@ impl Checker<'_> {
             platform.as_ref().map(PlatformSpec::platform),
             counts.map(|[a, b]| a + b),
         );
+        let placement = match (failover, cascaded, locations.as_ref()) {
+            (Some(failover), Some(cascaded), Some(locations)) => self.placement(
+                draft,
+                &crate::topology::node_kinds(failover, cascaded, draft.enable_haproxy),
+                locations,
+            ),
+            _ => Ok(None),
+        };
+        let keyring_backend = self.keyring_backend(draft);
+        let vault_name = self.vault_name(draft);
+        let volume_sizes = self.volume_sizes(draft, platform.as_ref());
         if let (Some(failover), Some(cascaded)) = (failover, cascaded) {
-            self.explanations(failover, cascaded, locations.as_ref(), draft.synchronous);
+            self.explanations(
+                failover,
+                cascaded,
+                locations.as_ref(),
+                draft.synchronous,
+                placement.as_ref().ok().and_then(|p| p.as_deref()),
+            );
         }
         if let Some(flavour) = flavour
             && (flavour.is_edb() || failover == Some(FailoverManager::Efm))
@@ -122,7 +139,166 @@ impl Checker<'_> {
             network: network.ok()?,
             hostnames: hostnames.ok()?,
             addresses: addresses.ok()?,
+            placement: placement.ok()?,
+            keyring_backend: keyring_backend?,
+            vault_name: vault_name.ok()?,
+            volatile_subscriptions: draft.volatile_subscriptions,
+            volume_sizes: volume_sizes.ok()?,
         })
+    }
+
+    /// The location of each node, from a config.yml that placed them: one known location name
+    /// per node, in node order. Each node placed elsewhere than the M1 layout gets a warning with
+    /// the layout's reason. A placement equal to the M1 layout is `None`.
+    fn placement(
+        &mut self,
+        draft: &Draft,
+        kinds: &[crate::topology::Kind],
+        locations: &[String; 2],
+    ) -> Result<Option<Vec<usize>>, ()> {
+        let Some(given) = draft.placement.as_ref() else {
+            return Ok(None);
+        };
+        if given.len() != kinds.len() {
+            self.error(
+                "placement",
+                Code::PlacementInvalid,
+                format!(
+                    "the placement names the locations of {} instances, but the design has {}: give one location per instance, in node order",
+                    given.len(),
+                    kinds.len()
+                ),
+            );
+            return Err(());
+        }
+        let mut placed = Vec::with_capacity(given.len());
+        let mut bad = false;
+        for (at, (name, kind)) in given.iter().zip(kinds).enumerate() {
+            let Some(location) = locations.iter().position(|l| l == name) else {
+                self.error(
+                    format!("placement[{at}]"),
+                    Code::PlacementInvalid,
+                    format!(
+                        "node {} is placed in '{name}', which is not one of the locations: use '{}' or '{}'",
+                        at + 1,
+                        locations[0],
+                        locations[1]
+                    ),
+                );
+                bad = true;
+                continue;
+            };
+            if location != kind.m1_location() {
+                self.warning(
+                    format!("placement[{at}]"),
+                    Code::PlacementDiffers,
+                    format!(
+                        "node {} ({}) is in '{name}' where the M1 layout puts it in '{}': {}",
+                        at + 1,
+                        kind.as_str(),
+                        locations[kind.m1_location()],
+                        kind.m1_reason()
+                    ),
+                );
+            }
+            placed.push(location);
+        }
+        if bad {
+            return Err(());
+        }
+        let m1: Vec<usize> = kinds.iter().map(|k| k.m1_location()).collect();
+        Ok((placed != m1).then_some(placed))
+    }
+
+    fn keyring_backend(&mut self, draft: &Draft) -> Option<&'static str> {
+        let Some(given) = draft.keyring_backend.as_deref() else {
+            return Some(crate::spec::KEYRING_BACKENDS[0]);
+        };
+        let found = crate::spec::KEYRING_BACKENDS
+            .iter()
+            .find(|b| **b == given.trim());
+        if found.is_none() {
+            self.error(
+                "keyring_backend",
+                Code::KeyringBackendUnknown,
+                format!(
+                    "--keyring-backend '{given}' is not one TPA knows: use {}",
+                    or_list(&crate::spec::KEYRING_BACKENDS)
+                ),
+            );
+        }
+        found.copied()
+    }
+
+    /// The vault's name: a UUID, as TPA makes it.
+    fn vault_name(&mut self, draft: &Draft) -> Result<Option<String>, ()> {
+        let Some(given) = draft.vault_name.as_deref() else {
+            return Ok(None);
+        };
+        // TPA's own form: 36 characters with hyphens.
+        let uuid = given.len() == 36 && uuid::Uuid::try_parse(given).is_ok();
+        if !uuid {
+            self.error(
+                "vault_name",
+                Code::VaultNameInvalid,
+                format!(
+                    "vault_name '{}' is not a UUID such as 8f4d20e7-034a-4b4c-9b0c-94a7b510587f: remove it, and a new one is made",
+                    given.chars().take(64).collect::<String>()
+                ),
+            );
+            return Err(());
+        }
+        Ok(Some(given.to_ascii_lowercase()))
+    }
+
+    /// `--root-volume-size`, `--postgres-volume-size` and `--barman-volume-size`: whole GB, on
+    /// aws only.
+    fn volume_sizes(
+        &mut self,
+        draft: &Draft,
+        platform: Option<&PlatformSpec>,
+    ) -> Result<[u32; 3], ()> {
+        let given = &draft.volume_sizes;
+        let mut sizes = crate::spec::DEFAULT_VOLUME_SIZES;
+        let mut bad = false;
+        let aws = matches!(platform, Some(PlatformSpec::Aws { .. }));
+        for (at, (value, option)) in [
+            (&given.root, "root"),
+            (&given.postgres, "postgres"),
+            (&given.barman, "barman"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Some(text) = value else { continue };
+            let path = format!("volume_sizes.{option}");
+            if platform.is_some() && !aws {
+                self.error(
+                    path,
+                    Code::AwsOnlyOption,
+                    format!(
+                        "--{option}-volume-size only applies to --platform aws, where it sizes an EBS volume: remove it"
+                    ),
+                );
+                bad = true;
+                continue;
+            }
+            match text.trim().parse::<u32>() {
+                Ok(size) if (1..=16384).contains(&size) => sizes[at] = size,
+                _ => {
+                    self.error(
+                        path,
+                        Code::VolumeSizeInvalid,
+                        format!(
+                            "--{option}-volume-size '{text}' is not a size in GB from 1 to 16384: give a whole number, such as {}",
+                            crate::spec::DEFAULT_VOLUME_SIZES[at]
+                        ),
+                    );
+                    bad = true;
+                }
+            }
+        }
+        if bad { Err(()) } else { Ok(sizes) }
     }
 
     fn architecture(&mut self, draft: &Draft) {
@@ -746,9 +922,9 @@ impl Checker<'_> {
         cascaded: u32,
         locations: Option<&[String; 2]>,
         synchronous: bool,
+        placement: Option<&[usize]>,
     ) {
         let postgres = 2 + cascaded;
-        let main = locations.map_or(DEFAULT_LOCATIONS[0], |l| l[0].as_str());
         if failover.witness_for(postgres) {
             self.info(
                 "num_cascaded_replicas",
@@ -760,13 +936,40 @@ impl Checker<'_> {
             );
         }
         if failover == FailoverManager::Patroni {
-            self.info(
-                "failover_manager",
-                Code::EtcdQuorum,
+            // Where etcd's three members sit: by default all in the first location.
+            let kinds = crate::topology::node_kinds(failover, cascaded, false);
+            let mut members = [0usize; 2];
+            for (at, kind) in kinds.iter().enumerate() {
+                if *kind == crate::topology::Kind::Etcd {
+                    members[placement
+                        .and_then(|p| p.get(at).copied())
+                        .unwrap_or(0)
+                        .min(1)] += 1;
+                }
+            }
+            let names = locations.map_or(["A".to_string(), "B".to_string()], |l| l.clone());
+            let (most, other) = if members[0] >= members[1] {
+                (0, 1)
+            } else {
+                (1, 0)
+            };
+            let message = if members[other] == 0 {
                 format!(
-                    "with Patroni the quorum is kept by 3 etcd nodes in location '{main}' and no witness is needed: losing location '{main}' stops automatic failover"
-                ),
-            );
+                    "with Patroni the quorum is kept by 3 etcd nodes in location '{}' and no witness is needed: losing location '{}' stops automatic failover",
+                    names[most], names[most]
+                )
+            } else {
+                format!(
+                    "with Patroni the quorum is kept by 3 etcd nodes, {} in location '{}' and {} in '{}', and no witness is needed: losing location '{}' stops automatic failover, losing '{}' does not",
+                    members[most],
+                    names[most],
+                    members[other],
+                    names[other],
+                    names[most],
+                    names[other]
+                )
+            };
+            self.info("failover_manager", Code::EtcdQuorum, message);
         }
         if !synchronous {
             self.info(

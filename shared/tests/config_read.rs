@@ -5,10 +5,12 @@ mod common;
 
 use m1studio_shared::{Severity, config, configure};
 
-/// The config.yml of the default docker design with three cascaded replicas.
+/// The config.yml of a docker design with three cascaded replicas, on a network of its own (so
+/// that the file gives addresses): kestrel (primary), quartz (replica), uplift (Barman, node 3),
+/// then karma, quarry and unison (the cascaded replicas).
 fn base() -> String {
     let (invocation, _) = common::parse(
-        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas 3",
+        "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas 3 --network 10.44.0.0/16",
     );
     configure(&invocation.draft).0.unwrap().config_yml
 }
@@ -45,7 +47,7 @@ fn synchronous_replication_is_written_for_each_manager_and_read_back() {
     for (line, written) in [
         (
             "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --synchronous-replication",
-            "synchronous_standby_names: ANY 1 (\"kestrel\", \"quartz\", \"uplift\")",
+            "synchronous_standby_names: ANY 1 (\"kestrel\", \"quartz\", \"karma\")",
         ),
         (
             "m1 -a M1 --postgresql 15 --enable-patroni --platform docker --synchronous-replication",
@@ -85,17 +87,14 @@ fn upstreams_name_existing_postgres_instances() {
         &["error config-upstream-unknown instances[1].upstream"],
     );
     check(
-        &edited("upstream: kestrel", "upstream: unison"),
+        &edited("upstream: kestrel", "upstream: uplift"),
         &["error config-upstream-unknown instances[1].upstream"],
     );
 }
 
 #[test]
 fn upstreams_form_no_cycle() {
-    let text = edited(
-        "  - primary\n  backup: unison",
-        "  - primary\n  upstream: quartz\n  backup: unison",
-    );
+    let text = edited("  - primary\n", "  - primary\n  upstream: quartz\n");
     let (_, diagnostics) = config::read(&text);
     assert!(
         diagnostics.iter().any(
@@ -108,7 +107,7 @@ fn upstreams_form_no_cycle() {
 #[test]
 fn backups_name_a_barman_instance() {
     check(
-        &edited("backup: unison", "backup: quartz"),
+        &edited("backup: uplift", "backup: quartz"),
         &["error config-backup-not-barman instances[0].backup"],
     );
 }
@@ -118,7 +117,7 @@ fn witnesses_have_an_upstream() {
     let text = edited("  - barman\n", "  - barman\n  - witness\n");
     check(
         &text,
-        &["error config-witness-no-upstream instances[5].upstream"],
+        &["error config-witness-no-upstream instances[2].upstream"],
     );
 }
 
@@ -142,7 +141,7 @@ fn roles_and_locations_are_known() {
     check(
         &edited("  - barman\n", "  - backup-server\n"),
         &[
-            "error config-role-unknown instances[5].role[0]",
+            "error config-role-unknown instances[2].role[0]",
             "error config-backup-not-barman instances[0].backup",
         ],
     );
@@ -171,8 +170,8 @@ fn syntax_types_and_missing_keys_are_reported_with_their_place() {
         &["error config-wrong-type cluster_tags"],
     );
     check(
-        &edited("node: 3", "node: three"),
-        &["error config-wrong-type instances[2].node"],
+        &edited("node: 4", "node: four"),
+        &["error config-wrong-type instances[3].node"],
     );
     check(
         &base().replace("architecture: M1\n", ""),
@@ -182,7 +181,7 @@ fn syntax_types_and_missing_keys_are_reported_with_their_place() {
         ],
     );
     check(
-        &edited("ip_address: 10.33.0.2", "ip_address: 10.33.0.999"),
+        &edited("ip_address: 10.44.0.2", "ip_address: 10.44.0.999"),
         &["error config-wrong-type instances[0].ip_address"],
     );
 }
@@ -194,11 +193,11 @@ fn design_rules_apply_with_paths_in_the_file() {
         &["error failover-manager-unknown cluster_vars.failover_manager"],
     );
     check(
-        &edited("postgres_version: '15'", "postgres_version: 10"),
+        &edited("postgres_version: '15'", "postgres_version: 9"),
         &["error version-out-of-range cluster_vars.postgres_version"],
     );
     check(
-        &edited("subnet: 10.33.0.0/16", "subnet: 10.33.0.0/30"),
+        &edited("subnet: 10.44.0.0/16", "subnet: 10.44.0.0/30"),
         &["error network-too-small docker_networks[0].ipam_config[0].subnet"],
     );
     check(
@@ -211,11 +210,11 @@ fn design_rules_apply_with_paths_in_the_file() {
 fn leaving_the_m1_layout_is_a_warning() {
     check(
         &edited("location: dr", "location: main"),
-        &["warning config-layout-differs instances[2]"],
+        &["warning placement-differs instances[2].location"],
     );
     check(
         &edited("upstream: quartz", "upstream: kestrel"),
-        &["warning config-layout-differs instances[2]"],
+        &["warning config-layout-differs instances[3]"],
     );
     let text = edited(
         "  - barman\n",
@@ -224,8 +223,8 @@ fn leaving_the_m1_layout_is_a_warning() {
     check(
         &text,
         &[
-            "warning config-layout-differs instances[5]",
-            "warning config-layout-differs instances[5]",
+            "warning config-layout-differs instances[2]",
+            "warning config-layout-differs instances[2]",
         ],
     );
     check(
@@ -254,12 +253,12 @@ fn the_addresses_of_existing_hosts_are_read_in_node_order() {
     );
     let text = text
         .replace(
-            "  Name: kestrel\n",
-            "  Name: kestrel\n  ip_address: 192.0.2.10\n",
+            "- Name: kestrel\n",
+            "- Name: kestrel\n  ip_address: 192.0.2.10\n",
         )
         .replace(
-            "  Name: uplift\n",
-            "  Name: uplift\n  ip_address: 2001:db8::2\n",
+            "- Name: uplift\n",
+            "- Name: uplift\n  ip_address: 2001:db8::2\n",
         );
     let draft = config::read(&text).0.unwrap();
     assert_eq!(

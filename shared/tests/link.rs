@@ -7,15 +7,78 @@ use m1studio_shared::cmdline::{Program, command_line};
 use m1studio_shared::link::{decode, encode, url};
 use m1studio_shared::{Draft, Severity, configure};
 
+/// The fixture lines of `text`: a link, and the command line of the design it must open as.
+fn fixtures(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|line| line.split_once('\t').expect("LINK<tab>COMMAND"))
+        .collect()
+}
+
 #[test]
 fn links_of_version_1_keep_opening_as_the_same_design() {
-    let fixtures = include_str!("fixtures/links-v1.txt");
     let mut count = 0;
-    for line in fixtures
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (link, expected) = line.split_once('\t').expect("LINK<tab>COMMAND");
+    for (link, expected) in fixtures(include_str!("fixtures/links-v1.txt")) {
+        let (draft, diagnostics) = decode(link);
+        // Version 1 numbered Barman after the cascaded replicas: where that moves a node, an
+        // explanation says so, and nothing else is said.
+        assert!(
+            diagnostics
+                .iter()
+                .all(|d| d.code.as_str() == "link-renumbered" && d.severity == Severity::Info),
+            "{link}: {diagnostics:?}"
+        );
+        let renumbered = !link.contains("&n=0");
+        assert_eq!(diagnostics.len(), usize::from(renumbered), "{link}");
+        assert_eq!(
+            command_line(Program::M1studio, &draft.cluster_name, &draft),
+            expected,
+            "{link}"
+        );
+        // This version writes the same design as a version 2 link, which opens without a notice.
+        let again = encode(&draft);
+        assert!(again.starts_with("v=2&"), "{again}");
+        let (back, notices) = decode(&again);
+        assert!(notices.is_empty(), "{again}: {notices:?}");
+        assert_eq!(back, draft.normalized());
+        count += 1;
+    }
+    assert!(count >= 5);
+    // The hosts keep their roles: the fourth host of this link was Barman in version 1.
+    let (draft, diagnostics) = decode(
+        "v=1&name=edge&pge=15&fm=repmgr&platform=bare&host=alpha&host=bravo&host=charlie&host=delta",
+    );
+    let configured = configure(&draft).0.unwrap();
+    let barman = configured
+        .topology
+        .of_kind(m1studio_shared::Kind::Barman)
+        .next()
+        .unwrap();
+    assert_eq!((barman.node, barman.name.as_str()), (3, "delta"));
+    assert!(diagnostics[0].message.contains("Barman is still 'delta'"));
+    // With the default names, the notice names Barman's new and old names.
+    let (_, diagnostics) = decode("v=1&name=m1&pg=15&fm=repmgr&platform=docker&n=2");
+    assert!(
+        diagnostics[0]
+            .message
+            .contains("Barman is now 'uplift' (node 3, it was 'quarry')"),
+        "{}",
+        diagnostics[0].message
+    );
+    // Addresses move with their hosts.
+    let (draft, _) = decode(
+        "v=1&name=p&pg=15&fm=repmgr&platform=bare&ip=192.0.2.1&ip=192.0.2.2&ip=192.0.2.3&ip=192.0.2.4",
+    );
+    assert_eq!(
+        draft.addresses.unwrap(),
+        ["192.0.2.1", "192.0.2.2", "192.0.2.4", "192.0.2.3"]
+    );
+}
+
+#[test]
+fn links_of_version_2_keep_opening_as_the_same_design() {
+    let mut count = 0;
+    for (link, expected) in fixtures(include_str!("fixtures/links-v2.txt")) {
         let (draft, diagnostics) = decode(link);
         assert!(diagnostics.is_empty(), "{link}: {diagnostics:?}");
         assert_eq!(
@@ -30,9 +93,27 @@ fn links_of_version_1_keep_opening_as_the_same_design() {
 }
 
 #[test]
+fn a_placement_read_from_a_tpa_file_travels_in_the_link() {
+    let text = include_str!("fixtures/tpa/legacy-docker-patroni-haproxy-c1.yml");
+    let (draft, _) = m1studio_shared::config::read(text);
+    let draft = draft.unwrap();
+    let link = encode(&draft);
+    assert!(link.contains("&at=000110101"), "{link}");
+    assert!(
+        !link.contains("vault"),
+        "the vault belongs to the directory: {link}"
+    );
+    let (back, diagnostics) = decode(&link);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let mut expected = draft.normalized();
+    expected.vault_name = None;
+    assert_eq!(back, expected);
+}
+
+#[test]
 fn the_starter_design_has_a_short_readable_link() {
     let link = encode(&Draft::starter());
-    assert_eq!(link, "v=1&name=m1&pg=15&fm=repmgr&platform=docker");
+    assert_eq!(link, "v=2&name=m1&pg=15&fm=repmgr&platform=docker");
     assert_eq!(
         url("http://127.0.0.1:8080/", &Draft::starter()),
         format!("http://127.0.0.1:8080/#{link}")
@@ -44,7 +125,7 @@ fn defaults_are_left_out_of_links() {
     let (invocation, _) = common::parse(
         "m1 -a M1 --postgresql 15 --enable-repmgr --platform aws --region eu-west-1 --instance-type t3.micro --num-cascaded-replicas 1 --location-names main dr --network 10.33.0.0/16 --distribution Debian --os-version 12",
     );
-    assert_eq!(encode(&invocation.draft), "v=1&name=m1&pg=15&fm=repmgr");
+    assert_eq!(encode(&invocation.draft), "v=2&name=m1&pg=15&fm=repmgr");
 }
 
 #[test]

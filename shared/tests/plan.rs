@@ -91,7 +91,7 @@ fn cascaded_replicas_are_cloned_from_node_two_at_once_once_it_is_registered() {
         .filter(|s| s.title == "clone from quartz")
         .map(|s| s.node.as_str())
         .collect();
-    assert_eq!(clones, ["uplift", "karma", "quarry", "unison", "kingdom"]);
+    assert_eq!(clones, ["karma", "quarry", "unison", "kingdom", "quiver"]);
     // The replica is cloned in the same phase: each cascaded replica's lane first waits until
     // the replica's registration has reached it.
     assert!(
@@ -161,19 +161,19 @@ fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write()
     // Barman archives a streamed WAL file only once receive-wal has opened the next one: the
     // plan commits a transaction after the switch, and archives before `barman check`.
     for plan in [repmgr(1), patroni(1, false)] {
-        let karma: Vec<&m1studio_shared::plan::Step> = plan
+        let uplift: Vec<&m1studio_shared::plan::Step> = plan
             .phases
             .iter()
             .flat_map(|p| &p.steps)
-            .filter(|s| s.node == "karma")
+            .filter(|s| s.node == "uplift")
             .collect();
         let position = |title: &str| {
-            karma
+            uplift
                 .iter()
                 .position(|s| s.title == title)
-                .unwrap_or_else(|| panic!("karma has no step {title:?}"))
+                .unwrap_or_else(|| panic!("uplift has no step {title:?}"))
         };
-        let close = karma[position("close the current WAL file")];
+        let close = uplift[position("close the current WAL file")];
         let Action::Run { argv, user, .. } = &close.action else {
             panic!("closing the WAL file is a command: {close:?}");
         };
@@ -191,7 +191,7 @@ fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write()
         // The backup waits for the archived file in Barman's own lane, and `barman check`
         // runs beside it in a lane of its own, once the file is archived too.
         let lane = |name: Option<&str>| -> Vec<&str> {
-            karma
+            uplift
                 .iter()
                 .filter(|s| s.lane.as_deref() == name)
                 .map(|s| s.title.as_str())
@@ -220,7 +220,7 @@ fn barman_archives_its_first_wal_file_without_waiting_for_the_primary_to_write()
         // Barman's directories exist before any Barman command, so that the backup and the
         // check beside it never race to make one.
         assert_eq!(main[streams - 2], "create Barman's directories", "{main:?}");
-        let first_barman = karma
+        let first_barman = uplift
             .iter()
             .position(|s| match &s.action {
                 Action::Run { argv, .. } => argv[0] == "barman",
@@ -286,7 +286,7 @@ fn only_the_first_replica_may_be_promoted() {
             })
     };
     assert_eq!(priority("quartz").as_deref(), Some("priority=100"));
-    assert_eq!(priority("uplift").as_deref(), Some("priority=0"));
+    assert_eq!(priority("karma").as_deref(), Some("priority=0"));
     assert_eq!(priority("kestrel").as_deref(), Some("priority=100"));
 }
 
@@ -564,7 +564,11 @@ fn synchronous_designs_make_commits_wait_for_a_standby() {
             .any(|s| s.contains("ALTER ROLE repmgr SET synchronous_commit = local")),
         "{sql:?}"
     );
-    for node in &synchronous.nodes[..3] {
+    for node in synchronous
+        .nodes
+        .iter()
+        .filter(|n| ["kestrel", "quartz", "karma"].contains(&n.node.as_str()))
+    {
         let conf = &node
             .files
             .iter()
@@ -573,7 +577,7 @@ fn synchronous_designs_make_commits_wait_for_a_standby() {
             .content;
         assert!(
             conf.contains(
-                "synchronous_standby_names = 'ANY 1 (\"kestrel\", \"quartz\", \"uplift\")'"
+                "synchronous_standby_names = 'ANY 1 (\"kestrel\", \"quartz\", \"karma\")'"
             ),
             "{conf}"
         );
@@ -902,7 +906,7 @@ fn each_host_needs_the_packages_of_its_roles() {
         ]
     );
     assert_eq!(
-        of("karma"),
+        of("uplift"),
         ["supervisor", "procps", "barman", "barman-cli"]
     );
     draft.failover_manager = Some("patroni".into());

@@ -60,11 +60,27 @@ fn drafts() -> impl Strategy<Value = Draft> {
                 0..12,
             )),
         ),
+        (
+            option::of(proptest::collection::vec(
+                prop_oneof![
+                    Just("main".to_string()),
+                    Just("dr".to_string()),
+                    Just("x".to_string())
+                ],
+                0..12,
+            )),
+            text(&["system", "legacy", "vault"]),
+            text(&["8f4d20e7-034a-4b4c-9b0c-94a7b510587f", "not-a-uuid"]),
+            any::<bool>(),
+            text(&["16", "0", "64", "big"]),
+            text(&["32", "100"]),
+        ),
     )
         .prop_map(
             |(
                 (name, arch, flavour, version, fm, platform, region, itype, synchronous),
                 (os, osv, n, haproxy, dcs, redwood, locs, owner, net, hosts, addresses),
+                (placement, keyring, vault, volatile, root, barman),
             )| Draft {
                 cluster_name: name,
                 architecture: arch,
@@ -86,6 +102,15 @@ fn drafts() -> impl Strategy<Value = Draft> {
                 network: net,
                 hostnames: hosts,
                 addresses,
+                placement,
+                keyring_backend: keyring,
+                vault_name: vault,
+                volatile_subscriptions: volatile,
+                volume_sizes: m1studio_shared::spec::VolumeSizes {
+                    root,
+                    postgres: None,
+                    barman,
+                },
             },
         )
 }
@@ -120,6 +145,8 @@ proptest! {
         prop_assert!(diagnostics.is_empty(), "{} {:?}", text, diagnostics);
         let mut expected = draft.normalized();
         if let Some(names) = &mut expected.location_names { names.retain(|n| !n.is_empty()); }
+        // The vault belongs to the cluster directory, not to the design: links leave it out.
+        expected.vault_name = None;
         prop_assert_eq!(back.normalized(), expected);
     }
 
@@ -127,7 +154,7 @@ proptest! {
     fn command_lines_round_trip(draft in drafts()) {
         prop_assume!(!draft.cluster_name.is_empty() && !draft.cluster_name.contains(['/', '\\']) && !draft.cluster_name.starts_with('-'));
         prop_assume!(draft.location_names.as_ref().is_none_or(|l| !l.is_empty()));
-        for value in [&draft.region, &draft.instance_type, &draft.distribution, &draft.os_version, &draft.num_cascaded_replicas, &draft.patroni_dcs, &draft.owner, &draft.network, &draft.postgres_version, &draft.postgres_flavour, &draft.failover_manager, &draft.platform, &draft.architecture] {
+        for value in [&draft.region, &draft.instance_type, &draft.distribution, &draft.os_version, &draft.num_cascaded_replicas, &draft.patroni_dcs, &draft.owner, &draft.network, &draft.postgres_version, &draft.postgres_flavour, &draft.failover_manager, &draft.platform, &draft.architecture, &draft.keyring_backend, &draft.volume_sizes.root, &draft.volume_sizes.barman] {
             prop_assume!(value.as_ref().is_none_or(|v| !v.is_empty() && !v.starts_with('-') && !v.contains('=')));
         }
         let line = command_line(Program::M1studio, &draft.cluster_name, &draft);
@@ -137,6 +164,10 @@ proptest! {
         prop_assert!(problems.is_empty(), "{} {:?}", line, problems);
         let mut expected = draft.normalized();
         if let Some(hosts) = &mut expected.hostnames { hosts.retain(|h| !h.trim().is_empty()); }
+        // No option of configure places nodes off the M1 layout (only a config.yml does), and
+        // the vault belongs to the cluster directory.
+        expected.placement = None;
+        expected.vault_name = None;
         prop_assert_eq!(back.draft.normalized(), expected, "{}", line);
     }
 

@@ -111,8 +111,13 @@ fn version_is_required_and_in_range() {
         &["error version-invalid postgres_version"],
     );
     check(
-        "m1 -a M1 --postgresql 10 --enable-repmgr --platform docker",
+        "m1 -a M1 --postgresql 9 --enable-repmgr --platform docker",
         &["error version-out-of-range postgres_version"],
+    );
+    // TPA v23.31 configures 10 too: accepted, past its end of life.
+    check(
+        "m1 -a M1 --postgresql 10 --enable-repmgr --platform docker",
+        &["warning version-end-of-life postgres_version"],
     );
     check(
         "m1 -a M1 --postgresql 19 --enable-repmgr --platform docker",
@@ -711,6 +716,7 @@ fn every_code_is_produced_by_some_row_here_or_by_the_link_and_config_tests() {
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cmdline.rs"))
             .unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/plan.rs")).unwrap()
+        + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tpa.rs")).unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/drill.rs")).unwrap()
         + &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenario.rs"))
             .unwrap()
@@ -752,4 +758,128 @@ fn a_list_of_150000_host_names_is_checked_in_one_pass_with_twenty_messages_of_ea
     let duplicates = of(Code::HostnameDuplicate);
     assert_eq!(duplicates.len(), 3, "every repeated name, each once");
     assert_eq!(duplicates[0].path, "hostnames[155000]");
+}
+
+#[test]
+fn tpa_options_that_change_the_file_are_honoured_and_checked() {
+    const AWS: &str = "m1 -a M1 --postgresql 15 --enable-repmgr";
+    check(&format!("{AWS} --keyring-backend legacy"), &[]);
+    check(
+        &format!("{AWS} --keyring-backend vault"),
+        &["error keyring-backend-unknown keyring_backend"],
+    );
+    check(
+        &format!("{AWS} --root-volume-size 40 --postgres-volume-size 100 --barman-volume-size 500"),
+        &[],
+    );
+    check(
+        &format!("{AWS} --postgres-volume-size big --barman-volume-size 0"),
+        &[
+            "error volume-size-invalid volume_sizes.postgres",
+            "error volume-size-invalid volume_sizes.barman",
+        ],
+    );
+    check(
+        &format!("{BASE} --barman-volume-size 64"),
+        &["error aws-only-option volume_sizes.barman"],
+    );
+    check(&format!("{AWS} --use-volatile-subscriptions"), &[]);
+    check(&format!("{AWS} --regions us-east-1"), &[]);
+    check(
+        &format!("{AWS} --regions us-east-1 us-west-2"),
+        &["error option-unsupported region"],
+    );
+}
+
+#[test]
+fn tpa_options_that_change_nothing_get_a_note_and_the_others_are_refused_with_the_reason() {
+    let line = format!("{BASE} --no-git -v --no-shuffle-subnets --hostnames-sorted-by word");
+    check(&line, &[]);
+    let notes: Vec<_> = diagnostics(&line)
+        .into_iter()
+        .filter(|d| d.code.as_str() == "option-ignored")
+        .collect();
+    assert_eq!(notes.len(), 4, "{notes:?}");
+    assert!(
+        notes[0].message.starts_with("--no-git is tpaexec's"),
+        "{}",
+        notes[0].message
+    );
+    check(
+        &format!("{BASE} --enable-pem --extra-packages vim htop --os-image tpa/rocky:8"),
+        &[
+            "error option-unsupported options",
+            "error option-unsupported options",
+            "error option-unsupported options",
+        ],
+    );
+    let pem = message(&format!("{BASE} --enable-pem"), Code::OptionUnsupported);
+    assert!(pem.contains("does not deploy a PEM server"), "{pem}");
+    // The values of a refused option are its own, not a second cluster directory.
+    check(
+        "m1 -a M1 --epas 15 --no-redwood-compat --enable-repmgr --platform docker",
+        &[],
+    );
+    // Every option of TPA's help is either m1studio's own or known as TPA's.
+    let help = include_str!("fixtures/tpa-configure-help.txt");
+    for word in help.split_whitespace() {
+        let name = word.trim_end_matches(',');
+        if name.starts_with("--") && name.len() > 2 {
+            let name = name.split('=').next().unwrap_or(name);
+            assert!(
+                m1studio_shared::cmdline::find_option(name).is_some()
+                    || m1studio_shared::cmdline::find_tpa_option(name).is_some(),
+                "{name} from tpaexec's help is unknown"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_placement_from_a_config_yml_moves_nodes_with_a_warning_each() {
+    let draft = |placement: &[&str]| Draft {
+        placement: Some(placement.iter().map(|p| p.to_string()).collect()),
+        ..Draft::starter()
+    };
+    // The starter: primary, replica, Barman, one cascaded replica.
+    let (design, found) = m1studio_shared::validate(&draft(&["main", "main", "main", "dr"]));
+    let found = summary(&found, &[Severity::Error, Severity::Warning]);
+    assert_eq!(found, ["warning placement-differs placement[2]"]);
+    let design = design.unwrap();
+    assert_eq!(design.placement(), Some(&[0, 0, 0, 1][..]));
+    let (design, found) = m1studio_shared::validate(&draft(&["main", "main", "dr", "dr"]));
+    assert!(summary(&found, &[Severity::Error, Severity::Warning]).is_empty());
+    assert_eq!(
+        design.unwrap().placement(),
+        None,
+        "the M1 layout is no placement"
+    );
+    let (_, found) = m1studio_shared::validate(&draft(&["main", "moon", "dr", "dr"]));
+    assert_eq!(
+        summary(&found, &[Severity::Error, Severity::Warning]),
+        ["error placement-invalid placement[1]"]
+    );
+    let (_, found) = m1studio_shared::validate(&draft(&["main", "main"]));
+    assert_eq!(
+        summary(&found, &[Severity::Error, Severity::Warning]),
+        ["error placement-invalid placement"]
+    );
+}
+
+#[test]
+fn a_vault_name_is_a_uuid() {
+    let draft = |vault: &str| Draft {
+        vault_name: Some(vault.to_string()),
+        ..Draft::starter()
+    };
+    let (design, _) = m1studio_shared::validate(&draft("8F4D20E7-034A-4B4C-9B0C-94A7B510587F"));
+    assert_eq!(
+        design.unwrap().vault_name(),
+        Some("8f4d20e7-034a-4b4c-9b0c-94a7b510587f")
+    );
+    let (_, found) = m1studio_shared::validate(&draft("vault"));
+    assert_eq!(
+        summary(&found, &[Severity::Error, Severity::Warning]),
+        ["error vault-name-invalid vault_name"]
+    );
 }

@@ -1,5 +1,5 @@
-//! The layout of the instances: node order, names, locations, roles, upstreams, backups,
-//! the witness rule, etcd and HAProxy.
+//! The layout of the instances: TPA's node order (Barman 3, the cascaded replicas from 4), names,
+//! locations, roles, upstreams, backups, the witness rule, etcd and HAProxy.
 
 mod common;
 
@@ -44,10 +44,10 @@ fn default_layout_follows_the_seed() {
     check(
         REPMGR,
         &[
-            "1 kestrel main primary backup=karma",
+            "1 kestrel main primary backup=uplift",
             "2 quartz main replica up=kestrel",
-            "3 uplift dr replica up=quartz",
-            "4 karma dr barman",
+            "3 uplift dr barman",
+            "4 karma dr replica up=quartz",
         ],
     );
 }
@@ -68,7 +68,12 @@ fn no_cascaded_replicas_makes_barman_a_witness() {
 fn witness_follows_the_parity_of_postgres_nodes() {
     for n in 0..=32u32 {
         let lines = layout(&format!("{REPMGR} --num-cascaded-replicas {n}"));
-        let barman = &lines[(n + 2) as usize];
+        // TPA's numbering: Barman is always node 3.
+        let barman = &lines[2];
+        assert!(
+            barman.starts_with("3 ") && barman.contains("barman"),
+            "{barman}"
+        );
         let even = (n + 2) % 2 == 0;
         assert_eq!(barman.contains("barman+witness"), even, "n={n}: {barman}");
         assert_eq!(lines.len() as u32, n + 3);
@@ -79,7 +84,8 @@ fn witness_follows_the_parity_of_postgres_nodes() {
 fn efm_uses_the_witness_rule_too() {
     let lines =
         layout("m1 -a M1 --postgresql 15 --enable-efm --platform docker --num-cascaded-replicas 2");
-    assert!(lines[4].ends_with("barman+witness up=kestrel"), "{lines:?}");
+    // EFM's witness votes, and follows no upstream (TPA writes it as efm-witness).
+    assert_eq!(lines[2], "3 uplift dr barman+witness", "{lines:?}");
 }
 
 #[test]
@@ -102,15 +108,15 @@ fn haproxy_adds_two_nodes_whose_backends_are_the_postgres_nodes() {
     check(
         &format!("{PATRONI} --enable-haproxy --location-names east west"),
         &[
-            "1 kestrel east primary backup=karma",
+            "1 kestrel east primary backup=uplift",
             "2 quartz east replica up=kestrel",
-            "3 uplift west replica up=quartz",
-            "4 karma west barman",
+            "3 uplift west barman",
+            "4 karma west replica up=quartz",
             "5 quarry east etcd",
             "6 unison east etcd",
             "7 kingdom east etcd",
-            "8 quiver east haproxy backends=kestrel,quartz,uplift",
-            "9 upland east haproxy backends=kestrel,quartz,uplift",
+            "8 quiver east haproxy backends=kestrel,quartz,karma",
+            "9 upland east haproxy backends=kestrel,quartz,karma",
         ],
     );
 }
@@ -147,10 +153,10 @@ fn hostnames_from_a_file_replace_the_default_names() {
     check(
         &format!("{REPMGR} --hostnames-from four.txt"),
         &[
-            "1 alpha main primary backup=delta",
+            "1 alpha main primary backup=charlie",
             "2 bravo main replica up=alpha",
-            "3 charlie dr replica up=bravo",
-            "4 delta dr barman",
+            "3 charlie dr barman",
+            "4 delta dr replica up=bravo",
         ],
     );
 }

@@ -88,17 +88,17 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         wait_for_within(c, "document.querySelector('#barman-warning') === null", Duration::from_secs(20)).await?;
 
         // Stop the cascaded replica and start it again: it streams once more.
-        wait_for(c, "document.querySelector('.stop-node[data-node=uplift]') !== null").await?;
-        c.find(Locator::Css(".stop-node[data-node=uplift]")).await?.click().await?;
-        wait_for_within(c, "document.querySelector('#live-diagram .node.is-down[data-name=uplift]') !== null", Duration::from_secs(30)).await?;
+        wait_for(c, "document.querySelector('.stop-node[data-node=karma]') !== null").await?;
+        c.find(Locator::Css(".stop-node[data-node=karma]")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#live-diagram .node.is-down[data-name=karma]') !== null", Duration::from_secs(30)).await?;
         wait_for_within(
             c,
-            "document.querySelector('.start-node[data-node=uplift]') !== null",
+            "document.querySelector('.start-node[data-node=karma]') !== null",
             Duration::from_secs(30),
         )
         .await?;
-        c.find(Locator::Css(".start-node[data-node=uplift]")).await?.click().await?;
-        wait_for_within(c, "document.querySelector('#live-diagram [data-name=uplift] .live-standby') !== null", Duration::from_secs(60)).await?;
+        c.find(Locator::Css(".start-node[data-node=karma]")).await?.click().await?;
+        wait_for_within(c, "document.querySelector('#live-diagram [data-name=karma] .live-standby') !== null", Duration::from_secs(60)).await?;
 
         // The password never shows on the page.
         let id = eval(c, "document.getElementById('deployment').dataset.id").await?;

@@ -55,7 +55,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         let deploy = m1studio(&["deploy", &cluster, "--profile", "fast"], &dir)?;
         let stderr = String::from_utf8_lossy(&deploy.stderr).into_owned();
         assert!(deploy.status.success(), "deploy failed:\n{stderr}");
-        assert!(stderr.contains("[3/3] Clone the replica, quartz, from the primary, and the cascaded replicas from quartz once it is registered, all at once; start Barman on karma and back up kestrel; start repmgrd on each node once it is ready"), "{stderr}");
+        assert!(stderr.contains("[3/3] Clone the replica, quartz, from the primary, and the cascaded replicas from quartz once it is registered, all at once; start Barman on uplift and back up kestrel; start repmgrd on each node once it is ready"), "{stderr}");
         // The cascaded replica clones once the replica's registration has reached it.
         let at = |line: &str| {
             stderr
@@ -63,11 +63,11 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
                 .unwrap_or_else(|| panic!("no {line:?} in:\n{stderr}"))
         };
         assert!(
-            at("quartz: the registration reached the standby") < at("uplift: quartz is registered")
+            at("quartz: the registration reached the standby") < at("karma: quartz is registered")
         );
-        assert!(at("uplift: quartz is registered") < at("uplift: clone from quartz"));
-        assert!(stderr.contains("karma: take the first backup"), "{stderr}");
-        assert!(stderr.contains("karma: barman check is green"), "{stderr}");
+        assert!(at("karma: quartz is registered") < at("karma: clone from quartz"));
+        assert!(stderr.contains("uplift: take the first backup"), "{stderr}");
+        assert!(stderr.contains("uplift: barman check is green"), "{stderr}");
         let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
         assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.4:5432/postgres?target_session_attrs=read-write"), "{stdout}");
 
@@ -90,14 +90,14 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
 
         // The replica streams from the primary, and the cascaded replica from the replica.
         assert_eq!(query(&executor, "kestrel", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "barman_receive_wal:streaming,quartz:streaming");
-        assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication").await?, "uplift:streaming");
+        assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication").await?, "karma:streaming");
         query(&executor, "kestrel", "CREATE TABLE drill (id int); INSERT INTO drill VALUES (1)").await?;
-        eventually(&executor, "uplift", "SELECT count(*) FROM drill", "1", Duration::from_secs(10)).await?;
+        eventually(&executor, "karma", "SELECT count(*) FROM drill", "1", Duration::from_secs(10)).await?;
 
         // Barman: check green, one backup.
-        let check = executor.run("karma", &argv(&["barman", "check", "kestrel"]), "barman", None).await?;
+        let check = executor.run("uplift", &argv(&["barman", "check", "kestrel"]), "barman", None).await?;
         assert_eq!(check.code, 0, "{}", check.stdout);
-        let backups = executor.run("karma", &argv(&["barman", "list-backups", "--minimal", "kestrel"]), "barman", None).await?;
+        let backups = executor.run("uplift", &argv(&["barman", "list-backups", "--minimal", "kestrel"]), "barman", None).await?;
         assert_eq!(backups.stdout.lines().count(), 1, "{}", backups.stdout);
 
         // No password in what the deployment printed.
@@ -121,8 +121,8 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         eprintln!("{report}");
         assert_eq!(query(&executor, "quartz", "SELECT pg_is_in_recovery()").await?, "f");
         query(&executor, "quartz", "INSERT INTO drill VALUES (2)").await?;
-        eventually(&executor, "uplift", "SELECT count(*) FROM drill", "2", Duration::from_secs(20)).await?;
-        assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "uplift:streaming");
+        eventually(&executor, "karma", "SELECT count(*) FROM drill", "2", Duration::from_secs(20)).await?;
+        assert_eq!(query(&executor, "quartz", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication").await?, "karma:streaming");
         let status = m1studio(&["status", &cluster], &dir)?;
         let status = String::from_utf8_lossy(&status.stdout).into_owned();
         assert!(status.lines().any(|l| l.starts_with("quartz") && l.contains(" primary ")), "{status}");
@@ -143,7 +143,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         assert!(report.contains("acknowledged lost:    0"), "{report}");
         assert_eq!(query(&executor, "kestrel", "SELECT pg_is_in_recovery()").await?, "f");
         eventually(&executor, "quartz", "SELECT sender_host FROM pg_stat_wal_receiver", "kestrel", Duration::from_secs(30)).await?;
-        eventually(&executor, "uplift", "SELECT sender_host FROM pg_stat_wal_receiver", "quartz", Duration::from_secs(30)).await?;
+        eventually(&executor, "karma", "SELECT sender_host FROM pg_stat_wal_receiver", "quartz", Duration::from_secs(30)).await?;
         anyhow::Ok(())
     })
     .await;

@@ -23,7 +23,7 @@ async fn through(executor: &DockerExecutor, host: &str, port: u16, sql: &str) ->
     let conninfo = format!("host={host} port={port} user=barman dbname=postgres connect_timeout=2");
     let output = executor
         .run(
-            "karma",
+            "uplift",
             &argv(&["psql", "-XAtq", "-d", &conninfo, "-c", sql]),
             "barman",
             None,
@@ -159,7 +159,7 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         let streams = "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication WHERE application_name <> 'barman_receive_wal'";
         // As the senders see them. Once, just after the deployment ran, the replica showed no
         // sender to the cascaded replica for a moment: each must show within 30 s.
-        for (sender, expected) in [("kestrel", "quartz:streaming"), ("quartz", "uplift:streaming")] {
+        for (sender, expected) in [("kestrel", "quartz:streaming"), ("quartz", "karma:streaming")] {
             let mut seen = String::new();
             for _ in 0..30 {
                 seen = m1studio::engine::query(&executor, sender, streams).await?;
@@ -183,7 +183,7 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
         })
         .await?;
         ensure!(status["primary"] == "kestrel", "{status}");
-        ensure!(node(&status, "uplift")["upstream"] == "quartz", "{status}");
+        ensure!(node(&status, "karma")["upstream"] == "quartz", "{status}");
         // The live status asks etcd and HAProxy themselves: one etcd leader among three
         // healthy members, and both proxies sending writes to the leader.
         let members = ["quarry", "unison", "kingdom"].map(|m| node(&status, m)["service"].clone());

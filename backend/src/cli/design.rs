@@ -19,6 +19,16 @@ pub(crate) fn configure_command(args: &[String]) -> Result<ExitCode> {
         print!("{}", cmdline::configure_help());
         return Ok(ExitCode::SUCCESS);
     }
+    // The cluster directory's vault: kept from its config.yml when re-configured, else new.
+    let mut invocation = invocation;
+    if invocation.draft.vault_name.is_none() {
+        let existing = invocation.dir.as_deref().and_then(|dir| {
+            let text = std::fs::read_to_string(Path::new(dir).join("config.yml")).ok()?;
+            m1studio_shared::config::vault_name_of(&text)
+        });
+        invocation.draft.vault_name =
+            Some(existing.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
+    }
     let (configured, validation) = configure(&invocation.draft);
     let dir_missing = invocation.dir.is_none();
     diagnostics.extend(

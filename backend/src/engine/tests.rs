@@ -125,13 +125,13 @@ async fn a_plan_runs_in_order_with_secrets_filled_in_and_hidden_from_events() {
         .find("quartz postgres: repmgr -f /etc/repmgr.conf -h kestrel")
         .unwrap();
     let cascade = log
-        .find("uplift postgres: repmgr -f /etc/repmgr.conf -h quartz")
+        .find("karma postgres: repmgr -f /etc/repmgr.conf -h quartz")
         .unwrap();
     let registered = log
         .find("quartz postgres: timeout 60 sh -c until \"$@\" >/dev/null 2>&1; do sleep 0.2; done wait psql -XAtq -d repmgr")
         .unwrap();
     let backup = log
-        .find("karma barman: barman backup --wait kestrel")
+        .find("uplift barman: barman backup --wait kestrel")
         .unwrap();
     assert!(
         init < clone && clone < registered && registered < cascade && init < backup,
@@ -270,7 +270,7 @@ async fn a_failed_lane_stops_its_phase_without_waiting_for_the_other_lanes() {
     // its node is stuck; the replica's failed clone must still stop the plan at once.
     let executor = Recording {
         fail_on: Some("quartz postgres: repmgr -f /etc/repmgr.conf -h kestrel"),
-        hang_on: Some("karma barman: timeout 120 sh -c"),
+        hang_on: Some("uplift barman: timeout 120 sh -c"),
         ..Recording::default()
     };
     let secrets = Secrets::generate().unwrap();
@@ -289,7 +289,7 @@ async fn a_failed_lane_stops_its_phase_without_waiting_for_the_other_lanes() {
     );
     let log = executor.log.lock().unwrap();
     assert!(
-        log.iter().all(|l| !l.contains("uplift postgres: repmgr")),
+        log.iter().all(|l| !l.contains("karma postgres: repmgr")),
         "the cascaded replica, which follows the replica, never clones: {log:?}"
     );
     // The stopped steps are reported as such, before the failure that stopped them, so

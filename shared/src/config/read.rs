@@ -1,333 +1,26 @@
-//! config.yml: rendering a design as TPA's cluster configuration, byte for byte the same for the
-//! same design, and reading one back (written by us or edited by hand) into a draft, with TPA's topology checks.
+//! Reading a config.yml back into a draft: TPA's topology checks, TPA's own files (its extra
+//! roles, one location, its images, its placement of Barman, etcd and HAProxy) read as designs
+//! with a warning for each thing outside the M1 layout, and every path in a diagnostic a path in
+//! the file.
 
+use super::{ami_name, docker_image};
 use crate::diag::{Code, Diagnostic, has_errors};
 use crate::hostnames::default_hostname;
-use crate::spec::{
-    DISTRIBUTIONS, Design, Distribution, Draft, FailoverManager, Platform, PlatformSpec,
-};
-use crate::topology::{Role, Topology, topology};
+use crate::spec::{DISTRIBUTIONS, Distribution, Draft, FailoverManager, Platform};
+use crate::topology::{Kind, Role, Topology, topology};
 use crate::validate::validate;
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use yaml_serde::{Mapping, Value};
 
-/// The AMI name pattern for a distribution version on aws.
-fn ami_name(distribution: &Distribution, version: &str) -> String {
-    match distribution.name {
-        "Debian" => format!("debian-{version}-amd64-*"),
-        "Ubuntu" => format!("ubuntu/images/hvm-ssd*/ubuntu-*-{version}-amd64-server-*"),
-        "RedHat" => format!("RHEL-{version}.*_HVM-*-x86_64-*"),
-        "Rocky" => format!("Rocky-{version}-EC2-Base*"),
-        "AlmaLinux" => format!("AlmaLinux OS {version}.*"),
-        other => format!("{}-{version}-*", other.to_ascii_lowercase()),
+/// The `vault_name` of an existing config.yml, so that re-configuring a cluster directory keeps
+/// its vault (TPA's rule). A file too large or not YAML has none.
+pub fn vault_name_of(text: &str) -> Option<String> {
+    if text.len() > MAX_CONFIG_BYTES || too_deep(text, MAX_CONFIG_DEPTH).is_some() {
+        return None;
     }
-}
-
-/// The container image a distribution version runs as on docker.
-fn docker_image(distribution: &Distribution, version: &str) -> String {
-    format!("tpa/{}:{version}", distribution.name.to_ascii_lowercase())
-}
-
-#[derive(Serialize)]
-struct ConfigYml<'a> {
-    architecture: &'a str,
-    cluster_name: &'a str,
-    cluster_tags: BTreeMap<&'a str, &'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    docker_networks: Vec<DockerNetwork<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ec2_ami: Option<Ami>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ec2_instance_reachability: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    ec2_vpc: BTreeMap<&'a str, Vpc>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    cluster_rules: Vec<Rule>,
-    cluster_vars: ClusterVars,
-    locations: Vec<Location<'a>>,
-    instance_defaults: InstanceDefaults<'a>,
-    instances: Vec<InstanceYml<'a>>,
-}
-
-#[derive(Serialize)]
-struct DockerNetwork<'a> {
-    name: &'a str,
-    ipam_config: Vec<Subnet>,
-}
-
-#[derive(Serialize)]
-struct Subnet {
-    subnet: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Ami {
-    name: String,
-    owner: &'static str,
-}
-
-#[derive(Serialize)]
-struct Vpc {
-    #[serde(rename = "Name")]
-    name: String,
-    cidr: String,
-}
-
-#[derive(Serialize)]
-struct Rule {
-    cidr_ip: String,
-    from_port: u16,
-    proto: &'static str,
-    to_port: u16,
-}
-
-#[derive(Serialize)]
-struct ClusterVars {
-    edb_repositories: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epas_redwood_compat: Option<bool>,
-    failover_manager: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patroni_conf_settings: Option<PatroniConf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patroni_dcs: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    postgres_conf_settings: Option<BTreeMap<&'static str, String>>,
-    postgres_flavour: &'static str,
-    postgres_version: String,
-}
-
-/// Patroni settings for synchronous replication: `bootstrap.dcs.synchronous_mode`.
-#[derive(Serialize)]
-struct PatroniConf {
-    bootstrap: PatroniBootstrap,
-}
-
-#[derive(Serialize)]
-struct PatroniBootstrap {
-    dcs: PatroniDcs,
-}
-
-#[derive(Serialize)]
-struct PatroniDcs {
-    synchronous_mode: bool,
-}
-
-/// The `synchronous_standby_names` of a synchronous design: any one of the Postgres nodes
-/// streaming directly from the primary of the moment (the first replica, or after a failover
-/// the standbys of the new primary).
-pub fn synchronous_standby_names(topology: &Topology) -> String {
-    let names: Vec<String> = topology
-        .instances
-        .iter()
-        .filter(|i| i.kind.is_postgres())
-        .map(|i| format!("\"{}\"", i.name))
-        .collect();
-    format!("ANY 1 ({})", names.join(", "))
-}
-
-#[derive(Serialize)]
-struct Location<'a> {
-    #[serde(rename = "Name")]
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    az: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subnet: Option<String>,
-}
-
-#[derive(Serialize)]
-struct InstanceDefaults<'a> {
-    platform: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    image: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    os: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    os_version: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "type")]
-    instance_type: Option<&'a str>,
-    vars: BTreeMap<&'static str, &'static str>,
-}
-
-#[derive(Serialize)]
-struct InstanceYml<'a> {
-    node: u32,
-    #[serde(rename = "Name")]
-    name: &'a str,
-    location: &'a str,
-    role: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upstream: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backup: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_address: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    vars: BTreeMap<&'static str, Vec<&'a str>>,
-}
-
-/// Renders `design` (laid out as `topology`) as a TPA-compatible config.yml.
-pub fn render(design: &Design, topology: &Topology) -> String {
-    let name = design.cluster_name();
-    let platform = design.platform().platform();
-    let network = design.network();
-    let [main, dr] = design.locations();
-    let mut cluster_tags = BTreeMap::new();
-    if let Some(owner) = design.owner() {
-        cluster_tags.insert("Owner", owner);
-    }
-    let edb_repositories = if design.needs_edb_subscription() {
-        vec!["enterprise"]
-    } else {
-        Vec::new()
-    };
-    let mut config = ConfigYml {
-        architecture: crate::spec::ARCHITECTURE,
-        cluster_name: name,
-        cluster_tags,
-        docker_networks: Vec::new(),
-        ec2_ami: None,
-        ec2_instance_reachability: None,
-        ec2_vpc: BTreeMap::new(),
-        cluster_rules: Vec::new(),
-        cluster_vars: ClusterVars {
-            edb_repositories,
-            epas_redwood_compat: design.redwood(),
-            failover_manager: design.failover().as_str(),
-            patroni_conf_settings: (design.synchronous()
-                && design.failover() == FailoverManager::Patroni)
-                .then_some(PatroniConf {
-                    bootstrap: PatroniBootstrap {
-                        dcs: PatroniDcs {
-                            synchronous_mode: true,
-                        },
-                    },
-                }),
-            patroni_dcs: (design.failover() == FailoverManager::Patroni).then_some("etcd"),
-            postgres_conf_settings: (design.synchronous()
-                && design.failover() != FailoverManager::Patroni)
-                .then(|| {
-                    BTreeMap::from([(
-                        "synchronous_standby_names",
-                        synchronous_standby_names(topology),
-                    )])
-                }),
-            postgres_flavour: design.flavour().as_str(),
-            postgres_version: design.version().to_string(),
-        },
-        locations: vec![main, dr]
-            .into_iter()
-            .map(|name| Location {
-                name,
-                az: None,
-                region: None,
-                subnet: None,
-            })
-            .collect(),
-        instance_defaults: InstanceDefaults {
-            platform: platform.as_str(),
-            image: None,
-            os: None,
-            os_version: None,
-            instance_type: None,
-            vars: BTreeMap::new(),
-        },
-        instances: Vec::new(),
-    };
-    let distribution = design.distribution();
-    let os_version = design.os_version();
-    match design.platform() {
-        PlatformSpec::Docker => {
-            if let Some(network) = network {
-                config.docker_networks.push(DockerNetwork {
-                    name,
-                    ipam_config: vec![Subnet {
-                        subnet: network.to_string(),
-                    }],
-                });
-            }
-            config.instance_defaults.image = Some(docker_image(distribution, os_version));
-        }
-        PlatformSpec::Aws {
-            region,
-            instance_type,
-        } => {
-            config.ec2_ami = Some(Ami {
-                name: ami_name(distribution, os_version),
-                owner: distribution.ami_owner,
-            });
-            config.ec2_instance_reachability = Some("public");
-            if let Some(network) = network {
-                config.ec2_vpc.insert(
-                    region,
-                    Vpc {
-                        name: name.to_string(),
-                        cidr: network.to_string(),
-                    },
-                );
-                config.cluster_rules = vec![
-                    Rule {
-                        cidr_ip: "0.0.0.0/0".into(),
-                        from_port: 22,
-                        proto: "tcp",
-                        to_port: 22,
-                    },
-                    Rule {
-                        cidr_ip: network.to_string(),
-                        from_port: 0,
-                        proto: "tcp",
-                        to_port: 65535,
-                    },
-                ];
-                let counts = design.instances_per_location();
-                let subnets = crate::net::aws_subnets(network, counts);
-                for (i, location) in config.locations.iter_mut().enumerate() {
-                    location.az = Some(format!("{region}{}", ['a', 'b'][i]));
-                    location.region = Some(region);
-                    location.subnet = subnets.map(|s| s[i].to_string());
-                }
-            }
-            config.instance_defaults.instance_type = Some(instance_type);
-            config
-                .instance_defaults
-                .vars
-                .insert("ansible_user", "admin");
-        }
-        PlatformSpec::Bare => {
-            config.instance_defaults.os = Some(distribution.name);
-            config.instance_defaults.os_version = Some(os_version);
-        }
-    }
-    config.instances = topology
-        .instances
-        .iter()
-        .map(|i| {
-            let mut vars = BTreeMap::new();
-            if !i.backends.is_empty() {
-                vars.insert(
-                    "haproxy_backend_servers",
-                    i.backends.iter().map(String::as_str).collect(),
-                );
-            }
-            InstanceYml {
-                node: i.node,
-                name: &i.name,
-                location: &i.location,
-                role: i.roles.iter().map(|r| r.as_str()).collect(),
-                upstream: i.upstream.as_deref(),
-                backup: i.backup.as_deref(),
-                ip_address: i.ip_address.map(|a| a.to_string()),
-                vars,
-            }
-        })
-        .collect();
-    let body = yaml_serde::to_string(&config).unwrap_or_default();
-    format!("---\n{body}")
+    let root: Value = yaml_serde::from_str(text).ok()?;
+    let name = root.get("vault_name")?.as_str()?;
+    uuid::Uuid::try_parse(name).ok().map(|u| u.to_string())
 }
 
 /// One instance as read from a config.yml.
@@ -342,6 +35,8 @@ struct ReadInstance {
     backups: Vec<String>,
     /// Its `ip_address`, where it is one.
     address: Option<String>,
+    /// Whether its witness role is EFM's (which has no upstream).
+    efm_witness: bool,
 }
 
 /// The largest config.yml read, in bytes: TPA's own are a few KiB.
@@ -601,6 +296,13 @@ impl Reader {
                 "cluster_vars: with postgres_flavour, postgres_version and failover_manager",
             ),
         }
+        draft.keyring_backend = self.scalar(&root, "keyring_backend", "keyring_backend");
+        draft.vault_name = self.scalar(&root, "vault_name", "vault_name");
+        draft.volatile_subscriptions = root
+            .get("cluster_vars")
+            .and_then(|v| v.get("use_volatile_subscriptions"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let location_names = self.locations(&root, &mut draft);
         self.platform(&root, &mut draft);
         let instances = self.instances(&root, &location_names);
@@ -638,6 +340,24 @@ impl Reader {
                 draft.region = self.scalar(map, "region", &format!("{path}.region"));
             }
         }
+        if names.len() == 1 {
+            // TPA writes one location when every node of the design fits in it (EFM without
+            // cascaded replicas): the design keeps M1's second location, empty.
+            let second = crate::spec::DEFAULT_LOCATIONS
+                .into_iter()
+                .find(|d| *d != names[0])
+                .unwrap_or("dr")
+                .to_string();
+            self.out.push(Diagnostic::warning(
+                "locations",
+                Code::ConfigOneLocation,
+                format!(
+                    "config.yml has one location, '{}', where M1 has two: the design adds '{second}' for the disaster-recovery side, and every node stays in '{}'",
+                    names[0], names[0]
+                ),
+            ));
+            names.push(second);
+        }
         draft.location_names = Some(names.clone());
         names
     }
@@ -674,6 +394,7 @@ impl Reader {
             }
             Some(Platform::Aws) => {
                 draft.instance_type = self.scalar(defaults, "type", "instance_defaults.type");
+                draft.volume_sizes = volume_sizes(root, defaults);
                 if let Some(ami) = self.mapping(root, "ec2_ami", "ec2_ami")
                     && let Some(name) = self.scalar(ami, "Name", "ec2_ami.Name")
                 {
@@ -705,12 +426,14 @@ impl Reader {
         draft: &mut Draft,
         render: impl Fn(&Distribution, &str) -> String,
     ) {
+        let docker = draft.platform.as_deref() == Some(Platform::Docker.as_str());
         for distribution in DISTRIBUTIONS {
-            for version in distribution
-                .versions
-                .iter()
-                .chain(distribution.docker_versions)
-            {
+            let versions = if docker {
+                distribution.docker_versions
+            } else {
+                distribution.versions
+            };
+            for version in versions {
                 if render(distribution, version) == name {
                     draft.distribution = Some(distribution.name.to_string());
                     draft.os_version = Some((*version).to_string());
@@ -718,11 +441,16 @@ impl Reader {
                 }
             }
         }
+        let why = if docker {
+            "m1studio builds its docker nodes from Debian's packages"
+        } else {
+            "it is not an image m1studio knows"
+        };
         self.out.push(Diagnostic::warning(
             path,
             Code::DistributionUnsupported,
             format!(
-                "{path} '{name}' is not an image this tool knows: the design assumes Debian 12"
+                "{path} '{name}' is not used: {why}, so the design runs Debian 12; set the distribution in the designer or with --distribution and --os-version"
             ),
         ));
     }
@@ -752,22 +480,38 @@ impl Reader {
             };
             let location = self.scalar(map, "location", &format!("{path}.location"));
             let mut roles = BTreeSet::new();
+            let mut efm_witness = false;
             for (r, role) in self
                 .names(map, "role", &format!("{path}.role"))
                 .iter()
                 .enumerate()
             {
-                match Role::parse(role) {
-                    Some(role) => {
-                        roles.insert(role);
+                match role.as_str() {
+                    // EFM's witness: the node votes, and follows no upstream.
+                    "efm-witness" => {
+                        roles.insert(Role::Witness);
+                        efm_witness = true;
                     }
-                    None => self.out.push(Diagnostic::error(
+                    "log-server" | "monitoring-server" => self.out.push(Diagnostic::warning(
                         format!("{path}.role[{r}]"),
-                        Code::ConfigRoleUnknown,
+                        Code::ConfigRoleIgnored,
                         format!(
-                            "{path}.role has the unknown role '{role}': M1 instances have the roles primary, replica, barman, witness, etcd and haproxy"
+                            "{path}.role '{role}' is a TPA role that m1studio does not deploy (TPA puts the cluster's {} on the Barman node); it is kept in the file for tpaexec deploy, and m1studio reads the node by its other roles",
+                            if role == "log-server" { "central log server" } else { "monitoring server" }
                         ),
                     )),
+                    text => match Role::parse(text) {
+                        Some(role) => {
+                            roles.insert(role);
+                        }
+                        None => self.out.push(Diagnostic::error(
+                            format!("{path}.role[{r}]"),
+                            Code::ConfigRoleUnknown,
+                            format!(
+                                "{path}.role has the unknown role '{role}': M1 instances have the roles primary, replica, barman, witness (efm-witness with EFM), etcd and haproxy"
+                            ),
+                        )),
+                    },
                 }
             }
             let upstream = self
@@ -819,6 +563,7 @@ impl Reader {
                 upstream,
                 backups,
                 address,
+                efm_witness,
             });
         }
         instances.sort_by_key(|i| i.node);
@@ -882,7 +627,7 @@ impl Reader {
                     ));
                 }
             }
-            if i.roles.contains(&Role::Witness) && i.upstream.is_none() {
+            if i.roles.contains(&Role::Witness) && !i.efm_witness && i.upstream.is_none() {
                 self.out.push(Diagnostic::error(
                     format!("{path}.upstream"),
                     Code::ConfigWitnessNoUpstream,
@@ -937,6 +682,7 @@ impl Reader {
         if !names.iter().cloned().eq(defaults) {
             draft.hostnames = Some(names);
         }
+        self.placement(instances, draft);
         // Existing hosts' addresses; elsewhere the platform gives them.
         if draft.platform.as_deref() == Some("bare")
             && instances.iter().any(|i| i.address.is_some())
@@ -947,6 +693,48 @@ impl Reader {
                     .map(|i| i.address.clone().unwrap_or_default())
                     .collect(),
             );
+        }
+    }
+
+    /// Keeps where the file puts each node, when its nodes are the M1 layout's in TPA's order
+    /// but some sit in another location (TPA puts Barman in the first location, and spreads etcd
+    /// and HAProxy over both). Validation then warns for each moved node.
+    fn placement(&self, instances: &[ReadInstance], draft: &mut Draft) {
+        let Some(failover) = draft
+            .failover_manager
+            .as_deref()
+            .and_then(FailoverManager::parse)
+        else {
+            return;
+        };
+        let cascaded = instances
+            .iter()
+            .filter(|i| i.roles.contains(&Role::Replica))
+            .count()
+            .saturating_sub(1) as u32;
+        let kinds = crate::topology::node_kinds(failover, cascaded, draft.enable_haproxy);
+        let Some(locations) = draft.location_names.as_ref() else {
+            return;
+        };
+        let matches = kinds.len() == instances.len()
+            && kinds.iter().zip(instances).all(|(kind, i)| {
+                let main = match kind {
+                    Kind::Primary => Role::Primary,
+                    Kind::Replica | Kind::CascadedReplica => Role::Replica,
+                    Kind::Barman => Role::Barman,
+                    Kind::Etcd => Role::Etcd,
+                    Kind::Haproxy => Role::Haproxy,
+                };
+                i.roles.contains(&main)
+            });
+        if !matches || instances.iter().any(|i| !locations.contains(&i.location)) {
+            return;
+        }
+        let m1 = kinds
+            .iter()
+            .map(|k| locations.get(k.m1_location()).map(String::as_str));
+        if instances.iter().map(|i| Some(i.location.as_str())).ne(m1) {
+            draft.placement = Some(instances.iter().map(|i| i.location.clone()).collect());
         }
     }
 
@@ -1011,6 +799,62 @@ impl Reader {
     }
 }
 
+/// The sizes of an aws design's volumes, from `instance_defaults.default_volumes` (the root
+/// volume and the Postgres data volume) and the Barman instance's `volumes`; a size equal to
+/// TPA's default is left out.
+fn volume_sizes(root: &Mapping, defaults: &Mapping) -> crate::spec::VolumeSizes {
+    let size_of = |volumes: Option<&Value>, wanted: &dyn Fn(&Value) -> bool| {
+        volumes
+            .and_then(Value::as_sequence)
+            .and_then(|list| list.iter().find(|v| wanted(v)))
+            .and_then(|v| v.get("volume_size"))
+            .and_then(|s| match s {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+    };
+    let volume_for = |what: &'static str| {
+        move |v: &Value| {
+            v.get("vars")
+                .and_then(|vars| vars.get("volume_for"))
+                .and_then(Value::as_str)
+                == Some(what)
+        }
+    };
+    let barman_volumes = root
+        .get("instances")
+        .and_then(Value::as_sequence)
+        .and_then(|list| {
+            list.iter().find(|i| {
+                i.get("role")
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some("barman")))
+            })
+        })
+        .and_then(|i| i.get("volumes"));
+    let defaults_volumes = defaults.get("default_volumes");
+    let [root_size, postgres_size, barman_size] =
+        crate::spec::DEFAULT_VOLUME_SIZES.map(|s| s.to_string());
+    let keep = |found: Option<String>, default: &str| found.filter(|f| f != default);
+    crate::spec::VolumeSizes {
+        root: keep(
+            size_of(defaults_volumes, &|v: &Value| {
+                v.get("device_name").and_then(Value::as_str) == Some("root")
+            }),
+            &root_size,
+        ),
+        postgres: keep(
+            size_of(defaults_volumes, &volume_for("postgres_data")),
+            &postgres_size,
+        ),
+        barman: keep(
+            size_of(barman_volumes, &volume_for("barman_data")),
+            &barman_size,
+        ),
+    }
+}
+
 /// Rewrites a validation diagnostic's path (a draft field) to the place in config.yml that holds it.
 fn remap(mut diagnostic: Diagnostic, draft: &Draft) -> Diagnostic {
     let aws = draft.platform.as_deref() == Some(Platform::Aws.as_str());
@@ -1046,6 +890,9 @@ fn remap(mut diagnostic: Diagnostic, draft: &Draft) -> Diagnostic {
         }
         "location_names" => "locations".into(),
         "owner" => "cluster_tags.Owner".into(),
+        "volume_sizes.barman" => "instances".into(),
+        "volume_sizes.root" | "volume_sizes.postgres" => "instance_defaults.default_volumes".into(),
+        "placement" => "instances".into(),
         "network" if aws => "ec2_vpc".into(),
         "network" => "docker_networks[0].ipam_config[0].subnet".into(),
         _ => diagnostic.path.clone(),
@@ -1054,6 +901,7 @@ fn remap(mut diagnostic: Diagnostic, draft: &Draft) -> Diagnostic {
         "hostnames" if !tail.is_empty() => format!("instances{tail}.Name"),
         "addresses" if !tail.is_empty() => format!("instances{tail}.ip_address"),
         "location_names" if !tail.is_empty() => format!("locations{tail}.Name"),
+        "placement" if !tail.is_empty() => format!("instances{tail}.location"),
         _ => place,
     };
     diagnostic
