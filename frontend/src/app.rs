@@ -5,6 +5,7 @@ use crate::browser;
 use crate::components::deploy::Deploy;
 use crate::components::form::DesignForm;
 use crate::components::join::Join;
+use crate::components::open::OpenConfig;
 use crate::components::panels::{Diagram, LinkNotice, Outputs, Share, Summary};
 use crate::components::trainer::Trainer;
 use crate::state::{Action, DesignState};
@@ -120,7 +121,8 @@ fn Designer() -> Html {
                     <DesignForm draft={state.draft.clone()} hostnames_text={AttrValue::from(state.hostnames_text.clone())} view={view.clone()} dispatch={dispatch.clone()}/>
                 </section>
                 <section class="right" aria-label="Results">
-                    <LinkNotice notices={state.notices.clone()} dispatch={dispatch.clone()}/>
+                    <OpenConfig dispatch={dispatch.clone()}/>
+                    <LinkNotice notices={state.notices.clone()} source={state.source} dispatch={dispatch.clone()}/>
                     <Summary view={view.clone()}/>
                     <Diagram view={view.clone()}/>
                     <Outputs view={view.clone()}/>

@@ -112,6 +112,30 @@ pub fn download(name: &str, mime: &str, text: &str) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// The text of a file the user chose or dropped, read up to `limit` bytes (a larger file is
+/// refused before it is read).
+pub async fn file_text(file: &web_sys::File, limit: usize) -> Result<String, String> {
+    let size = file.size();
+    if size > limit as f64 {
+        return Err(format!(
+            "{} is {} KiB, more than the {} KiB a config.yml can be",
+            file.name(),
+            (size / 1024.0).round(),
+            limit / 1024
+        ));
+    }
+    JsFuture::from(file.text())
+        .await
+        .ok()
+        .and_then(|text| text.as_string())
+        .ok_or_else(|| format!("the browser could not read {}", file.name()))
+}
+
+/// A fresh random UUID from the browser's cryptography (for a cluster directory's vault).
+pub fn random_uuid() -> Option<String> {
+    window()?.crypto().ok().map(|c| c.random_uuid())
+}
+
 /// Milliseconds since the page started.
 pub fn now() -> f64 {
     window()

@@ -202,7 +202,24 @@ pub fn live_svg(design: &Design, topology: &Topology, status: &ClusterStatus) ->
 }
 
 fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) -> String {
-    let of = |kind: Kind| topology.of_kind(kind).collect::<Vec<_>>();
+    let [main, dr] = design.locations();
+    // Nodes a config.yml placed in the other location than the M1 layout's (TPA puts Barman in
+    // the first, and spreads etcd and HAProxy): each area gets a row of its own for them.
+    let moved_to = |area: &str| -> Vec<&Instance> {
+        topology
+            .instances
+            .iter()
+            .filter(|i| i.location == area && design.locations()[i.kind.m1_location()] != area)
+            .collect()
+    };
+    let (moved_a, moved_b) = (moved_to(main), moved_to(dr));
+    let moved = |i: &Instance| moved_a.iter().chain(&moved_b).any(|m| m.name == i.name);
+    let of = |kind: Kind| {
+        topology
+            .of_kind(kind)
+            .filter(|i| !moved(i))
+            .collect::<Vec<_>>()
+    };
     let (primary, replica) = (of(Kind::Primary), of(Kind::Replica));
     let (cascaded, barman, etcd, haproxy) = (
         of(Kind::CascadedReplica),
@@ -213,23 +230,38 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
     let n = cascaded.len() as u32;
     let grid_columns = n.clamp(1, GRID_COLUMNS);
     let grid_rows = n.div_ceil(GRID_COLUMNS).max(1);
-    let etcd_columns = etcd.len() as u32;
+    // The quorum's frame is at least two boxes wide, for its title, when members moved away.
+    let etcd_columns = match etcd.len() as u32 {
+        0 => 0,
+        here if (here as usize) < topology.of_kind(Kind::Etcd).count() => here.max(2),
+        here => here,
+    };
     let columns = (2 + etcd_columns).max(1 + grid_columns);
+
+    let columns = columns.max(moved_a.len() as u32).max(moved_b.len() as u32);
     let area_width = PAD * 2 + columns * (W + GAP_X) - GAP_X;
     let width = area_width + PAD * 2;
-
-    // Location A: HAProxy (if any) above the primary and the replica, etcd beside them.
+    // Location A: HAProxy (if any) above the primary and the replica, etcd beside them, and the
+    // nodes moved here below them.
     let a_top = PAD;
-    let a_rows = if haproxy.is_empty() { 1 } else { 2 };
+    let pg_row = u32::from(!haproxy.is_empty());
+    let a_rows = pg_row + 1 + u32::from(!moved_a.is_empty());
     let row_y = |row: u32| a_top + TITLE + 10 + row * (H + GAP_Y);
-    let pg_row = a_rows - 1;
     let a_height =
         TITLE + 10 + a_rows * (H + GAP_Y) - GAP_Y + PAD + if etcd.is_empty() { 0 } else { 6 };
-    // Location B: Barman under the primary, the cascaded replicas under the replica.
+    // Location B: Barman under the primary, the cascaded replicas under the replica, and the
+    // nodes moved here below them.
     let b_top = a_top + a_height + GAP_Y;
     let b_first = b_top + TITLE + 16;
     let group_extra = if n > ARROWS_EACH { 14 } else { 0 };
-    let b_height = TITLE + 16 + group_extra + grid_rows * (H + GAP_X) - GAP_X + PAD;
+    let grid_rows = if barman.is_empty() && n == 0 {
+        0
+    } else {
+        grid_rows
+    };
+    let moved_b_y = b_first + group_extra + grid_rows * (H + GAP_X);
+    let b_rows = grid_rows + u32::from(!moved_b.is_empty());
+    let b_height = TITLE + 16 + group_extra + b_rows.max(1) * (H + GAP_X) - GAP_X + PAD;
     let legend_y = b_top + b_height + 28;
     // The legend: its entries on one line, and the note after them, or on a line of its own
     // when the diagram is too narrow for both.
@@ -258,7 +290,6 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
     let width = width.max(entries_end + PAD).max(PAD * 2 + note_width);
     let note_y = if note_wraps { legend_y + 22 } else { legend_y };
     let height = note_y + 16;
-    let [main, dr] = design.locations();
 
     let mut out = String::with_capacity(4096 + 400 * topology.instances.len());
     let _ = write!(
@@ -289,18 +320,35 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
         );
     }
 
-    let primary_at = Box2 {
+    let moved_at = |name: &str| -> Option<Box2> {
+        if let Some(i) = moved_a.iter().position(|m| m.name == name) {
+            return Some(Box2 {
+                x: column_x(i as u32),
+                y: row_y(pg_row + 1),
+            });
+        }
+        moved_b.iter().position(|m| m.name == name).map(|i| Box2 {
+            x: column_x(i as u32),
+            y: moved_b_y,
+        })
+    };
+    let first_of = |kind: Kind| topology.of_kind(kind).next().map(|i| i.name.as_str());
+    let primary_at = first_of(Kind::Primary).and_then(&moved_at).unwrap_or(Box2 {
         x: column_x(0),
         y: row_y(pg_row),
-    };
-    let replica_at = Box2 {
+    });
+    let replica_at = first_of(Kind::Replica).and_then(&moved_at).unwrap_or(Box2 {
         x: column_x(1),
         y: row_y(pg_row),
-    };
-    let barman_at = Box2 {
-        x: column_x(0),
-        y: b_first + group_extra,
-    };
+    });
+    let barman_at = topology
+        .of_kind(Kind::Barman)
+        .next()
+        .and_then(|b| moved_at(&b.name))
+        .unwrap_or(Box2 {
+            x: column_x(0),
+            y: b_first + group_extra,
+        });
     let cascade_at = |i: u32| Box2 {
         x: column_x(1 + i % GRID_COLUMNS),
         y: b_first + group_extra + (i / GRID_COLUMNS) * (H + GAP_X),
@@ -364,6 +412,28 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
             );
         }
     }
+    // The edges of the moved nodes: a cascaded replica streams from the replica, HAProxy
+    // routes to the primary (Barman's backup edge is drawn above, to wherever it is).
+    for m in moved_a.iter().chain(&moved_b) {
+        let Some(at) = moved_at(&m.name) else {
+            continue;
+        };
+        let (from, to) = if at.y > replica_at.y {
+            ((replica_at.cx(), replica_at.bottom()), (at.cx(), at.y - 2))
+        } else {
+            ((replica_at.cx(), replica_at.y), (at.cx(), at.bottom() + 2))
+        };
+        match m.kind {
+            Kind::CascadedReplica => edge(&mut out, "streaming", &[from, to], None),
+            Kind::Haproxy => edge(
+                &mut out,
+                "routing",
+                &[(at.cx(), at.y), (primary_at.cx(), primary_at.bottom() + 2)],
+                None,
+            ),
+            _ => {}
+        }
+    }
     let haproxy_at = |i: u32| Box2 {
         x: column_x(i),
         y: row_y(0),
@@ -381,6 +451,7 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
             label,
         );
     }
+    let etcd_total = topology.of_kind(Kind::Etcd).count();
     if !etcd.is_empty() {
         let x = column_x(2) - 10;
         let w = etcd_columns * (W + GAP_X) - GAP_X + 20;
@@ -391,8 +462,8 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
             H + 28,
             x + 10,
             primary_at.y - 6,
-            etcd.len() / 2 + 1,
-            etcd.len()
+            etcd_total / 2 + 1,
+            etcd_total
         );
     }
 
@@ -421,6 +492,11 @@ fn svg_with(design: &Design, topology: &Topology, live: Option<&ClusterStatus>) 
     }
     for (i, h) in haproxy.iter().enumerate() {
         node(&mut out, h, haproxy_at(i as u32), live);
+    }
+    for m in moved_a.iter().chain(&moved_b) {
+        if let Some(at) = moved_at(&m.name) {
+            node(&mut out, m, at, live);
+        }
     }
 
     let mut x = PAD;
@@ -468,6 +544,57 @@ mod tests {
 
     fn count(svg: &str, needle: &str) -> usize {
         svg.matches(needle).count()
+    }
+
+    /// The top of node `name`'s box, and of location `location`'s area.
+    fn top_of(svg: &str, needle: &str) -> u32 {
+        svg.split(needle)
+            .nth(1)
+            .and_then(|rest| rest.split(" y=\"").nth(1))
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|y| y.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} not in the diagram"))
+    }
+
+    #[test]
+    fn nodes_a_tpa_file_placed_elsewhere_are_drawn_in_their_location() {
+        let text =
+            include_str!("../../shared/tests/fixtures/tpa/legacy-docker-patroni-haproxy-c1.yml");
+        let draft = m1studio_shared::config::read(text).0.unwrap();
+        let svg = diagram(draft);
+        let (a, b) = (
+            top_of(&svg, r#"data-location="main""#),
+            top_of(&svg, r#"data-location="dr""#),
+        );
+        let inside = |name: &str| {
+            let y = top_of(&svg, &format!(r#"data-name="{name}""#));
+            if y >= b {
+                "dr"
+            } else if y >= a {
+                "main"
+            } else {
+                "outside"
+            }
+        };
+        // Barman (node 3), etcd's nodes 5 and 7, and HAProxy's node 9, as TPA placed them.
+        for (name, location) in [
+            ("upstage", "main"),
+            ("knead", "main"),
+            ("unfurl", "main"),
+            ("keynote", "dr"),
+            ("quince", "dr"),
+            ("unhooks", "main"),
+            ("kooky", "dr"),
+            ("knave", "main"),
+            ("unscrew", "dr"),
+        ] {
+            assert_eq!(inside(name), location, "{name}");
+        }
+        assert_eq!(count(&svg, r#"class="node "#), 9);
+        assert!(
+            svg.contains("(2 of 3 must be up)"),
+            "the quorum counts every member"
+        );
     }
 
     #[test]

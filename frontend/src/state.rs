@@ -15,10 +15,23 @@ pub enum Action {
     Hostnames(String),
     /// Open the design a link describes.
     OpenLink(String),
+    /// Open the design a config.yml describes (dropped or pasted): TPA's own, or m1studio's.
+    OpenConfig(String),
     /// Start again from the starter design.
     Reset,
     /// Hide the notices about the link.
     DismissNotices,
+}
+
+/// Where the notices shown above the design come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeSource {
+    /// The link the page was opened at.
+    Link,
+    /// A config.yml that opened as the design.
+    Config,
+    /// A config.yml that could not be opened: the design is unchanged.
+    ConfigRefused,
 }
 
 /// What the designer holds.
@@ -26,8 +39,11 @@ pub enum Action {
 pub struct DesignState {
     /// The design as the user has it.
     pub draft: Draft,
-    /// What the link the design came from had that could not be used.
+    /// What the link or config.yml the design came from had that could not be used, or that
+    /// leaves the M1 layout.
     pub notices: Vec<Diagnostic>,
+    /// Where the notices come from.
+    pub source: NoticeSource,
     /// The host names as typed, one a line (the draft holds them parsed).
     pub hostnames_text: String,
 }
@@ -39,6 +55,7 @@ impl DesignState {
             return DesignState {
                 draft: Draft::starter(),
                 notices: Vec::new(),
+                source: NoticeSource::Link,
                 hostnames_text: String::new(),
             };
         }
@@ -51,7 +68,35 @@ impl DesignState {
         DesignState {
             draft,
             notices,
+            source: NoticeSource::Link,
             hostnames_text,
+        }
+    }
+
+    /// This state with the design of config.yml `text` opened, its reader's warnings as the
+    /// notices; or, when the file has errors, the design unchanged and the errors as notices.
+    pub fn with_config(&self, text: &str) -> DesignState {
+        let (draft, diagnostics) = m1studio_shared::config::read(text);
+        let notices: Vec<Diagnostic> = diagnostics
+            .into_iter()
+            .filter(|d| d.severity != m1studio_shared::Severity::Info)
+            .collect();
+        match draft {
+            Some(draft) => DesignState {
+                hostnames_text: draft
+                    .hostnames
+                    .as_ref()
+                    .map(|names| names.join("\n"))
+                    .unwrap_or_default(),
+                draft,
+                notices,
+                source: NoticeSource::Config,
+            },
+            None => DesignState {
+                notices,
+                source: NoticeSource::ConfigRefused,
+                ..self.clone()
+            },
         }
     }
 }
@@ -69,6 +114,7 @@ impl Reducible for DesignState {
                 next.hostnames_text = text;
             }
             Action::OpenLink(text) => next = DesignState::from_link(&text),
+            Action::OpenConfig(text) => next = self.with_config(&text),
             Action::Reset => next = DesignState::from_link(""),
             Action::DismissNotices => next.notices.clear(),
         }
@@ -101,11 +147,45 @@ mod tests {
     #[test]
     fn a_link_opens_its_design_with_notices_for_what_was_ignored() {
         let state =
-            DesignState::from_link("#v=1&name=lab&pg=17&fm=patroni&platform=docker&color=red");
+            DesignState::from_link("#v=2&name=lab&pg=17&fm=patroni&platform=docker&color=red");
         assert_eq!(state.draft.cluster_name, "lab");
         assert_eq!(state.notices.len(), 1);
         let state = reduce(state, vec![Action::DismissNotices]);
         assert!(state.notices.is_empty());
+    }
+
+    #[test]
+    fn a_tpa_config_yml_opens_as_its_design_with_the_readers_warnings() {
+        let text = include_str!("../../shared/tests/fixtures/tpa/legacy-docker-repmgr-c2.yml");
+        let state = reduce(starter(), vec![Action::OpenConfig(text.into())]);
+        assert_eq!(state.source, NoticeSource::Config);
+        assert_eq!(state.draft.cluster_name, "legacy-docker-repmgr-c2");
+        assert_eq!(state.draft.num_cascaded_replicas.as_deref(), Some("2"));
+        assert!(
+            state
+                .hostnames_text
+                .starts_with("kinship\nunicorn\nkiller\n")
+        );
+        let codes: Vec<&str> = state.notices.iter().map(|d| d.code.as_str()).collect();
+        assert!(codes.contains(&"placement-differs"), "{codes:?}");
+        assert!(codes.contains(&"config-role-ignored"), "{codes:?}");
+        // The link carries the design, never the vault.
+        let link = m1studio_shared::link::encode(&state.draft);
+        assert!(link.ends_with("&at=00011"), "{link}");
+        assert!(!link.contains("vault"), "{link}");
+    }
+
+    #[test]
+    fn a_broken_config_yml_leaves_the_design_and_says_why() {
+        let state = reduce(
+            starter(),
+            vec![Action::OpenConfig(
+                "architecture: M1\ninstances: [\n".into(),
+            )],
+        );
+        assert_eq!(state.source, NoticeSource::ConfigRefused);
+        assert_eq!(state.draft, Draft::starter());
+        assert_eq!(state.notices[0].code.as_str(), "config-syntax");
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub struct View {
     pub m1studio_line: String,
     /// The equivalent `tpaexec configure` line.
     pub tpaexec_line: String,
+    /// Where the file `tpaexec configure` writes would differ from the design shown.
+    pub tpa_differences: Vec<String>,
+    /// Whether the design places nodes as a config.yml did, which no option of `configure` can
+    /// say: the command lines then give the M1 layout.
+    pub placed: bool,
     /// The `--hostnames-from` file the lines refer to, if any.
     pub hostnames_file: Option<String>,
     /// The topology diagram, when there is no error.
@@ -58,11 +63,55 @@ impl View {
             link: link::encode(draft),
             m1studio_line: command_line(Program::M1studio, dir, draft),
             tpaexec_line: command_line(Program::Tpaexec, dir, draft),
+            tpa_differences: configured
+                .as_ref()
+                .map(|c| m1studio_shared::tpa::tpa_differences(&c.design, &c.topology))
+                .unwrap_or_default(),
+            placed: configured
+                .as_ref()
+                .is_some_and(|c| c.design.placement().is_some()),
             hostnames_file: hostnames_file(draft),
             svg,
             plan,
             configured,
         }
+    }
+
+    /// The `m1studio configure` script: the line, after a comment when the design places nodes
+    /// off the M1 layout, which the line cannot say.
+    pub fn m1studio_script(&self) -> String {
+        let mut text = String::new();
+        if self.placed {
+            text.push_str("# This design keeps the locations its config.yml gave its nodes; configure's options\n# give the M1 layout. Keep the config.yml (or the link) to keep those locations.\n");
+        }
+        text + &self.m1studio_line + "\n"
+    }
+
+    /// The `tpaexec configure` script: each way TPA's file would differ from the design shown,
+    /// as comments, then the line.
+    pub fn tpaexec_script(&self) -> String {
+        let mut text = String::new();
+        if !self.tpa_differences.is_empty() {
+            text.push_str("# Where the config.yml TPA v23.31 writes for this line differs from the design shown:\n");
+            for difference in &self.tpa_differences {
+                text.push_str(&format!("# - {difference}\n"));
+            }
+        }
+        text + &self.tpaexec_line + "\n"
+    }
+
+    /// The config.yml to download: the one shown, with a vault of its own (`vault`, a fresh
+    /// UUID) when the design has none yet, as `tpaexec configure` makes one for each directory.
+    pub fn config_download(&self, vault: Option<&str>) -> Option<String> {
+        let configured = self.configured.as_ref()?;
+        if configured.design.vault_name().is_some() {
+            return Some(configured.config_yml.clone());
+        }
+        let design = vault.and_then(|v| configured.design.with_vault_name(v));
+        Some(match design {
+            Some(design) => m1studio_shared::config::render(&design, &configured.topology),
+            None => configured.config_yml.clone(),
+        })
     }
 
     /// The diagnostics about one field (its path, or an element of it).
@@ -94,7 +143,31 @@ mod tests {
         assert_eq!(view.count(Severity::Error), 0);
         assert!(view.configured.is_some());
         assert!(view.svg.as_deref().is_some_and(|s| s.starts_with("<svg")));
-        assert_eq!(view.link, "v=1&name=m1&pg=15&fm=repmgr&platform=docker");
+        assert_eq!(view.link, "v=2&name=m1&pg=15&fm=repmgr&platform=docker");
+        // The tpaexec script says where TPA would put Barman, before the line.
+        let script = view.tpaexec_script();
+        assert!(
+            script.starts_with("# Where the config.yml TPA v23.31 writes"),
+            "{script}"
+        );
+        assert!(
+            script.contains("# - TPA puts uplift (barman, node 3) in 'main'"),
+            "{script}"
+        );
+        assert!(script.ends_with("--platform docker\n"), "{script}");
+        // The download has a vault of its own; the preview none, so it stays the same.
+        let configured = view.configured.as_ref().unwrap();
+        assert!(!configured.config_yml.contains("vault_name"));
+        let vault = "8f4d20e7-034a-4b4c-9b0c-94a7b510587f";
+        let download = view.config_download(Some(vault)).unwrap();
+        assert!(
+            download.contains(&format!("keyring_backend: system\nvault_name: {vault}\n")),
+            "{download}"
+        );
+        assert_eq!(
+            view.config_download(Some("not a uuid")).unwrap(),
+            configured.config_yml
+        );
         assert!(
             view.m1studio_line
                 .starts_with("m1studio configure m1 --architecture M1")

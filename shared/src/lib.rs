@@ -23,6 +23,7 @@ pub mod plan;
 pub mod scenario;
 pub mod spec;
 pub mod topology;
+pub mod tpa;
 pub mod validate;
 
 pub use diag::{Code, Diagnostic, Severity, has_errors};

@@ -603,6 +603,17 @@ impl Design {
     pub fn vault_name(&self) -> Option<&str> {
         self.vault_name.as_deref()
     }
+    /// The same design for a cluster directory whose vault is `name` (a UUID, as TPA makes it);
+    /// `None` when `name` is not one.
+    pub fn with_vault_name(&self, name: &str) -> Option<Design> {
+        let uuid = uuid::Uuid::try_parse(name)
+            .ok()
+            .filter(|_| name.len() == 36)?;
+        Some(Design {
+            vault_name: Some(uuid.to_string()),
+            ..self.clone()
+        })
+    }
     /// Whether TPA uses volatile subscriptions (always on docker).
     pub fn volatile_subscriptions(&self) -> bool {
         self.volatile_subscriptions || self.platform.platform() == Platform::Docker

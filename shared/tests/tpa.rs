@@ -275,3 +275,63 @@ fn re_configuring_keeps_the_vault_and_a_fresh_file_has_none_to_keep() {
     assert_eq!(config::vault_name_of("vault_name: nope\n"), None);
     assert_eq!(config::vault_name_of("[[[\n"), None);
 }
+
+#[test]
+fn tpas_own_placement_rule_gives_every_node_of_every_file_its_location() {
+    use m1studio_shared::Kind;
+    use m1studio_shared::tpa::tpa_location;
+    for (name, text) in tpa_files() {
+        let layout = layout(&text);
+        let cascaded = layout
+            .values()
+            .filter(|(_, _, roles, ..)| roles.iter().any(|r| r == "replica"))
+            .count()
+            - 1;
+        let locations = ["main", "dr"];
+        for (node, (_, location, roles, ..)) in &layout {
+            let kind = match roles[0].as_str() {
+                "primary" => Kind::Primary,
+                "replica" if *node == 2 => Kind::Replica,
+                "replica" => Kind::CascadedReplica,
+                "barman" => Kind::Barman,
+                "etcd" => Kind::Etcd,
+                "haproxy" => Kind::Haproxy,
+                other => panic!("{name}: role {other}"),
+            };
+            let node = u32::try_from(*node).unwrap();
+            assert_eq!(
+                locations[tpa_location(kind, node)],
+                location,
+                "{name}: node {node} ({kind:?}) with {cascaded} cascaded"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_tpaexec_tab_says_where_tpa_would_differ() {
+    use m1studio_shared::tpa::tpa_differences;
+    let (invocation, _) = common::parse(
+        "m1 -a M1 --postgresql 15 --enable-patroni --enable-haproxy --platform docker",
+    );
+    let configured = configure(&invocation.draft).0.unwrap();
+    let said = tpa_differences(&configured.design, &configured.topology);
+    assert_eq!(
+        said,
+        [
+            "TPA puts uplift (barman, node 3) in 'main'; this design has it in 'dr': the M1 document keeps Barman with the cascaded replicas, so that the backups survive the loss of the first location",
+            "TPA puts quarry (etcd, node 5) in 'dr'; this design has it in 'main': the M1 layout keeps etcd's quorum beside the primary, so that a lost link to the second location never stops failover",
+            "TPA puts kingdom (etcd, node 7) in 'dr'; this design has it in 'main': the M1 layout keeps etcd's quorum beside the primary, so that a lost link to the second location never stops failover",
+            "TPA puts upland (haproxy, node 9) in 'dr'; this design has it in 'main': the M1 layout keeps HAProxy beside the primary and its clients",
+            "TPA also gives uplift the roles log-server and monitoring-server, which m1studio does not deploy",
+            "TPA draws its host names at random from its word list; give --hostnames-from to keep these",
+        ]
+    );
+    // A design read from TPA's own file keeps TPA's placement: only the roles differ.
+    let text = include_str!("fixtures/tpa/legacy-docker-patroni-haproxy-c1.yml");
+    let draft = config::read(text).0.unwrap();
+    let configured = configure(&draft).0.unwrap();
+    let said = tpa_differences(&configured.design, &configured.topology);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("log-server"), "{said:?}");
+}

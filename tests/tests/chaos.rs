@@ -110,7 +110,7 @@ async fn the_server_killed_at_random_moments_of_20_deployments_leaves_nothing_be
         for i in 0..DEPLOYMENTS {
             let cluster = format!("{prefix}x{i}");
             let design = json!({
-                "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&n=0&net=10.{}.0.0%2F24", 150 + i),
+                "link": format!("v=2&name={cluster}&pg=15&fm=repmgr&platform=docker&n=0&net=10.{}.0.0%2F24", 150 + i),
                 "profile": "fast",
             });
             let (status, created) = call(addr(&server)?, "POST", "/api/deployments", Some(design))?;

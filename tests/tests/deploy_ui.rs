@@ -28,7 +28,7 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
 
     let result = destroy_on_failure(&executor, async {
         // A design the runner cannot deploy: the page lists why, and nothing is created.
-        open(c, &format!("{}#v=1&name={cluster}&pg=16&fm=repmgr&platform=docker", server.url())).await?;
+        open(c, &format!("{}#v=2&name={cluster}&pg=16&fm=repmgr&platform=docker", server.url())).await?;
         wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
         c.find(Locator::Id("deploy-button")).await?.click().await?;
         wait_for(c, "document.querySelector('#deploy-error [data-code=\"deploy-unsupported\"]') !== null").await?;
@@ -38,7 +38,7 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
 
         // A bare design goes to its hosts over SSH, which this server was not given the means
         // for: it refuses with the platform's diagnostic, and nothing is created.
-        open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=bare", server.url())).await?;
+        open(c, &format!("{}#v=2&name={cluster}&pg=15&fm=repmgr&platform=bare", server.url())).await?;
         wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
         c.find(Locator::Id("deploy-button")).await?.click().await?;
         wait_for(c, "document.querySelector('#deploy-error [data-code=\"deploy-unsupported\"]') !== null").await?;
@@ -47,7 +47,7 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         assert!(executor.containers().await?.is_empty());
 
         // The real design: progress per node, then running.
-        open(c, &format!("{}#v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.214.0.0%2F24", server.url())).await?;
+        open(c, &format!("{}#v=2&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.214.0.0%2F24", server.url())).await?;
         wait_for(c, "document.querySelector('#deploy-button') !== null && !document.querySelector('#deploy-button').disabled").await?;
         c.find(Locator::Id("deploy-button")).await?.click().await?;
         wait_for_within(c, "document.querySelector('#deploy-progress tr.done') !== null", Duration::from_secs(300)).await?;

@@ -178,7 +178,7 @@ async fn a_copied_link_opens_the_same_design_in_a_fresh_page() -> Result<()> {
         .await?
         .context("a link")?;
     assert!(
-        link.contains("#v=1&name=lab&pg=15&fm=patroni&platform=docker&n=3&owner=Jane+%26+Co"),
+        link.contains("#v=2&name=lab&pg=15&fm=patroni&platform=docker&n=3&owner=Jane+%26+Co"),
         "{link}"
     );
     // The address bar follows within a moment (it is written at most every 120 ms).
@@ -395,6 +395,106 @@ async fn each_nodes_files_and_the_plan_are_shown_without_secrets() -> Result<()>
     assert!(
         files.contains("password: '${secret:replicator}'"),
         "Patroni's passwords are placeholders: {files}"
+    );
+    browser.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tpa_config_yml_dropped_in_opens_as_its_design_with_the_link_and_tpas_differences()
+-> Result<()> {
+    let Some((server, browser)) = start().await? else {
+        return Ok(());
+    };
+    let c = &browser.client;
+    open(c, &server.url()).await?;
+    c.find(Locator::Css("#open-config summary"))
+        .await?
+        .click()
+        .await?;
+    // The file chooser reads the file through the browser, as a drop does.
+    let file = root().join("shared/tests/fixtures/tpa/legacy-docker-patroni-haproxy-c1.yml");
+    c.find(Locator::Id("open-config-file"))
+        .await?
+        .send_keys(&file.display().to_string())
+        .await?;
+    wait_for(c, "document.getElementById('link-notice') !== null").await?;
+    let notice = c.find(Locator::Id("link-notice")).await?.text().await?;
+    assert!(
+        notice.contains("config.yml was opened as this design"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("node 3 (barman) is in 'main' where the M1 layout puts it in 'dr'"),
+        "{notice}"
+    );
+    assert!(notice.contains("'log-server' is a TPA role"), "{notice}");
+    assert_eq!(
+        c.find(Locator::Id("name"))
+            .await?
+            .prop("value")
+            .await?
+            .as_deref(),
+        Some("legacy-docker-patroni-haproxy-c1")
+    );
+    assert_eq!(count(c, "#diagram .node").await?, 9);
+    assert_eq!(count(c, "#diagram .node.etcd").await?, 3);
+    // The link carries the design, with TPA's placement, and opens it elsewhere.
+    wait_for(c, "location.href.includes('&at=000110101')").await?;
+    let link = c
+        .find(Locator::Id("share-link"))
+        .await?
+        .prop("value")
+        .await?
+        .context("a link")?;
+    assert!(!link.contains("vault"), "{link}");
+    // The tpaexec tab: TPA's own file, so only TPA's extra roles differ.
+    c.find(Locator::Id("tab-tpaexec")).await?.click().await?;
+    let script = c.find(Locator::Id("output-text")).await?.text().await?;
+    assert!(
+        script.contains("the roles log-server and monitoring-server"),
+        "{script}"
+    );
+    assert!(!script.contains("TPA puts"), "{script}");
+    // The config.yml it shows is TPA's layout, with the file's vault.
+    c.find(Locator::Id("tab-config")).await?.click().await?;
+    let config = c.find(Locator::Id("output-text")).await?.text().await?;
+    assert!(
+        config.contains(
+            "keyring_backend: system\nvault_name: 793bb7ad-f7d2-4eda-8064-55ce13be439a\n"
+        ),
+        "{config}"
+    );
+
+    // A broken file, pasted: the design stays, and the notice says where the file is wrong.
+    let area = c.find(Locator::Id("open-config-text")).await?;
+    area.clear().await?;
+    area.send_keys("architecture: M1\ninstances: [\n").await?;
+    c.find(Locator::Id("open-config-button"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        c,
+        "document.getElementById('link-notice').innerText.includes('could not be opened')",
+    )
+    .await?;
+    let notice = c.find(Locator::Id("link-notice")).await?.text().await?;
+    assert!(notice.contains("is not valid YAML at line"), "{notice}");
+    assert_eq!(
+        count(c, "#diagram .node").await?,
+        9,
+        "the design is unchanged"
+    );
+
+    // A design of its own: the tpaexec tab names where TPA would put Barman.
+    open(c, &link.replace("&at=000110101", "")).await?;
+    wait_for(c, "document.getElementById('tab-tpaexec') !== null").await?;
+    c.find(Locator::Id("tab-tpaexec")).await?.click().await?;
+    let script = c.find(Locator::Id("output-text")).await?.text().await?;
+    assert!(
+        script.contains("TPA puts unfurl (barman, node 3) in 'main'; this design has it in 'dr'"),
+        "{script}"
     );
     browser.close().await;
     Ok(())

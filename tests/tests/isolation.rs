@@ -23,7 +23,7 @@ async fn a_primary_cut_off_the_network_is_replaced_and_fenced_before_it_comes_ba
     let server = Server::start_with_store(&dir.join("m1studio.db"))?;
     let result = destroy_on_failure(&executor, async {
         let design = json!({
-            "link": format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.221.0.0%2F24"),
+            "link": format!("v=2&name={cluster}&pg=15&fm=repmgr&platform=docker&net=10.221.0.0%2F24"),
         });
         let (status, created) = call(server.addr, "POST", "/api/deployments", Some(design))?;
         anyhow::ensure!(status == 202, "{created}");

@@ -80,7 +80,7 @@ async fn patroni_with_haproxy_fails_over_and_the_old_leader_comes_back_as_a_stan
     let server = Server::start_with_store(&dir.join("m1studio.db"))?;
     let result = destroy_on_failure(&executor, async {
         let design = json!({
-            "link": format!("v=1&name={cluster}&pg=15&fm=patroni&haproxy=1&platform=docker&net={NETWORK}.0%2F24"),
+            "link": format!("v=2&name={cluster}&pg=15&fm=patroni&haproxy=1&platform=docker&net={NETWORK}.0%2F24"),
             "profile": "fast",
         });
         let (status, created) = call(server.addr, "POST", "/api/deployments", Some(design))?;

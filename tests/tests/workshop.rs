@@ -83,7 +83,7 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
             ));
         }
         // The trainer's link, the default design: the same for all three, at once.
-        let link = format!("v=1&name={cluster}&pg=15&fm=repmgr&platform=docker");
+        let link = format!("v=2&name={cluster}&pg=15&fm=repmgr&platform=docker");
         let addr = server.addr;
         let submitted: Vec<Result<(u16, Value)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = attendees

@@ -5,5 +5,6 @@ pub mod deploy;
 pub mod field;
 pub mod form;
 pub mod join;
+pub mod open;
 pub mod panels;
 pub mod trainer;

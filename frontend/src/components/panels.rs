@@ -3,7 +3,7 @@
 
 use crate::browser;
 use crate::components::field::diagnostic_items;
-use crate::state::Action;
+use crate::state::{Action, NoticeSource};
 use crate::view::View;
 use m1studio_shared::{Diagnostic, Severity};
 use std::rc::Rc;
@@ -16,16 +16,19 @@ pub struct ViewProps {
     pub view: Rc<View>,
 }
 
-/// Props of the notice about a link.
+/// Props of the notice about a link or an opened config.yml.
 #[derive(Properties, PartialEq)]
 pub struct NoticeProps {
-    /// What the link had that could not be used.
+    /// What the link or file had that could not be used, or that leaves the M1 layout.
     pub notices: Vec<Diagnostic>,
+    /// Where they come from.
+    pub source: NoticeSource,
     /// Where "dismiss" goes.
     pub dispatch: Callback<Action>,
 }
 
-/// Says what an opened link had that was ignored, so a broken link never opens silently.
+/// Says what an opened link had that was ignored, so a broken link never opens silently; and
+/// what an opened config.yml had outside the M1 layout, or why it could not be opened.
 #[component]
 pub fn LinkNotice(props: &NoticeProps) -> Html {
     if props.notices.is_empty() {
@@ -34,7 +37,11 @@ pub fn LinkNotice(props: &NoticeProps) -> Html {
     let dismiss = props.dispatch.reform(|_| Action::DismissNotices);
     html! {
         <section class="notice" role="alert" id="link-notice">
-            <h2>{ "This link was opened with changes" }</h2>
+            <h2>{ match props.source {
+                NoticeSource::Link => "This link was opened with changes",
+                NoticeSource::Config => "config.yml was opened as this design",
+                NoticeSource::ConfigRefused => "config.yml could not be opened: the design is unchanged",
+            } }</h2>
             <ul>{ diagnostic_items(&props.notices) }</ul>
             <button type="button" class="secondary" onclick={dismiss}>{ "Dismiss" }</button>
         </section>
@@ -152,12 +159,12 @@ pub fn Outputs(props: &ViewProps) -> Html {
             "application/yaml",
         ),
         Tab::M1studio => (
-            Some(format!("{}\n", view.m1studio_line)),
+            Some(view.m1studio_script()),
             "configure-m1studio.sh".into(),
             "text/x-shellscript",
         ),
         Tab::Tpaexec => (
-            Some(format!("{}\n", view.tpaexec_line)),
+            Some(view.tpaexec_script()),
             "configure-tpaexec.sh".into(),
             "text/x-shellscript",
         ),
@@ -211,7 +218,12 @@ pub fn Outputs(props: &ViewProps) -> Html {
         })
     };
     let download = {
-        let text = text.clone().unwrap_or_default();
+        // config.yml leaves with a vault of its own, as tpaexec configure gives each directory.
+        let text = match *tab {
+            Tab::Config => view.config_download(browser::random_uuid().as_deref()),
+            _ => text.clone(),
+        }
+        .unwrap_or_default();
         let file = file.clone();
         Callback::from(move |_| {
             let _ = browser::download(&file, mime, &text);
