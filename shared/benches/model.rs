@@ -1,4 +1,5 @@
-//! Validate, lay out and render: the default design and one with 32 cascaded replicas.
+//! Validate, lay out and render: the default design and one with 32 cascaded replicas; and read
+//! a config.yml written by tpaexec configure.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use m1studio_shared::{Draft, configure};
@@ -15,6 +16,11 @@ fn model(c: &mut Criterion) {
     });
     c.bench_function("configure 32 cascaded replicas", |b| {
         b.iter(|| configure(black_box(&large)))
+    });
+    // TPA's own file for Patroni with HAProxy and 3 cascaded replicas: 13 instances.
+    let tpa = include_str!("../tests/fixtures/tpa/legacy-aws-patroni-haproxy-c3.yml");
+    c.bench_function("read TPA's config.yml (13 instances)", |b| {
+        b.iter(|| m1studio_shared::config::read(black_box(tpa)))
     });
     c.bench_function("link encode+decode default design", |b| {
         b.iter(|| {

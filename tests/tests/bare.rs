@@ -125,7 +125,8 @@ async fn a_bare_design_is_deployed_over_ssh_on_prepared_hosts() -> Result<()> {
         // M1 on the hosts: the replica streams from the primary, the cascaded replica from the
         // replica, a row written on the primary reaches the cascaded replica, Barman is green
         // with a backup.
-        let [primary, replica, cascaded, barman] = [0, 1, 2, 3].map(|i| hosts.topology.instances[i].name.clone());
+        // TPA's numbering: Barman is node 3, the cascaded replica node 4.
+        let [primary, replica, barman, cascaded] = [0, 1, 2, 3].map(|i| hosts.topology.instances[i].name.clone());
         eventually(&machines, &primary, "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication WHERE application_name <> 'barman_receive_wal'", &format!("{replica}:streaming")).await?;
         eventually(&machines, &replica, "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication", &format!("{cascaded}:streaming")).await?;
         query(&machines, &primary, "CREATE TABLE over_ssh (id int); INSERT INTO over_ssh VALUES (1)").await?;
@@ -257,7 +258,7 @@ async fn a_bare_patroni_design_with_haproxy_is_deployed_over_ssh() -> Result<()>
         };
         ensure!(row(names[0]).contains(" primary "), "{text}");
         ensure!(
-            row(names[1]).contains(" standby ") && row(names[2]).contains(" standby "),
+            row(names[1]).contains(" standby ") && row(names[3]).contains(" standby "),
             "{text}"
         );
         ensure!(text.contains("etcd leader"), "{text}");
@@ -299,7 +300,7 @@ async fn a_bare_patroni_design_with_haproxy_is_deployed_over_ssh() -> Result<()>
         ensure!(write.code == 0, "{}", write.stderr);
         eventually(
             &machines,
-            names[2],
+            names[3],
             "SELECT count(*) FROM through_haproxy",
             "1",
         )
