@@ -121,6 +121,32 @@ fn configure_writes_config_yml_and_prints_the_share_link() {
 }
 
 #[test]
+fn check_reads_a_file_tpaexec_wrote_as_a_design_and_gives_its_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tests/fixtures/tpa/legacy-docker-repmgr-c1.yml");
+    let out = m1studio(&["check", &file.display().to_string()], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stderr.contains(
+            "warning[placement-differs] instances[2].location: node 3 (barman) is in 'main'"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning[config-role-ignored]"), "{stderr}");
+    assert!(
+        stdout.contains("is a valid M1 configuration (0 errors, 5 warnings)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("same as, but with every node in the M1 layout's location: m1studio configure legacy-docker-repmgr-c1 --architecture M1 --postgresql 14 --failover-manager repmgr --platform docker --hostnames-from hostnames.txt"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("&at=0001"), "{stdout}");
+}
+
+#[test]
 fn a_tpaexec_command_line_pasted_into_configure_works_with_notes_or_says_what_cannot() {
     let tmp = tempfile::tempdir().unwrap();
     // As the architecture's documentation writes it, with TPA's own extras.

@@ -125,10 +125,19 @@ pub(crate) fn check_command(path: &Path) -> Result<ExitCode> {
                 file.display(),
                 summary(&diagnostics)
             );
+            // No option of configure moves nodes: the line gives the M1 layout.
+            let placed = if draft.placement.is_some() {
+                ", but with every node in the M1 layout's location"
+            } else {
+                ""
+            };
             println!(
-                "same as: {}",
+                "same as{placed}: {}",
                 cmdline::command_line(cmdline::Program::M1studio, &draft.cluster_name, &draft)
             );
+            let base =
+                std::env::var("M1STUDIO_URL").unwrap_or_else(|_| DEFAULT_DESIGNER_URL.to_string());
+            println!("share: {}", link::url(&base, &draft));
             Ok(ExitCode::SUCCESS)
         }
         _ => {
