@@ -58,7 +58,7 @@ async fn a_design_is_deployed_watched_broken_and_destroyed_from_the_page() -> Re
         // Live status on the diagram: the primary, two standbys, Barman.
         wait_for(c, "document.querySelector('#live-diagram[data-primary=kestrel]') !== null && document.querySelectorAll('#live-diagram .live-standby').length === 2").await?;
         let read_write = c.find(Locator::Id("conn-read-write")).await?.text().await?;
-        assert!(read_write.contains("10.214.0.2:5432,10.214.0.3:5432,10.214.0.4:5432") && read_write.contains("target_session_attrs=read-write"), "{read_write}");
+        assert!(read_write.contains("10.214.0.2:5432,10.214.0.3:5432,10.214.0.5:5432") && read_write.contains("target_session_attrs=read-write"), "{read_write}");
 
         // Kill the primary from the page (Barman left behind); the diagram and the timeline
         // follow the failover, and the drill's report counts the writes.

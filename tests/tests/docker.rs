@@ -69,7 +69,7 @@ async fn the_default_design_deploys_streams_backs_up_fails_over_and_is_destroyed
         assert!(stderr.contains("uplift: take the first backup"), "{stderr}");
         assert!(stderr.contains("uplift: barman check is green"), "{stderr}");
         let stdout = String::from_utf8_lossy(&deploy.stdout).into_owned();
-        assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.4:5432/postgres?target_session_attrs=read-write"), "{stdout}");
+        assert!(stdout.contains("postgresql://postgres@10.212.0.2:5432,10.212.0.3:5432,10.212.0.5:5432/postgres?target_session_attrs=read-write"), "{stdout}");
 
         // A server with a store of its own finds the cluster through its labels, running.
         {
