@@ -136,6 +136,7 @@ codes! {
     OptionIgnored => "option-ignored",
     OptionUnsupported => "option-unsupported",
     LinkRenumbered => "link-renumbered",
+    NumberingBarmanLast => "numbering-barman-last",
     DeployUnsupported => "deploy-unsupported",
     DrillInvalid => "drill-invalid",
     DrillNotNow => "drill-not-now",

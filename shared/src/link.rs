@@ -109,6 +109,10 @@ pub fn encode(draft: &Draft) -> String {
     if draft.volatile_subscriptions {
         out.append_pair("volatile", "1");
     }
+    // A cluster deployed before nodes were numbered as TPA does keeps its numbering.
+    if draft.numbering == crate::spec::Numbering::BarmanLast {
+        out.append_pair("order", "barman-last");
+    }
     let sizes = &draft.volume_sizes;
     for (key, value) in [
         ("rootgb", &sizes.root),
@@ -284,6 +288,10 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
                 Some(on) => draft.volatile_subscriptions = on,
                 None => ignored(&mut out, &key, format!("'{value}' is not 1 or 0")),
             },
+            "order" if value == "barman-last" => {
+                draft.numbering = crate::spec::Numbering::BarmanLast;
+            }
+            "order" => ignored(&mut out, &key, format!("'{value}' is not barman-last")),
             "rootgb" => draft.volume_sizes.root = Some(value),
             "pggb" => draft.volume_sizes.postgres = Some(value),
             "barmangb" => draft.volume_sizes.barman = Some(value),

@@ -96,6 +96,30 @@ pub struct Draft {
     /// (aws only).
     #[serde(skip_serializing_if = "VolumeSizes::is_empty")]
     pub volume_sizes: VolumeSizes,
+    /// How the nodes are numbered: as TPA numbers them, or, for a cluster deployed or a file
+    /// written before m1studio did, with Barman after the cascaded replicas.
+    #[serde(skip_serializing_if = "Numbering::is_tpa")]
+    pub numbering: Numbering,
+}
+
+/// The order of a design's node numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Numbering {
+    /// TPA's: primary 1, replica 2, Barman 3, the cascaded replicas from 4, etcd, HAProxy.
+    #[default]
+    Tpa,
+    /// m1studio's before it numbered as TPA: the cascaded replicas from 3, then Barman. Kept for
+    /// the clusters deployed and the config.yml files written then, whose nodes keep their
+    /// numbers, names and addresses.
+    BarmanLast,
+}
+
+impl Numbering {
+    /// Whether this is TPA's numbering (the default, left out of stored drafts).
+    pub fn is_tpa(&self) -> bool {
+        *self == Numbering::Tpa
+    }
 }
 
 /// The sizes of an aws design's EBS volumes in GB, as typed; `None` is TPA's default.
@@ -212,6 +236,7 @@ impl Draft {
             vault_name: self.vault_name.clone(),
             volatile_subscriptions: self.volatile_subscriptions
                 && self.platform.as_deref() != Some(Platform::Docker.as_str()),
+            numbering: self.numbering,
             volume_sizes: if aws {
                 let [root, postgres, barman] = DEFAULT_VOLUME_SIZES.map(|s| s.to_string());
                 VolumeSizes {
@@ -521,6 +546,7 @@ pub struct Design {
     pub(crate) volatile_subscriptions: bool,
     /// Root, Postgres data and Barman volume sizes in GB (used on aws).
     pub(crate) volume_sizes: [u32; 3],
+    pub(crate) numbering: Numbering,
 }
 
 impl Design {
@@ -621,6 +647,10 @@ impl Design {
     /// Root, Postgres data and Barman volume sizes in GB.
     pub fn volume_sizes(&self) -> [u32; 3] {
         self.volume_sizes
+    }
+    /// How the nodes are numbered.
+    pub fn numbering(&self) -> Numbering {
+        self.numbering
     }
     /// How many Postgres nodes (primary, replica, cascaded replicas) the design has.
     pub fn postgres_nodes(&self) -> u32 {

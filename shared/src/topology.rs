@@ -3,7 +3,7 @@
 
 use crate::hostnames::default_hostname;
 use crate::net;
-use crate::spec::{Design, FailoverManager, PlatformSpec};
+use crate::spec::{Design, FailoverManager, Numbering, PlatformSpec};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -186,8 +186,28 @@ impl Kind {
 /// The kind of each node, in node order: TPA's numbering, primary 1, replica 2, Barman 3, the
 /// cascaded replicas from 4, then etcd's three members (Patroni) and the two HAProxy nodes.
 pub fn node_kinds(failover: FailoverManager, cascaded: u32, haproxy: bool) -> Vec<Kind> {
-    let mut kinds = vec![Kind::Primary, Kind::Replica, Kind::Barman];
-    kinds.extend((0..cascaded).map(|_| Kind::CascadedReplica));
+    node_kinds_in(Numbering::Tpa, failover, cascaded, haproxy)
+}
+
+/// The kind of each node, in node order, numbered as `numbering` says.
+pub fn node_kinds_in(
+    numbering: Numbering,
+    failover: FailoverManager,
+    cascaded: u32,
+    haproxy: bool,
+) -> Vec<Kind> {
+    let mut kinds = vec![Kind::Primary, Kind::Replica];
+    let replicas = (0..cascaded).map(|_| Kind::CascadedReplica);
+    match numbering {
+        Numbering::Tpa => {
+            kinds.push(Kind::Barman);
+            kinds.extend(replicas);
+        }
+        Numbering::BarmanLast => {
+            kinds.extend(replicas);
+            kinds.push(Kind::Barman);
+        }
+    }
     if failover == FailoverManager::Patroni {
         kinds.extend([Kind::Etcd; 3]);
     }
@@ -206,7 +226,8 @@ pub fn topology(design: &Design) -> Topology {
         None => default_hostname(node),
     };
     let locations = design.locations();
-    let kinds = node_kinds(
+    let kinds = node_kinds_in(
+        design.numbering(),
         design.failover(),
         design.cascaded_replicas(),
         design.haproxy(),

@@ -88,7 +88,12 @@ impl Checker<'_> {
         let placement = match (failover, cascaded, locations.as_ref()) {
             (Some(failover), Some(cascaded), Some(locations)) => self.placement(
                 draft,
-                &crate::topology::node_kinds(failover, cascaded, draft.enable_haproxy),
+                &crate::topology::node_kinds_in(
+                    draft.numbering,
+                    failover,
+                    cascaded,
+                    draft.enable_haproxy,
+                ),
                 locations,
             ),
             _ => Ok(None),
@@ -103,6 +108,7 @@ impl Checker<'_> {
                 locations.as_ref(),
                 draft.synchronous,
                 placement.as_ref().ok().and_then(|p| p.as_deref()),
+                draft.numbering,
             );
         }
         if let Some(flavour) = flavour
@@ -144,6 +150,12 @@ impl Checker<'_> {
             vault_name: vault_name.ok()?,
             volatile_subscriptions: draft.volatile_subscriptions,
             volume_sizes: volume_sizes.ok()?,
+            // Without a cascaded replica both orders are the same.
+            numbering: if cascaded? == 0 {
+                crate::spec::Numbering::Tpa
+            } else {
+                draft.numbering
+            },
         })
     }
 
@@ -923,6 +935,7 @@ impl Checker<'_> {
         locations: Option<&[String; 2]>,
         synchronous: bool,
         placement: Option<&[usize]>,
+        numbering: crate::spec::Numbering,
     ) {
         let postgres = 2 + cascaded;
         if failover.witness_for(postgres) {
@@ -937,7 +950,7 @@ impl Checker<'_> {
         }
         if failover == FailoverManager::Patroni {
             // Where etcd's three members sit: by default all in the first location.
-            let kinds = crate::topology::node_kinds(failover, cascaded, false);
+            let kinds = crate::topology::node_kinds_in(numbering, failover, cascaded, false);
             let mut members = [0usize; 2];
             for (at, kind) in kinds.iter().enumerate() {
                 if *kind == crate::topology::Kind::Etcd {

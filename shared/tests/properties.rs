@@ -74,13 +74,14 @@ fn drafts() -> impl Strategy<Value = Draft> {
             any::<bool>(),
             text(&["16", "0", "64", "big"]),
             text(&["32", "100"]),
+            any::<bool>(),
         ),
     )
         .prop_map(
             |(
                 (name, arch, flavour, version, fm, platform, region, itype, synchronous),
                 (os, osv, n, haproxy, dcs, redwood, locs, owner, net, hosts, addresses),
-                (placement, keyring, vault, volatile, root, barman),
+                (placement, keyring, vault, volatile, root, barman, barman_last),
             )| Draft {
                 cluster_name: name,
                 architecture: arch,
@@ -110,6 +111,11 @@ fn drafts() -> impl Strategy<Value = Draft> {
                     root,
                     postgres: None,
                     barman,
+                },
+                numbering: if barman_last {
+                    m1studio_shared::spec::Numbering::BarmanLast
+                } else {
+                    m1studio_shared::spec::Numbering::Tpa
                 },
             },
         )
@@ -168,6 +174,7 @@ proptest! {
         // the vault belongs to the cluster directory.
         expected.placement = None;
         expected.vault_name = None;
+        expected.numbering = m1studio_shared::spec::Numbering::Tpa;
         prop_assert_eq!(back.draft.normalized(), expected, "{}", line);
     }
 

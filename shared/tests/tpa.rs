@@ -335,3 +335,53 @@ fn the_tpaexec_tab_says_where_tpa_would_differ() {
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(said[0].contains("log-server"), "{said:?}");
 }
+
+#[test]
+fn a_file_an_earlier_m1studio_wrote_keeps_its_numbering_and_every_host_its_role() {
+    use m1studio_shared::spec::Numbering;
+    // Barman was node 5, after two cascaded replicas; the file gives addresses too.
+    let text = include_str!("fixtures/m1studio-before-tpa-numbering.yml");
+    let (draft, diagnostics) = config::read(text);
+    let found = common::summary(&diagnostics, &[Severity::Error, Severity::Warning]);
+    assert_eq!(
+        found,
+        ["warning numbering-barman-last instances"],
+        "{diagnostics:?}"
+    );
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.message.contains("numbers Barman 5 after"))
+    );
+    let draft = draft.unwrap();
+    assert_eq!(draft.numbering, Numbering::BarmanLast);
+    let configured = configure(&draft).0.unwrap();
+    assert_eq!(
+        layout(&configured.config_yml),
+        layout(text),
+        "the same node numbers, names, roles, locations, upstreams and backups"
+    );
+    // The addresses too (on the default network the file need not write them; the containers
+    // keep them).
+    let root: Value = yaml_serde::from_str(text).unwrap();
+    let mut checked = 0;
+    for instance in root["instances"].as_sequence().unwrap() {
+        let name = instance["Name"].as_str().unwrap();
+        let address = instance["ip_address"].as_str().unwrap();
+        let ours = configured.topology.get(name).unwrap().ip_address.unwrap();
+        assert_eq!(ours.to_string(), address, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+    // Configured again, as TPA numbers them.
+    let renumbered = m1studio_shared::Draft {
+        numbering: Numbering::Tpa,
+        hostnames: None,
+        ..draft
+    };
+    let configured = configure(&renumbered).0.unwrap();
+    assert_eq!(
+        configured.topology.instances[2].kind,
+        m1studio_shared::Kind::Barman
+    );
+}

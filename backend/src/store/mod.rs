@@ -86,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
         heartbeat_ms INTEGER NOT NULL
     );
 ",
+    "
+    -- Every deployment so far numbered Barman after the cascaded replicas; nodes are numbered
+    -- as TPA does from now on. The clusters already made keep their numbers, names and
+    -- addresses.
+    UPDATE deployments SET draft = json_set(draft, '$.numbering', 'barman-last');
+",
 ];
 
 /// How often a process that uses the store says it lives.

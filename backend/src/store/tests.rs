@@ -133,6 +133,48 @@ fn one_live_deployment_per_cluster_name_and_destroyed_ones_forget_their_password
 }
 
 #[test]
+fn deployments_made_before_tpas_numbering_keep_theirs() {
+    use m1studio_shared::spec::Numbering;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m1studio.db");
+    // A store as the version before wrote it: five migrations, one deployment.
+    let mut connection = Connection::open(&path).unwrap();
+    for migration in &MIGRATIONS[..5] {
+        connection.execute_batch(migration).unwrap();
+    }
+    connection.pragma_update(None, "user_version", 5).unwrap();
+    let old = serde_json::to_string(&Draft::starter()).unwrap();
+    let tx = connection.transaction().unwrap();
+    tx.execute(
+        "INSERT INTO deployments (id, cluster, state, profile, draft, created_ms, updated_ms) VALUES ('d1', 'm1', 'running', 'fast', ?1, 1, 1)",
+        [&old],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    drop(connection);
+    let store = Store::open(&path).unwrap();
+    let before = store.get("d1").unwrap().unwrap();
+    assert_eq!(before.draft.numbering, Numbering::BarmanLast);
+    let configured = m1studio_shared::configure(&before.draft).0.unwrap();
+    let barman = configured
+        .topology
+        .of_kind(m1studio_shared::Kind::Barman)
+        .next()
+        .unwrap();
+    assert_eq!(
+        (barman.node, barman.name.as_str()),
+        (4, "karma"),
+        "the cluster keeps its Barman, its name and its number"
+    );
+    // A new deployment is numbered as TPA does.
+    store.insert(&record("d2", "m2"), &[]).unwrap();
+    assert_eq!(
+        store.get("d2").unwrap().unwrap().draft.numbering,
+        Numbering::Tpa
+    );
+}
+
+#[test]
 fn a_store_from_a_newer_version_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m1studio.db");

@@ -6,8 +6,8 @@
 use super::{ami_name, docker_image};
 use crate::diag::{Code, Diagnostic, has_errors};
 use crate::hostnames::default_hostname;
-use crate::spec::{DISTRIBUTIONS, Distribution, Draft, FailoverManager, Platform};
-use crate::topology::{Kind, Role, Topology, topology};
+use crate::spec::{DISTRIBUTIONS, Distribution, Draft, FailoverManager, Numbering, Platform};
+use crate::topology::{Kind, Role, Topology, node_kinds_in, topology};
 use crate::validate::validate;
 use std::collections::{BTreeMap, BTreeSet};
 use yaml_serde::{Mapping, Value};
@@ -669,7 +669,7 @@ impl Reader {
     }
 
     /// Sets the draft's counts and names from the instances.
-    fn derive_layout(&self, instances: &[ReadInstance], draft: &mut Draft) {
+    fn derive_layout(&mut self, instances: &[ReadInstance], draft: &mut Draft) {
         // M1 has exactly one replica of the primary; every other replica is a cascaded one.
         let replicas = instances
             .iter()
@@ -699,7 +699,7 @@ impl Reader {
     /// Keeps where the file puts each node, when its nodes are the M1 layout's in TPA's order
     /// but some sit in another location (TPA puts Barman in the first location, and spreads etcd
     /// and HAProxy over both). Validation then warns for each moved node.
-    fn placement(&self, instances: &[ReadInstance], draft: &mut Draft) {
+    fn placement(&mut self, instances: &[ReadInstance], draft: &mut Draft) {
         let Some(failover) = draft
             .failover_manager
             .as_deref()
@@ -712,22 +712,43 @@ impl Reader {
             .filter(|i| i.roles.contains(&Role::Replica))
             .count()
             .saturating_sub(1) as u32;
-        let kinds = crate::topology::node_kinds(failover, cascaded, draft.enable_haproxy);
-        let Some(locations) = draft.location_names.as_ref() else {
+        let Some(locations) = draft.location_names.clone() else {
             return;
         };
-        let matches = kinds.len() == instances.len()
-            && kinds.iter().zip(instances).all(|(kind, i)| {
-                let main = match kind {
-                    Kind::Primary => Role::Primary,
-                    Kind::Replica | Kind::CascadedReplica => Role::Replica,
-                    Kind::Barman => Role::Barman,
-                    Kind::Etcd => Role::Etcd,
-                    Kind::Haproxy => Role::Haproxy,
-                };
-                i.roles.contains(&main)
-            });
-        if !matches || instances.iter().any(|i| !locations.contains(&i.location)) {
+        let matches = |kinds: &[Kind]| {
+            kinds.len() == instances.len()
+                && kinds.iter().zip(instances).all(|(kind, i)| {
+                    let main = match kind {
+                        Kind::Primary => Role::Primary,
+                        Kind::Replica | Kind::CascadedReplica => Role::Replica,
+                        Kind::Barman => Role::Barman,
+                        Kind::Etcd => Role::Etcd,
+                        Kind::Haproxy => Role::Haproxy,
+                    };
+                    i.roles.contains(&main)
+                })
+        };
+        let haproxy = draft.enable_haproxy;
+        let kinds_in = |numbering| node_kinds_in(numbering, failover, cascaded, haproxy);
+        // A file an earlier m1studio wrote numbers Barman after the cascaded replicas: its nodes
+        // keep their numbers, so that each host keeps its role.
+        let kinds = if matches(&kinds_in(Numbering::Tpa)) {
+            kinds_in(Numbering::Tpa)
+        } else if cascaded > 0 && matches(&kinds_in(Numbering::BarmanLast)) {
+            draft.numbering = Numbering::BarmanLast;
+            self.out.push(Diagnostic::warning(
+                "instances",
+                Code::NumberingBarmanLast,
+                format!(
+                    "config.yml numbers Barman {} after the cascaded replicas, as m1studio did before it numbered nodes as TPA does (Barman 3, the cascaded replicas from 4): its nodes keep their numbers, so that each host keeps its role; configure it again to number them as TPA does",
+                    cascaded + 3
+                ),
+            ));
+            kinds_in(Numbering::BarmanLast)
+        } else {
+            return;
+        };
+        if instances.iter().any(|i| !locations.contains(&i.location)) {
             return;
         }
         let m1 = kinds
