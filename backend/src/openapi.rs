@@ -150,7 +150,7 @@ fn document_as_written() -> Value {
             "/api/designs/check": { "post": {
                 "summary": "Validate a design and render its config.yml",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": reference("Design") } } },
-                "responses": ok("200", "Every diagnostic; the config.yml and instances when valid", json!({ "type": "object" }), &["400", "401", "422"]) } },
+                "responses": ok("200", "Every diagnostic, the link and the design's fields (draft); the config.yml and instances when valid", json!({ "type": "object" }), &["400", "401", "422"]) } },
             "/api/deployments": {
                 "get": { "summary": "List deployments, newest first",
                     "responses": ok("200", "The deployments", json!({ "type": "array", "items": reference("Deployment") }), &["401"]) },

@@ -15,8 +15,9 @@ pub enum Action {
     Hostnames(String),
     /// Open the design a link describes.
     OpenLink(String),
-    /// Open the design a config.yml describes (dropped or pasted): TPA's own, or m1studio's.
-    OpenConfig(String),
+    /// Open the design the server read from a config.yml (dropped or pasted: TPA's own, or
+    /// m1studio's), with what its reader said; no design when the file has errors.
+    OpenRead(Box<Option<Draft>>, Vec<Diagnostic>),
     /// Start again from the starter design.
     Reset,
     /// Hide the notices about the link.
@@ -73,10 +74,9 @@ impl DesignState {
         }
     }
 
-    /// This state with the design of config.yml `text` opened, its reader's warnings as the
+    /// This state with the design read from a config.yml opened, its reader's warnings as the
     /// notices; or, when the file has errors, the design unchanged and the errors as notices.
-    pub fn with_config(&self, text: &str) -> DesignState {
-        let (draft, diagnostics) = m1studio_shared::config::read(text);
+    pub fn with_read(&self, draft: Option<Draft>, diagnostics: Vec<Diagnostic>) -> DesignState {
         let notices: Vec<Diagnostic> = diagnostics
             .into_iter()
             .filter(|d| d.severity != m1studio_shared::Severity::Info)
@@ -114,7 +114,7 @@ impl Reducible for DesignState {
                 next.hostnames_text = text;
             }
             Action::OpenLink(text) => next = DesignState::from_link(&text),
-            Action::OpenConfig(text) => next = self.with_config(&text),
+            Action::OpenRead(draft, diagnostics) => next = self.with_read(*draft, diagnostics),
             Action::Reset => next = DesignState::from_link(""),
             Action::DismissNotices => next.notices.clear(),
         }
@@ -157,7 +157,11 @@ mod tests {
     #[test]
     fn a_tpa_config_yml_opens_as_its_design_with_the_readers_warnings() {
         let text = include_str!("../../shared/tests/fixtures/tpa/legacy-docker-repmgr-c2.yml");
-        let state = reduce(starter(), vec![Action::OpenConfig(text.into())]);
+        let (draft, diagnostics) = m1studio_shared::config::read(text);
+        let state = reduce(
+            starter(),
+            vec![Action::OpenRead(Box::new(draft), diagnostics)],
+        );
         assert_eq!(state.source, NoticeSource::Config);
         assert_eq!(state.draft.cluster_name, "legacy-docker-repmgr-c2");
         assert_eq!(state.draft.num_cascaded_replicas.as_deref(), Some("2"));
@@ -177,11 +181,11 @@ mod tests {
 
     #[test]
     fn a_broken_config_yml_leaves_the_design_and_says_why() {
+        let (draft, diagnostics) =
+            m1studio_shared::config::read("architecture: M1\ninstances: [\n");
         let state = reduce(
             starter(),
-            vec![Action::OpenConfig(
-                "architecture: M1\ninstances: [\n".into(),
-            )],
+            vec![Action::OpenRead(Box::new(draft), diagnostics)],
         );
         assert_eq!(state.source, NoticeSource::ConfigRefused);
         assert_eq!(state.draft, Draft::starter());

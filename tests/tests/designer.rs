@@ -345,6 +345,29 @@ async fn the_deploy_area_knows_whether_the_server_is_there() -> Result<()> {
     let status = c.find(Locator::Id("deploy-status")).await?.text().await?;
     assert!(status.contains("isn't reachable"), "{status}");
     assert_eq!(count(c, "#diagram .node.haproxy").await?, 2);
+    // Without the server, a config.yml cannot be read, and the page says so.
+    c.find(Locator::Css("#open-config summary"))
+        .await?
+        .click()
+        .await?;
+    c.find(Locator::Id("open-config-text"))
+        .await?
+        .send_keys("architecture: M1\n")
+        .await?;
+    c.find(Locator::Id("open-config-button"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        c,
+        "document.getElementById('open-config-status').innerText.includes('read by the m1studio server')",
+    )
+    .await?;
+    assert_eq!(
+        count(c, "#diagram .node.haproxy").await?,
+        2,
+        "the design is unchanged"
+    );
     browser.close().await;
     Ok(())
 }

@@ -423,6 +423,9 @@ pub struct CheckResponse {
     pub config_yml: Option<String>,
     /// Its instances, when valid.
     pub instances: Vec<Instance>,
+    /// The design as the designer's fields (with a config.yml's vault, which links leave out),
+    /// when it could be read.
+    pub draft: Option<m1studio_shared::Draft>,
 }
 
 async fn check_design(
@@ -457,6 +460,7 @@ async fn check_design(
             .unwrap_or_default(),
         config_yml: configured.as_ref().map(|c| c.config_yml.clone()),
         instances: configured.map(|c| c.topology.instances).unwrap_or_default(),
+        draft,
     }))
 }
 

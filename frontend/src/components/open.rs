@@ -1,9 +1,14 @@
-//! Opening a config.yml in the designer: dropped, chosen or pasted. TPA's own files open as their
-//! design, with the reader's warnings shown above it, and the link follows.
+//! Opening a config.yml in the designer: dropped, chosen or pasted. The server that serves the
+//! page reads it with the shared crate's reader (kept out of the page's WebAssembly, whose size
+//! a room of attendees loads at once); TPA's own files open as their design, with the reader's
+//! warnings shown above it, and the link follows.
 
 use crate::browser;
+use crate::components::api::{Api, TOKEN_KEY};
 use crate::state::Action;
 use m1studio_shared::config::MAX_CONFIG_BYTES;
+use m1studio_shared::{Diagnostic, Draft};
+use serde::Deserialize;
 use yew::prelude::*;
 
 /// Props of the config.yml opener.
@@ -11,6 +16,42 @@ use yew::prelude::*;
 pub struct OpenProps {
     /// Where the opened file goes.
     pub dispatch: Callback<Action>,
+}
+
+/// What `POST /api/designs/check` answers, of what the opener uses.
+#[derive(Deserialize)]
+struct Checked {
+    diagnostics: Vec<Diagnostic>,
+    draft: Option<Draft>,
+}
+
+/// Has the server read `text`, then opens what it read; says why not when it cannot.
+fn open_text(
+    text: String,
+    name: String,
+    dispatch: Callback<Action>,
+    status: UseStateHandle<String>,
+) {
+    let api = Api {
+        token: browser::session_get(TOKEN_KEY),
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        let body = serde_json::json!({ "config_yml": text }).to_string();
+        match api.call::<Checked>("POST", "/api/designs/check", Some(body)).await {
+            Ok(checked) => {
+                status.set(if checked.draft.is_some() {
+                    format!("Opened {name}")
+                } else {
+                    format!("{name} has errors: see above")
+                });
+                dispatch.emit(Action::OpenRead(Box::new(checked.draft), checked.diagnostics));
+            }
+            Err(refusal) if refusal.status == 0 => status.set(
+                "Not opened: config.yml is read by the m1studio server (m1studio serve), which this page cannot reach; open the design's link instead".to_string(),
+            ),
+            Err(refusal) => status.set(format!("Not opened: {}", refusal.message)),
+        }
+    });
 }
 
 /// A drop zone, a file chooser and a text box for a config.yml.
@@ -21,7 +62,15 @@ pub fn OpenConfig(props: &OpenProps) -> Html {
     let open = {
         let text = text.clone();
         let dispatch = props.dispatch.clone();
-        Callback::from(move |_| dispatch.emit(Action::OpenConfig((*text).clone())))
+        let status = status.clone();
+        Callback::from(move |_| {
+            open_text(
+                (*text).clone(),
+                "the text".to_string(),
+                dispatch.clone(),
+                status.clone(),
+            )
+        })
     };
     // A chosen or dropped file opens at once.
     let read = {
@@ -35,9 +84,8 @@ pub fn OpenConfig(props: &OpenProps) -> Html {
             wasm_bindgen_futures::spawn_local(async move {
                 match browser::file_text(&file, MAX_CONFIG_BYTES).await {
                     Ok(content) => {
-                        status.set(format!("Opened {}", file.name()));
                         text.set(content.clone());
-                        dispatch.emit(Action::OpenConfig(content));
+                        open_text(content, file.name(), dispatch, status);
                     }
                     Err(why) => status.set(format!("Not opened: {why}")),
                 }
@@ -82,7 +130,7 @@ pub fn OpenConfig(props: &OpenProps) -> Html {
                 <label for="open-config-text">{ "or its text" }</label>
                 <textarea id="open-config-text" rows="8" spellcheck="false" value={(*text).clone()} oninput={on_input}/>
                 <button type="button" id="open-config-button" onclick={open} disabled={text.trim().is_empty()}>{ "Open this config.yml" }</button>
-                <p class="status" aria-live="polite">{ (*status).clone() }</p>
+                <p class="status" id="open-config-status" aria-live="polite">{ (*status).clone() }</p>
             </div>
         </details>
         </section>
