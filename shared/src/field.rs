@@ -280,11 +280,22 @@ impl Draft {
                     .clone()
                     .unwrap_or_else(|| crate::spec::DEFAULT_LOCATIONS.map(String::from).to_vec());
                 names.resize(2, String::new());
-                names[at] = value.trim().to_string();
+                let old = std::mem::replace(&mut names[at], value.trim().to_string());
+                // The nodes a config.yml placed there stay there, under the new name.
+                if let Some(placement) = &mut self.placement {
+                    for location in placement.iter_mut().filter(|l| **l == old) {
+                        location.clone_from(&names[at]);
+                    }
+                }
                 self.location_names = Some(names);
             }
             Field::Owner => self.owner = given(value),
             Field::Network => self.network = given(value),
+        }
+        // A config.yml's placement names a location for each of its nodes: with other nodes,
+        // the design returns to the M1 layout.
+        if matches!(field, Field::Cascaded | Field::Failover | Field::Haproxy) {
+            self.placement = None;
         }
         self.drop_what_does_not_apply();
     }

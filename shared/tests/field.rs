@@ -195,3 +195,21 @@ fn empty_text_means_the_default_and_locations_are_edited_one_at_a_time() {
         Some(vec!["main".to_string(), "west".to_string()])
     );
 }
+
+#[test]
+fn a_config_yml_s_placement_follows_renamed_locations_and_goes_with_other_nodes() {
+    let text = include_str!("fixtures/tpa/legacy-docker-patroni-haproxy-c1.yml");
+    let (draft, _) = m1studio_shared::config::read(text);
+    let mut draft = draft.unwrap();
+    draft.set(Field::FirstLocation, "east");
+    let placement = draft.placement.clone().unwrap();
+    assert_eq!(placement[2], "east", "Barman stays in the first location");
+    assert_eq!(placement[3], "dr");
+    let (design, found) = m1studio_shared::validate(&draft);
+    assert!(design.is_some(), "{found:?}");
+    // Another number of cascaded replicas: other nodes, so the M1 layout.
+    draft.set(Field::Cascaded, "0");
+    assert_eq!(draft.placement, None);
+    let (design, found) = m1studio_shared::validate(&draft);
+    assert!(design.is_some(), "{found:?}");
+}

@@ -46,7 +46,8 @@ fn open_text(
                 });
                 dispatch.emit(Action::OpenRead(Box::new(checked.draft), checked.diagnostics));
             }
-            Err(refusal) if refusal.status == 0 => status.set(
+            // Not reached, or a plain static host without m1studio's API.
+            Err(refusal) if matches!(refusal.status, 0 | 404 | 405) => status.set(
                 "Not opened: config.yml is read by the m1studio server (m1studio serve), which this page cannot reach; open the design's link instead".to_string(),
             ),
             Err(refusal) => status.set(format!("Not opened: {}", refusal.message)),
