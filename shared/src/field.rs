@@ -275,10 +275,7 @@ impl Draft {
             Field::Synchronous => self.synchronous = switched_on(value),
             Field::FirstLocation | Field::SecondLocation => {
                 let at = usize::from(field == Field::SecondLocation);
-                let mut names = self
-                    .location_names
-                    .clone()
-                    .unwrap_or_else(|| crate::spec::DEFAULT_LOCATIONS.map(String::from).to_vec());
+                let mut names = self.location_names_or_default();
                 names.resize(2, String::new());
                 let old = std::mem::replace(&mut names[at], value.trim().to_string());
                 // The nodes a config.yml placed there stay there, under the new name.

@@ -84,10 +84,7 @@ pub fn encode(draft: &Draft) -> String {
     append_list(&mut out, "host", draft.hostnames.as_deref());
     append_list(&mut out, "ip", draft.addresses.as_deref());
     if let Some(placement) = &draft.placement {
-        let names = draft
-            .location_names
-            .clone()
-            .unwrap_or_else(|| crate::spec::DEFAULT_LOCATIONS.map(String::from).to_vec());
+        let names = draft.location_names_or_default();
         let digits: Option<String> = placement
             .iter()
             .map(|p| match names.iter().position(|n| n == p) {
@@ -324,10 +321,7 @@ pub fn decode(text: &str) -> (Draft, Vec<Diagnostic>) {
     if addresses.iter().any(|a| !a.is_empty()) {
         draft.addresses = Some(addresses);
     }
-    let names = draft
-        .location_names
-        .clone()
-        .unwrap_or_else(|| crate::spec::DEFAULT_LOCATIONS.map(String::from).to_vec());
+    let names = draft.location_names_or_default();
     if let Some(digits) = at {
         draft.placement = Some(
             digits

@@ -151,6 +151,13 @@ pub const DEFAULT_VOLUME_SIZES: [u32; 3] = [16, 16, 32];
 pub const KEYRING_BACKENDS: [&str; 2] = ["system", "legacy"];
 
 impl Draft {
+    /// The two locations' names as given, or the default ones.
+    pub fn location_names_or_default(&self) -> Vec<String> {
+        self.location_names
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LOCATIONS.map(String::from).to_vec())
+    }
+
     /// The design a new user starts from in the designer: PostgreSQL 15 with repmgr on Docker,
     /// with every other option at TPA's default.
     pub fn starter() -> Draft {
@@ -632,11 +639,8 @@ impl Design {
     /// The same design for a cluster directory whose vault is `name` (a UUID, as TPA makes it);
     /// `None` when `name` is not one.
     pub fn with_vault_name(&self, name: &str) -> Option<Design> {
-        let uuid = uuid::Uuid::try_parse(name)
-            .ok()
-            .filter(|_| name.len() == 36)?;
         Some(Design {
-            vault_name: Some(uuid.to_string()),
+            vault_name: Some(vault_uuid(name)?),
             ..self.clone()
         })
     }
@@ -671,26 +675,26 @@ impl Design {
     }
     /// How many instances each location holds.
     pub fn instances_per_location(&self) -> [u32; 2] {
-        match &self.placement {
-            Some(placement) => {
-                let second = placement.iter().filter(|l| **l == 1).count() as u32;
-                [placement.len() as u32 - second, second]
-            }
-            None => instances_per_location(self.failover, self.cascaded_replicas, self.haproxy),
-        }
+        crate::topology::location_counts(&self.node_kinds(), self.placement())
+    }
+    /// The kind of each node, in node order.
+    pub fn node_kinds(&self) -> Vec<crate::topology::Kind> {
+        crate::topology::node_kinds_in(
+            self.numbering,
+            self.failover,
+            self.cascaded_replicas,
+            self.haproxy,
+        )
     }
 }
 
-/// The instances in each location: the first holds the primary, the replica, etcd (with Patroni)
-/// and HAProxy; the second the cascaded replicas and Barman.
-pub fn instances_per_location(failover: FailoverManager, cascaded: u32, haproxy: bool) -> [u32; 2] {
-    let etcd = if failover == FailoverManager::Patroni {
-        3
-    } else {
-        0
-    };
-    let proxies = if haproxy { 2 } else { 0 };
-    [2 + etcd + proxies, cascaded + 1]
+/// A vault's name as TPA writes it (a hyphenated UUID, 36 characters), in lower case; `None` when
+/// `text` is not one.
+pub fn vault_uuid(text: &str) -> Option<String> {
+    (text.len() == 36)
+        .then(|| uuid::Uuid::try_parse(text).ok())
+        .flatten()
+        .map(|u| u.to_string())
 }
 
 /// `a, b or c`, for messages.

@@ -217,6 +217,19 @@ pub fn node_kinds_in(
     kinds
 }
 
+/// How many of `kinds` (in node order) each location holds: where `placement` puts them, or
+/// where the M1 layout does.
+pub fn location_counts(kinds: &[Kind], placement: Option<&[usize]>) -> [u32; 2] {
+    let mut counts = [0; 2];
+    for (at, kind) in kinds.iter().enumerate() {
+        let location = placement
+            .and_then(|p| p.get(at).copied())
+            .unwrap_or(kind.m1_location());
+        counts[location.min(1)] += 1;
+    }
+    counts
+}
+
 /// Lays out the instances of `design` as the M1 architecture does, in TPA's node order, each in
 /// the location the design's placement gives it (by default, the M1 layout's).
 pub fn topology(design: &Design) -> Topology {
@@ -226,12 +239,7 @@ pub fn topology(design: &Design) -> Topology {
         None => default_hostname(node),
     };
     let locations = design.locations();
-    let kinds = node_kinds_in(
-        design.numbering(),
-        design.failover(),
-        design.cascaded_replicas(),
-        design.haproxy(),
-    );
+    let kinds = design.node_kinds();
     let mut instances: Vec<Instance> = Vec::with_capacity(count as usize);
     for (at, kind) in kinds.into_iter().enumerate() {
         let node = at as u32 + 1;

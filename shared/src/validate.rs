@@ -8,7 +8,7 @@ use crate::spec::{
     AWS_REGIONS, DEFAULT_CASCADED_REPLICAS, DEFAULT_DISTRIBUTION, DEFAULT_INSTANCE_TYPE,
     DEFAULT_LOCATIONS, DEFAULT_NETWORK, DEFAULT_REGION, DISTRIBUTIONS, Dcs, Design, Distribution,
     Draft, END_OF_LIFE, FailoverManager, Flavour, MAX_CASCADED_REPLICAS, Platform, PlatformSpec,
-    VERSIONS, default_os_version, instances_per_location, or_list,
+    VERSIONS, default_os_version, or_list,
 };
 use ipnet::Ipv4Net;
 use std::net::IpAddr;
@@ -66,14 +66,24 @@ impl Checker<'_> {
         let owner = self.owner(draft);
         let network = self.network(draft, platform.as_ref());
 
-        let counts = match (failover, cascaded) {
-            (Some(failover), Some(cascaded)) => Some(instances_per_location(
+        let kinds = match (failover, cascaded) {
+            (Some(failover), Some(cascaded)) => Some(crate::topology::node_kinds_in(
+                draft.numbering,
                 failover,
                 cascaded,
                 draft.enable_haproxy,
             )),
             _ => None,
         };
+        let placement = match (&kinds, locations.as_ref()) {
+            (Some(kinds), Some(locations)) => self.placement(draft, kinds, locations),
+            _ => Ok(None),
+        };
+        let placed = placement.as_ref().ok().and_then(|p| p.as_deref());
+        // Where the nodes are placed is what each location's network must hold.
+        let counts = kinds
+            .as_ref()
+            .map(|kinds| crate::topology::location_counts(kinds, placed));
         if let (Some(counts), Ok(Some(network)), Some(platform)) =
             (counts, network, platform.as_ref())
         {
@@ -85,30 +95,17 @@ impl Checker<'_> {
             platform.as_ref().map(PlatformSpec::platform),
             counts.map(|[a, b]| a + b),
         );
-        let placement = match (failover, cascaded, locations.as_ref()) {
-            (Some(failover), Some(cascaded), Some(locations)) => self.placement(
-                draft,
-                &crate::topology::node_kinds_in(
-                    draft.numbering,
-                    failover,
-                    cascaded,
-                    draft.enable_haproxy,
-                ),
-                locations,
-            ),
-            _ => Ok(None),
-        };
         let keyring_backend = self.keyring_backend(draft);
         let vault_name = self.vault_name(draft);
         let volume_sizes = self.volume_sizes(draft, platform.as_ref());
-        if let (Some(failover), Some(cascaded)) = (failover, cascaded) {
+        if let (Some(failover), Some(cascaded), Some(kinds)) = (failover, cascaded, &kinds) {
             self.explanations(
                 failover,
                 cascaded,
                 locations.as_ref(),
                 draft.synchronous,
-                placement.as_ref().ok().and_then(|p| p.as_deref()),
-                draft.numbering,
+                kinds,
+                placed,
             );
         }
         if let Some(flavour) = flavour
@@ -247,9 +244,7 @@ impl Checker<'_> {
         let Some(given) = draft.vault_name.as_deref() else {
             return Ok(None);
         };
-        // TPA's own form: 36 characters with hyphens.
-        let uuid = given.len() == 36 && uuid::Uuid::try_parse(given).is_ok();
-        if !uuid {
+        let Some(uuid) = crate::spec::vault_uuid(given) else {
             self.error(
                 "vault_name",
                 Code::VaultNameInvalid,
@@ -259,8 +254,8 @@ impl Checker<'_> {
                 ),
             );
             return Err(());
-        }
-        Ok(Some(given.to_ascii_lowercase()))
+        };
+        Ok(Some(uuid))
     }
 
     /// `--root-volume-size`, `--postgres-volume-size` and `--barman-volume-size`: whole GB, on
@@ -934,8 +929,8 @@ impl Checker<'_> {
         cascaded: u32,
         locations: Option<&[String; 2]>,
         synchronous: bool,
+        kinds: &[crate::topology::Kind],
         placement: Option<&[usize]>,
-        numbering: crate::spec::Numbering,
     ) {
         let postgres = 2 + cascaded;
         if failover.witness_for(postgres) {
@@ -950,13 +945,12 @@ impl Checker<'_> {
         }
         if failover == FailoverManager::Patroni {
             // Where etcd's three members sit: by default all in the first location.
-            let kinds = crate::topology::node_kinds_in(numbering, failover, cascaded, false);
             let mut members = [0usize; 2];
             for (at, kind) in kinds.iter().enumerate() {
                 if *kind == crate::topology::Kind::Etcd {
                     members[placement
                         .and_then(|p| p.get(at).copied())
-                        .unwrap_or(0)
+                        .unwrap_or(kind.m1_location())
                         .min(1)] += 1;
                 }
             }

@@ -883,3 +883,27 @@ fn a_vault_name_is_a_uuid() {
         ["error vault-name-invalid vault_name"]
     );
 }
+
+#[test]
+fn each_location_s_network_holds_the_nodes_placed_there() {
+    // 18 nodes: 7 in the first location and 11 in the second fit a /27 in two /28s; all 18 in
+    // the first do not.
+    let draft = |placement: Option<Vec<String>>| Draft {
+        platform: Some("aws".into()),
+        failover_manager: Some("patroni".into()),
+        enable_haproxy: true,
+        num_cascaded_replicas: Some("10".into()),
+        network: Some("10.0.0.0/27".into()),
+        placement,
+        ..Draft::starter()
+    };
+    let (design, found) = m1studio_shared::validate(&draft(None));
+    assert!(design.is_some(), "{found:?}");
+    let (design, found) = m1studio_shared::validate(&draft(Some(vec!["main".into(); 18])));
+    assert!(design.is_none());
+    assert!(
+        summary(&found, &[Severity::Error])
+            .contains(&"error network-too-small network".to_string()),
+        "{found:?}"
+    );
+}

@@ -31,7 +31,7 @@ fn tpa_files() -> Vec<(String, String)> {
 }
 
 /// TPA's roles that m1studio reads but does not deploy.
-const TPA_ONLY_ROLES: [&str; 2] = ["log-server", "monitoring-server"];
+const TPA_ONLY_ROLES: [&str; 2] = m1studio_shared::tpa::TPA_BARMAN_EXTRA_ROLES;
 
 /// Each instance of a config.yml: node → (name, location, roles, upstream, backup).
 type Layout = BTreeMap<u64, (String, String, Vec<String>, Option<String>, Option<String>)>;

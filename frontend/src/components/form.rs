@@ -6,8 +6,8 @@ use crate::state::Action;
 use crate::view::View;
 use m1studio_shared::Field as F;
 use m1studio_shared::spec::{
-    AWS_REGIONS, DEFAULT_LOCATIONS, DEFAULT_NETWORK, DISTRIBUTIONS, Distribution,
-    MAX_CASCADED_REPLICAS, VERSIONS, default_os_version,
+    AWS_REGIONS, DEFAULT_NETWORK, DISTRIBUTIONS, Distribution, MAX_CASCADED_REPLICAS, VERSIONS,
+    default_os_version,
 };
 use m1studio_shared::{Diagnostic, Draft, FailoverManager, Flavour, Platform};
 use std::rc::Rc;
@@ -123,10 +123,7 @@ pub fn DesignForm(props: &FormProps) -> Html {
         .iter()
         .map(|r| (r.to_string(), r.to_string()))
         .collect();
-    let locations = draft
-        .location_names
-        .clone()
-        .unwrap_or_else(|| DEFAULT_LOCATIONS.map(String::from).to_vec());
+    let locations = draft.location_names_or_default();
     let location = |i: usize| locations.get(i).cloned().unwrap_or_default();
 
     let redwood_value = match draft.redwood {

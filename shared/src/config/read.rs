@@ -19,8 +19,7 @@ pub fn vault_name_of(text: &str) -> Option<String> {
         return None;
     }
     let root: Value = yaml_serde::from_str(text).ok()?;
-    let name = root.get("vault_name")?.as_str()?;
-    uuid::Uuid::try_parse(name).ok().map(|u| u.to_string())
+    crate::spec::vault_uuid(root.get("vault_name")?.as_str()?)
 }
 
 /// One instance as read from a config.yml.
@@ -492,7 +491,7 @@ impl Reader {
                         roles.insert(Role::Witness);
                         efm_witness = true;
                     }
-                    "log-server" | "monitoring-server" => self.out.push(Diagnostic::warning(
+                    extra if crate::tpa::TPA_BARMAN_EXTRA_ROLES.contains(&extra) => self.out.push(Diagnostic::warning(
                         format!("{path}.role[{r}]"),
                         Code::ConfigRoleIgnored,
                         format!(
@@ -821,8 +820,7 @@ impl Reader {
 }
 
 /// The sizes of an aws design's volumes, from `instance_defaults.default_volumes` (the root
-/// volume and the Postgres data volume) and the Barman instance's `volumes`; a size equal to
-/// TPA's default is left out.
+/// volume and the Postgres data volume) and the Barman instance's `volumes`.
 fn volume_sizes(root: &Mapping, defaults: &Mapping) -> crate::spec::VolumeSizes {
     let size_of = |volumes: Option<&Value>, wanted: &dyn Fn(&Value) -> bool| {
         volumes
@@ -855,24 +853,12 @@ fn volume_sizes(root: &Mapping, defaults: &Mapping) -> crate::spec::VolumeSizes 
         })
         .and_then(|i| i.get("volumes"));
     let defaults_volumes = defaults.get("default_volumes");
-    let [root_size, postgres_size, barman_size] =
-        crate::spec::DEFAULT_VOLUME_SIZES.map(|s| s.to_string());
-    let keep = |found: Option<String>, default: &str| found.filter(|f| f != default);
     crate::spec::VolumeSizes {
-        root: keep(
-            size_of(defaults_volumes, &|v: &Value| {
-                v.get("device_name").and_then(Value::as_str) == Some("root")
-            }),
-            &root_size,
-        ),
-        postgres: keep(
-            size_of(defaults_volumes, &volume_for("postgres_data")),
-            &postgres_size,
-        ),
-        barman: keep(
-            size_of(barman_volumes, &volume_for("barman_data")),
-            &barman_size,
-        ),
+        root: size_of(defaults_volumes, &|v: &Value| {
+            v.get("device_name").and_then(Value::as_str) == Some("root")
+        }),
+        postgres: size_of(defaults_volumes, &volume_for("postgres_data")),
+        barman: size_of(barman_volumes, &volume_for("barman_data")),
     }
 }
 
