@@ -140,7 +140,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         &["--postgresql"],
         Some("VERSION"),
         Group::Mandatory,
-        "PostgreSQL of this major version (11 to 18)",
+        "PostgreSQL of this major version (10 to 18)",
         None,
     ),
     option(
