@@ -520,6 +520,65 @@ pub struct RoomSeat {
     pub deployments: Vec<Deployment>,
     /// The last drill report of each of them, by deployment id.
     pub last_reports: Vec<(String, DrillReport)>,
+    /// What was last read of each running one, by deployment id.
+    #[serde(default)]
+    pub live: Vec<(String, Live)>,
+}
+
+/// What the room shows of a running cluster, from its last status read: the primary, and how
+/// far behind the standbys are.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Live {
+    /// The node that accepts writes, if exactly one does.
+    pub primary: Option<String>,
+    /// How many standbys replay WAL.
+    pub standbys: usize,
+    /// How many Postgres nodes the design has besides the primary.
+    pub of: usize,
+    /// The largest lag of a standby, in bytes, if any standby says.
+    pub lag_bytes: Option<u64>,
+    /// How old the reading is, in seconds.
+    pub age_secs: u64,
+}
+
+impl Live {
+    /// The room's view of `status`, read `age_secs` ago.
+    pub fn of(status: &ClusterStatus, age_secs: u64) -> Live {
+        let postgres: Vec<&NodeStatus> = status
+            .nodes
+            .iter()
+            .filter(|n| n.designed.is_postgres())
+            .collect();
+        Live {
+            primary: status.primary.clone(),
+            standbys: postgres
+                .iter()
+                .filter(|n| n.postgres == Some(PostgresRole::Standby))
+                .count(),
+            of: postgres.len().saturating_sub(1),
+            lag_bytes: postgres.iter().filter_map(|n| n.lag_bytes).max(),
+            age_secs,
+        }
+    }
+
+    /// The room's cell: `kestrel · 2/2 standbys · lag 0 B`.
+    pub fn summary(&self) -> String {
+        let primary = self.primary.as_deref().unwrap_or("no primary");
+        let lag = self
+            .lag_bytes
+            .map(|bytes| format!(" · lag {}", bytes_text(bytes)))
+            .unwrap_or_default();
+        format!("{primary} · {}/{} standbys{lag}", self.standbys, self.of)
+    }
+}
+
+/// `bytes` for people: 0 B, 12 kB, 3.4 MB.
+pub fn bytes_text(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{} kB", bytes / 1_000),
+        _ => format!("{}.{} MB", bytes / 1_000_000, bytes % 1_000_000 / 100_000),
+    }
 }
 
 /// What is wrong with a display name, as a diagnostic at `name`, if anything.

@@ -1038,3 +1038,51 @@ fn recorded_drills_replay_to_the_report_they_gave() {
     }
     assert!(replayed >= 1, "no recorded drill in {}", dir.display());
 }
+
+#[test]
+fn the_room_sees_the_primary_and_the_standbys_furthest_behind() {
+    use m1studio_shared::api::{Live, bytes_text};
+    let c = configured("repmgr", 2, false);
+    let [kestrel, quartz, karma, quarry] = ["kestrel", "quartz", "karma", "quarry"];
+    let mut healthy = status(
+        &c,
+        &[
+            (kestrel, PostgresRole::Primary, None),
+            (quartz, PostgresRole::Standby, Some(kestrel)),
+            (karma, PostgresRole::Standby, Some(quartz)),
+            (quarry, PostgresRole::Standby, Some(quartz)),
+        ],
+    );
+    for node in &mut healthy.nodes {
+        node.lag_bytes = match node.name.as_str() {
+            "karma" => Some(24_576),
+            "quartz" => Some(512),
+            "kestrel" => None,
+            _ => Some(0),
+        };
+    }
+    let live = Live::of(&healthy, 3);
+    assert_eq!(live.primary.as_deref(), Some(kestrel));
+    assert_eq!((live.standbys, live.of), (3, 3));
+    assert_eq!(live.lag_bytes, Some(24_576));
+    assert_eq!(live.age_secs, 3);
+    assert_eq!(live.summary(), "kestrel · 3/3 standbys · lag 24 kB");
+
+    // The primary killed: no primary, one standby fewer, and what the others say.
+    let failed = status(
+        &c,
+        &[
+            (kestrel, PostgresRole::Down, None),
+            (quartz, PostgresRole::Standby, Some(kestrel)),
+            (karma, PostgresRole::Standby, Some(quartz)),
+        ],
+    );
+    let live = Live::of(&failed, 0);
+    assert_eq!(live.primary, None);
+    assert_eq!((live.standbys, live.of), (2, 3));
+    assert_eq!(live.summary(), "no primary · 2/3 standbys · lag 0 B");
+
+    assert_eq!(bytes_text(999), "999 B");
+    assert_eq!(bytes_text(1_000), "1 kB");
+    assert_eq!(bytes_text(3_456_789), "3.4 MB");
+}

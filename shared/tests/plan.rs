@@ -47,17 +47,25 @@ fn plans_hold_no_secret_only_placeholders_of_known_secrets() {
         let text = full_text(&repmgr(n));
         let mut rest = text.as_str();
         let mut found = 0;
-        while let Some(at) = rest.find("${secret:") {
-            let tail = &rest[at + 9..];
+        let next = |text: &str| {
+            [text.find("${secret:"), text.find("${scram:")]
+                .into_iter()
+                .flatten()
+                .min()
+        };
+        while let Some(at) = next(rest) {
+            let tail = &rest[at + 2..];
+            let tail = &tail[tail.find(':').expect("a placeholder's kind") + 1..];
             let name = &tail[..tail.find('}').expect("closed placeholder")];
             assert!(SECRETS.contains(&name), "unknown secret {name}");
             found += 1;
             rest = tail;
         }
         assert!(found >= 5, "the passwords are placeholders ({found})");
-        assert!(
-            !text.to_lowercase().contains("password '") || text.contains("PASSWORD '${secret:")
-        );
+        // A role is given its password's verifier, never the password itself.
+        for statement in text.split("PASSWORD '").skip(1) {
+            assert!(statement.starts_with("${scram:"), "{statement}");
+        }
     }
 }
 
@@ -288,6 +296,40 @@ fn only_the_first_replica_may_be_promoted() {
     assert_eq!(priority("quartz").as_deref(), Some("priority=100"));
     assert_eq!(priority("karma").as_deref(), Some("priority=0"));
     assert_eq!(priority("kestrel").as_deref(), Some("priority=100"));
+}
+
+#[test]
+fn cascaded_replicas_check_less_often_than_the_nodes_that_may_be_promoted() {
+    for profile in Profile::ALL {
+        let plan = plan_for(
+            "m1 -a M1 --postgresql 15 --enable-repmgr --platform docker --num-cascaded-replicas 2",
+            PlanOptions {
+                profile,
+                edb_token: false,
+            },
+        )
+        .expect("a plan");
+        let interval = |node: &str| -> u32 {
+            let conf = plan
+                .files_of(node)
+                .iter()
+                .find(|f| f.path == "/etc/repmgr.conf")
+                .map(|f| f.content.clone())
+                .unwrap_or_default();
+            conf.lines()
+                .find_map(|l| l.strip_prefix("monitor_interval_secs="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{node} has no monitor interval"))
+        };
+        let (_, _, monitor) = profile.repmgr_timing();
+        // The primary and its replica, which a failover or a switchover promotes.
+        assert_eq!(interval("kestrel"), monitor, "{profile:?}");
+        assert_eq!(interval("quartz"), monitor, "{profile:?}");
+        // The cascaded replicas, never promoted.
+        for cascaded in ["karma", "quarry"] {
+            assert_eq!(interval(cascaded), monitor.max(5), "{profile:?} {cascaded}");
+        }
+    }
 }
 
 #[test]

@@ -157,6 +157,17 @@ enum ScenarioCommand {
         /// Print the results as CSV
         #[arg(long)]
         csv: bool,
+        /// Run it on the clusters of the m1studio server at URL (a workshop's, such as
+        /// https://room.example:8443), as its trainer, with the token of M1STUDIO_TOKEN or
+        /// --token-file; without it, on the clusters of this machine's store
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// A file (readable by its owner only) whose first line is the server's token
+        #[arg(long, value_name = "FILE", requires = "server")]
+        token_file: Option<PathBuf>,
+        /// Trust this certificate (PEM) for the server's HTTPS, such as its own self-signed one
+        #[arg(long, value_name = "FILE", requires = "server")]
+        ca_cert: Option<PathBuf>,
     },
 }
 
@@ -210,8 +221,33 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             command: ImageCommand::Build { versions, managers },
         } => image::build_command(&versions, &managers),
         Command::Scenario {
-            command: ScenarioCommand::Run { file, preset, csv },
-        } => scenario::run_command(file.as_deref(), preset.as_deref(), csv, db.as_deref()),
+            command:
+                ScenarioCommand::Run {
+                    file,
+                    preset,
+                    csv,
+                    server,
+                    token_file,
+                    ca_cert,
+                },
+        } => {
+            let chosen = scenario::Chosen {
+                file: file.as_deref(),
+                preset: preset.as_deref(),
+                csv,
+            };
+            match server {
+                Some(url) => scenario::run_remote(
+                    &chosen,
+                    &scenario::Remote {
+                        url,
+                        token_file,
+                        ca_cert,
+                    },
+                ),
+                None => scenario::run_command(&chosen, db.as_deref()),
+            }
+        }
         Command::Deploy {
             path,
             profile,

@@ -91,20 +91,75 @@ pub enum Event {
     },
 }
 
-/// The passwords of one cluster: random, made once per deployment, never shown.
+/// The passwords of one cluster: random, made once per deployment, never shown; and the SCRAM
+/// verifier of each, with which the cluster's roles are made.
 #[derive(Clone)]
-pub struct Secrets(BTreeMap<&'static str, String>);
+pub struct Secrets {
+    values: BTreeMap<&'static str, String>,
+    verifiers: BTreeMap<&'static str, String>,
+}
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} hidden)", self.0.len())
+        write!(f, "Secrets({} hidden)", self.values.len())
     }
 }
 
+/// How many PBKDF2 iterations a role's SCRAM verifier asks of every client that logs in.
+/// Postgres uses 4096 by default, to slow down guessing a person's password from a stolen
+/// verifier. The cluster's passwords are 144 random bits, which no number of guesses finds, so
+/// the stretching buys nothing here, while it cost each connection about 5 ms of CPU: repmgrd
+/// checks each node with a new connection every second, and that was a third of an idle
+/// cluster's CPU.
+pub const SCRAM_ITERATIONS: u32 = 16;
+
+/// The SCRAM-SHA-256 verifier of `password` with `salt`, as Postgres keeps it in
+/// `pg_authid.rolpassword` and takes it in `CREATE ROLE … PASSWORD` (RFC 5802, RFC 7677).
+/// The password is used as it is: the cluster's are ASCII, which SASLprep leaves unchanged.
+pub fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac as _};
+    use sha2::{Digest as _, Sha256};
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
+    let key = |text: &[u8]| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&salted).expect("HMAC takes any key");
+        mac.update(text);
+        mac.finalize().into_bytes()
+    };
+    let stored = Sha256::digest(key(b"Client Key"));
+    let server = key(b"Server Key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored),
+        b64.encode(server)
+    )
+}
+
 impl Secrets {
+    /// The secrets `values`, with a verifier of each password under a random salt.
+    fn with(values: BTreeMap<&'static str, String>) -> Secrets {
+        let verifiers = values
+            .iter()
+            .filter(|(name, _)| ![SSH_KEY, SSH_KEY_PUB].contains(name))
+            .map(|(name, password)| {
+                let mut salt = [0u8; 16];
+                if getrandom::fill(&mut salt).is_err() {
+                    // No random source: a salt of the password's own, still never reused.
+                    use sha2::{Digest as _, Sha256};
+                    salt.copy_from_slice(&Sha256::digest(password.as_bytes())[..16]);
+                }
+                (*name, scram_verifier(password, &salt, SCRAM_ITERATIONS))
+            })
+            .collect();
+        Secrets { values, verifiers }
+    }
+
     /// No secret: for plans that refer to none (a drill's repairs).
     pub fn none() -> Secrets {
-        Secrets(BTreeMap::new())
+        Secrets::with(BTreeMap::new())
     }
 
     /// New random passwords for every secret a plan refers to.
@@ -134,12 +189,14 @@ impl Secrets {
                 .map_err(|e| anyhow::anyhow!("cannot make a random password: {e}"))?;
             map.insert(*name, bytes.iter().map(|b| format!("{b:02x}")).collect());
         }
-        Ok(Secrets(map))
+        Ok(Secrets::with(map))
     }
 
     /// Each secret's name and value, to keep them in the store.
     pub fn entries(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.0.iter().map(|(name, value)| (*name, value.as_str()))
+        self.values
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
     }
 
     /// The secrets read back from the store; names the plan does not know are dropped, and
@@ -155,28 +212,32 @@ impl Secrets {
             })
             .collect();
         if let Ok(fresh) = Secrets::generate() {
-            for (name, value) in fresh.0 {
+            for (name, value) in fresh.values {
                 if ![SSH_KEY, SSH_KEY_PUB].contains(&name) {
                     map.entry(name).or_insert(value);
                 }
             }
         }
-        Secrets(map)
+        Secrets::with(map)
     }
 
-    /// `text` with every `${secret:NAME}` replaced.
+    /// `text` with every `${secret:NAME}` replaced by the password, and every `${scram:NAME}`
+    /// by its verifier.
     pub fn fill(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for (name, value) in &self.0 {
+        for (name, value) in &self.values {
             out = out.replace(&format!("${{secret:{name}}}"), value);
+        }
+        for (name, value) in &self.verifiers {
+            out = out.replace(&format!("${{scram:{name}}}"), value);
         }
         out
     }
 
-    /// `text` with every password replaced by `***`, for logs and error messages.
+    /// `text` with every password and verifier replaced by `***`, for logs and error messages.
     pub fn hide(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for value in self.0.values() {
+        for value in self.values.values().chain(self.verifiers.values()) {
             out = out.replace(value.as_str(), "***");
         }
         out

@@ -101,6 +101,37 @@ fn starter_plan() -> Plan {
     .unwrap()
 }
 
+#[test]
+fn scram_verifiers_are_the_ones_postgres_makes() {
+    // Made by Postgres 15: CREATE ROLE … PASSWORD 'pencil-7f3a', then pg_authid.rolpassword.
+    let postgres = "SCRAM-SHA-256$4096:3msE7izSLWSv/T8y4kDnBg==$Zih/P0wfNoyt/c7L/ZJDywZ+GIuAbCRwliGSABDw93Q=:pv7ztEfHw/JMw2DE93YC6uSyRkRFM7nw5//KBe5wQSA=";
+    use base64::Engine as _;
+    let salt = base64::engine::general_purpose::STANDARD
+        .decode("3msE7izSLWSv/T8y4kDnBg==")
+        .unwrap();
+    assert_eq!(scram_verifier("pencil-7f3a", &salt, 4096), postgres);
+    assert_ne!(scram_verifier("pencil-7f3b", &salt, 4096), postgres);
+}
+
+#[test]
+fn each_password_gets_a_verifier_of_its_own_and_logs_hide_both() {
+    let secrets = Secrets::generate().unwrap();
+    let (repmgr, barman) = (
+        secrets.fill("${scram:repmgr}"),
+        secrets.fill("${scram:barman}"),
+    );
+    assert!(repmgr.starts_with(&format!("SCRAM-SHA-256${SCRAM_ITERATIONS}:")));
+    assert_ne!(repmgr, barman);
+    let line = format!(
+        "CREATE ROLE repmgr PASSWORD '{repmgr}' -- {}",
+        secrets.fill("${secret:repmgr}")
+    );
+    assert_eq!(
+        secrets.hide(&line),
+        "CREATE ROLE repmgr PASSWORD '***' -- ***"
+    );
+}
+
 #[tokio::test]
 async fn a_plan_runs_in_order_with_secrets_filled_in_and_hidden_from_events() {
     let executor = Recording::default();
@@ -114,10 +145,13 @@ async fn a_plan_runs_in_order_with_secrets_filled_in_and_hidden_from_events() {
     let log = executor.log.lock().unwrap().join("\n");
     let repmgr = secrets.fill("${secret:repmgr}");
     assert_eq!(repmgr.len(), 36);
+    let verifier = secrets.fill("${scram:repmgr}");
+    assert!(verifier.starts_with("SCRAM-SHA-256$16:"), "{verifier}");
     assert!(
-        log.contains(&format!("PASSWORD '{repmgr}'")),
-        "the executor gets the real password"
+        log.contains(&format!("PASSWORD '{verifier}'")),
+        "the executor gets the password's verifier"
     );
+    assert!(!log.contains(&format!("PASSWORD '{repmgr}'")));
     let init = log
         .find("kestrel postgres: /usr/lib/postgresql/15/bin/initdb")
         .unwrap();

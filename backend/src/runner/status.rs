@@ -16,10 +16,16 @@ use std::time::{Duration, Instant};
 /// seconds, and a cluster in a drill takes seconds to read (a node that does not answer).
 const FRESH: Duration = Duration::from_secs(1);
 
+/// How old the status that the trainer's room shows may be before it is read again, in the
+/// background: a room of thirty clusters polled every two seconds reads each every five.
+const ROOM_FRESH: Duration = Duration::from_secs(5);
+
 /// The last status read of each deployment, and whether a read is under way.
 #[derive(Default)]
 pub(super) struct Statuses {
     read: HashMap<String, (Instant, ClusterStatus)>,
+    /// The last read of each deployment, kept through its events, for the trainer's room.
+    seen: HashMap<String, (Instant, ClusterStatus)>,
     reading: std::collections::HashSet<String>,
     /// How many times each deployment's reads were made out of date (by an event): a read
     /// that began before is not kept.
@@ -71,6 +77,21 @@ impl Runner {
         self.read_status(&record).await
     }
 
+    /// Deployment `id`'s last status read and how old it is, at once: the room never waits for
+    /// a cluster. When it is older than a few seconds, or there is none, a new read starts in
+    /// the background.
+    pub fn status_seen(&self, id: &str) -> Option<(Duration, ClusterStatus)> {
+        let seen = crate::lock(&self.inner.statuses).seen.get(id).cloned();
+        if seen
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= ROOM_FRESH)
+            && let Ok(record) = self.get(id)
+        {
+            self.read_status_later(&record);
+        }
+        seen.map(|(at, status)| (at.elapsed(), status))
+    }
+
     async fn read_status(&self, record: &Record) -> std::result::Result<ClusterStatus, Problem> {
         let (generation, kept) = {
             let statuses = crate::lock(&self.inner.statuses);
@@ -107,6 +128,9 @@ impl Runner {
             }
         }
         let mut statuses = crate::lock(&self.inner.statuses);
+        statuses
+            .seen
+            .insert(record.id.clone(), (Instant::now(), status.clone()));
         if statuses.generation(&record.id) == generation {
             statuses
                 .read

@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use m1studio_shared::api::{AttendeeView, JoinRequest, Joined, Room, RoomSeat, name_problem};
+use m1studio_shared::api::{
+    AttendeeView, DeploymentState, JoinRequest, Joined, Live, Room, RoomSeat, name_problem,
+};
 use sha2::Digest as _;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -234,9 +236,15 @@ pub(super) async fn room(
         let caller = Caller::Attendee(attendee.id.clone());
         let deployments = runner.list_as(&caller)?;
         let mut last_reports = Vec::new();
+        let mut live = Vec::new();
         for deployment in &deployments {
             if let Some(report) = store.reports(&deployment.id)?.pop() {
                 last_reports.push((deployment.id.clone(), report));
+            }
+            if deployment.state == DeploymentState::Running
+                && let Some((age, status)) = runner.status_seen(&deployment.id)
+            {
+                live.push((deployment.id.clone(), Live::of(&status, age.as_secs())));
             }
         }
         attendees.push(RoomSeat {
@@ -247,6 +255,7 @@ pub(super) async fn room(
             },
             deployments,
             last_reports,
+            live,
         });
     }
     Ok(Json(Room {

@@ -3,7 +3,7 @@
 
 use crate::browser;
 use crate::components::api::{Api, Refusal, TOKEN_KEY};
-use m1studio_shared::api::{Deployment, DeploymentState, DrillReport, Room};
+use m1studio_shared::api::{Deployment, DeploymentState, DrillReport, Live, Room};
 use m1studio_shared::scenario::{Results, Scenario};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -140,13 +140,16 @@ pub fn Trainer() -> Html {
     };
     let needs_token = refusal.as_ref().is_some_and(|r| r.status == 401);
     let scenarios = html! { <Scenarios token={(*token).clone()} refusal={refusal.clone()}/> };
-    let row = |name: &str, d: &Deployment, report: Option<&DrillReport>| {
+    let row = |name: &str, d: &Deployment, report: Option<&DrillReport>, live: Option<&Live>| {
         let asking = confirming.as_deref() == Some(d.id.as_str());
         html! {
             <tr data-id={d.id.clone()} data-state={d.state.as_str()}>
                 <th scope="row">{ name.to_string() }</th>
                 <td>{ d.cluster.clone() }</td>
                 <td class="state">{ d.state.as_str() }</td>
+                <td class="live" data-primary={live.and_then(|l| l.primary.clone()).unwrap_or_default()}>
+                    { live.map(Live::summary).unwrap_or_default() }
+                </td>
                 <td>{ d.network.clone().unwrap_or_default() }</td>
                 <td class="drill">
                     { drill_text(report) }
@@ -183,17 +186,18 @@ pub fn Trainer() -> Html {
                     { if *ending { "Destroy every attendee's cluster and end the workshop" } else { "End the workshop" } }
                 </button>
                 <table class="room" id="room">
-                    <thead><tr><th>{ "Attendee" }</th><th>{ "Cluster" }</th><th>{ "State" }</th><th>{ "Network" }</th><th>{ "Last drill" }</th><th></th></tr></thead>
+                    <thead><tr><th>{ "Attendee" }</th><th>{ "Cluster" }</th><th>{ "State" }</th><th>{ "Primary and standbys" }</th><th>{ "Network" }</th><th>{ "Last drill" }</th><th></th></tr></thead>
                     { for room.attendees.iter().map(|seat| {
                         let name = seat.attendee.name.as_str();
                         html! {
                             <tbody class="seat" data-attendee={seat.attendee.id.clone()}>
                                 if seat.deployments.is_empty() {
-                                    <tr><th scope="row">{ name.to_string() }</th><td colspan="5" class="hint">{ "no cluster yet" }</td></tr>
+                                    <tr><th scope="row">{ name.to_string() }</th><td colspan="6" class="hint">{ "no cluster yet" }</td></tr>
                                 }
                                 { for seat.deployments.iter().map(|d| {
                                     let report = seat.last_reports.iter().find(|(id, _)| *id == d.id).map(|(_, r)| r);
-                                    row(name, d, report)
+                                    let live = seat.live.iter().find(|(id, _)| *id == d.id).map(|(_, l)| l);
+                                    row(name, d, report, live)
                                 }) }
                             </tbody>
                         }

@@ -2,8 +2,9 @@
 //! order (phases whose steps may run in parallel): commands as argument vectors, services to
 //! start, and readiness as data. Pure: executors carry it out.
 //!
-//! Passwords never appear in a plan. Files and commands refer to them as `${secret:NAME}`,
-//! which only an executor replaces, with values it keeps to itself.
+//! Passwords never appear in a plan. Files and commands refer to them as `${secret:NAME}`, and
+//! roles are given them as `${scram:NAME}` (the password's SCRAM verifier), which only an
+//! executor replaces, with values it keeps to itself.
 
 use crate::diag::{Code, Diagnostic};
 use crate::spec::{Design, FailoverManager, PlatformSpec};
@@ -186,7 +187,8 @@ impl Context<'_> {
     }
 
     fn repmgr_conf(&self, instance: &Instance) -> String {
-        let (attempts, interval, monitor) = self.options.profile.repmgr_timing();
+        let (attempts, interval, _) = self.options.profile.repmgr_timing();
+        let monitor = self.options.profile.repmgr_monitor_secs(instance.kind);
         let priority = match instance.kind {
             Kind::Replica | Kind::Primary => 100,
             _ => 0,
@@ -596,13 +598,13 @@ impl Context<'_> {
                 .map(|(user, attributes)| {
                     format!(
                         "CREATE ROLE {user} LOGIN {attributes} PASSWORD '{}'",
-                        secret(user)
+                        verifier(user)
                     )
                 })
                 .collect();
         statements.push(format!(
             "ALTER ROLE postgres PASSWORD '{}'",
-            secret("postgres")
+            verifier("postgres")
         ));
         statements
     }
@@ -619,7 +621,7 @@ impl Context<'_> {
         // One psql for every role and the repmgr database: each statement commits on its own.
         let mut statements = vec![format!(
             "CREATE ROLE repmgr LOGIN SUPERUSER REPLICATION PASSWORD '{}'",
-            secret("repmgr")
+            verifier("repmgr")
         )];
         if self.design.synchronous() {
             // repmgr's metadata (registrations, promotions) never waits for a standby:
@@ -661,7 +663,7 @@ impl Context<'_> {
                 "create the repmgr role and database",
                 &format!(
                     "CREATE ROLE repmgr LOGIN SUPERUSER PASSWORD '{}';\nCREATE DATABASE repmgr OWNER repmgr",
-                    secret("repmgr")
+                    verifier("repmgr")
                 ),
             ));
             init_title.push_str(&format!(", and the witness's Postgres on {w}"));

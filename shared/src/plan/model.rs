@@ -257,6 +257,13 @@ pub(super) fn secret(name: &str) -> String {
     format!("${{secret:{name}}}")
 }
 
+/// Where the SCRAM verifier of the password `name` goes, for `CREATE ROLE … PASSWORD`: the
+/// executor computes it with few iterations, since the cluster's passwords are random (a
+/// client proves the password in every connection, and repmgrd connects every second).
+pub(super) fn verifier(name: &str) -> String {
+    format!("${{scram:{name}}}")
+}
+
 pub(super) fn argv(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| p.to_string()).collect()
 }

@@ -4,6 +4,9 @@
 use crate::spec::FailoverManager;
 use serde::{Deserialize, Serialize};
 
+/// How often, at most, repmgrd checks a cascaded replica and its upstream, in seconds.
+pub(crate) const CASCADED_MONITOR_SECS: u32 = 5;
+
 /// How quickly the failover manager reacts, and so how long a failover takes. The same names
 /// serve repmgr and Patroni; each sets that manager's timings together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -62,6 +65,20 @@ impl Profile {
             Profile::Fast => (1, 1, 1),
             Profile::Normal => (3, 5, 2),
             Profile::Safe => (6, 10, 2),
+        }
+    }
+
+    /// How often repmgrd on a node of `kind` checks its node and its upstream, in seconds. A
+    /// failover waits for the replica to see that the primary is gone, and a switchover can
+    /// make the primary the replica, so both check as often as the profile says. A cascaded
+    /// replica is never promoted (priority 0): it checks every 5 s, or as the profile says when
+    /// that is slower. Each check is a new connection on both ends, so this is most of an idle
+    /// cluster's CPU.
+    pub fn repmgr_monitor_secs(self, kind: crate::topology::Kind) -> u32 {
+        let (_, _, monitor) = self.repmgr_timing();
+        match kind {
+            crate::topology::Kind::CascadedReplica => monitor.max(CASCADED_MONITOR_SECS),
+            _ => monitor,
         }
     }
 
