@@ -201,34 +201,48 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
             Some(json!({ "preset": "kill the primary" })),
         )?;
         ensure!(status == 403, "an attendee runs no scenario: {refused}");
-        let (status, run) = call_as(
+        // The trainer runs it from the command line, against the server: the token comes from
+        // the environment, and the results are the server's.
+        let work = std::env::temp_dir();
+        let without_token = std::process::Command::new(m1studio_e2e::binary()?)
+            .args(["scenario", "run", "--preset", "kill the primary", "--server"])
+            .arg(format!("http://{}", server.addr))
+            .env_remove("M1STUDIO_TOKEN")
+            .current_dir(&work)
+            .output()?;
+        let said = String::from_utf8_lossy(&without_token.stderr);
+        ensure!(
+            !without_token.status.success() && said.contains("M1STUDIO_TOKEN"),
+            "without a token, the command says how to give it: {said}"
+        );
+        let ran = std::process::Command::new(m1studio_e2e::binary()?)
+            .args(["scenario", "run", "--preset", "kill the primary", "--server"])
+            .arg(format!("http://{}", server.addr))
+            .env("M1STUDIO_TOKEN", &trainer)
+            .current_dir(&work)
+            .output()?;
+        let (out, err) = (
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr),
+        );
+        ensure!(ran.status.success(), "scenario run --server: {out}\n{err}");
+        ensure!(
+            out.lines().filter(|l| l.contains("writes back after")).count() == 3,
+            "a row per attendee: {out}"
+        );
+        let run_id = err
+            .lines()
+            .find_map(|l| l.strip_prefix("scenario ")?.split_whitespace().next())
+            .context("the run's id")?
+            .to_string();
+        let (status, results) = call_as(
             server.addr,
             Some(&trainer),
-            "POST",
-            "/api/scenarios",
-            Some(json!({ "preset": "kill the primary" })),
+            "GET",
+            &format!("/api/scenarios/{run_id}"),
+            None,
         )?;
-        ensure!(status == 202, "{run}");
-        let run_id = run["id"].as_str().context("a run id")?.to_string();
-        let started = Instant::now();
-        let results = loop {
-            let (status, results) = call_as(
-                server.addr,
-                Some(&trainer),
-                "GET",
-                &format!("/api/scenarios/{run_id}"),
-                None,
-            )?;
-            ensure!(status == 200, "{results}");
-            if results["finished"] == true {
-                break results;
-            }
-            ensure!(
-                started.elapsed() < Duration::from_secs(240),
-                "the scenario did not end: {results}"
-            );
-            std::thread::sleep(Duration::from_secs(2));
-        };
+        ensure!(status == 200 && results["finished"] == true, "{results}");
         let rows = results["rows"].as_array().context("rows")?;
         ensure!(rows.len() == 3, "{results}");
         for row in rows {
@@ -271,13 +285,30 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
             );
         }
 
-        // The trainer's room: three seats, each with its running cluster.
-        let (status, room) = call_as(server.addr, Some(&trainer), "GET", "/api/room", None)?;
-        ensure!(status == 200, "{room}");
-        let seats = room["attendees"].as_array().context("seats")?;
-        ensure!(seats.len() == 3, "{room}");
-        for seat in seats {
-            ensure!(seat["deployments"][0]["state"] == "running", "{seat}");
+        // The trainer's room: three seats, each with its running cluster, its primary (the
+        // replica, promoted by the scenario's kill) and its standbys, read in the background.
+        let started = Instant::now();
+        loop {
+            let (status, room) = call_as(server.addr, Some(&trainer), "GET", "/api/room", None)?;
+            ensure!(status == 200, "{room}");
+            let seats = room["attendees"].as_array().context("seats")?;
+            ensure!(seats.len() == 3, "{room}");
+            let mut seen = 0;
+            for seat in seats {
+                ensure!(seat["deployments"][0]["state"] == "running", "{seat}");
+                let live = &seat["live"][0][1];
+                if live["primary"] == "quartz" && live["of"] == 2 {
+                    seen += 1;
+                }
+            }
+            if seen == 3 {
+                break;
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "the room shows each primary: {room}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
         }
         Ok(ids)
     }

@@ -23,8 +23,9 @@ Commands:
                      N deployments each of the default design and of 8 cascaded replicas
   bench-deploy bare N
                      N deployments of the default design over SSH on fresh prepared hosts
-  bench-deploy idle N
-                     N idle default clusters side by side: CPU per second and memory each
+  bench-deploy idle N [patroni]
+                     N idle default clusters (or Patroni with HAProxy) side by side: CPU per
+                     second and memory each, and each node's CPU to deploy, by its kind
   bench-workshop N   N attendees through the HTTP API of a release server: join, deploy the same
                      link, a two-step scenario, destroy; /healthz and status latencies throughout
   bench-input        expensive designs and config.yml files against a release server: each

@@ -63,11 +63,16 @@ async fn main() -> Result<()> {
         let count: u32 = count.parse().context("N must be a whole number")?;
         return repeated_deploys(count);
     }
-    if let [command, count] = &args[..]
+    if let [command, count, rest @ ..] = &args[..]
         && command == "idle"
     {
         let count: u32 = count.parse().context("N must be a whole number")?;
-        return idle(count).await;
+        let patroni = match rest {
+            [] => false,
+            [manager] if manager == "patroni" => true,
+            _ => bail!("bench-deploy idle N [patroni]"),
+        };
+        return idle(count, patroni).await;
     }
     if let [command, count] = &args[..]
         && command == "bare"
@@ -619,16 +624,22 @@ fn usage(groups: &[Counted]) -> Result<(u64, u64)> {
     Ok((cpu, memory))
 }
 
-/// `count` idle default clusters: CPU and memory each.
-async fn idle(count: u32) -> Result<()> {
+/// `count` idle default clusters (with Patroni and HAProxy when `patroni`): CPU and memory
+/// each, and each node's CPU to deploy, idle CPU and memory, by its kind.
+async fn idle(count: u32, patroni: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("m1studio-bench-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let names: Vec<String> = (0..count).map(|i| format!("idle{i}")).collect();
     let runner = Runner::new(Store::open(&dir.join("m1studio.db"))?, 2);
     let mut ids = Vec::new();
     for name in &names {
+        let manager = if patroni {
+            "patroni&haproxy=1"
+        } else {
+            "repmgr"
+        };
         let request = DeployRequest {
-            link: Some(format!("v=1&name={name}&pg=15&fm=repmgr&platform=docker")),
+            link: Some(format!("v=2&name={name}&pg=15&fm={manager}&platform=docker")),
             profile: Some(Profile::Fast),
             ..DeployRequest::default()
         };
@@ -650,6 +661,25 @@ async fn idle(count: u32) -> Result<()> {
         "{count} default clusters running after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // What each node of the first cluster used to be deployed: its CPU so far.
+    let deployed: Vec<(String, u64)> = cgroups(&names[0])
+        .await?
+        .into_iter()
+        .map(|(node, group)| Ok((node, usage(std::slice::from_ref(&group))?.0)))
+        .collect::<Result<_>>()?;
+    let kinds: std::collections::HashMap<String, String> = runner
+        .view(&runner.get(&ids[0]).map_err(anyhow_of)?)
+        .instances
+        .iter()
+        .map(|i| (i.name.clone(), format!("{:?}", i.kind)))
+        .collect();
+    for (node, cpu) in &deployed {
+        println!(
+            "  deploy, {node} ({}): {:.2} s of CPU",
+            kinds.get(node).map_or("?", String::as_str),
+            *cpu as f64 / 1e6
+        );
+    }
     // Past barman cron's first two minutes, when it runs every 15 s: the steady state.
     tokio::time::sleep(Duration::from_secs(130)).await;
     let mut groups = Vec::new();
@@ -671,11 +701,13 @@ async fn idle(count: u32) -> Result<()> {
     let seconds = window.elapsed().as_secs_f64();
     let after: Vec<(u64, u64)> = groups.iter().map(|g| usage(g)).collect::<Result<_>>()?;
     for ((node, group), cpu0) in nodes[0].iter().zip(&groups[0]).zip(&first) {
-        let cpu1 = usage(std::slice::from_ref(group))?.0;
+        let (cpu1, memory) = usage(std::slice::from_ref(group))?;
         println!(
-            "  {}, {node}: {:.1} ms/s",
+            "  {}, {node} ({}): {:.1} ms/s, {} MiB",
             names[0],
-            (cpu1 - cpu0) as f64 / 1000.0 / seconds
+            kinds.get(node).map_or("?", String::as_str),
+            (cpu1 - cpu0) as f64 / 1000.0 / seconds,
+            memory / (1024 * 1024)
         );
     }
     let mut total = 0.0;
