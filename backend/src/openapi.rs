@@ -104,7 +104,8 @@ fn document_as_written() -> Value {
                         "read_only": { "type": "string" },
                         "nodes": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }] } },
                         "password": { "type": "string", "description": "Where the password is read" } } },
-                    "queue_position": { "type": ["integer", "null"] } } },
+                    "queue_position": { "type": ["integer", "null"] },
+                    "queue_wait_secs": { "type": ["integer", "null"], "description": "About how long it waits still, while queued" } } },
                 "Signal": { "description": "What a drill's moment or an event means", "enum": ["fault", "detected", "promoted", "writes_refused", "writes_resumed", "settled", "fault_undone", "fenced", "fence_failed", "switchover_finished", "switchover_failed", "witness_follows", "witness_lost", "report", "barman_follows", "rejoined", "scenario_step", "image_build", "other"] },
                 "Event": { "type": "object", "properties": {
                     "seq": { "type": "integer" }, "at_ms": { "type": "integer" },

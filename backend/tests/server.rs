@@ -1043,6 +1043,54 @@ async fn a_full_queue_refuses_more_deployments_with_a_503_that_says_when_to_try(
 }
 
 #[tokio::test]
+async fn a_host_that_holds_no_more_refuses_a_cluster_by_what_it_costs_and_says_what_to_do() {
+    use m1studio_shared::capacity::{Host, cluster_cost};
+    let starter = m1studio_shared::Draft::starter();
+    let configured = m1studio_shared::configure(&starter).0.unwrap();
+    let each = cluster_cost(&configured.topology, configured.design.failover());
+    // Memory for two and a half default clusters, and CPU for many.
+    let host = Host {
+        cores: 64,
+        memory_mib: (each.memory_mib * 5 / 2) * 4 / 3,
+    };
+    let runner = m1studio::runner::Runner::with(
+        m1studio::store::Store::in_memory().unwrap(),
+        m1studio::runner::Settings {
+            host: Some(host),
+            ..m1studio::runner::Settings::default()
+        },
+    );
+    for (id, cluster) in [("d1", "first"), ("d2", "second")] {
+        let mut draft = starter.clone();
+        draft.cluster_name = cluster.into();
+        let record = m1studio::store::Record {
+            state: m1studio_shared::api::DeploymentState::Running,
+            ..m1studio::store::Record::new(id, cluster, draft)
+        };
+        runner.store().insert(&record, &[]).unwrap();
+    }
+    let state = AppState {
+        runner: Some(runner.clone()),
+        ..AppState::default()
+    };
+    let link = m1studio_shared::link::encode(&starter);
+    let (status, body) = call(
+        state,
+        post("/api/deployments", &json!({ "link": link }).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("holds 2 clusters"), "{message}");
+    assert!(message.contains("MiB of memory"), "{message}");
+    assert!(
+        message.contains("destroy one, or ask the trainer"),
+        "{message}"
+    );
+    assert_eq!(runner.list().unwrap().len(), 2, "nothing recorded");
+}
+
+#[tokio::test]
 async fn event_streams_beyond_the_cap_are_refused_and_reading_events_still_works() {
     let (mut state, runner) = with_runner();
     state.followers = m1studio::server::Followers::new(1);

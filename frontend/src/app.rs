@@ -73,7 +73,7 @@ fn Designer() -> Html {
         if let Some(started) = edited_at.borrow_mut().take() {
             browser::set_root_attribute(
                 "data-render-ms",
-                &format!("{:.2}", browser::now() - started),
+                &crate::text::fixed(browser::now() - started, 2),
             );
         }
         let first = pending_link.borrow_mut().replace(link.clone()).is_none();
@@ -97,7 +97,7 @@ fn Designer() -> Html {
     }
     // When the page first became usable, for the load-time benchmark.
     use_effect_with((), |_| {
-        browser::set_root_attribute("data-ready-ms", &format!("{:.2}", browser::now()))
+        browser::set_root_attribute("data-ready-ms", &crate::text::fixed(browser::now(), 2))
     });
     let reset = dispatch.reform(|_| Action::Reset);
     let attendee = browser::session_get(crate::components::api::ATTENDEE_KEY);

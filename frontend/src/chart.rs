@@ -4,6 +4,7 @@
 //! document, shown on the page, in the trainer's room and downloaded; plain Rust, tested natively.
 
 use crate::diagram::esc;
+use crate::text::{fixed, signed};
 use m1studio_shared::api::{DrillReport, Signal};
 use std::fmt::Write as _;
 
@@ -53,10 +54,13 @@ pub fn drill_chart(report: &DrillReport) -> Option<String> {
         .max(1);
     let bar = plot_width / steps as f64;
     let y_of = |count: u32| plot_height * f64::from(count) / f64::from(tallest);
+    // Coordinates to a tenth of a pixel.
+    let px = |value: f64| fixed(value, 1);
+    let (width, height) = (px(WIDTH), px(HEIGHT));
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="chart-title"><title id="chart-title">Drill {}: {} of {}, writes per {} ms</title><style>{STYLE}</style>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-labelledby="chart-title"><title id="chart-title">Drill {}: {} of {}, writes per {} ms</title><style>{STYLE}</style>"#,
         report.number,
         esc(&report.action),
         esc(&report.target),
@@ -67,44 +71,51 @@ pub fn drill_chart(report: &DrillReport) -> Option<String> {
         .timeline
         .iter()
         .find(|m| m.kind == Signal::WritesResumed)
-        .map(|m| m.after_ms as f64);
-    if let Some(resumed) = resumed.filter(|r| *r > 0.0) {
+        .map(|m| m.after_ms);
+    if let Some(resumed) = resumed.filter(|r| *r > 0) {
         let _ = write!(
             out,
-            r#"<rect class="outage" data-from-ms="0" data-to-ms="{resumed}" x="{:.1}" y="{TOP}" width="{:.1}" height="{plot_height}"/>"#,
-            x_of(0.0),
-            (x_of(resumed) - x_of(0.0)).max(0.0)
+            r#"<rect class="outage" data-from-ms="0" data-to-ms="{resumed}" x="{}" y="{}" width="{}" height="{}"/>"#,
+            px(x_of(0.0)),
+            px(TOP),
+            px((x_of(resumed as f64) - x_of(0.0)).max(0.0)),
+            px(plot_height)
         );
     }
     for (i, (acknowledged, refused)) in series.acknowledged.iter().zip(&series.refused).enumerate()
     {
         let x = LEFT + i as f64 * bar;
-        let width = (bar - 0.3).max(0.5);
+        let width = fixed((bar - 0.3).max(0.5), 2);
         let (a, r) = (y_of(*acknowledged), y_of(*refused));
         let base = TOP + plot_height;
         if *acknowledged > 0 {
             let _ = write!(
                 out,
-                r#"<rect class="ack" x="{x:.1}" y="{:.1}" width="{width:.2}" height="{a:.1}"/>"#,
-                base - a
+                r#"<rect class="ack" x="{}" y="{}" width="{width}" height="{}"/>"#,
+                px(x),
+                px(base - a),
+                px(a)
             );
         }
         if *refused > 0 {
             let _ = write!(
                 out,
-                r#"<rect class="refused" x="{x:.1}" y="{:.1}" width="{width:.2}" height="{r:.1}"/>"#,
-                base - a - r
+                r#"<rect class="refused" x="{}" y="{}" width="{width}" height="{}"/>"#,
+                px(x),
+                px(base - a - r),
+                px(r)
             );
         }
     }
     // The axes: time in seconds from the fault, and the tallest step's count.
     let base = TOP + plot_height;
+    let (left, top, bottom) = (px(LEFT), px(TOP), px(base));
     let _ = write!(
         out,
-        r#"<line class="axis" x1="{LEFT}" y1="{base}" x2="{}" y2="{base}"/><line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}"/><text x="{}" y="{}" text-anchor="end">{tallest}</text>"#,
-        WIDTH - RIGHT,
-        LEFT - 4.0,
-        TOP + 10.0
+        r#"<line class="axis" x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}"/><line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/><text x="{}" y="{}" text-anchor="end">{tallest}</text>"#,
+        px(WIDTH - RIGHT),
+        px(LEFT - 4.0),
+        px(TOP + 10.0)
     );
     let first_second = (series.from_ms as f64 / 1000.0).ceil() as i64;
     let last_second = ((series.from_ms as f64 + span_ms) / 1000.0).floor() as i64;
@@ -112,9 +123,9 @@ pub fn drill_chart(report: &DrillReport) -> Option<String> {
     for second in (first_second..=last_second).filter(|s| s % every == 0) {
         let _ = write!(
             out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{second:+} s</text>"#,
-            x_of(second as f64 * 1000.0),
-            HEIGHT - 8.0
+            r#"<text x="{}" y="{}" text-anchor="middle">{second:+} s</text>"#,
+            px(x_of(second as f64 * 1000.0)),
+            px(HEIGHT - 8.0)
         );
     }
     // The moments, each on its line, their names staggered so that close ones stay legible.
@@ -131,12 +142,13 @@ pub fn drill_chart(report: &DrillReport) -> Option<String> {
         };
         let _ = write!(
             out,
-            r#"<line class="{class}" data-kind="{}" x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{base}"/><text class="mark-label" x="{:.1}" y="{}">{name} {:+.1} s</text>"#,
+            r#"<line class="{class}" data-kind="{}" x1="{x}" y1="{}" x2="{x}" y2="{bottom}"/><text class="mark-label" x="{}" y="{}">{name} {} s</text>"#,
             kind_name(kind),
-            TOP - 2.0,
-            x + 2.0,
-            12.0 + f64::from(row) * 11.0,
-            moment.after_ms as f64 / 1000.0
+            px(TOP - 2.0),
+            px(x + 2.0),
+            px(12.0 + f64::from(row) * 11.0),
+            signed(moment.after_ms as f64 / 1000.0, 1),
+            x = px(x),
         );
         row = (row + 1) % 3;
     }

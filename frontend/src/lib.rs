@@ -7,6 +7,7 @@ pub mod chart;
 pub mod components;
 pub mod diagram;
 pub mod state;
+pub mod text;
 pub mod view;
 
 /// Starts the designer in the page's body.

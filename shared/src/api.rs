@@ -327,6 +327,9 @@ pub struct Deployment {
     /// Its place in the queue, from 1, while queued.
     #[serde(default)]
     pub queue_position: Option<usize>,
+    /// About how long it waits still, in seconds, while queued.
+    #[serde(default)]
+    pub queue_wait_secs: Option<u64>,
     /// The network it got from the address pool, when its design left the network at the
     /// default (its instances' addresses and connection strings are in it; its link is not).
     #[serde(default)]
@@ -702,9 +705,10 @@ pub struct ClusterStatus {
     pub barman: Option<BarmanStatus>,
 }
 
-/// A fault or repair to carry out on a running cluster.
+/// A fault or repair to carry out on a running cluster. Written `{"action": NAME, …}` with the
+/// fields its action takes; read through [`DrillWire`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
+#[serde(tag = "action", rename_all = "kebab-case", try_from = "DrillWire")]
 pub enum Drill {
     /// Kills the current primary's container: the failover manager should promote the replica.
     /// A writer inserts numbered rows throughout, and the drill's report measures the outage.
@@ -768,6 +772,86 @@ pub enum Drill {
 
 fn default_isolation() -> u32 {
     30
+}
+
+/// A drill's action, as `action` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillAction {
+    /// [`Drill::KillPrimary`].
+    KillPrimary,
+    /// [`Drill::StopPrimary`].
+    StopPrimary,
+    /// [`Drill::IsolatePrimary`].
+    IsolatePrimary,
+    /// [`Drill::Switchover`].
+    Switchover,
+    /// [`Drill::StopEtcd`].
+    StopEtcd,
+    /// [`Drill::StopNode`].
+    StopNode,
+    /// [`Drill::Start`].
+    Start,
+    /// [`Drill::RetargetBarman`].
+    RetargetBarman,
+}
+
+/// A drill as it is written: its action, and the fields that any action takes. A drill is read
+/// through this plain struct, then checked into a [`Drill`]: serde's reading of internally
+/// tagged enums buffers the whole object first, and that code would weigh on every page.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrillWire {
+    pub(crate) action: DrillAction,
+    #[serde(default)]
+    pub(crate) retarget_barman: bool,
+    #[serde(default)]
+    pub(crate) seconds: Option<u32>,
+    #[serde(default)]
+    pub(crate) to: Option<String>,
+    #[serde(default)]
+    pub(crate) count: Option<u32>,
+    #[serde(default)]
+    pub(crate) node: Option<String>,
+}
+
+impl TryFrom<DrillWire> for Drill {
+    type Error = String;
+
+    fn try_from(wire: DrillWire) -> Result<Drill, String> {
+        let DrillWire {
+            action,
+            retarget_barman,
+            seconds,
+            to,
+            count,
+            node,
+        } = wire;
+        let node =
+            |name: &str| node.ok_or_else(|| format!("{name} needs the node: add \"node\": NAME"));
+        Ok(match action {
+            DrillAction::KillPrimary => Drill::KillPrimary { retarget_barman },
+            DrillAction::StopPrimary => Drill::StopPrimary { retarget_barman },
+            DrillAction::IsolatePrimary => Drill::IsolatePrimary {
+                seconds: seconds.unwrap_or_else(default_isolation),
+                retarget_barman,
+            },
+            DrillAction::Switchover => Drill::Switchover {
+                to,
+                retarget_barman,
+            },
+            DrillAction::StopEtcd => Drill::StopEtcd {
+                count: count.unwrap_or_else(default_etcd_count),
+                seconds: seconds.unwrap_or_else(default_isolation),
+            },
+            DrillAction::StopNode => Drill::StopNode {
+                node: node("stop-node")?,
+            },
+            DrillAction::Start => Drill::Start {
+                node: node("start")?,
+            },
+            DrillAction::RetargetBarman => Drill::RetargetBarman,
+        })
+    }
 }
 
 fn default_etcd_count() -> u32 {

@@ -11,6 +11,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod capacity;
 pub mod cmdline;
 pub mod config;
 pub mod diag;

@@ -37,14 +37,53 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
-/// One step: a drill, `at` seconds after the scenario's start.
+/// One step: a drill, `at` seconds after the scenario's start. Written as the drill's fields
+/// beside `at`; read through [`StepWire`], as drills are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StepWire")]
 pub struct Step {
     /// When it starts, in seconds after the scenario's start.
     pub at: u32,
     /// What it does (`node: old-primary` means the primary the last fault hit).
     #[serde(flatten)]
     pub drill: Drill,
+}
+
+/// A step as it is written: `at`, and the drill's own fields beside it (listed here rather than
+/// flattened, which would buffer the object as tagged enums do).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StepWire {
+    at: u32,
+    action: crate::api::DrillAction,
+    #[serde(default)]
+    retarget_barman: bool,
+    #[serde(default)]
+    seconds: Option<u32>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    node: Option<String>,
+}
+
+impl TryFrom<StepWire> for Step {
+    type Error = String;
+
+    fn try_from(wire: StepWire) -> Result<Step, String> {
+        let drill = crate::api::DrillWire {
+            action: wire.action,
+            retarget_barman: wire.retarget_barman,
+            seconds: wire.seconds,
+            to: wire.to,
+            count: wire.count,
+            node: wire.node,
+        };
+        Ok(Step {
+            at: wire.at,
+            drill: Drill::try_from(drill)?,
+        })
+    }
 }
 
 /// A scenario as written, before it is checked.

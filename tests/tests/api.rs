@@ -165,6 +165,8 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         assert_eq!(status, 202, "{queued}");
         assert_eq!(queued["state"], "queued", "{queued}");
         assert_eq!(queued["queue_position"], 1, "{queued}");
+        // About how long it waits: half of a deployment, the one ahead being half done.
+        assert!(queued["queue_wait_secs"].as_u64().is_some_and(|s| s > 0), "{queued}");
         let queued_id = queued["id"].as_str().context("id")?;
         let (status, cancelled) = call(server.addr, "DELETE", &format!("/api/deployments/{queued_id}"), None)?;
         assert_eq!(status, 200, "{cancelled}");

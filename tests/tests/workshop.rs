@@ -205,7 +205,13 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
         // the environment, and the results are the server's.
         let work = std::env::temp_dir();
         let without_token = std::process::Command::new(m1studio_e2e::binary()?)
-            .args(["scenario", "run", "--preset", "kill the primary", "--server"])
+            .args([
+                "scenario",
+                "run",
+                "--preset",
+                "kill the primary",
+                "--server",
+            ])
             .arg(format!("http://{}", server.addr))
             .env_remove("M1STUDIO_TOKEN")
             .current_dir(&work)
@@ -216,7 +222,13 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
             "without a token, the command says how to give it: {said}"
         );
         let ran = std::process::Command::new(m1studio_e2e::binary()?)
-            .args(["scenario", "run", "--preset", "kill the primary", "--server"])
+            .args([
+                "scenario",
+                "run",
+                "--preset",
+                "kill the primary",
+                "--server",
+            ])
             .arg(format!("http://{}", server.addr))
             .env("M1STUDIO_TOKEN", &trainer)
             .current_dir(&work)
@@ -227,7 +239,10 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
         );
         ensure!(ran.status.success(), "scenario run --server: {out}\n{err}");
         ensure!(
-            out.lines().filter(|l| l.contains("writes back after")).count() == 3,
+            out.lines()
+                .filter(|l| l.contains("writes back after"))
+                .count()
+                == 3,
             "a row per attendee: {out}"
         );
         let run_id = err
@@ -469,6 +484,90 @@ async fn the_join_link_and_the_trainer_s_room_work_in_the_browser() -> Result<()
     )
     .await?;
     ensure!(names == json!("Ada,Grace"), "{names}");
+
+    // Ada deploys a cluster; the room shows its primary, and the trainer runs a scenario on it
+    // from the page: the results table fills in with its recovery time.
+    if m1studio_e2e::docker_or_skip("the room's scenario in the browser")
+        .await?
+        .is_some()
+    {
+        let ada = token.as_str().context("Ada's token")?;
+        let (status, created) = call_as(
+            server.addr,
+            Some(ada),
+            "POST",
+            "/api/deployments",
+            Some(json!({ "link": "v=2&name=m1&pg=15&fm=repmgr&platform=docker&n=0" })),
+        )?;
+        ensure!(status == 202, "{created}");
+        let id = created["id"].as_str().context("an id")?.to_string();
+        let outcome = async {
+            let started = Instant::now();
+            loop {
+                let (_, deployment) = call_as(
+                    server.addr,
+                    Some(ada),
+                    "GET",
+                    &format!("/api/deployments/{id}"),
+                    None,
+                )?;
+                if deployment["state"] == "running" {
+                    break;
+                }
+                ensure!(
+                    deployment["state"] != "failed" && started.elapsed() < Duration::from_secs(240),
+                    "Ada's cluster does not run: {deployment}"
+                );
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            m1studio_e2e::page::wait_for_within(
+                c,
+                &format!("document.querySelector('#room tr[data-id=\"{id}\"] td.live[data-primary=\"kestrel\"]') !== null"),
+                Duration::from_secs(30),
+            )
+            .await?;
+            eval(
+                c,
+                "(() => { const s = document.getElementById('scenario-preset'); s.value = 'kill the primary'; s.dispatchEvent(new Event('change')); return true; })()",
+            )
+            .await?;
+            c.find(Locator::Id("scenario-run")).await?.click().await?;
+            m1studio_e2e::page::wait_for_within(
+                c,
+                "document.querySelector('#scenario-results[data-finished=\"true\"]') !== null",
+                Duration::from_secs(180),
+            )
+            .await?;
+            let row = eval(
+                c,
+                "[...document.querySelectorAll('#scenario-results tbody tr')].map(r => r.innerText).join('|')",
+            )
+            .await?;
+            let row = row.as_str().unwrap_or_default().to_string();
+            ensure!(
+                row.starts_with("Ada") && row.contains(" s, ") && row.contains(" lost") && !row.contains('|'),
+                "one row, Ada's, with its recovery time: {row}"
+            );
+            // The room follows the failover: the replica is the primary now.
+            m1studio_e2e::page::wait_for_within(
+                c,
+                &format!("document.querySelector('#room tr[data-id=\"{id}\"] td.live[data-primary=\"quartz\"]') !== null"),
+                Duration::from_secs(30),
+            )
+            .await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        let (status, destroyed) = call_as(
+            server.addr,
+            Some(ada),
+            "DELETE",
+            &format!("/api/deployments/{id}"),
+            None,
+        )?;
+        outcome?;
+        ensure!(status == 200, "{destroyed}");
+    }
     browser.close().await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

@@ -3,6 +3,7 @@
 use super::files::{open_store, store_dir};
 use crate::target::SshAccess;
 use anyhow::{Context as _, Result, bail};
+use m1studio_shared::capacity::Host;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,9 +22,9 @@ pub(crate) struct ServeArgs {
     /// A file (readable by its owner only) whose first line is the token
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     token_file: Option<PathBuf>,
-    /// How many deployments run at once; the others wait in a queue
-    #[arg(long, env = "M1STUDIO_PARALLEL", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    parallel: u16,
+    /// How many deployments run at once; the others wait in a queue. By default two per core
+    #[arg(long, env = "M1STUDIO_PARALLEL", value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: Option<u16>,
     /// Deploy bare designs too, logging in to their hosts as root with this private key
     #[arg(long, value_name = "FILE")]
     ssh_key: Option<PathBuf>,
@@ -42,7 +43,9 @@ pub(crate) struct ServeArgs {
     /// Where docker clusters that leave their network at the default get one (a /24 each)
     #[arg(long, value_name = "CIDR", default_value = m1studio_shared::net::DEFAULT_POOL)]
     address_pool: ipnet::Ipv4Net,
-    /// How many clusters may live at once; by default as many as the host's memory holds
+    /// How many clusters may live at once; by default as many default clusters as three
+    /// quarters of the host's memory and CPU hold. Either way, a cluster is admitted only while
+    /// what the live ones cost, idle, leaves room for what it costs
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     max_clusters: Option<u16>,
     /// How many clusters each attendee of a workshop may have at once
@@ -96,12 +99,8 @@ fn duration_value(text: &str) -> std::result::Result<std::time::Duration, String
         .ok_or_else(|| format!("{text} is not a duration: write it as 4h, 90m or 600s"))
 }
 
-/// The memory an idle default cluster takes, measured (docs/BENCHMARKS.md): what the default
-/// `--max-clusters` divides the host's memory by, with room for a deployment under way.
-const CLUSTER_MIB: u64 = 600;
-
-/// How many clusters the host's memory holds, keeping a quarter of it for everything else.
-fn clusters_the_host_holds() -> Option<usize> {
+/// What this machine has: its cores, and its memory from /proc/meminfo.
+fn this_host() -> Option<Host> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = meminfo
         .lines()
@@ -111,9 +110,19 @@ fn clusters_the_host_holds() -> Option<usize> {
         .trim()
         .parse()
         .ok()?;
-    usize::try_from((kib / 1024) * 3 / 4 / CLUSTER_MIB)
-        .ok()
-        .map(|n| n.max(1))
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    Some(Host {
+        cores: u64::try_from(cores).unwrap_or(1),
+        memory_mib: kib / 1024,
+    })
+}
+
+/// What a default cluster costs: the design a workshop's link gives by default.
+fn default_cluster_cost() -> m1studio_shared::capacity::Cost {
+    m1studio_shared::configure(&m1studio_shared::Draft::starter())
+        .0
+        .map(|c| m1studio_shared::capacity::cluster_cost(&c.topology, c.design.failover()))
+        .unwrap_or_default()
 }
 
 /// Serves the designer and `/api` as `args` say, with the store at `db`; with an SSH key, bare
@@ -143,7 +152,11 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let parallel = usize::from(parallel);
+    let host = this_host();
+    let parallel = parallel
+        .map(usize::from)
+        .or(host.map(|h| h.parallel()))
+        .unwrap_or(2);
     let token = match token_file {
         Some(file) => {
             crate::store::check_private(&file)?;
@@ -242,10 +255,11 @@ pub(crate) fn serve_command(args: ServeArgs, db: Option<&Path>) -> Result<ExitCo
             pool: address_pool,
             max_clusters: max_clusters
                 .map(usize::from)
-                .or_else(clusters_the_host_holds),
+                .or(host.map(|h| h.holds(default_cluster_cost()))),
             per_attendee: Some(usize::from(per_attendee)),
             ttl: cluster_ttl.or(in_workshop.then_some(std::time::Duration::from_secs(4 * 3600))),
             max_queued: usize::from(max_queued),
+            host,
         },
     );
     let mut allowed_hosts: Vec<String> = allowed_hosts

@@ -4,12 +4,13 @@
 use super::{Problem, Runner};
 use crate::store::{Record, now_ms};
 use m1studio_shared::api::{DeploymentState, EventKind};
+use m1studio_shared::capacity::{self, Cost};
 use std::time::Duration;
 
 impl Runner {
-    /// Refuses a new cluster of `owner` beyond the server's or the attendee's share, saying
-    /// why and what to do.
-    pub(super) fn within_quota(&self, owner: &str) -> std::result::Result<(), Problem> {
+    /// Refuses a new cluster of `owner`, costing `new`, beyond the server's or the attendee's
+    /// share, or beyond what the host holds, saying why and what to do.
+    pub(super) fn within_quota(&self, owner: &str, new: Cost) -> std::result::Result<(), Problem> {
         let live: Vec<Record> = self
             .inner
             .store
@@ -24,6 +25,12 @@ impl Runner {
                 "the server holds {} of {most} clusters: destroy one, or ask the trainer",
                 live.len()
             )));
+        }
+        if let Some(host) = &self.inner.host {
+            let costs: Cost = live.iter().map(record_cost).sum();
+            if let Some(why) = capacity::refusal(host, costs, live.len(), new) {
+                return Err(Problem::Conflict(why));
+            }
         }
         let mine = live.iter().filter(|r| r.owner == owner).count();
         if let Some(most) = self.inner.per_attendee.filter(|_| !owner.is_empty())
@@ -89,4 +96,12 @@ impl Runner {
             }
         });
     }
+}
+
+/// What the cluster of `record` costs the host.
+fn record_cost(record: &Record) -> Cost {
+    m1studio_shared::configure(&Runner::effective(record))
+        .0
+        .map(|c| capacity::cluster_cost(&c.topology, c.design.failover()))
+        .unwrap_or_default()
 }

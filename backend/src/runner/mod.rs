@@ -26,6 +26,7 @@ use m1studio_shared::api::{
     DeployRequest, Deployment, DeploymentEvent, DeploymentState, EventKind, Failure, Signal,
     connections, read_design,
 };
+use m1studio_shared::capacity::{self as cost, Host};
 use m1studio_shared::plan::{PlanOptions, Profile, node_image, plan};
 use m1studio_shared::spec::PlatformSpec;
 use m1studio_shared::{Configured, Diagnostic, Draft, configure, has_errors, link};
@@ -157,6 +158,8 @@ pub struct Settings {
     pub ttl: Option<Duration>,
     /// How many deployments may wait for a slot; more are refused until some have started.
     pub max_queued: usize,
+    /// What the host has, to admit clusters by what they cost; none admits them by count.
+    pub host: Option<Host>,
 }
 
 impl Default for Settings {
@@ -171,6 +174,7 @@ impl Default for Settings {
             per_attendee: None,
             ttl: None,
             max_queued: 64,
+            host: None,
         }
     }
 }
@@ -184,6 +188,11 @@ struct Inner {
     per_attendee: Option<usize>,
     ttl: Option<Duration>,
     max_queued: usize,
+    host: Option<Host>,
+    /// How many deployments run at once.
+    parallel: usize,
+    /// How long the last deployments took, in seconds, newest last: how long the queue waits.
+    took: Mutex<VecDeque<u64>>,
     slots: Arc<Semaphore>,
     queue: Mutex<VecDeque<String>>,
     channels: Mutex<HashMap<String, broadcast::Sender<DeploymentEvent>>>,
@@ -244,6 +253,7 @@ impl Runner {
             per_attendee,
             ttl,
             max_queued,
+            host,
         } = settings;
         Runner {
             inner: Arc::new(Inner {
@@ -254,6 +264,9 @@ impl Runner {
                 per_attendee,
                 ttl,
                 max_queued,
+                host,
+                parallel: parallel.max(1),
+                took: Mutex::new(VecDeque::new()),
                 slots: Arc::new(Semaphore::new(parallel.max(1))),
                 queue: Mutex::new(VecDeque::new()),
                 channels: Mutex::new(HashMap::new()),
@@ -407,6 +420,9 @@ impl Runner {
             .iter()
             .position(|q| *q == record.id)
             .map(|p| p + 1);
+        let queue_wait_secs = queue_position.map(|position| {
+            cost::estimated_wait_secs(position, self.inner.parallel, self.typical_secs())
+        });
         Deployment {
             id: record.id.clone(),
             cluster: record.cluster.clone(),
@@ -420,6 +436,7 @@ impl Runner {
             connections: connections(&topology, &record.id),
             instances: topology.instances,
             queue_position,
+            queue_wait_secs,
             network: record.network.clone(),
             owner: record.owner.clone(),
             expires_ms: self.expires_ms(record),
@@ -512,7 +529,10 @@ impl Runner {
                 "{waiting} deployments are waiting for a slot already, as many as this server queues: try again once some have started"
             )));
         }
-        self.within_quota(owner)?;
+        self.within_quota(
+            owner,
+            cost::cluster_cost(&configured.topology, configured.design.failover()),
+        )?;
         let (draft, configured, network) = self.place(draft, configured).await?;
         let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
         let engine_name = crate::store::engine_name(owner, &cluster);
@@ -639,8 +659,25 @@ impl Runner {
             ),
             None,
         );
+        {
+            let mut took = lock(&self.inner.took);
+            took.push_back(started.elapsed().as_secs());
+            if took.len() > 8 {
+                took.pop_front();
+            }
+        }
         self.set_state(id, DeploymentState::Running);
         Ok(())
+    }
+
+    /// How long a deployment takes here, in seconds: the last ones' average, or the usual
+    /// time before any has run.
+    fn typical_secs(&self) -> u64 {
+        let took = lock(&self.inner.took);
+        match u64::try_from(took.len()) {
+            Ok(count) if count > 0 => took.iter().sum::<u64>() / count,
+            _ => cost::TYPICAL_DEPLOY_SECS,
+        }
     }
 
     /// The events of `id` after number `after`, then each new one as it happens.

@@ -598,17 +598,16 @@ struct Drills<'a> {
 
 /// The latest drill's report: recovery time, writes, loss, and its timeline.
 fn report_view(report: &DrillReport) -> Html {
-    let rto = report.rto_ms.map_or_else(
-        || "not yet".to_string(),
-        |ms| format!("{:.1} s", ms as f64 / 1000.0),
-    );
+    let rto = report
+        .rto_ms
+        .map_or_else(|| "not yet".to_string(), crate::text::seconds);
     let lost = report.loss().unwrap_or_else(|| "being counted".to_string());
     html! {
         <div class="drill-report" id="drill-report" data-finished={report.finished.to_string()}>
             <h4>{ format!("Drill {}: {} {}", report.number, report.action, report.target) }</h4>
             <dl>
                 <dt>{ "Writes resumed after" }</dt><dd id="report-rto">{ rto }</dd>
-                <dt>{ "Clients could not write for" }</dt><dd id="report-outage">{ report.outage_ms.map_or_else(|| "not yet".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0)) }</dd>
+                <dt>{ "Clients could not write for" }</dt><dd id="report-outage">{ report.outage_ms.map_or_else(|| "not yet".to_string(), crate::text::seconds) }</dd>
                 <dt>{ "New primary" }</dt><dd>{ report.new_primary.clone().unwrap_or_else(|| "none yet".into()) }</dd>
                 <dt>{ "Writes acknowledged" }</dt><dd id="report-acknowledged">{ report.writes_acknowledged }</dd>
                 <dt>{ "Writes refused during the outage" }</dt><dd>{ report.writes_failed }</dd>
@@ -630,7 +629,7 @@ fn report_view(report: &DrillReport) -> Html {
             }
             <ol class="timeline">
                 { for report.timeline.iter().map(|m| html! {
-                    <li><span class="at">{ format!("+{:.1} s", m.after_ms as f64 / 1000.0) }</span><span class="what">{ m.what.clone() }</span></li>
+                    <li><span class="at">{ format!("{} s", crate::text::signed(m.after_ms as f64 / 1000.0, 1)) }</span><span class="what">{ m.what.clone() }</span></li>
                 }) }
             </ol>
         </div>
@@ -638,7 +637,7 @@ fn report_view(report: &DrillReport) -> Html {
 }
 
 fn seconds_between(from: u64, to: u64) -> String {
-    format!("+{:.1} s", to.saturating_sub(from) as f64 / 1000.0)
+    format!("+{}", crate::text::seconds(to.saturating_sub(from)))
 }
 
 /// The destroy button, and the question it asks first.
@@ -685,9 +684,9 @@ fn deployment_view(
             .collect();
         match (building.first(), building.last()) {
             (Some(first), Some(last)) => Some(format!(
-                "Building the node image, once for every later deployment: {} ({:.0} s)",
+                "Building the node image, once for every later deployment: {} ({} s)",
                 last.detail.clone().unwrap_or_else(|| last.title.clone()),
-                last.at_ms.saturating_sub(first.at_ms) as f64 / 1000.0
+                crate::text::fixed(last.at_ms.saturating_sub(first.at_ms) as f64 / 1000.0, 0)
             )),
             _ => None,
         }
@@ -782,7 +781,10 @@ fn deployment_view(
                 <span id="deployment-state" class={classes!("state", state)}>{ state }</span>
             </h3>
             if let Some(position) = d.queue_position {
-                <p class="queued">{ format!("Waiting for a free slot: number {position} in the queue.") }</p>
+                <p class="queued" id="deployment-queued">{ match d.queue_wait_secs {
+                    Some(secs) => format!("Waiting for a free slot: number {position} in the queue, about {secs} s."),
+                    None => format!("Waiting for a free slot: number {position} in the queue."),
+                } }</p>
             }
             if let Some(error) = &d.error {
                 <p class="error" id="deployment-error">{ error.clone() }</p>

@@ -19,10 +19,9 @@ fn drill_text(report: Option<&DrillReport>) -> String {
         Some(report) => format!(
             "{}: writes back after {}, {} lost",
             report.action,
-            report.rto_ms.map_or_else(
-                || "never".into(),
-                |ms| format!("{:.1} s", ms as f64 / 1000.0)
-            ),
+            report
+                .rto_ms
+                .map_or_else(|| "never".into(), crate::text::seconds),
             report.loss().unwrap_or_else(|| "not counted".into())
         ),
     }
@@ -215,8 +214,8 @@ fn step_text(step: &m1studio_shared::scenario::StepResult) -> String {
     }
     match (step.rto_ms, step.writes_lost) {
         (Some(rto), lost) => format!(
-            "{:.1} s, {} lost",
-            rto as f64 / 1000.0,
+            "{}, {} lost",
+            crate::text::seconds(rto),
             lost.map_or_else(|| "?".into(), |l| l.to_string())
         ),
         (None, _) => "done".into(),

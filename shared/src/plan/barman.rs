@@ -49,12 +49,14 @@ pub(super) fn rows_exist(
 }
 
 /// How Barman's node runs barman cron: every 15 s for its first two minutes, while a deployment
-/// gets WAL streaming and the first backup going, then every minute, as Debian's cron.d does.
-/// Each run is a Python start of about half a second of CPU: every 15 s for ever was a third of
-/// an idle cluster's CPU. Drills that move Barman run it themselves.
+/// gets WAL streaming and the first backup going, then every two minutes. Each run is a Python
+/// start of about a third of a second of CPU: every 15 s for ever was a third of an idle
+/// cluster's CPU, and every minute (Debian's cron.d) still a sixth. receive-wal streams all the
+/// while; cron only restarts it should it stop, and archives the files it finished. Drills that
+/// move Barman run it themselves.
 pub(super) const BARMAN_CRON: &str = "#!/bin/sh
 # Runs barman cron (Barman's maintenance and WAL streaming): every 15 seconds for two minutes
-# after it starts, then every minute, as Debian's cron.d does. Deployments do not wait for it:
+# after it starts, then every two minutes. Deployments do not wait for it:
 # they start receive-wal and archive the first WAL file themselves, and backup --wait archives
 # too; pointing Barman at a new primary runs it at once.
 runs=0
@@ -64,7 +66,7 @@ while true; do
         runs=$((runs + 1))
         sleep 15
     else
-        sleep 60
+        sleep 120
     fi
 done
 ";

@@ -284,7 +284,7 @@ impl Context<'_> {
         )
     }
 
-    /// barman cron, every 15 s then every minute, restarted by supervisord if it ever stops.
+    /// barman cron, every 15 s then every two minutes, restarted by supervisord if it ever stops.
     fn barman_cron_service(&self) -> String {
         barman_program(
             "barman-cron",

@@ -639,7 +639,9 @@ async fn idle(count: u32, patroni: bool) -> Result<()> {
             "repmgr"
         };
         let request = DeployRequest {
-            link: Some(format!("v=2&name={name}&pg=15&fm={manager}&platform=docker")),
+            link: Some(format!(
+                "v=2&name={name}&pg=15&fm={manager}&platform=docker"
+            )),
             profile: Some(Profile::Fast),
             ..DeployRequest::default()
         };
