@@ -714,7 +714,8 @@ mod tests {
     async fn a_repeated_command_that_never_succeeds_times_out_with_its_last_words() {
         let (agent, _child) = local();
         let words = ["sh", "-c", "echo 'not yet' >&2; exit 1"];
-        let output = repeated(&agent, &words, &Repeat::every(0.05, 0.3)).await;
+        // Long enough for a busy machine to run it at least once.
+        let output = repeated(&agent, &words, &Repeat::every(0.05, 3.0)).await;
         assert_eq!((output.code, output.stderr.as_str()), (124, "not yet\n"));
         // A check that hangs is ended at the deadline, not waited for.
         let started = std::time::Instant::now();

@@ -967,9 +967,10 @@ async fn the_designer_goes_out_compressed_to_browsers_that_take_it() {
         "the designer's first load with brotli: {} KB",
         first_load / 1024
     );
-    // 249 KB before the designer could open a config.yml and write TPA's layout; the server
-    // reads the file, so that the YAML parser stays out of the page. See docs/BENCHMARKS.md.
-    assert!(first_load <= 270 * 1024, "{first_load} bytes");
+    // 255 KiB (the goal is 250): 266 KiB once the designer wrote TPA's layout, brought back
+    // down by writing config.yml without libyaml's emitter, reading drills without serde's
+    // tag buffering, and numbers without float formatting. See docs/BENCHMARKS.md.
+    assert!(first_load <= 258 * 1024, "{first_load} bytes");
     assert!(sizes[0] < sizes[1] && sizes[1] < sizes[3], "{sizes:?}");
 }
 

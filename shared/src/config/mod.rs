@@ -3,6 +3,7 @@
 //! reading one back ([`read`]: written by us, by `tpaexec configure`, or by hand) into a draft.
 
 mod read;
+mod yaml;
 
 pub use read::{MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, read, vault_name_of};
 
@@ -253,7 +254,7 @@ struct InstanceVars<'a> {
 
 /// One top-level section as YAML text (empty when it has no key).
 fn section<T: Serialize>(value: &T) -> String {
-    match yaml_serde::to_string(value) {
+    match yaml::to_string(value) {
         Ok(text) if text.trim() != "{}" => text,
         _ => String::new(),
     }
