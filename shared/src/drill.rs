@@ -10,7 +10,9 @@ use crate::api::{
     WriteSeries,
 };
 use crate::diag::{Code, Diagnostic};
-use crate::plan::{Action, PATRONI_CONFIG, PGDATA, Phase, Plan, SERVICE_COMMAND, Step, bindir};
+use crate::plan::{
+    Action, PATRONI_CONFIG, PGDATA, Phase, Plan, Profile, SERVICE_COMMAND, Step, bindir,
+};
 use crate::spec::PlatformSpec;
 use crate::{Configured, FailoverManager, Kind, Role};
 use std::collections::HashSet;
@@ -629,7 +631,7 @@ pub fn witness_follow(configured: &Configured, witness: &str, primary: &str) -> 
 /// single-user mode (which listens nowhere), so that it is shut down cleanly, a checkpoint on
 /// `primary`, then `repmgr node rejoin` with pg_rewind where its timeline went further, then
 /// repmgrd and sshd.
-pub fn rejoin(configured: &Configured, node: &str, primary: &str) -> Plan {
+pub fn rejoin(configured: &Configured, node: &str, primary: &str, profile: Profile) -> Plan {
     let bin = bindir(configured.design.version());
     let config = format!("config_file={}/postgresql.conf", crate::plan::CONFIG_DIR);
     let source = format!("host={primary} user=repmgr dbname=repmgr connect_timeout=2");
@@ -689,12 +691,55 @@ pub fn rejoin(configured: &Configured, node: &str, primary: &str) -> Plan {
                         None,
                     )
                     .within(crate::plan::COPY_LIMIT_SECS),
+                    check_as_a_standby_of_the_primary(node, profile),
                     start(node, "repmgrd"),
                     start(node, "sshd"),
                 ],
             ),
         ],
     )
+}
+
+/// The step that has repmgrd on `node` check as often as a standby of the primary does under
+/// `profile` ([`Profile::repmgr_monitor_secs`]): its repmgr.conf changes in place.
+fn check_as_a_standby_of_the_primary(node: &str, profile: Profile) -> Step {
+    let interval = format!(
+        "s/^monitor_interval_secs=.*/monitor_interval_secs={}/",
+        profile.repmgr_monitor_secs(true)
+    );
+    run(
+        node,
+        "check the primary as often as its standby does",
+        "root",
+        argv(&["sed", "-i", "-e", &interval, "/etc/repmgr.conf"]),
+        None,
+    )
+}
+
+/// What follows a switchover that `old` handed over: with repmgr, the old primary is now the
+/// standby that a failover would promote, so its repmgrd checks as often as the replica's
+/// does (it checked every few seconds as the primary), and rereads its configuration.
+/// Patroni's loop is the same on every node: nothing follows.
+pub fn after_switchover(configured: &Configured, old: &str, profile: Profile) -> Option<Plan> {
+    if configured.design.failover() != FailoverManager::Repmgr {
+        return None;
+    }
+    Some(plan_of(
+        configured,
+        vec![phase(
+            &format!("{old} watches the new primary"),
+            vec![
+                check_as_a_standby_of_the_primary(old, profile),
+                run(
+                    old,
+                    "repmgrd rereads its configuration",
+                    "root",
+                    argv(&[SERVICE_COMMAND, "hup", "repmgrd"]),
+                    None,
+                ),
+            ],
+        )],
+    ))
 }
 
 /// The lock files that a killed Postgres (and repmgrd) leaves behind: in a restarted machine

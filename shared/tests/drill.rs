@@ -10,6 +10,7 @@ use m1studio_shared::drill::{
     self, Break, ETCD_QUORUM, Next, Observation, Observer, Undo, Write, check, fault,
     promotion_target, refused_for_now, replay,
 };
+use m1studio_shared::plan::Profile;
 use m1studio_shared::{Code, Configured, Draft, Kind, configure};
 
 fn configured(manager: &str, cascaded: u32, synchronous: bool) -> Configured {
@@ -981,7 +982,7 @@ fn a_node_comes_back_as_m1_says() {
         drill::Comeback::Services(vec!["patroni"]),
         "Patroni rejoins its node itself"
     );
-    let rejoin = drill::rejoin(&c, old, new);
+    let rejoin = drill::rejoin(&c, old, new, Profile::Fast);
     let nodes: Vec<&str> = rejoin
         .phases
         .iter()
@@ -994,10 +995,72 @@ fn a_node_comes_back_as_m1_says() {
             new.as_str(),
             old.as_str(),
             old.as_str(),
+            old.as_str(),
             old.as_str()
         ],
         "a checkpoint on the new primary between"
     );
+    // Rejoined, the old primary is the standby a failover would promote: its repmgrd checks
+    // as often as the profile says before it starts (as the primary it checked every 5 s).
+    let argvs: Vec<Vec<String>> = rejoin
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match &s.action {
+            m1studio_shared::plan::Action::Run { argv, .. } => Some(argv.clone()),
+            _ => None,
+        })
+        .collect();
+    let interval = argvs
+        .iter()
+        .position(|a| a[0] == "sed")
+        .expect("the interval is set");
+    assert!(
+        argvs[interval]
+            .contains(&"s/^monitor_interval_secs=.*/monitor_interval_secs=1/".to_string()),
+        "{:?}",
+        argvs[interval]
+    );
+    let started = rejoin
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .position(|s| matches!(&s.action, m1studio_shared::plan::Action::Start { service } if service == "repmgrd"))
+        .expect("repmgrd starts");
+    let set = rejoin
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .position(|s| s.title.starts_with("check the primary as often"))
+        .expect("the interval step");
+    assert!(set < started, "set before repmgrd starts");
+    assert!(
+        drill::rejoin(&c, old, new, Profile::Safe)
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .any(|s| matches!(&s.action, m1studio_shared::plan::Action::Run { argv, .. } if argv.iter().any(|a| a.ends_with("monitor_interval_secs=2/"))))
+    );
+
+    // A switchover makes the old primary that standby too: it checks as often, and its
+    // repmgrd rereads its configuration. Patroni needs nothing.
+    let after = drill::after_switchover(&c, old, Profile::Fast).expect("a plan for repmgr");
+    let steps: Vec<(&str, Vec<String>)> = after
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match &s.action {
+            m1studio_shared::plan::Action::Run { argv, .. } => {
+                Some((s.node.as_str(), argv.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps.iter().all(|(node, _)| *node == old.as_str()));
+    assert_eq!(steps[0].1[0], "sed");
+    assert_eq!(steps[1].1[1..], ["hup".to_string(), "repmgrd".to_string()]);
+    assert!(drill::after_switchover(&p, old, Profile::Fast).is_none());
 }
 
 /// Drills recorded from real runs: the runner's debug log (`RUST_LOG=m1studio::drill=debug`),

@@ -214,6 +214,24 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
             .to_string();
         assert_eq!(password.len(), 36);
 
+        // The replica watches the primary every second (the fast profile); the primary itself,
+        // which no failover waits for, checks every 5 s.
+        for (node, every) in [("kestrel", 5), ("quartz", 1)] {
+            let interval = executor
+                .run(
+                    node,
+                    &argv(&["grep", "^monitor_interval_secs=", "/etc/repmgr.conf"]),
+                    "root",
+                    None,
+                )
+                .await?;
+            assert_eq!(
+                interval.stdout.trim(),
+                format!("monitor_interval_secs={every}"),
+                "{node}"
+            );
+        }
+
         // Kill the primary while a writer inserts rows, with Barman following the new primary.
         let (status, drill) = call(
             server.addr,
@@ -269,6 +287,18 @@ async fn a_deployment_survives_a_server_crash_and_the_witness_design_fails_over_
         assert_eq!(status["nodes"][0]["postgres"], "standby", "{status}");
         assert_eq!(status["nodes"][0]["upstream"], "quartz", "{status}");
         refuses_writes(&executor, "kestrel").await?;
+        // Rejoined, kestrel is the standby that a failover would promote: its repmgrd checks as
+        // often as the replica's (every second on the fast profile), where as the primary it
+        // checked every 5 s.
+        let interval = executor
+            .run(
+                "kestrel",
+                &argv(&["grep", "^monitor_interval_secs=", "/etc/repmgr.conf"]),
+                "root",
+                None,
+            )
+            .await?;
+        assert_eq!(interval.stdout.trim(), "monitor_interval_secs=1", "{interval:?}");
 
         // A planned switchover back to kestrel (repmgr standby switchover, over SSH), with
         // Barman following: barman check is green afterwards.

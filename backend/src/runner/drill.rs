@@ -170,8 +170,9 @@ impl Runner {
                 let runner = self.clone();
                 let (id_owned, node_owned) = (id.to_string(), node.to_string());
                 let primary_owned = primary.clone();
+                let profile = self.get(id)?.profile;
                 tokio::spawn(async move {
-                    let plan = rules::rejoin(&configured, &node_owned, &primary_owned);
+                    let plan = rules::rejoin(&configured, &node_owned, &primary_owned, profile);
                     let outcome = run_plan(&executor, &plan, &Secrets::none(), &quiet).await;
                     match outcome {
                         Ok(()) => runner.signal(
@@ -333,11 +334,18 @@ impl Runner {
             } => {
                 let (executor, node, command) = (executor.clone(), node.clone(), command.clone());
                 let (witness, configured) = (witness.clone(), configured.clone());
+                let profile = self.get(id).map_err(|p| anyhow::anyhow!("{p}"))?.profile;
+                let after = rules::after_switchover(&configured, &old, profile);
                 // The command's own end, not when the watcher next looks.
                 switchover = Some(tokio::spawn(async move {
                     let output = executor.run(&node, &command, "postgres", None).await;
                     let at = since();
                     let succeeded = output.as_ref().is_ok_and(|o| o.code == 0);
+                    if let Some(plan) = after.filter(|_| succeeded)
+                        && let Err(e) = run_plan(&executor, &plan, &Secrets::none(), &quiet).await
+                    {
+                        tracing::warn!("after the switchover: {e:#}");
+                    }
                     let witness = match witness.filter(|_| succeeded) {
                         Some((witness, primary)) => {
                             let plan = rules::witness_follow(&configured, &witness, &primary);

@@ -188,7 +188,10 @@ impl Context<'_> {
 
     fn repmgr_conf(&self, instance: &Instance) -> String {
         let (attempts, interval, _) = self.options.profile.repmgr_timing();
-        let monitor = self.options.profile.repmgr_monitor_secs(instance.kind);
+        let monitor = self
+            .options
+            .profile
+            .repmgr_monitor_secs(Profile::watches_primary(instance.kind));
         let priority = match instance.kind {
             Kind::Replica | Kind::Primary => 100,
             _ => 0,

@@ -4,8 +4,8 @@
 use crate::spec::FailoverManager;
 use serde::{Deserialize, Serialize};
 
-/// How often, at most, repmgrd checks a cascaded replica and its upstream, in seconds.
-pub(crate) const CASCADED_MONITOR_SECS: u32 = 5;
+/// How often, at most, repmgrd checks a node that no failover waits for, in seconds.
+pub(crate) const UNWATCHED_MONITOR_SECS: u32 = 5;
 
 /// How quickly the failover manager reacts, and so how long a failover takes. The same names
 /// serve repmgr and Patroni; each sets that manager's timings together.
@@ -68,18 +68,30 @@ impl Profile {
         }
     }
 
-    /// How often repmgrd on a node of `kind` checks its node and its upstream, in seconds. A
-    /// failover waits for the replica to see that the primary is gone, and a switchover can
-    /// make the primary the replica, so both check as often as the profile says. A cascaded
-    /// replica is never promoted (priority 0): it checks every 5 s, or as the profile says when
-    /// that is slower. Each check is a new connection on both ends, so this is most of an idle
-    /// cluster's CPU.
-    pub fn repmgr_monitor_secs(self, kind: crate::topology::Kind) -> u32 {
+    /// How often repmgrd on a node checks its node and its upstream, in seconds, as the node
+    /// stands: `watches_primary` when it is a standby of the primary that a failover promotes
+    /// (the replica, or an old primary that rejoined or handed over), or the witness. A
+    /// failover waits for such a node to see that the primary is gone, so it checks as often
+    /// as the profile says. The primary itself and a cascaded replica (never promoted,
+    /// priority 0) check every 5 s, or as the profile says when that is slower: each check is
+    /// a new connection on both ends, most of an idle cluster's CPU. The plans that make a
+    /// node a standby of the primary (a rejoin, a switchover) set its interval again.
+    pub fn repmgr_monitor_secs(self, watches_primary: bool) -> u32 {
         let (_, _, monitor) = self.repmgr_timing();
-        match kind {
-            crate::topology::Kind::CascadedReplica => monitor.max(CASCADED_MONITOR_SECS),
-            _ => monitor,
+        if watches_primary {
+            monitor
+        } else {
+            monitor.max(UNWATCHED_MONITOR_SECS)
         }
+    }
+
+    /// Whether a node of `kind`, as deployed, watches the primary for a failover: the replica,
+    /// and the witness on Barman's node.
+    pub fn watches_primary(kind: crate::topology::Kind) -> bool {
+        matches!(
+            kind,
+            crate::topology::Kind::Replica | crate::topology::Kind::Barman
+        )
     }
 
     /// Patroni's `(ttl, loop_wait, retry_timeout)`. Each keeps loop_wait + 2 × retry_timeout ≤
