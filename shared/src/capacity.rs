@@ -40,12 +40,12 @@ impl std::iter::Sum for Cost {
 pub fn node_cost(kind: Kind, manager: FailoverManager) -> Cost {
     let patroni = manager == FailoverManager::Patroni;
     let (memory_mib, idle_cpu_ms, deploy_cpu_ms) = match kind {
-        // With repmgrd, each check is a new connection: the primary takes two a second (its
-        // own repmgrd's and the replica's), the replica one and a fifth, a cascaded replica a
+        // With repmgrd, each check is a new connection: the primary takes one a second (the
+        // replica's) and a fifth (its own), the replica one and a fifth, a cascaded replica a
         // fifth. With Patroni, HAProxy asks each node's REST API about a dozen times a second,
         // and a standby's Patroni opens a replication connection to itself as it loops.
         Kind::Primary if patroni => (72, 35, 3_000),
-        Kind::Primary => (56, 21, 2_200),
+        Kind::Primary => (56, 14, 2_200),
         Kind::Replica if patroni => (70, 125, 4_200),
         Kind::Replica => (52, 15, 1_100),
         Kind::CascadedReplica if patroni => (68, 120, 1_500),

@@ -16,7 +16,7 @@
 //! `cargo xtask bench-deploy idle N` deploys N default clusters (fast profile) side by side,
 //! each on a network of the address pool, lets them settle for 130 s (past barman cron's
 //! first two minutes, when it runs every 15 s), then reads each cluster's
-//! CPU (the containers' `cpu.stat`) over 60 s and its memory (`memory.current`): milliseconds of
+//! CPU (the containers' `cpu.stat`) over 120 s (barman cron's period) and its memory (`memory.current`): milliseconds of
 //! CPU per second and MiB per idle cluster, and for all N together.
 //!
 //! `cargo xtask bench-deploy bare N` deploys the default design as a bare one, over SSH, on 4
@@ -699,7 +699,8 @@ async fn idle(count: u32, patroni: bool) -> Result<()> {
         .collect::<Result<_>>()?;
     let before: Vec<(u64, u64)> = groups.iter().map(|g| usage(g)).collect::<Result<_>>()?;
     let window = Instant::now();
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Two minutes: barman cron's period, so that the window holds one run of it.
+    tokio::time::sleep(Duration::from_secs(120)).await;
     let seconds = window.elapsed().as_secs_f64();
     let after: Vec<(u64, u64)> = groups.iter().map(|g| usage(g)).collect::<Result<_>>()?;
     for ((node, group), cpu0) in nodes[0].iter().zip(&groups[0]).zip(&first) {
