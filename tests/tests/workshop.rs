@@ -204,35 +204,31 @@ async fn three_attendees_deploy_the_same_link_at_once_and_each_sees_only_their_o
         // The trainer runs it from the command line, against the server: the token comes from
         // the environment, and the results are the server's.
         let work = std::env::temp_dir();
-        let without_token = std::process::Command::new(m1studio_e2e::binary()?)
-            .args([
-                "scenario",
-                "run",
-                "--preset",
-                "kill the primary",
-                "--server",
-            ])
-            .arg(format!("http://{}", server.addr))
-            .env_remove("M1STUDIO_TOKEN")
-            .current_dir(&work)
-            .output()?;
+        let scenario_run = |token: Option<&str>| -> Result<std::process::Output> {
+            let mut command = std::process::Command::new(m1studio_e2e::binary()?);
+            command
+                .args([
+                    "scenario",
+                    "run",
+                    "--preset",
+                    "kill the primary",
+                    "--server",
+                ])
+                .arg(format!("http://{}", server.addr))
+                .env_remove("M1STUDIO_TOKEN")
+                .current_dir(&work);
+            if let Some(token) = token {
+                command.env("M1STUDIO_TOKEN", token);
+            }
+            Ok(command.output()?)
+        };
+        let without_token = scenario_run(None)?;
         let said = String::from_utf8_lossy(&without_token.stderr);
         ensure!(
             !without_token.status.success() && said.contains("M1STUDIO_TOKEN"),
             "without a token, the command says how to give it: {said}"
         );
-        let ran = std::process::Command::new(m1studio_e2e::binary()?)
-            .args([
-                "scenario",
-                "run",
-                "--preset",
-                "kill the primary",
-                "--server",
-            ])
-            .arg(format!("http://{}", server.addr))
-            .env("M1STUDIO_TOKEN", &trainer)
-            .current_dir(&work)
-            .output()?;
+        let ran = scenario_run(Some(&trainer))?;
         let (out, err) = (
             String::from_utf8_lossy(&ran.stdout),
             String::from_utf8_lossy(&ran.stderr),
