@@ -714,23 +714,19 @@ pub enum Drill {
     /// A writer inserts numbered rows throughout, and the drill's report measures the outage.
     KillPrimary {
         /// Point Barman at the new primary once there is one.
-        #[serde(default)]
         retarget_barman: bool,
     },
     /// Stops the current primary's container cleanly, with the same writer and report.
     StopPrimary {
         /// Point Barman at the new primary once there is one.
-        #[serde(default)]
         retarget_barman: bool,
     },
     /// Cuts the current primary off the cluster's network for `seconds`, then brings it back;
     /// a primary that comes back beside a new one is fenced (its Postgres stopped).
     IsolatePrimary {
         /// How long it stays cut off (5 to 600).
-        #[serde(default = "default_isolation")]
         seconds: u32,
         /// Point Barman at the new primary once there is one.
-        #[serde(default)]
         retarget_barman: bool,
     },
     /// A planned switchover: the primary hands over to `to` (by default the first replica) with
@@ -738,10 +734,8 @@ pub enum Drill {
     /// writer and report.
     Switchover {
         /// The standby that becomes the primary.
-        #[serde(default)]
         to: Option<String>,
         /// Point Barman at the new primary once there is one.
-        #[serde(default)]
         retarget_barman: bool,
     },
     /// Stops `count` etcd members (1 or 2) for `seconds`, then starts them again, with the same
@@ -750,10 +744,8 @@ pub enum Drill {
     /// failover happens until the quorum is back.
     StopEtcd {
         /// How many members stop.
-        #[serde(default = "default_etcd_count")]
         count: u32,
         /// How long they stay stopped (5 to 600).
-        #[serde(default = "default_isolation")]
         seconds: u32,
     },
     /// Stops a node's container cleanly (a standby, Barman): the cluster carries on without it.
@@ -796,11 +788,14 @@ pub enum DrillAction {
     RetargetBarman,
 }
 
-/// A drill as it is written: its action, and the fields that any action takes. A drill is read
-/// through this plain struct, then checked into a [`Drill`]: serde's reading of internally
-/// tagged enums buffers the whole object first, and that code would weigh on every page.
+/// A drill as it is written: its action, and the fields that any action takes (and `at`, a
+/// scenario step's start). A drill, and a scenario's step, is read through this plain struct,
+/// then checked into a [`Drill`]: serde's reading of internally tagged enums and flattened
+/// fields buffers the whole object first, and that code would weigh on every page.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DrillWire {
+    #[serde(default)]
+    pub(crate) at: Option<u32>,
     pub(crate) action: DrillAction,
     #[serde(default)]
     pub(crate) retarget_barman: bool,
@@ -819,6 +814,7 @@ impl TryFrom<DrillWire> for Drill {
 
     fn try_from(wire: DrillWire) -> Result<Drill, String> {
         let DrillWire {
+            at: _,
             action,
             retarget_barman,
             seconds,

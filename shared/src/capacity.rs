@@ -3,6 +3,7 @@
 //! `… idle 1 patroni`, docs/BENCHMARKS.md), summed over a design, against what the host has;
 //! and how long a queued deployment waits.
 
+use crate::Configured;
 use crate::spec::FailoverManager;
 use crate::topology::{Kind, Topology};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,11 @@ pub fn cluster_cost(topology: &Topology, manager: FailoverManager) -> Cost {
         .iter()
         .map(|i| node_cost(i.kind, manager))
         .sum()
+}
+
+/// What the configured design costs.
+pub fn configured_cost(configured: &Configured) -> Cost {
+    cluster_cost(&configured.topology, configured.design.failover())
 }
 
 /// What a server's host has.

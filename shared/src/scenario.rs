@@ -38,9 +38,9 @@ pub struct Scenario {
 }
 
 /// One step: a drill, `at` seconds after the scenario's start. Written as the drill's fields
-/// beside `at`; read through [`StepWire`], as drills are.
+/// beside `at`; read through [`crate::api::DrillWire`], as drills are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "StepWire")]
+#[serde(try_from = "crate::api::DrillWire")]
 pub struct Step {
     /// When it starts, in seconds after the scenario's start.
     pub at: u32,
@@ -49,39 +49,13 @@ pub struct Step {
     pub drill: Drill,
 }
 
-/// A step as it is written: `at`, and the drill's own fields beside it (listed here rather than
-/// flattened, which would buffer the object as tagged enums do).
-#[derive(Debug, Clone, Deserialize)]
-pub struct StepWire {
-    at: u32,
-    action: crate::api::DrillAction,
-    #[serde(default)]
-    retarget_barman: bool,
-    #[serde(default)]
-    seconds: Option<u32>,
-    #[serde(default)]
-    to: Option<String>,
-    #[serde(default)]
-    count: Option<u32>,
-    #[serde(default)]
-    node: Option<String>,
-}
-
-impl TryFrom<StepWire> for Step {
+impl TryFrom<crate::api::DrillWire> for Step {
     type Error = String;
 
-    fn try_from(wire: StepWire) -> Result<Step, String> {
-        let drill = crate::api::DrillWire {
-            action: wire.action,
-            retarget_barman: wire.retarget_barman,
-            seconds: wire.seconds,
-            to: wire.to,
-            count: wire.count,
-            node: wire.node,
-        };
+    fn try_from(wire: crate::api::DrillWire) -> Result<Step, String> {
         Ok(Step {
-            at: wire.at,
-            drill: Drill::try_from(drill)?,
+            at: wire.at.ok_or("missing field `at`")?,
+            drill: Drill::try_from(wire)?,
         })
     }
 }

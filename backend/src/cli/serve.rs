@@ -121,7 +121,7 @@ fn this_host() -> Option<Host> {
 fn default_cluster_cost() -> m1studio_shared::capacity::Cost {
     m1studio_shared::configure(&m1studio_shared::Draft::starter())
         .0
-        .map(|c| m1studio_shared::capacity::cluster_cost(&c.topology, c.design.failover()))
+        .map(|c| m1studio_shared::capacity::configured_cost(&c))
         .unwrap_or_default()
 }
 

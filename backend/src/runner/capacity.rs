@@ -102,6 +102,6 @@ impl Runner {
 fn record_cost(record: &Record) -> Cost {
     m1studio_shared::configure(&Runner::effective(record))
         .0
-        .map(|c| capacity::cluster_cost(&c.topology, c.design.failover()))
+        .map(|c| capacity::configured_cost(&c))
         .unwrap_or_default()
 }

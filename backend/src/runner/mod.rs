@@ -529,10 +529,7 @@ impl Runner {
                 "{waiting} deployments are waiting for a slot already, as many as this server queues: try again once some have started"
             )));
         }
-        self.within_quota(
-            owner,
-            cost::cluster_cost(&configured.topology, configured.design.failover()),
-        )?;
+        self.within_quota(owner, cost::configured_cost(&configured))?;
         let (draft, configured, network) = self.place(draft, configured).await?;
         let prepared = prepare(draft, configured, request.profile, self.inner.ssh.is_some())?;
         let engine_name = crate::store::engine_name(owner, &cluster);
